@@ -1,0 +1,72 @@
+"""Who and where a record comes from: project, cwd, host, tmux pane, screen session.
+
+Read from the environment only; nothing here starts a process on the launch
+path except one short `tmux display-message` when inside tmux (for the session
+name), bounded by a timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def parse_tags(text: str | None) -> dict[str, str]:
+    """``"k=v,k2=v2"`` -> dict; items without ``=`` are ignored."""
+    tags: dict[str, str] = {}
+    for item in (text or "").split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            tags[key.strip()] = value.strip()
+    return tags
+
+
+def find_project(cwd: str, override: str | None = None) -> str:
+    """The project name: an override, else the git top-level folder's name, else cwd's name."""
+    if override:
+        return override
+    path = Path(cwd)
+    for candidate in (path, *path.parents):
+        if (candidate / ".git").exists():
+            return candidate.name or str(candidate)
+    return path.name or str(path)
+
+
+def tmux_session_name(env: dict[str, str]) -> str | None:
+    """Ask tmux for the session name of ``$TMUX_PANE`` (None outside tmux or on error)."""
+    if not env.get("TMUX"):
+        return None
+    cmd = ["tmux", "display-message", "-p"]
+    pane = env.get("TMUX_PANE")
+    if pane:
+        cmd += ["-t", pane]
+    cmd.append("#{session_name}")
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=1.0, env=env)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    name = out.stdout.strip()
+    return name if out.returncode == 0 and name else None
+
+
+def collect(*, project: str | None = None, tags: dict[str, str] | None = None,
+            env: dict[str, str] | None = None, cwd: str | None = None) -> dict[str, Any]:
+    """Attribution fields for records written by this process."""
+    env = dict(os.environ if env is None else env)
+    cwd = cwd or os.getcwd()
+    all_tags = parse_tags(env.get("CLAUDEWRAP_TAGS"))
+    all_tags.update(tags or {})
+    sty = env.get("STY")
+    window = env.get("WINDOW")
+    return {
+        "project": find_project(cwd, project or env.get("CLAUDEWRAP_PROJECT")),
+        "cwd": cwd,
+        "host": socket.gethostname(),
+        "tmux_pane": env.get("TMUX_PANE") or None,
+        "tmux_session": tmux_session_name(env),
+        "screen_session": (f"{sty}:{window}" if sty and window else sty) or None,
+        "tags": all_tags,
+    }

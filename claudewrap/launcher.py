@@ -1,0 +1,524 @@
+"""Run the real `claude` so that nothing changes for the person at the keyboard.
+
+Three ways to connect the child, chosen by what our own stdin/stdout are:
+
+* ``pty``: stdin and stdout are terminals. The child gets a pseudo-terminal as
+  its controlling terminal (stdin, stdout, and stderr when ours is a terminal);
+  our terminal goes raw and every byte is relayed both ways.
+* ``stdout-pty``: stdout is a terminal, stdin is not (``echo x | claude``). The
+  child reads our stdin directly and writes to a pty whose master we read, so
+  it still sees a terminal on stdout.
+* ``pipe``: stdout is not a terminal (``claude -p ... | jq``, CI). The child
+  writes to a pipe we read; stdin is inherited as it is.
+
+In every mode stderr is left alone (inherited) unless it is the same terminal
+as stdout in ``pty`` mode, each output chunk is written to our stdout first and
+then handed to the tap (the parser), and a failing tap is switched off without
+disturbing the session. Signals become events on a wakeup pipe, handled in the
+one relay loop.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import tty
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+CLAUDE_ENV = "CLAUDEWRAP_CLAUDE"
+DEPTH_ENV = "CLAUDEWRAP_DEPTH"
+MAX_DEPTH = 8
+READ_SIZE = 65536
+# After the child exits, keep reading output a grandchild may still write
+# to the shared pty/pipe only this long once no more data comes.
+DRAIN_IDLE_SECONDS = 0.05
+
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
+
+
+class Tap(Protocol):
+    """Receives a copy of every output chunk, after it was written out."""
+
+    def feed(self, chunk: bytes) -> None: ...
+
+
+class LaunchError(Exception):
+    """The child could not be started; ``status`` is the exit status to use."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class RunResult:
+    """How the child ended, as data (never guessed)."""
+
+    exit_status: int
+    signal_number: int | None = None
+    mode: str = ""
+    tap_error: str | None = None
+    output_bytes: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------
+# Finding the real claude
+
+
+def _is_claudewrap(path: str) -> bool:
+    """True when ``path`` is claudewrap itself (its console script, a symlink
+    to it, or a small shim script that calls it) rather than the real CLI."""
+    real = os.path.realpath(path)
+    argv0 = os.path.realpath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if argv0 and real == argv0:
+        return True
+    try:
+        with open(real, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    # Only scripts can be shims; the real CLI is a native binary or a large
+    # node bundle whose first page never names us.
+    return head.startswith(b"#!") and b"claudewrap" in head
+
+
+def find_claude(option: str | None = None, env: dict[str, str] | None = None) -> str:
+    """Path of the real `claude`: ``option``, else $CLAUDEWRAP_CLAUDE, else the
+    first `claude` on PATH that is not claudewrap itself.
+
+    Raises LaunchError (status 127, or 126 when not executable) with a one-line
+    message naming what was tried.
+    """
+    env = dict(os.environ if env is None else env)
+    for label, value in (("--claude", option), (f"${CLAUDE_ENV}", env.get(CLAUDE_ENV))):
+        if not value:
+            continue
+        candidate = value if os.sep in value else (shutil.which(value, path=env.get("PATH")) or value)
+        if not os.path.exists(candidate):
+            raise LaunchError(f"claudewrap: {label} {value}: no such file", 127)
+        if os.path.isdir(candidate) or not os.access(candidate, os.X_OK):
+            raise LaunchError(f"claudewrap: {label} {value}: not an executable file", 126)
+        return os.path.abspath(candidate)
+    searched = 0
+    for folder in (env.get("PATH") or os.defpath).split(os.pathsep):
+        searched += 1
+        candidate = os.path.join(folder or ".", "claude")
+        if (os.path.isfile(candidate) and os.access(candidate, os.X_OK)
+                and not _is_claudewrap(candidate)):
+            return os.path.abspath(candidate)
+    raise LaunchError(
+        "claudewrap: cannot find the real `claude`: no --claude option, "
+        f"${CLAUDE_ENV} unset, and no `claude` other than claudewrap in the "
+        f"{searched} PATH folders; install Claude Code or pass --claude PATH",
+        127,
+    )
+
+
+# --------------------------------------------------------------------------
+# Terminal helpers
+
+
+def get_winsize(fd: int) -> tuple[int, int] | None:
+    """(rows, cols) of the terminal on ``fd``, or None."""
+    try:
+        packed = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+    except OSError:
+        return None
+    rows, cols, _, _ = struct.unpack("HHHH", packed)
+    return (rows, cols) if rows and cols else None
+
+
+def set_winsize(fd: int, size: tuple[int, int]) -> None:
+    try:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+    except OSError:
+        pass
+
+
+@contextmanager
+def raw_mode(fd: int) -> Iterator[list[object] | None]:
+    """Put the terminal on ``fd`` in raw mode; always restore it.
+
+    Yields the saved attributes (None when ``fd`` is not a terminal)."""
+    try:
+        saved = termios.tcgetattr(fd)
+    except termios.error:
+        yield None
+        return
+    try:
+        tty.setraw(fd, termios.TCSANOW)
+        yield saved
+    finally:
+        restore_terminal(fd, saved)
+
+
+def restore_terminal(fd: int, saved: list[object] | None) -> None:
+    if saved is None:
+        return
+    try:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+    except termios.error:
+        pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Blocking write of all of ``data`` (stdout may be non-blocking when shared)."""
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            select.select([], [fd], [], 1.0)
+            continue
+        view = view[n:]
+
+
+def exit_status_of(wait_status: int) -> tuple[int, int | None]:
+    """(exit status as a shell reports it, signal number or None)."""
+    if os.WIFSIGNALED(wait_status):
+        sig = os.WTERMSIG(wait_status)
+        return 128 + sig, sig
+    return os.waitstatus_to_exitcode(wait_status), None
+
+
+# --------------------------------------------------------------------------
+# Spawning
+
+
+def _child_env(env: dict[str, str] | None) -> dict[str, str]:
+    child = dict(os.environ if env is None else env)
+    try:
+        depth = int(child.get(DEPTH_ENV, "0"))
+    except ValueError:
+        depth = 0
+    child[DEPTH_ENV] = str(depth + 1)
+    return child
+
+
+def check_depth(env: dict[str, str] | None = None) -> None:
+    """Refuse runaway nesting (a shim that calls us calling a shim ...)."""
+    env = os.environ if env is None else env
+    try:
+        depth = int(env.get(DEPTH_ENV, "0"))
+    except ValueError:
+        depth = 0
+    if depth >= MAX_DEPTH:
+        raise LaunchError(
+            f"claudewrap: {depth} nested claudewrap runs; a `claude` shim probably "
+            f"calls claudewrap again; pass --claude PATH or set ${CLAUDE_ENV}",
+            126,
+        )
+
+
+def _spawn_pty(argv: Sequence[str], env: dict[str, str], winsize: tuple[int, int] | None,
+               attrs: list[object] | None, stderr_fd: int | None) -> tuple[int, int]:
+    """Fork the child on a new pty as its controlling terminal. Returns (pid, master)."""
+    import ptyprocess
+
+    def preexec() -> None:
+        # Python ignores SIGPIPE and SIGXFSZ; the real CLI must not inherit that.
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(sig, signal.SIG_DFL)
+        if attrs is not None:
+            try:
+                termios.tcsetattr(0, termios.TCSANOW, attrs)
+            except termios.error:
+                pass
+        if stderr_fd is not None:
+            os.dup2(stderr_fd, 2)
+            os.close(stderr_fd)
+
+    try:
+        proc = ptyprocess.PtyProcess.spawn(
+            list(argv), env=env, echo=True, preexec_fn=preexec,
+            dimensions=winsize or (24, 80),
+            pass_fds=(stderr_fd,) if stderr_fd is not None else (),
+        )
+    except FileNotFoundError as exc:
+        raise LaunchError(f"claudewrap: {argv[0]}: {exc}", 127) from exc
+    except OSError as exc:
+        raise LaunchError(f"claudewrap: cannot start {argv[0]}: {exc.strerror or exc}", 126) from exc
+    # We relay and reap ourselves: keep our own copy of the master and mark the
+    # PtyProcess closed, so its finaliser neither closes our fd nor kills the child.
+    master = os.dup(proc.fd)
+    proc.fileobj.close()
+    proc.closed = True
+    return proc.pid, master
+
+
+def _spawn_plain(argv: Sequence[str], env: dict[str, str],
+                 stdout_target: int) -> int:
+    try:
+        proc = subprocess.Popen(list(argv), env=env, stdout=stdout_target, close_fds=True)
+    except FileNotFoundError as exc:
+        raise LaunchError(f"claudewrap: {argv[0]}: no such file", 127) from exc
+    except OSError as exc:
+        raise LaunchError(f"claudewrap: cannot start {argv[0]}: {exc.strerror or exc}", 126) from exc
+    # We reap the child ourselves with waitpid; keep Popen from doing it too.
+    proc.returncode = 0
+    return proc.pid
+
+
+def choose_mode(stdin_fd: int, stdout_fd: int) -> str:
+    if os.isatty(stdout_fd):
+        return "pty" if os.isatty(stdin_fd) else "stdout-pty"
+    return "pipe"
+
+
+def _same_tty(fd_a: int, fd_b: int) -> bool:
+    try:
+        a, b = os.fstat(fd_a), os.fstat(fd_b)
+    except OSError:
+        return False
+    return os.isatty(fd_a) and (a.st_rdev, a.st_ino) == (b.st_rdev, b.st_ino)
+
+
+# --------------------------------------------------------------------------
+# The relay
+
+
+def run(argv: Sequence[str], tap: Tap | None = None, *, env: dict[str, str] | None = None,
+        stdin_fd: int = 0, stdout_fd: int = 1, stderr_fd: int = 2,
+        mode: str | None = None) -> RunResult:
+    """Run ``argv`` (argv[0] is the real claude), relay its I/O, return how it ended.
+
+    Raises LaunchError when it cannot be started.
+    """
+    mode = mode or choose_mode(stdin_fd, stdout_fd)
+    child_env = _child_env(env)
+    result = RunResult(exit_status=0, mode=mode)
+
+    # Signals become bytes on a pipe, read in the loop (no handler races it).
+    wake_r, wake_w = os.pipe()
+    for fd in (wake_r, wake_w):
+        os.set_blocking(fd, False)
+        fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
+    watched = (*FORWARDED_SIGNALS, signal.SIGWINCH, signal.SIGCHLD, signal.SIGCONT)
+    old_handlers = {sig: signal.signal(sig, lambda *_: None) for sig in watched}
+    old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+
+    saved_attrs: list[object] | None = None
+    try:
+        if mode == "pty":
+            try:
+                saved_attrs = termios.tcgetattr(stdin_fd)
+            except termios.error:
+                saved_attrs = None
+            winsize = get_winsize(stdout_fd) or get_winsize(stdin_fd)
+            err = None if _same_tty(stderr_fd, stdout_fd) else os.dup(stderr_fd)
+            try:
+                pid, out_fd = _spawn_pty(argv, child_env, winsize, saved_attrs, err)
+            finally:
+                if err is not None:
+                    os.close(err)
+            in_fd: int | None = stdin_fd
+        else:
+            if mode == "stdout-pty":
+                out_fd, slave = os.openpty()
+                winsize = get_winsize(stdout_fd)
+                if winsize:
+                    set_winsize(slave, winsize)
+                # The real terminal does the output processing, as without us.
+                attrs = termios.tcgetattr(slave)
+                attrs[1] &= ~termios.OPOST
+                termios.tcsetattr(slave, termios.TCSANOW, attrs)
+            else:
+                out_fd, slave = os.pipe()
+            fcntl.fcntl(out_fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
+            try:
+                pid = _spawn_plain(argv, child_env, slave)
+            except LaunchError:
+                os.close(out_fd)
+                raise
+            finally:
+                os.close(slave)
+            in_fd = None
+
+        with raw_mode(stdin_fd) if mode == "pty" else _nullcontext() as raw_saved:
+            _relay(pid, out_fd, in_fd, stdout_fd, wake_r, mode, tap, result, raw_saved)
+    finally:
+        signal.set_wakeup_fd(old_wakeup)
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        os.close(wake_r)
+        os.close(wake_w)
+    return result
+
+
+@contextmanager
+def _nullcontext() -> Iterator[None]:
+    yield None
+
+
+def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int,
+           mode: str, tap: Tap | None, result: RunResult,
+           raw_saved: list[object] | None) -> None:
+    """The one copy loop: child output → stdout (then tap), stdin → child."""
+    os.set_blocking(out_fd, False)
+    stdin_fd_raw = in_fd if in_fd is not None else 0
+    pending_input = bytearray()
+    stdout_ok = True
+    child_status: int | None = None
+    output_open = True
+
+    def handle_output() -> bool:
+        """Read what the child wrote; False once its side is closed."""
+        nonlocal stdout_ok, tap
+        try:
+            chunk = os.read(out_fd, READ_SIZE)
+        except BlockingIOError:
+            return True
+        except OSError as exc:
+            if exc.errno == errno.EIO:  # Linux: pty slave closed by everyone
+                return False
+            raise
+        if not chunk:
+            return False
+        result.output_bytes += len(chunk)
+        if stdout_ok:
+            try:
+                _write_all(stdout_fd, chunk)
+            except OSError as exc:
+                # Reader gone (EPIPE) or terminal hung up (EIO): keep reading
+                # and parsing; in pipe mode let the child see the broken pipe.
+                stdout_ok = False
+                if mode == "pipe" and exc.errno == errno.EPIPE:
+                    result.warnings.append("stdout closed")
+        if tap is not None:
+            try:
+                tap.feed(chunk)
+            except Exception as exc:  # noqa: BLE001 - a parser bug must never hurt the session
+                result.tap_error = f"{type(exc).__name__}: {exc}"
+                tap = None
+        return True
+
+    def resume_raw() -> None:
+        _enter_raw(stdin_fd_raw)
+        size = get_winsize(stdout_fd)
+        if size:
+            set_winsize(out_fd, size)
+
+    def reap() -> int | None:
+        """SIGCHLD: the child exited, or stopped (Ctrl-Z in its pty)."""
+        try:
+            got, status = os.waitpid(pid, os.WNOHANG | os.WUNTRACED)
+        except ChildProcessError:
+            return 0
+        if got == 0:
+            return None
+        if not os.WIFSTOPPED(status):
+            return status
+        if raw_saved is not None:
+            # Job control: stop ourselves as the child did; on `fg`, go raw
+            # again, pass on the window size and wake the child.
+            restore_terminal(stdin_fd_raw, raw_saved)
+            os.kill(os.getpid(), signal.SIGSTOP)
+            resume_raw()
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+        return None
+
+    def handle_signals() -> None:
+        nonlocal child_status
+        try:
+            data = os.read(wake_r, 1024)
+        except BlockingIOError:
+            return
+        for signum in set(data):
+            if signum == signal.SIGWINCH:
+                size = get_winsize(stdout_fd)
+                if size:
+                    set_winsize(out_fd, size)
+            elif signum == signal.SIGCHLD:
+                if child_status is None:
+                    child_status = reap()
+            elif signum == signal.SIGCONT and raw_saved is not None:
+                resume_raw()
+            elif signum in FORWARDED_SIGNALS:
+                # In pty mode the terminal's keys reach the child as bytes, so
+                # a signal to us was sent by someone on purpose: pass it on.
+                # Without our pty the child shares our process group and gets
+                # terminal-generated SIGINT/SIGQUIT itself.
+                if mode == "pty" or signum in (signal.SIGTERM, signal.SIGHUP):
+                    try:
+                        os.kill(pid, signum)
+                    except ProcessLookupError:
+                        pass
+
+    while child_status is None or output_open:
+        rlist = [wake_r]
+        if output_open:
+            rlist.append(out_fd)
+        if in_fd is not None and child_status is None:
+            rlist.append(in_fd)
+        wlist = [out_fd] if pending_input and child_status is None else []
+        timeout = DRAIN_IDLE_SECONDS if child_status is not None else None
+        try:
+            readable, writable, _ = select.select(rlist, wlist, [], timeout)
+        except InterruptedError:
+            continue
+        if not readable and not writable:
+            break  # child gone and nothing more came: a grandchild holds the pty
+        if wake_r in readable:
+            handle_signals()
+        if out_fd in readable:
+            output_open = handle_output()
+        if in_fd is not None and in_fd in readable:
+            try:
+                data = os.read(in_fd, READ_SIZE)
+            except OSError:
+                data = b""
+            if data:
+                pending_input += data
+            else:
+                in_fd = None  # stdin EOF: stop reading it, keep copying output
+        if writable and pending_input:
+            try:
+                n = os.write(out_fd, pending_input)
+                del pending_input[:n]
+            except BlockingIOError:
+                pass
+            except OSError:
+                pending_input.clear()
+        if not output_open and child_status is None:
+            # Output closed first (child exited or closed its stdout): wait for it.
+            child_status = _wait_blocking(pid)
+    os.close(out_fd)
+    if child_status is None:
+        child_status = _wait_blocking(pid)
+    result.exit_status, result.signal_number = exit_status_of(child_status)
+
+
+def _enter_raw(fd: int) -> None:
+    try:
+        tty.setraw(fd, termios.TCSANOW)
+    except termios.error:
+        pass
+
+
+def _wait_blocking(pid: int) -> int:
+    while True:
+        try:
+            _, status = os.waitpid(pid, os.WUNTRACED)
+        except ChildProcessError:
+            return 0
+        except InterruptedError:
+            continue
+        if os.WIFSTOPPED(status):
+            os.kill(pid, signal.SIGCONT)
+            continue
+        return status

@@ -1,0 +1,83 @@
+"""Shared fixtures: a fake `claude` on PATH, a private HOME and journal, helpers
+to run the real `claudewrap` in a real pty (pexpect)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE = Path(__file__).resolve().parent / "fakes" / "fake_claude.py"
+CW = [sys.executable, "-m", "claudewrap"]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """An environment with a fake `claude` first on PATH and everything private."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "claude").symlink_to(FAKE)
+    home = tmp_path / "home"
+    home.mkdir()
+    e = {k: v for k, v in os.environ.items()
+         if not k.startswith(("CLAUDEWRAP_", "TMUX", "STY", "OTEL_"))}
+    e.update({
+        "PATH": f"{bin_dir}{os.pathsep}{e.get('PATH', os.defpath)}",
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "CLAUDEWRAP_JOURNAL": str(tmp_path / "journal.jsonl"),
+        "PYTHONPATH": str(ROOT),
+        "TERM": "xterm-256color",
+        "LC_ALL": "C.UTF-8",
+    })
+    e.pop("NO_COLOR", None)
+    return e
+
+
+def spawn(args: list[str], env: dict[str, str], *, rows: int = 24, cols: int = 80,
+          timeout: float = 20) -> pexpect.spawn:
+    """Start a command in a real pty of the given size."""
+    return pexpect.spawn(args[0], args[1:], env=env, dimensions=(rows, cols),
+                         timeout=timeout)
+
+
+def read_all(child: pexpect.spawn, limit: float = 60) -> bytes:
+    """Everything the pty shows until EOF (bounded by ``limit`` seconds)."""
+    chunks = []
+    child.timeout = limit
+    while True:
+        try:
+            chunks.append(child.read_nonblocking(65536, timeout=limit))
+        except pexpect.EOF:
+            break
+    child.close()
+    return b"".join(chunks)
+
+
+def require(program: str) -> str:
+    """Path of ``program``; a missing one skips locally but fails in CI, where
+    scripts/test.sh must have installed it."""
+    path = shutil.which(program)
+    if path is None:
+        message = f"{program} not installed (scripts/test.sh installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture
+def tmux() -> Iterator[str]:
+    """A private tmux server socket name; the server is killed afterwards."""
+    require("tmux")
+    name = f"cwtest{os.getpid()}"
+    yield name
+    os.system(f"tmux -L {name} kill-server >/dev/null 2>&1")
