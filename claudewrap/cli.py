@@ -21,9 +21,11 @@ COMMANDS: dict[str, str] = {
     "log": "capture:log",
     "parse": "capture:parse",
     "journal": "capture:journal",
+    "usage": "usage:usage",
+    "export": "usage:export",
 }
 
-ALIASES: dict[str, str] = {}
+ALIASES: dict[str, str] = {"stats": "usage"}
 
 
 class LazyGroup(click.Group):

@@ -1,0 +1,153 @@
+"""How fast `claudewrap usage` summarises a big journal, cold and after new records.
+
+    python bench/usage_bench.py [--records 1000000] [--dir /tmp/cwbench] [--no-ccusage]
+
+1. Writes a seeded journal of N records (bench/gen_journal.py) and, for the
+   comparison, the same usage as Claude Code transcripts.
+2. Cold: no rollup; the summary (load + report) in-process and the whole
+   `claudewrap usage` command in a subprocess, with its peak memory.
+3. Warm: 1,000 new records appended, the summary again (the rollup reads only them).
+4. `npx ccusage daily --json --offline` (ccusage 18.0.11, installed with npm into
+   DIR/npm) over the transcripts, and the time ratio.
+
+Targets (issue 7): cold <= 1.5 s, warm <= 100 ms, memory flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from gen_journal import generate
+
+from claudewrap import rollup
+from claudewrap.report import make_report
+
+
+def in_process(journal: Path, *, use_cache: bool = True) -> tuple[float, int]:
+    t = time.perf_counter()
+    state = rollup.load_state(journal, use_cache=use_cache)
+    report = make_report(state, dims=[("model",), ("project",)], count_sessions=False)
+    return time.perf_counter() - t, report.total.input_tokens
+
+
+def command(journal: Path, *args: str) -> tuple[float, float]:
+    """Wall time of `claudewrap usage ARGS` in a fresh interpreter, and its peak RSS (MB)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), CLAUDEWRAP_JOURNAL=str(journal))
+    script = ("import resource, subprocess, sys, time\n"
+              "t = time.perf_counter()\n"
+              "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
+              "print(time.perf_counter() - t,"
+              " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)\n")
+    out = subprocess.run([sys.executable, "-c", script, sys.executable, "-m", "claudewrap",
+                          "usage", *args], env=env, check=True, capture_output=True,
+                         text=True).stdout.split()
+    return float(out[0]), float(out[1])
+
+
+# 19.x and later run a native binary from an optional per-platform package that the
+# registry here does not have; 18.0.11 is the last release in plain JavaScript.
+CCUSAGE = "ccusage@18.0.11"
+
+
+def ccusage(transcripts: Path, npm_dir: Path) -> tuple[float, dict[str, int]] | str:
+    """Time `ccusage daily --json --offline` over the transcripts, or why it cannot run."""
+    npx = shutil.which("npx")
+    if npx is None:
+        return "npx not found"
+    binary = npm_dir / "node_modules" / ".bin" / "ccusage"
+    if not binary.exists():
+        npm_dir.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", CCUSAGE], check=False,
+                              cwd=npm_dir, capture_output=True, text=True)
+        if done.returncode != 0 or not binary.exists():
+            return f"npm install ccusage failed: {done.stderr.strip()[-300:]}"
+    env = dict(os.environ, CLAUDE_CONFIG_DIR=str(transcripts), HOME=str(transcripts))
+    t = time.perf_counter()
+    done = subprocess.run([npx, "--prefix", str(npm_dir), "ccusage", "daily", "--json",
+                           "--offline"], env=env, capture_output=True, text=True,
+                          cwd=npm_dir, check=False)
+    took = time.perf_counter() - t
+    if done.returncode != 0:
+        return f"ccusage failed ({done.returncode}): {done.stderr.strip()[-300:]}"
+    data = json.loads(done.stdout)
+    totals = data.get("totals", {})
+    return took, {k: int(totals.get(k, 0)) for k in ("inputTokens", "outputTokens",
+                                                      "cacheReadTokens",
+                                                      "cacheCreationTokens")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/cwbench"))
+    parser.add_argument("--no-ccusage", action="store_true")
+    args = parser.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    journal = args.dir / f"journal-{args.records}.jsonl"
+    transcripts = args.dir / f"transcripts-{args.records}"
+    truth_file = args.dir / f"truth-{args.records}.json"
+    if not journal.exists() or not truth_file.exists():
+        shutil.rmtree(transcripts, ignore_errors=True)
+        t = time.perf_counter()
+        with open(journal, "w", encoding="utf-8") as out:
+            truth = generate(out, args.records, seed=7,
+                             transcripts=None if args.no_ccusage else transcripts)
+        truth_file.write_text(json.dumps(truth))
+        print(f"generated {truth['records']:,} records ({journal.stat().st_size / 1e6:.0f} MB)"
+              f" in {time.perf_counter() - t:.1f} s")
+    truth = json.loads(truth_file.read_text())
+    print(f"journal: {journal} ({journal.stat().st_size / 1e6:.0f} MB,"
+          f" {truth['records']:,} records, {truth['requests']:,} requests)")
+
+    rollup.cache_path(journal).unlink(missing_ok=True)
+    cold, tokens = in_process(journal)
+    assert tokens == truth["input_tokens"], (tokens, truth["input_tokens"])
+    no_cache, _ = in_process(journal, use_cache=False)
+    rollup.cache_path(journal).unlink(missing_ok=True)
+    cold_cmd, rss = command(journal)
+    print(f"cold:  {cold:.2f} s in-process (target 1.5 s; {no_cache:.2f} s without writing"
+          f" the rollup), {cold_cmd:.2f} s for the whole command, peak RSS {rss:.0f} MB")
+    same, _ = in_process(journal)
+    # 1,000 new records, kept out of the truth: the journal is re-made next time.
+    size = journal.stat().st_size
+    with open(journal, "a", encoding="utf-8") as out:
+        generate(out, 1000, seed=99, corrupt_every=0)
+    warm, _ = in_process(journal)
+    with open(journal, "a", encoding="utf-8") as out:
+        generate(out, 1000, seed=98, corrupt_every=0)
+    warm_cmd, warm_rss = command(journal)
+    empty_cmd, _ = command(args.dir / "empty.jsonl")
+    print(f"warm:  {warm * 1000:.0f} ms in-process after 1,000 new records (target 100 ms;"
+          f" {same * 1000:.0f} ms with none), {warm_cmd * 1000:.0f} ms for the whole command"
+          f" ({empty_cmd * 1000:.0f} ms of it is starting Python and click on an empty"
+          f" journal), peak RSS {warm_rss:.0f} MB")
+    os.truncate(journal, size)
+    rollup.cache_path(journal).unlink(missing_ok=True)
+    if args.no_ccusage:
+        return
+    result = ccusage(transcripts, args.dir / "npm")
+    if isinstance(result, str):
+        print(f"ccusage: not compared: {result}")
+        return
+    took, totals = result
+    same_tokens = (totals["inputTokens"] == truth["input_tokens"]
+                   and totals["outputTokens"] == truth["output_tokens"])
+    print(f"ccusage daily --json --offline: {took:.2f} s over the same {truth['requests']:,}"
+          f" requests as transcripts (tokens {'agree' if same_tokens else 'DIFFER'});"
+          f" ccusage / claudewrap cold = {took / cold_cmd:.1f}x,"
+          f" / claudewrap warm = {took / warm_cmd:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,437 @@
+"""`claudewrap usage` (alias `stats`) and `claudewrap export`: what the journal adds up to."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from pathlib import Path
+from typing import Any
+
+import click
+
+from claudewrap.journal import JournalError, read_records, resolve_path
+from claudewrap.pricing import PriceFileError, default_table
+from claudewrap.records import UsageRecord
+from claudewrap.report import (
+    DIMENSIONS,
+    STANDARD_GROUPS,
+    Filters,
+    Report,
+    Row,
+    make_report,
+    parse_dimension,
+    report_json,
+    utc_iso,
+)
+
+_TIME_DIMS = ("day", "week", "month")
+_NUMBER_COLUMNS = ("input", "output", "cache read", "cache write", "cost")
+_TOP = 5
+
+
+# --- times ------------------------------------------------------------------------------
+
+
+@dataclass
+class When:
+    """A parsed --since/--until: an instant, and whether it is a local midnight."""
+
+    at: datetime
+    midnight: bool
+
+
+def _midnight(day: date, tz: tzinfo | None) -> datetime:
+    naive = datetime.combine(day, time())
+    return naive.replace(tzinfo=tz) if tz is not None else naive.astimezone()
+
+
+def parse_when(text: str, *, tz: tzinfo | None, now: datetime, end: bool = False) -> When:
+    """``today``, ``yesterday``, ``7d`` (this day and the 6 before), ``24h``, a date or an ISO time.
+
+    With ``end`` (for --until) a date means the end of that day. Raises ValueError.
+    """
+    value = text.strip().lower()
+    local_now = now.astimezone(tz) if tz is not None else now.astimezone()
+    today = local_now.date()
+    day: date | None = None
+    if value in ("today", "yesterday"):
+        day = today if value == "today" else today - timedelta(days=1)
+    elif m := re.fullmatch(r"(\d+)\s*([dwh])", value):
+        count, unit = int(m.group(1)), m.group(2)
+        if unit == "h":
+            return When(now - timedelta(hours=count), False)
+        days = count * (7 if unit == "w" else 1)
+        if days < 1:
+            raise ValueError(f"{text!r}: use at least 1d")
+        return When(_midnight(today - timedelta(days=days - 1), tz), True)
+    elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        day = date.fromisoformat(value)
+    if day is not None:
+        return When(_midnight(day + timedelta(days=1) if end else day, tz), True)
+    try:
+        at = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"cannot read the time {text!r}: use today, yesterday, 7d, 24h,"
+                         f" 2026-07-01 or 2026-07-01T09:30") from None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=tz) if tz is not None else at.astimezone()
+    local = at.astimezone(tz) if tz is not None else at.astimezone()
+    return When(at, local.time() == time() and local.microsecond == 0)
+
+
+def _zone(name: str | None) -> tzinfo | None:
+    if not name:
+        return None
+    if name.upper() == "UTC":
+        return timezone.utc
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"unknown time zone {name!r}: use a name such as"
+                                 f" Europe/Paris or UTC", param_hint="--tz") from None
+
+
+# --- formatting ---------------------------------------------------------------------------
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def _short(value: int) -> str:
+    for limit, suffix in ((10**9, "G"), (10**6, "M"), (10**4, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.1f}{suffix}"
+    return str(value)
+
+
+def format_cost(row: Row) -> str:
+    """``$1.23``; ``~$1.23`` when part of it is estimated; ``+?`` when some is unpriced."""
+    text = f"${row.cost_usd:,.2f}"
+    if row.cost_estimated_usd > 0:
+        text = "~" + text
+    if row.unpriced_records:
+        text += "+?"
+    return text
+
+
+def _numbers(row: Row, short: bool) -> list[str]:
+    f = _short if short else _n
+    return [f(row.input_tokens), f(row.output_tokens), f(row.cache_read_tokens),
+            f(row.cache_write_tokens), format_cost(row)]
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> list[str]:
+    """Aligned text: the first ``left`` columns left-aligned, the rest right-aligned."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    lines = []
+    for r in [headers, *rows]:
+        cells = [str(c).ljust(w) if i < left else str(c).rjust(w)
+                 for i, (c, w) in enumerate(zip(r, widths))]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def _fit(build: Any, width: int) -> list[str]:
+    lines: list[str] = build(False)
+    if max((len(line) for line in lines), default=0) > width:
+        lines = build(True)
+    return lines
+
+
+class _Out:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+        self.buffer: list[str] = []
+
+    def line(self, text: str = "", **style: Any) -> None:
+        self.buffer.append(click.style(text, **style) if self.color and style else text)
+
+    def text(self) -> str:
+        return "\n".join(self.buffer) + "\n"
+
+
+def _notes(out: _Out, rows: Sequence[Row]) -> None:
+    if any(r.cost_estimated_usd > 0 for r in rows):
+        out.line("~ estimated from list prices where Claude Code printed no cost", dim=True)
+    if any(r.unpriced_records for r in rows):
+        out.line("+? includes models without a known price (add them to prices.toml)",
+                 dim=True)
+
+
+def render_default(report: Report, *, width: int, color: bool, journal: Path) -> str:
+    """The compact view: today, this week, this month, all time; top models and projects."""
+    out = _Out(color)
+    periods = report.periods
+    if periods["all time"].records == 0:
+        out.line(f"No usage recorded yet in {journal}.")
+        return out.text()
+
+    def periods_table(short: bool) -> list[str]:
+        rows = [[name, *_numbers(row, short)] for name, row in periods.items()]
+        return _table(["", *_NUMBER_COLUMNS], rows, 1)
+
+    lines = _fit(periods_table, width)
+    out.line(lines[0], bold=True)
+    for line in lines[1:]:
+        out.line(line)
+    shown = list(periods.values())
+    for dim, title in (("model", "top models"), ("project", "top projects")):
+        rows = sorted(report.groups[(dim,)].items(), key=lambda kv: (-kv[1].cost_usd,
+                                                                     -kv[1].tokens, kv[0]))
+        if not rows:
+            continue
+        top = rows[:_TOP]
+        shown += [r for _, r in top]
+
+        def top_table(short: bool, top: Any = top, title: str = title) -> list[str]:
+            body = [[k[0], (_short if short else _n)(r.tokens), format_cost(r)] for k, r in top]
+            return _table([title, "tokens", "cost"], body, 1)
+
+        out.line()
+        lines = _fit(top_table, width)
+        out.line(lines[0], bold=True)
+        for line in lines[1:]:
+            out.line(line)
+        if len(rows) > _TOP:
+            out.line(f"(and {len(rows) - _TOP} more: --by {dim})", dim=True)
+    _notes(out, shown)
+    return out.text()
+
+
+def _sorted_rows(rows: dict[tuple[str, ...], Row], dims: tuple[str, ...]
+                 ) -> list[tuple[tuple[str, ...], Row]]:
+    if dims[0] in _TIME_DIMS:
+        return sorted(rows.items())
+    return sorted(rows.items(), key=lambda kv: (-kv[1].cost_usd, -kv[1].tokens, kv[0]))
+
+
+def render_grouped(report: Report, dims: tuple[str, ...], *, width: int, color: bool) -> str:
+    """One row per group of ``dims``, then the total."""
+    out = _Out(color)
+    items = _sorted_rows(report.groups[dims], dims)
+
+    def build(short: bool) -> list[str]:
+        rows = [[*key, *_numbers(row, short), _n(row.sessions)] for key, row in items]
+        rows.append(["total", *[""] * (len(dims) - 1), *_numbers(report.total, short),
+                     _n(report.total.sessions)])
+        return _table([*dims, *_NUMBER_COLUMNS, "sessions"], rows, len(dims))
+
+    lines = _fit(build, width)
+    out.line(lines[0], bold=True)
+    for line in lines[1:-1]:
+        out.line(line)
+    out.line(lines[-1], bold=True)
+    _notes(out, [report.total])
+    return out.text()
+
+
+CSV_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+              "cost_usd", "cost_estimated_usd", "unpriced_records", "records", "sessions")
+
+
+def render_csv(report: Report, dims: tuple[str, ...]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([*dims, *CSV_FIELDS])
+    for key, row in _sorted_rows(report.groups[dims], dims):
+        data = row.to_json()
+        writer.writerow([*key, *(data[f] for f in CSV_FIELDS)])
+    return buf.getvalue()
+
+
+# --- the commands -----------------------------------------------------------------------
+
+
+def _warn_skipped(skipped: int, first: list[int]) -> None:
+    if skipped:
+        plural = "" if skipped == 1 else "s"
+        where = f" (first at line {first[0]})" if first else ""
+        click.echo(f"claudewrap: skipped {skipped} unreadable journal line{plural}{where}",
+                   err=True)
+
+
+def _color(ctx: click.Context) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    if ctx.color is not None:
+        return ctx.color
+    return sys.stdout.isatty()
+
+
+def _width() -> int:
+    try:
+        return max(40, os.get_terminal_size(sys.stdout.fileno()).columns)
+    except (OSError, ValueError, AttributeError):
+        return 80
+
+
+def _parse_tags(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    tags = []
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{value!r}: use KEY=VALUE, e.g. agent=coordinator",
+                                     param_hint="--tag")
+        tags.append((key.strip(), val.strip()))
+    return tuple(tags)
+
+
+@click.command("usage")
+@click.option("--by", "by", multiple=True, metavar="DIM",
+              help=f"Group by {', '.join(DIMENSIONS)} or tag:KEY; several --by group by all"
+                   " of them together.")
+@click.option("--since", metavar="WHEN",
+              help="From WHEN: today, yesterday, 7d (today and the 6 days before), 24h,"
+                   " a date (2026-07-01) or an ISO time.")
+@click.option("--until", metavar="WHEN", help="Up to WHEN (a date includes that day).")
+@click.option("--project", "projects", multiple=True, help="Only this project (repeatable).")
+@click.option("--model", "models", multiple=True,
+              help="Only models whose id contains this text, e.g. opus (repeatable).")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
+              help="Only records with this tag (repeatable: all must match).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (keys are stable).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV rows (by day unless --by).")
+@click.option("--journal", type=click.Path(dir_okay=False, path_type=Path),
+              help="The journal to read [default: $CLAUDEWRAP_JOURNAL or the user data dir].")
+@click.option("--no-cache", is_flag=True, help="Read the whole journal; do not use the rollup.")
+@click.option("--tz", "tz_name", metavar="ZONE", help="Time zone for days (default: local).")
+@click.pass_context
+def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str | None,
+          projects: tuple[str, ...], models: tuple[str, ...], tags: tuple[str, ...],
+          as_json: bool, as_csv: bool, journal: Path | None, no_cache: bool,
+          tz_name: str | None) -> None:
+    """Tokens and cost of your `claude` use: today, this week, this month, all time.
+
+    Costs Claude Code printed are exact; others are estimated from list prices
+    (shown as ~$) and can be overridden in prices.toml in the claudewrap config
+    folder ($CLAUDEWRAP_PRICES).
+    """
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    try:
+        dims = tuple(parse_dimension(d) for d in by)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--by") from None
+    tz = _zone(tz_name)
+    now = datetime.now(timezone.utc)
+    try:
+        since_w = parse_when(since, tz=tz, now=now) if since else None
+        until_w = parse_when(until, tz=tz, now=now, end=True) if until else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since/--until") from None
+    filters = Filters(projects=projects, models=models, tags=_parse_tags(tags))
+    windowed = (since_w is not None and not since_w.midnight) or (
+        until_w is not None and not until_w.midnight)
+    if not windowed:
+        def day_of(w: When) -> str:
+            return (w.at.astimezone(tz) if tz is not None else w.at.astimezone()).strftime(
+                "%Y-%m-%d")
+        filters.since_day = day_of(since_w) if since_w else None
+        filters.until_day = day_of(until_w) if until_w else None
+    groupings: list[tuple[str, ...]] = [("model",), ("project",)]
+    if as_json:
+        groupings += [*STANDARD_GROUPS, *[(d,) for d in dims]]
+        if len(dims) > 1:
+            groupings.append(dims)
+    elif dims:
+        groupings.append(dims)
+    elif as_csv:
+        dims = ("day",)
+        groupings.append(dims)
+
+    from claudewrap.rollup import load_state
+
+    path = resolve_path(journal)
+    try:
+        table = default_table()
+        state = load_state(
+            path, use_cache=not no_cache, tz=tz,
+            since=utc_iso(since_w.at) if windowed and since_w else None,
+            until=utc_iso(until_w.at) if windowed and until_w else None)
+    except (JournalError, PriceFileError) as exc:
+        raise click.ClickException(str(exc)) from None
+    report = make_report(state, dims=groupings, filters=filters, table=table,
+                         count_sessions=bool(as_json or as_csv or dims))
+    _warn_skipped(report.skipped_lines, report.first_bad_lines)
+    if as_json:
+        extra: list[tuple[str, ...]] = [(d,) for d in dims if (d,) not in STANDARD_GROUPS]
+        if len(dims) > 1:
+            extra.append(dims)
+        click.echo(json.dumps(report_json(report, extra), indent=2))
+    elif as_csv:
+        click.echo(render_csv(report, dims), nl=False)
+    else:
+        color = _color(ctx)
+        text = (render_grouped(report, dims, width=_width(), color=color) if dims
+                else render_default(report, width=_width(), color=color, journal=path))
+        click.echo(text, nl=False, color=color)
+
+
+RECORD_FIELDS = ("ts", "session", "source", "kind", "model", "input_tokens", "output_tokens",
+                 "cache_read_tokens", "cache_write_tokens", "cost_usd", "cost_estimated",
+                 "approximate", "project", "cwd", "host", "tmux_pane", "tmux_session",
+                 "screen_session", "pattern", "request_id", "claude_session", "tags", "v")
+
+
+def _csv_value(rec: UsageRecord, name: str) -> Any:
+    value = getattr(rec, name)
+    if name == "tags":
+        return ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+@click.command("export")
+@click.option("--format", "fmt", type=click.Choice(["prometheus", "json", "csv"]),
+              default="prometheus", show_default=True,
+              help="prometheus: counters for node_exporter's textfile collector;"
+                   " json: the records as JSON lines; csv: the records as CSV.")
+@click.option("--journal", type=click.Path(dir_okay=False, path_type=Path),
+              help="The journal to read [default: $CLAUDEWRAP_JOURNAL or the user data dir].")
+@click.option("--no-cache", is_flag=True, help="Read the whole journal; do not use the rollup.")
+def export(fmt: str, journal: Path | None, no_cache: bool) -> None:
+    """Print the journal for other tools (Prometheus text by default).
+
+    \b
+    claudewrap export > /var/lib/node_exporter/textfile/claude_tokens.prom
+    """
+    from claudewrap.journal import ReadStats
+
+    path = resolve_path(journal)
+    stdout = click.get_binary_stream("stdout")
+    try:
+        if fmt == "prometheus":
+            from claudewrap.metrics import render_prometheus
+
+            stdout.write(render_prometheus(path, use_cache=not no_cache))
+            return
+        stats = ReadStats()
+        if fmt == "json":
+            for rec in read_records(path, stats):
+                stdout.write((rec.to_json() + "\n").encode("utf-8", "backslashreplace"))
+        else:
+            text = io.TextIOWrapper(stdout, encoding="utf-8", errors="backslashreplace",
+                                    newline="", write_through=True)
+            writer = csv.writer(text, lineterminator="\n")
+            writer.writerow(RECORD_FIELDS)
+            for rec in read_records(path, stats):
+                writer.writerow([_csv_value(rec, f) for f in RECORD_FIELDS])
+            text.detach()
+        _warn_skipped(stats.skipped, stats.first_bad_lines)
+    except (JournalError, PriceFileError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except BrokenPipeError:  # `claudewrap export | head`
+        sys.stderr.close()

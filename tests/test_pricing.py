@@ -1,0 +1,164 @@
+"""Pricing: every model family, the matching rules, unknown models, the user's prices file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from claudewrap.pricing import (
+    PriceFileError,
+    cost_of,
+    default_table,
+    family_key,
+    load_table,
+    price,
+)
+from claudewrap.records import UsageRecord
+
+M = 1_000_000
+
+# (model id as Claude Code / a provider may print it, input, output, cache write 5m, cache read)
+LIST_PRICES = [
+    ("claude-opus-4-20250514", 15, 75, 18.75, 1.50),
+    ("claude-opus-4-1-20250805", 15, 75, 18.75, 1.50),
+    ("claude-opus-4-5-20251101", 5, 25, 6.25, 0.50),
+    ("claude-opus-4-6", 5, 25, 6.25, 0.50),
+    ("claude-opus-4-7-20260416", 5, 25, 6.25, 0.50),
+    ("claude-opus-4-8", 5, 25, 6.25, 0.50),
+    ("claude-sonnet-4-20250514", 3, 15, 3.75, 0.30),
+    ("claude-sonnet-4-5-20250929", 3, 15, 3.75, 0.30),
+    ("claude-sonnet-4-6", 3, 15, 3.75, 0.30),
+    ("claude-haiku-4-5-20251001", 1, 5, 1.25, 0.10),
+    ("claude-3-5-haiku-20241022", 0.80, 4, 1.00, 0.08),
+    ("claude-3-7-sonnet-20250219", 3, 15, 3.75, 0.30),
+    ("claude-3-5-sonnet-20241022", 3, 15, 3.75, 0.30),
+    ("claude-3-opus-20240229", 15, 75, 18.75, 1.50),
+    ("claude-3-haiku-20240307", 0.25, 1.25, 0.30, 0.03),
+]
+
+
+@pytest.fixture(autouse=True)
+def no_user_prices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAUDEWRAP_PRICES", str(tmp_path / "absent.toml"))
+
+
+@pytest.mark.parametrize(("model", "inp", "out", "write", "read"), LIST_PRICES)
+def test_every_listed_model_has_its_list_price(model: str, inp: float, out: float,
+                                               write: float, read: float) -> None:
+    assert price(model, M, 0, 0, 0) == pytest.approx(inp)
+    assert price(model, 0, M, 0, 0) == pytest.approx(out)
+    assert price(model, 0, 0, 0, M) == pytest.approx(write)
+    assert price(model, 0, 0, M, 0) == pytest.approx(read)
+
+
+def test_cache_writes_are_priced_at_the_five_minute_rate() -> None:
+    p = default_table().lookup("claude-sonnet-4-5")
+    assert p is not None and p.cache_write_1h == 6.0
+    assert price("claude-sonnet-4-5", 0, 0, 0, M) == pytest.approx(3.75)
+
+
+@pytest.mark.parametrize(("model", "expected"), [
+    ("claude-opus-4-8[1m]", "claude-opus-4-8"),
+    ("claude-sonnet-4-5", "claude-sonnet-4-5-20250929"),
+    ("claude-sonnet-4-5-20990101", "claude-sonnet-4-5-20250929"),
+    ("claude-3-5-sonnet-latest", "claude-3-5-sonnet-20241022"),
+    ("claude-3-7-sonnet-latest", "claude-3-7-sonnet-20250219"),
+    ("anthropic/claude-sonnet-4-5", "claude-sonnet-4-5-20250929"),
+    ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5-20250929"),
+    ("anthropic.claude-3-haiku-20240307-v1:0", "claude-3-haiku-20240307"),
+    ("claude-sonnet-4-5@20250929", "claude-sonnet-4-5-20250929"),
+    ("claude-3-5-sonnet-v2@20241022", "claude-3-5-sonnet-20241022"),
+    ("CLAUDE-HAIKU-4-5", "claude-haiku-4-5-20251001"),
+    ("claude-opus-4", "claude-opus-4-20250514"),
+    ("claude-opus-4-1", "claude-opus-4-1-20250805"),
+    ("claude-4-sonnet", "claude-sonnet-4-20250514"),
+    ("claude-sonnet-4.5", "claude-sonnet-4-5-20250929"),
+    ("claude-3-opus-latest", "claude-3-opus-20240229"),
+    ("claude-3-sonnet", "claude-3-sonnet-20240229"),
+    ("claude-3-haiku", "claude-3-haiku-20240307"),
+    ("claude-2.1", "claude-2.1"),
+    ("claude-2", "claude-2.1"),
+    ("anthropic.claude-v2:1", "claude-2.1"),
+    ("claude-instant-1.2", "claude-instant-1.2"),
+    ("anthropic.claude-instant-v1", "claude-instant-1.2"),
+])
+def test_ids_match_exactly_then_undated_then_by_family(model: str, expected: str) -> None:
+    found = default_table().lookup(model)
+    assert found is not None and found.model == expected
+
+
+def test_seed_models_have_their_prices() -> None:
+    assert price("claude-2.1", M, M, 0, 0) == pytest.approx(8 + 24)
+    assert price("claude-instant-1.2", M, M, 0, 0) == pytest.approx(0.80 + 2.40)
+    assert price("claude-3-sonnet-20240229", M, M, 0, 0) == pytest.approx(3 + 15)
+
+
+@pytest.mark.parametrize("model", ["claude-opus-5-5", "sonnet", "<synthetic>", "gpt-4o",
+                                   "claude-haiku-9", "", None])
+def test_an_unknown_model_has_no_price_never_zero(model: str | None) -> None:
+    assert price(model, 1000, 10, 0, 0) is None
+
+
+def test_no_tokens_cost_nothing_whatever_the_model() -> None:
+    assert price("<synthetic>", 0, 0, 0, 0) == 0.0
+
+
+def test_a_missing_rate_makes_the_cost_unknown() -> None:
+    # Claude 3 Sonnet had no prompt caching: a cache read cannot be priced.
+    assert price("claude-3-sonnet-20240229", 1000, 0, 5, 0) is None
+
+
+def test_family_key_reads_both_naming_styles() -> None:
+    assert family_key("claude-sonnet-4-5-20250929") == ("sonnet", 4, 5)
+    assert family_key("claude-3-5-haiku") == ("haiku", 3, 5)
+    assert family_key("claude-opus-4") == ("opus", 4, 0)
+    assert family_key("gpt-4") is None
+
+
+def test_user_file_overrides_a_field_and_adds_models(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    user = tmp_path / "prices.toml"
+    user.write_text('[models."claude-sonnet-4-5-20250929"]\ninput = 2.0\n\n'
+                    '[models."claude-opus-5-5"]\ninput = 4\noutput = 20\n'
+                    'aliases = ["opus-next"]\n')
+    monkeypatch.setenv("CLAUDEWRAP_PRICES", str(user))
+    assert price("claude-sonnet-4-5", M, M, 0, 0) == pytest.approx(2 + 15)  # output kept
+    assert price("claude-opus-5-5", M, M, 0, 0) == pytest.approx(24)
+    assert price("opus-next", M, 0, 0, 0) == pytest.approx(4)
+    assert price("claude-opus-5-5", 0, 0, 1, 0) is None  # no cache rate given
+    user.write_text('[models."claude-opus-5-5"]\ninput = 6\noutput = 20\n')
+    import os
+    os.utime(user, (1, 1))  # a changed file is read again
+    assert price("claude-opus-5-5", M, 0, 0, 0) == pytest.approx(6)
+
+
+@pytest.mark.parametrize("text", ["not toml [", '[models."x"]\ninput = "cheap"\n',
+                                  '[models."x"]\nprice = 1\n', "models = 3\n",
+                                  '[models."x"]\ninput = -1\n'])
+def test_a_broken_user_file_is_an_error_that_names_it(tmp_path: Path, text: str) -> None:
+    user = tmp_path / "prices.toml"
+    user.write_text(text)
+    with pytest.raises(PriceFileError, match="prices.toml"):
+        load_table(user)
+
+
+def _rec(**kw: object) -> UsageRecord:
+    return UsageRecord(ts="2026-07-01T10:00:00.000Z", session="s", source="pty", **kw)  # type: ignore[arg-type]
+
+
+def test_cost_of_prefers_the_printed_cost() -> None:
+    rec = _rec(model="claude-sonnet-4-5", input_tokens=M, cost_usd=0.55)
+    assert cost_of(rec) == (0.55, False)
+
+
+def test_cost_of_prices_what_was_not_printed() -> None:
+    cost, estimated = cost_of(_rec(model="claude-sonnet-4-5", input_tokens=M, output_tokens=M))
+    assert estimated and cost == pytest.approx(18.0)
+
+
+def test_cost_of_reprices_a_stored_estimate_and_knows_unknowns() -> None:
+    rec = _rec(model="claude-haiku-4-5", input_tokens=M, cost_usd=99.0, cost_estimated=True)
+    cost, estimated = cost_of(rec)
+    assert estimated and cost == pytest.approx(1.0)
+    assert cost_of(_rec(model="mystery", input_tokens=5)) == (None, True)
