@@ -15,8 +15,16 @@ from claudewrap.records import UsageEvent, UsageRecord
 from claudewrap.scanner import Scanner
 
 
+BATCH_BYTES = 1 << 16
+
+
 class Capture:
-    """Feed it output chunks; it appends one record per new usage event."""
+    """Feed it output chunks; it appends one record per new usage event.
+
+    Chunks are parsed in batches of BATCH_BYTES (a pty delivers ~4 KiB at a
+    time; parsing bigger slices costs far less per byte) and whenever the
+    launcher reports the child idle, so records never wait long.
+    """
 
     def __init__(self, *, session: str, matcher: Matcher, writer: JournalWriter | None,
                  attribution: dict[str, Any] | None = None, source: str = "pty") -> None:
@@ -28,9 +36,23 @@ class Capture:
         self.scanner = Scanner()
         self.records: list[UsageRecord] = []
         self._seen: set[tuple[Any, ...]] = set()
+        self._batch: list[bytes] = []
+        self._batch_size = 0
 
     def feed(self, chunk: bytes) -> None:
-        lines = self.scanner.feed(chunk)
+        self._batch.append(chunk)
+        self._batch_size += len(chunk)
+        if self._batch_size >= BATCH_BYTES:
+            self.idle()
+
+    def idle(self) -> None:
+        """Parse what has been batched so far."""
+        if not self._batch:
+            return
+        data = b"".join(self._batch)
+        self._batch.clear()
+        self._batch_size = 0
+        lines = self.scanner.feed(data)
         if lines:
             self._record(self.matcher.feed(lines))
 
@@ -50,5 +72,6 @@ class Capture:
 
     def close(self) -> str | None:
         """End of output: flush what is pending; returns one warning line or None."""
+        self.idle()
         self._record(self.matcher.feed(self.scanner.flush()) + self.matcher.flush())
         return self.writer.close() if self.writer is not None else None

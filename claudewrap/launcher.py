@@ -43,14 +43,21 @@ READ_SIZE = 65536
 # After the child exits, keep reading output a grandchild may still write
 # to the shared pty/pipe only this long once no more data comes.
 DRAIN_IDLE_SECONDS = 0.05
+IDLE_SECONDS = 0.25
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
 
 
 class Tap(Protocol):
-    """Receives a copy of every output chunk, after it was written out."""
+    """Receives a copy of every output chunk, after it was written out.
+
+    A tap may batch chunks; ``idle()`` is called when the child has been quiet
+    for IDLE_SECONDS, so batched output is parsed while the session waits.
+    """
 
     def feed(self, chunk: bytes) -> None: ...
+
+    def idle(self) -> None: ...
 
 
 class LaunchError(Exception):
@@ -369,6 +376,7 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
     os.set_blocking(out_fd, False)
     stdin_fd_raw = in_fd if in_fd is not None else 0
     pending_input = bytearray()
+    tap_dirty = False
     stdout_ok = True
     child_status: int | None = None
     output_open = True
@@ -396,13 +404,23 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
                 stdout_ok = False
                 if mode == "pipe" and exc.errno == errno.EPIPE:
                     result.warnings.append("stdout closed")
-        if tap is not None:
-            try:
-                tap.feed(chunk)
-            except Exception as exc:  # noqa: BLE001 - a parser bug must never hurt the session
-                result.tap_error = f"{type(exc).__name__}: {exc}"
-                tap = None
+        call_tap("feed", chunk)
         return True
+
+    def call_tap(method: str, *args: bytes) -> None:
+        nonlocal tap, tap_dirty
+        if tap is None:
+            return
+        fn = getattr(tap, method, None)
+        if fn is None:
+            return
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001 - a parser bug must never hurt the session
+            result.tap_error = f"{type(exc).__name__}: {exc}"
+            tap = None
+        else:
+            tap_dirty = method == "feed"
 
     def resume_raw() -> None:
         _enter_raw(stdin_fd_raw)
@@ -466,13 +484,20 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
         if in_fd is not None and child_status is None:
             rlist.append(in_fd)
         wlist = [out_fd] if pending_input and child_status is None else []
-        timeout = DRAIN_IDLE_SECONDS if child_status is not None else None
+        if child_status is not None:
+            timeout: float | None = DRAIN_IDLE_SECONDS
+        else:
+            timeout = IDLE_SECONDS if tap is not None and tap_dirty else None
         try:
             readable, writable, _ = select.select(rlist, wlist, [], timeout)
         except InterruptedError:
             continue
         if not readable and not writable:
-            break  # child gone and nothing more came: a grandchild holds the pty
+            if child_status is not None:
+                break  # child gone and nothing more came: a grandchild holds the pty
+            tap_dirty = False
+            call_tap("idle")
+            continue
         if wake_r in readable:
             handle_signals()
         if out_fd in readable:

@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Passthrough benchmark: the wrapper against the bare pty and util-linux script(1).
+
+Everything is measured side by side in one run, on this machine, and printed
+as ratios:
+
+* throughput of ANSI-heavy output (default 200 MB) read from an outer pty, for
+  (a) `cat FILE` directly, (b) `script -qfec "cat FILE" /dev/null`,
+  (c) `claudewrap run --claude /bin/cat -- FILE` (scanner, patterns and journal on);
+* keystroke round-trip latency through a raw echo (`stty raw -echo; cat`),
+  direct vs wrapped (p50/p99, and what the wrapper adds);
+* start-up time added to a trivial command (`true`);
+* peak RSS of the wrapper for a small and a large output (flat = good).
+
+    python bench/passthrough.py [--mb 200] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pty
+import random
+import select
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CW = [sys.executable, "-m", "claudewrap"]
+
+
+def make_payload(path: Path, megabytes: int) -> None:
+    """ANSI-heavy TUI-like text: colours, cursor moves, OSC titles, UTF-8."""
+    rng = random.Random(42)
+    words = ["claude", "token", "élan", "──", "⎿", "$0.55", "input", "output", "cache"]
+    parts = []
+    for _ in range(6000):
+        line = []
+        for _ in range(rng.randint(4, 14)):
+            r = rng.random()
+            if r < 0.35:
+                line.append(f"\x1b[{rng.randint(0, 107)};{rng.randint(0, 255)}m")
+            elif r < 0.45:
+                line.append(f"\x1b[{rng.randint(1, 50)};{rng.randint(1, 200)}H")
+            elif r < 0.48:
+                line.append(f"\x1b]0;t{rng.randint(0, 99)}\x07")
+            else:
+                line.append(rng.choice(words) + " ")
+        parts.append("".join(line) + "\r\n")
+    block = "".join(parts).encode()
+    with open(path, "wb") as fh:
+        written = 0
+        while written < megabytes * 1_000_000:
+            fh.write(block)
+            written += len(block)
+
+
+def run_in_pty(argv: list[str], env: dict[str, str]) -> tuple[float, int, int]:
+    """Run argv on a fresh pty, read everything; (seconds, bytes, peak RSS KiB)."""
+    start = time.perf_counter()
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe(argv[0], argv, env)
+    total = 0
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except OSError:
+            break
+        if not chunk:
+            break
+        total += len(chunk)
+    _, _, usage = os.wait4(pid, 0)
+    elapsed = time.perf_counter() - start
+    os.close(fd)
+    return elapsed, total, usage.ru_maxrss
+
+
+def latency(argv: list[str], env: dict[str, str], samples: int) -> list[float]:
+    """Round-trip time of single keystrokes through a raw echo, in ms."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe(argv[0], argv, env)
+    time.sleep(0.5)
+    # Drain whatever start-up printed, then ping-pong one byte at a time.
+    while select.select([fd], [], [], 0.2)[0]:
+        os.read(fd, 4096)
+    times = []
+    for i in range(samples):
+        key = bytes([97 + i % 26])
+        t0 = time.perf_counter()
+        os.write(fd, key)
+        got = b""
+        while key not in got:
+            if not select.select([fd], [], [], 5)[0]:
+                raise SystemExit("no echo within 5 s")
+            got += os.read(fd, 4096)
+        times.append((time.perf_counter() - t0) * 1000)
+    os.write(fd, b"\x04")
+    os.kill(pid, 15)
+    os.waitpid(pid, 0)
+    os.close(fd)
+    return times
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--mb", type=int, default=200, help="MB of output per throughput run")
+    ap.add_argument("--rounds", type=int, default=3, help="throughput rounds (best is kept)")
+    ap.add_argument("--samples", type=int, default=2000, help="keystrokes for latency")
+    args = ap.parse_args()
+    if not shutil.which("script"):
+        raise SystemExit("script(1) not found: apt-get install bsdutils")
+
+    work = Path(tempfile.mkdtemp(prefix="cw-bench-"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), CLAUDEWRAP_JOURNAL=str(work / "j.jsonl"),
+               TERM="xterm-256color")
+    payload = work / "payload.txt"
+    make_payload(payload, args.mb)
+    small = work / "small.txt"
+    make_payload(small, max(1, args.mb // 10))
+    size = payload.stat().st_size
+    cat = shutil.which("cat") or "/bin/cat"
+    variants = {
+        "pty direct": [cat, str(payload)],
+        "script -qfec": ["script", "-qfec", f"{cat} {payload}", "/dev/null"],
+        "claudewrap run": [*CW, "run", "--claude", cat, "--", str(payload)],
+    }
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}; "
+          f"payload {size / 1e6:.0f} MB ANSI-heavy")
+    best: dict[str, float] = {}
+    for rnd in range(args.rounds):
+        for name, argv in variants.items():  # interleaved: same conditions for all
+            secs, got, _ = run_in_pty(argv, env)
+            assert got >= size, (name, got, size)
+            best[name] = min(best.get(name, 1e9), secs)
+    print("\nthroughput (best of %d, MB/s):" % args.rounds)
+    for name, secs in best.items():
+        print(f"  {name:16s} {size / secs / 1e6:8.1f}")
+    print(f"  ratio claudewrap / script : {best['script -qfec'] / best['claudewrap run']:.3f}"
+          "   (target >= 0.95)")
+    print(f"  ratio claudewrap / direct : {best['pty direct'] / best['claudewrap run']:.3f}")
+
+    echo = ["sh", "-c", "stty raw -echo; exec cat"]
+    direct = latency(echo, env, args.samples)
+    wrapped = latency([*CW, "run", "--claude", "/bin/sh", "--", "-c", "stty raw -echo; exec cat"],
+                      env, args.samples)
+    print(f"\nkeystroke round trip ({args.samples} keys, ms):")
+    print(f"  direct   p50 {pct(direct, .5):.3f}  p99 {pct(direct, .99):.3f}")
+    print(f"  wrapped  p50 {pct(wrapped, .5):.3f}  p99 {pct(wrapped, .99):.3f}")
+    print(f"  added    p50 {pct(wrapped, .5) - pct(direct, .5):.3f}  "
+          f"p99 {pct(wrapped, .99) - pct(direct, .99):.3f}   (target p99 <= 1 ms)")
+
+    true = shutil.which("true") or "/bin/true"
+    starts: dict[str, list[float]] = {"direct": [], "script": [], "claudewrap": []}
+    for _ in range(15):
+        starts["direct"].append(run_in_pty([true], env)[0])
+        starts["script"].append(run_in_pty(["script", "-qfec", true, "/dev/null"], env)[0])
+        starts["claudewrap"].append(run_in_pty([*CW, "run", "--claude", true, "--"], env)[0])
+    med = {k: statistics.median(v) * 1000 for k, v in starts.items()}
+    print("\nstart-up of `true` (median of 15, ms):")
+    for k, v in med.items():
+        print(f"  {k:10s} {v:7.1f}")
+    print(f"  added by claudewrap: {med['claudewrap'] - med['direct']:.1f} ms   (target <= 40 ms)")
+
+    rss_small = run_in_pty([*CW, "run", "--claude", cat, "--", str(small)], env)[2]
+    rss_large = run_in_pty([*CW, "run", "--claude", cat, "--", str(payload)], env)[2]
+    print(f"\npeak RSS of the wrapper: {rss_small / 1024:.1f} MB for {small.stat().st_size / 1e6:.0f} MB"
+          f" output, {rss_large / 1024:.1f} MB for {size / 1e6:.0f} MB   (target <= 40 MB, flat)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""`claudewrap log`, `claudewrap parse`, `claudewrap journal`: manual entry and the journal."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from claudewrap import context
+from claudewrap.journal import JournalError, append_records, check, resolve_path
+from claudewrap.patterns import Matcher, PatternError, load_user_patterns, parse_cost, parse_count
+from claudewrap.records import UsageEvent, UsageRecord
+from claudewrap.scanner import Scanner
+
+JOURNAL_HELP = ("Journal file (default: $CLAUDEWRAP_JOURNAL, else the user data folder; "
+                "see `claudewrap journal path`).")
+
+
+def _tags(tags: tuple[str, ...]) -> dict[str, str]:
+    bad = [t for t in tags if "=" not in t or not t.partition("=")[0].strip()]
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r}: use KEY=VALUE", param_hint="--tag")
+    return context.parse_tags(",".join(tags))
+
+
+def _write(path_option: str | None, records: list[UsageRecord]) -> Path:
+    path = resolve_path(path_option)
+    try:
+        append_records(path, records)
+    except JournalError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return path
+
+
+def _count(value: str, name: str) -> tuple[int, bool]:
+    try:
+        count, approx = parse_count(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a token count (e.g. 1234, 1,234, 1.2k)",
+                                 param_hint=name) from None
+    if count < 0:
+        raise click.BadParameter("must not be negative", param_hint=name)
+    return count, approx
+
+
+@click.command()
+@click.argument("input_tokens", metavar="INPUT")
+@click.argument("output_tokens", metavar="OUTPUT")
+@click.argument("cost", required=False, metavar="[COST]")
+@click.option("--model", "-m", help="Model name, e.g. claude-sonnet-4-6.")
+@click.option("--project", help="Project (default: git top-level or current folder name).")
+@click.option("--cache-read", default="0", show_default=True, metavar="N",
+              help="Cache read tokens.")
+@click.option("--cache-write", default="0", show_default=True, metavar="N",
+              help="Cache write (creation) tokens.")
+@click.option("--session", default="manual", show_default=True,
+              help="Session id to file the entry under.")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag (repeatable).")
+@click.option("--journal", "journal_path", metavar="PATH", help=JOURNAL_HELP)
+def log(input_tokens: str, output_tokens: str, cost: str | None, model: str | None,
+        project: str | None, cache_read: str, cache_write: str, session: str,
+        tags: tuple[str, ...], journal_path: str | None) -> None:
+    """Record usage by hand: INPUT and OUTPUT tokens, and optionally the COST in dollars.
+
+    Without COST, reports price the entry from the model's list price (shown
+    as estimated). Example: `claudewrap log 1200 350 0.02 --model claude-sonnet-4-6`.
+    """
+    counts = [_count(v, n) for v, n in ((input_tokens, "INPUT"), (output_tokens, "OUTPUT"),
+                                        (cache_read, "--cache-read"),
+                                        (cache_write, "--cache-write"))]
+    cost_usd = None
+    if cost is not None:
+        try:
+            cost_usd = parse_cost(cost)
+        except ValueError:
+            raise click.BadParameter(f"{cost!r} is not an amount (e.g. 0.02 or $0.02)",
+                                     param_hint="COST") from None
+        if cost_usd < 0:
+            raise click.BadParameter("must not be negative", param_hint="COST")
+    event = UsageEvent(kind="delta", model=model, input_tokens=counts[0][0],
+                       output_tokens=counts[1][0], cache_read_tokens=counts[2][0],
+                       cache_write_tokens=counts[3][0], cost_usd=cost_usd,
+                       approximate=any(approx for _, approx in counts), pattern="manual")
+    attribution = context.collect(project=project, tags=_tags(tags))
+    record = UsageRecord.from_event(event, session=session, source="manual",
+                                    attribution=attribution)
+    path = _write(journal_path, [record])
+    click.echo(f"logged {record.input_tokens:,} input, {record.output_tokens:,} output"
+               + (f", ${cost_usd:.4f}" if cost_usd is not None else "") + f" to {path}")
+
+
+@click.command()
+@click.argument("lines", nargs=-1)
+@click.option("--write", is_flag=True, help="Append the events to the journal as records.")
+@click.option("--config", "config_path", metavar="PATH", help="TOML file with user patterns.")
+@click.option("--project", help="Project for --write (default: git top-level or folder name).")
+@click.option("--journal", "journal_path", metavar="PATH", help=JOURNAL_HELP)
+def parse(lines: tuple[str, ...], write: bool, config_path: str | None, project: str | None,
+          journal_path: str | None) -> None:
+    """Show the usage events LINES yield, one JSON object per event.
+
+    With no LINES (or `-`), reads standard input, so a saved session log can be
+    checked: `claudewrap parse < session.log`. Escape sequences are handled as
+    in a live session.
+    """
+    try:
+        matcher = Matcher(load_user_patterns(Path(config_path) if config_path else None))
+    except PatternError as exc:
+        raise click.ClickException(str(exc)) from exc
+    scanner = Scanner()
+    events: list[UsageEvent] = []
+    if not lines or lines == ("-",):
+        if sys.stdin.isatty() and not lines:
+            raise click.UsageError("give LINES to parse, or pipe text in (use - for stdin)")
+        stream = sys.stdin.buffer
+        while chunk := stream.read(1 << 16):
+            events += matcher.feed(scanner.feed(chunk))
+    else:
+        for line in lines:
+            events += matcher.feed(scanner.feed(line.encode("utf-8", "surrogateescape") + b"\n"))
+    events += matcher.feed(scanner.flush()) + matcher.flush()
+    for event in events:
+        click.echo(json.dumps(asdict(event), ensure_ascii=False))
+    if write and events:
+        attribution = context.collect(project=project)
+        session = "parse-" + os.urandom(6).hex()
+        records = [UsageRecord.from_event(e, session=session, source="manual",
+                                          attribution=attribution) for e in events]
+        path = _write(journal_path, records)
+        click.echo(f"wrote {len(records)} records to {path}", err=True)
+    elif not events:
+        click.echo("no usage found", err=True)
+
+
+@click.group()
+def journal() -> None:
+    """Where the journal is, and whether every line of it reads."""
+
+
+@journal.command("path")
+@click.option("--journal", "journal_path", metavar="PATH", help=JOURNAL_HELP)
+def journal_path_cmd(journal_path: str | None) -> None:
+    """Print the journal's path."""
+    click.echo(str(resolve_path(journal_path)))
+
+
+@journal.command("check")
+@click.option("--journal", "journal_path", metavar="PATH", help=JOURNAL_HELP)
+def journal_check(journal_path: str | None) -> None:
+    """Count good and unreadable lines; exit status 1 when some are unreadable."""
+    path = resolve_path(journal_path)
+    if not path.exists():
+        click.echo(f"{path}: no journal yet (nothing recorded)")
+        return
+    try:
+        stats = check(path)
+    except JournalError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{path}: {stats.good:,} good records, {stats.skipped:,} unreadable lines")
+    if stats.skipped:
+        where = ", ".join(str(n) for n in stats.first_bad_lines)
+        click.echo(f"unreadable lines (first {len(stats.first_bad_lines)}): {where}"
+                   + ("; the last line is incomplete" if stats.incomplete_tail else ""))
+        sys.exit(1)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need, then runs pytest.
+# On a fresh Debian machine this does all set-up: the system packages the tests
+# drive for real (bash, zsh, tmux, GNU screen, script(1), node/npm, prometheus),
+# this package with its test extras, then the whole suite.
+#   bash scripts/test.sh [PYTEST ARGS...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have bash || need+=(bash)
+have zsh || need+=(zsh)
+have tmux || need+=(tmux)
+have screen || need+=(screen)
+have script || need+=(bsdutils)
+have ps || need+=(procps)
+have node || need+=(nodejs)
+have npm || need+=(npm)
+have prometheus || need+=(prometheus)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "scripts/test.sh: installing system packages: ${need[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+
+exec python3 -m pytest "$@"
