@@ -3,17 +3,20 @@
 Flow is one way (scanner → patterns → journal). Deduplication of redraws lives
 here: within one wrapped session, an event with the same values as one already
 recorded is a repaint of the same numbers and is not recorded again.
+
+Nothing heavy is imported until the first output arrives: the parser's
+modules load while `claude` itself starts up, not before it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from claudewrap.journal import JournalWriter
-from claudewrap.patterns import Matcher
-from claudewrap.records import UsageEvent, UsageRecord
-from claudewrap.scanner import Scanner
-
+if TYPE_CHECKING:
+    from claudewrap.journal import JournalWriter
+    from claudewrap.patterns import Matcher, UserPattern
+    from claudewrap.records import UsageEvent, UsageRecord
+    from claudewrap.scanner import Scanner
 
 BATCH_BYTES = 1 << 16
 
@@ -26,18 +29,23 @@ class Capture:
     launcher reports the child idle, so records never wait long.
     """
 
-    def __init__(self, *, session: str, matcher: Matcher, writer: JournalWriter | None,
-                 attribution: dict[str, Any] | None = None, source: str = "pty") -> None:
+    def __init__(self, *, session: str, journal: str | None = None,
+                 user_patterns: list[UserPattern] | None = None,
+                 attribution: dict[str, Any] | None = None, source: str = "pty",
+                 write: bool = True) -> None:
         self.session = session
         self.source = source
         self.attribution = attribution or {}
-        self.matcher = matcher
-        self.writer = writer
-        self.scanner = Scanner()
         self.records: list[UsageRecord] = []
+        self._journal_option = journal
+        self._write = write
+        self._user_patterns = user_patterns or []
         self._seen: set[tuple[Any, ...]] = set()
         self._batch: list[bytes] = []
         self._batch_size = 0
+        self._scanner: Scanner | None = None
+        self._matcher: Matcher | None = None
+        self._writer: JournalWriter | None = None
 
     def feed(self, chunk: bytes) -> None:
         self._batch.append(chunk)
@@ -52,11 +60,21 @@ class Capture:
         data = b"".join(self._batch)
         self._batch.clear()
         self._batch_size = 0
-        lines = self.scanner.feed(data)
+        if self._scanner is None or self._matcher is None:
+            from claudewrap.patterns import Matcher
+            from claudewrap.scanner import Scanner
+
+            self._scanner = Scanner()
+            self._matcher = Matcher(self._user_patterns)
+        lines = self._scanner.feed(data)
         if lines:
-            self._record(self.matcher.feed(lines))
+            self._record(self._matcher.feed(lines))
 
     def _record(self, events: list[UsageEvent]) -> None:
+        if not events:
+            return
+        from claudewrap.records import UsageRecord
+
         fresh: list[UsageRecord] = []
         for event in events:
             key = event.values_key()
@@ -65,13 +83,19 @@ class Capture:
             self._seen.add(key)
             fresh.append(UsageRecord.from_event(
                 event, session=self.session, source=self.source, attribution=self.attribution))
-        if fresh:
-            self.records.extend(fresh)
-            if self.writer is not None:
-                self.writer.append(fresh)
+        if not fresh:
+            return
+        self.records.extend(fresh)
+        if self._write:
+            if self._writer is None:
+                from claudewrap.journal import JournalWriter, resolve_path
+
+                self._writer = JournalWriter(resolve_path(self._journal_option))
+            self._writer.append(fresh)
 
     def close(self) -> str | None:
         """End of output: flush what is pending; returns one warning line or None."""
         self.idle()
-        self._record(self.matcher.feed(self.scanner.flush()) + self.matcher.flush())
-        return self.writer.close() if self.writer is not None else None
+        if self._scanner is not None and self._matcher is not None:
+            self._record(self._matcher.feed(self._scanner.flush()) + self._matcher.flush())
+        return self._writer.close() if self._writer is not None else None

@@ -27,14 +27,13 @@ import select
 import shutil
 import signal
 import struct
-import subprocess
 import sys
 import termios
 import tty
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 CLAUDE_ENV = "CLAUDEWRAP_CLAUDE"
 DEPTH_ENV = "CLAUDEWRAP_DEPTH"
@@ -155,7 +154,7 @@ def set_winsize(fd: int, size: tuple[int, int]) -> None:
 
 
 @contextmanager
-def raw_mode(fd: int) -> Iterator[list[object] | None]:
+def raw_mode(fd: int) -> Iterator[list[Any] | None]:
     """Put the terminal on ``fd`` in raw mode; always restore it.
 
     Yields the saved attributes (None when ``fd`` is not a terminal)."""
@@ -171,7 +170,7 @@ def raw_mode(fd: int) -> Iterator[list[object] | None]:
         restore_terminal(fd, saved)
 
 
-def restore_terminal(fd: int, saved: list[object] | None) -> None:
+def restore_terminal(fd: int, saved: list[Any] | None) -> None:
     if saved is None:
         return
     try:
@@ -216,9 +215,9 @@ def _child_env(env: dict[str, str] | None) -> dict[str, str]:
 
 def check_depth(env: dict[str, str] | None = None) -> None:
     """Refuse runaway nesting (a shim that calls us calling a shim ...)."""
-    env = os.environ if env is None else env
+    value = (os.environ if env is None else env).get(DEPTH_ENV, "0")
     try:
-        depth = int(env.get(DEPTH_ENV, "0"))
+        depth = int(value)
     except ValueError:
         depth = 0
     if depth >= MAX_DEPTH:
@@ -230,7 +229,7 @@ def check_depth(env: dict[str, str] | None = None) -> None:
 
 
 def _spawn_pty(argv: Sequence[str], env: dict[str, str], winsize: tuple[int, int] | None,
-               attrs: list[object] | None, stderr_fd: int | None) -> tuple[int, int]:
+               attrs: list[Any] | None, stderr_fd: int | None) -> tuple[int, int]:
     """Fork the child on a new pty as its controlling terminal. Returns (pid, master)."""
     import ptyprocess
 
@@ -267,6 +266,8 @@ def _spawn_pty(argv: Sequence[str], env: dict[str, str], winsize: tuple[int, int
 
 def _spawn_plain(argv: Sequence[str], env: dict[str, str],
                  stdout_target: int) -> int:
+    import subprocess
+
     try:
         proc = subprocess.Popen(list(argv), env=env, stdout=stdout_target, close_fds=True)
     except FileNotFoundError as exc:
@@ -316,7 +317,7 @@ def run(argv: Sequence[str], tap: Tap | None = None, *, env: dict[str, str] | No
     old_handlers = {sig: signal.signal(sig, lambda *_: None) for sig in watched}
     old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
 
-    saved_attrs: list[object] | None = None
+    saved_attrs: list[Any] | None = None
     try:
         if mode == "pty":
             try:
@@ -371,7 +372,7 @@ def _nullcontext() -> Iterator[None]:
 
 def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int,
            mode: str, tap: Tap | None, result: RunResult,
-           raw_saved: list[object] | None) -> None:
+           raw_saved: list[Any] | None) -> None:
     """The one copy loop: child output → stdout (then tap), stdin → child."""
     os.set_blocking(out_fd, False)
     stdin_fd_raw = in_fd if in_fd is not None else 0
@@ -466,16 +467,16 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
                     child_status = reap()
             elif signum == signal.SIGCONT and raw_saved is not None:
                 resume_raw()
-            elif signum in FORWARDED_SIGNALS:
+            elif signum in FORWARDED_SIGNALS and (
+                    mode == "pty" or signum in (signal.SIGTERM, signal.SIGHUP)):
                 # In pty mode the terminal's keys reach the child as bytes, so
                 # a signal to us was sent by someone on purpose: pass it on.
                 # Without our pty the child shares our process group and gets
                 # terminal-generated SIGINT/SIGQUIT itself.
-                if mode == "pty" or signum in (signal.SIGTERM, signal.SIGHUP):
-                    try:
-                        os.kill(pid, signum)
-                    except ProcessLookupError:
-                        pass
+                try:
+                    os.kill(pid, signum)
+                except ProcessLookupError:
+                    pass
 
     while child_status is None or output_open:
         rlist = [wake_r]

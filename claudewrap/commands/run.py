@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from claudewrap import launcher
+
+if TYPE_CHECKING:
+    from claudewrap.capture import Capture
+    from claudewrap.patterns import UserPattern
 
 
 def _new_session_id() -> str:
@@ -77,22 +82,29 @@ def run(claude_path: str | None, journal_path: str | None, config_path: str | No
 
 
 def _make_capture(journal_path: str | None, config_path: str | None, project: str | None,
-                  tags: tuple[str, ...]) -> object:
-    from pathlib import Path
-
+                  tags: tuple[str, ...]) -> Capture:
     from claudewrap import context
     from claudewrap.capture import Capture
-    from claudewrap.journal import JournalWriter, resolve_path
-    from claudewrap.patterns import Matcher, PatternError, load_user_patterns
 
-    try:
-        user_patterns = load_user_patterns(Path(config_path) if config_path else None)
-    except PatternError as exc:
-        raise click.UsageError(str(exc)) from exc
-    tag_map = context.parse_tags(",".join(tags))
-    bad = [t for t in tags if "=" not in t]
+    bad = [t for t in tags if "=" not in t or not t.partition("=")[0].strip()]
     if bad:
         raise click.BadParameter(f"{bad[0]!r}: use KEY=VALUE", param_hint="--tag")
-    attribution = context.collect(project=project, tags=tag_map)
-    return Capture(session=_new_session_id(), matcher=Matcher(user_patterns),
-                   writer=JournalWriter(resolve_path(journal_path)), attribution=attribution)
+    return Capture(session=_new_session_id(), journal=journal_path,
+                   user_patterns=_user_patterns(config_path),
+                   attribution=context.collect(project=project,
+                                               tags=context.parse_tags(",".join(tags))))
+
+
+def _user_patterns(config_path: str | None) -> list[UserPattern]:
+    """The user's patterns, checked now: a bad one is an error before claude starts."""
+    from pathlib import Path
+
+    from claudewrap.patterns import PatternError, default_config_path, load_user_patterns
+
+    path = Path(config_path) if config_path else default_config_path()
+    if config_path is None and not path.exists():
+        return []
+    try:
+        return load_user_patterns(path)
+    except PatternError as exc:
+        raise click.UsageError(str(exc)) from exc
