@@ -1,0 +1,641 @@
+"""What a usage line looks like: built-in patterns and user patterns -> UsageEvent.
+
+:class:`Matcher` reads clean text lines (see scanner.py) and returns the
+:class:`~claudewrap.records.UsageEvent` objects they describe. It knows:
+
+``seed-tokens``, ``seed-usage``, ``seed-cost``
+    ``Tokens: 1234 input, 5678 output`` (a delta; a ``Cost: $x`` line right
+    after it adds its cost to the same event), ``Usage: $0.05 (1234 tokens)``
+    (a delta; the total token count is counted as input tokens, because the
+    split is not printed) and ``Cost: $0.075`` alone on its line (a cost-only
+    delta).
+``cost-block``
+    Claude Code's ``/cost`` (``/usage``) block in all its forms: ``Total cost:``
+    or ``Estimated cost:``, and the rows under ``Usage by model:`` / ``Token
+    usage by model:``. One ``total`` event per model row, always
+    ``approximate`` (the block prints rounded numbers); a block without rows
+    gives one ``total`` event with ``model=None`` and the cost.
+``p-json``, ``stream-json``
+    The ``result`` object of ``claude -p --output-format json`` (one line, or
+    pretty-printed over many) and the ``result`` line of ``stream-json``:
+    exact ``total`` events, one per model of ``modelUsage``.
+``user:<name>``
+    Patterns from the user's config file (see :func:`load_user_patterns`).
+
+The one place where printed numbers are parsed is :func:`parse_count` and
+:func:`parse_cost`; the one place where model names are normalised is
+:func:`normalise_model`.
+
+A redraw that prints the same block again gives the same events again; the
+caller drops repeats by ``(session, UsageEvent.values_key())``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from claudewrap.records import KINDS, UsageEvent
+
+CONFIG_ENV = "CLAUDEWRAP_CONFIG"
+USER_GROUPS = ("input", "output", "cache_read", "cache_write", "cost", "model")
+_NUMERIC_GROUPS = ("input", "output", "cache_read", "cache_write", "cost")
+
+_JSON_MAX_CHARS = 1 << 20  # never hold more than ~1 MB of a JSON object
+_JSON_MAX_LINES = 20000
+_JSON_PIECE = 1000  # a line this long may have been cut by the scanner: the next continues it
+
+
+class PatternError(ValueError):
+    """A user pattern or config problem; the message says what to fix."""
+
+
+@dataclass
+class UserPattern:
+    """A pattern from the user's config: a regex with named groups."""
+
+    name: str
+    regex: re.Pattern[str]
+    kind: str = "delta"
+
+
+# --- numbers and names ------------------------------------------------------
+
+_COUNT = r"\d[\d,]*(?:\.\d+)?[km]?"
+_COST = r"\d[\d,]*(?:\.\d+)?|\.\d+"
+_COUNT_FULL_RE = re.compile(r"(\d[\d,]*(?:\.\d+)?|\.\d+)\s*([kmb]?)", re.IGNORECASE)
+_COST_FULL_RE = re.compile(r"(?:US)?\$?\s*(\d[\d,]*(?:\.\d+)?|\.\d+)", re.IGNORECASE)
+_MULTIPLIERS = {"": 1, "k": 1000, "m": 1000_000, "b": 1000_000_000}
+
+
+def parse_count(text: str) -> tuple[int, bool]:
+    """A printed token count and whether it was rounded.
+
+    ``"1,234"`` -> ``(1234, False)``; ``"1.2k"`` -> ``(1200, True)``;
+    ``"2.0m"`` -> ``(2000000, True)``. Raises ValueError for anything else.
+    """
+    m = _COUNT_FULL_RE.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"not a token count: {text!r}")
+    try:
+        number = Decimal(m.group(1).replace(",", ""))
+    except InvalidOperation:
+        raise ValueError(f"not a token count: {text!r}") from None
+    suffix = m.group(2).lower()
+    value = number * _MULTIPLIERS[suffix]
+    whole = int(value.to_integral_value(rounding=ROUND_HALF_UP))
+    return whole, bool(suffix) or whole != value
+
+
+def parse_cost(text: str) -> float:
+    """A printed dollar amount: ``"$0.55"``, ``"0.0298"``, ``"$1,234.50"``."""
+    m = _COST_FULL_RE.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"not a cost: {text!r}")
+    return float(m.group(1).replace(",", ""))
+
+
+_MODEL_DECORATION_RE = re.compile(r"\s*\[[^\]]*\]\s*$")
+
+
+def normalise_model(name: str) -> str:
+    """A model name as reported, without decoration: ``claude-opus-4-8[1m]`` -> ``claude-opus-4-8``."""
+    return _MODEL_DECORATION_RE.sub("", name.strip()).lower()
+
+
+# --- user patterns ----------------------------------------------------------
+
+
+def default_config_path() -> Path:
+    """``$CLAUDEWRAP_CONFIG``, else ``config.toml`` in the platform's user config dir."""
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs  # only when needed: keeps the launch path light
+
+    return Path(platformdirs.user_config_dir("claudewrap")) / "config.toml"
+
+
+def load_user_patterns(path: Path | None = None) -> list[UserPattern]:
+    """The ``[[patterns]]`` of the config file.
+
+    A missing default file means no patterns; a missing file that was asked
+    for (``path`` or ``$CLAUDEWRAP_CONFIG``) is an error. Raises
+    :class:`PatternError` for anything the user must fix.
+    """
+    explicit = path is not None or bool(os.environ.get(CONFIG_ENV))
+    if path is None:
+        path = default_config_path()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if explicit:
+            raise PatternError(f"{path}: config file not found; create it or fix the path") from None
+        return []
+    except OSError as e:
+        raise PatternError(f"{path}: cannot read config file: {e.strerror or e}") from None
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise PatternError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as e:
+        raise PatternError(f"{path}: bad TOML: {_one_line(str(e))}") from None
+    entries = data.get("patterns", [])
+    if not isinstance(entries, list):
+        raise PatternError(f"{path}: 'patterns' must be an array of tables ([[patterns]])")
+    return [_user_pattern(path, i, entry) for i, entry in enumerate(entries, 1)]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _user_pattern(path: Path, index: int, entry: Any) -> UserPattern:
+    if not isinstance(entry, dict):
+        raise PatternError(f"{path}: pattern #{index}: must be a table ([[patterns]])")
+    name = entry.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise PatternError(f"{path}: pattern #{index}: needs a name = \"...\"")
+    where = f"{path}: pattern {name!r}"
+    unknown = sorted(set(entry) - {"name", "regex", "kind"})
+    if unknown:
+        raise PatternError(f"{where}: unknown key {unknown[0]!r} (allowed: name, regex, kind)")
+    source = entry.get("regex")
+    if not isinstance(source, str) or not source:
+        raise PatternError(f"{where}: needs a regex = '...'")
+    kind = entry.get("kind", "delta")
+    if kind not in KINDS:
+        raise PatternError(f"{where}: kind must be \"delta\" or \"total\", not {kind!r}")
+    try:
+        regex = re.compile(source, re.IGNORECASE)
+    except re.error as e:
+        raise PatternError(f"{where}: bad regex: {_one_line(str(e))}") from None
+    groups = set(regex.groupindex)
+    bad = sorted(groups - set(USER_GROUPS))
+    if bad:
+        raise PatternError(
+            f"{where}: unknown group {bad[0]!r} (allowed: {', '.join(USER_GROUPS)})"
+        )
+    if not groups & set(_NUMERIC_GROUPS):
+        raise PatternError(
+            f"{where}: needs at least one of the groups (?P<input>...), (?P<output>...), "
+            "(?P<cache_read>...), (?P<cache_write>...), (?P<cost>...)"
+        )
+    return UserPattern(name=name, regex=regex, kind=kind)
+
+
+def _user_event(pattern: UserPattern, m: re.Match[str]) -> UsageEvent | None:
+    """The event of one user-pattern match; None when its numbers do not parse."""
+    groups = {k: v for k, v in m.groupdict().items() if v is not None}
+    if not groups.keys() & set(_NUMERIC_GROUPS):
+        return None
+    event = UsageEvent(kind=pattern.kind, pattern=f"user:{pattern.name}")
+    try:
+        for group, attr in (
+            ("input", "input_tokens"),
+            ("output", "output_tokens"),
+            ("cache_read", "cache_read_tokens"),
+            ("cache_write", "cache_write_tokens"),
+        ):
+            if group in groups:
+                value, rounded = parse_count(groups[group])
+                setattr(event, attr, value)
+                event.approximate = event.approximate or rounded
+        if "cost" in groups:
+            event.cost_usd = parse_cost(groups["cost"])
+    except ValueError:
+        return None
+    if groups.get("model", "").strip():
+        event.model = normalise_model(groups["model"])
+    return event
+
+
+def _line_prefilter(pattern: UserPattern) -> re.Pattern[str] | None:
+    """The pattern compiled to search a batch of lines joined by newlines.
+
+    None when the pattern could match a line alone but not inside the batch
+    (string anchors, DOTALL): such a pattern is tried on every line.
+    """
+    source = pattern.regex.pattern
+    if pattern.regex.flags & re.DOTALL or re.search(r"\\[AZz]|\(\?[a-zA-Z]*s", source):
+        return None
+    return re.compile(source, pattern.regex.flags | re.MULTILINE)
+
+
+# --- built-in patterns --------------------------------------------------------
+
+_I = re.IGNORECASE
+# One cheap test for "this line could start something": a colon after one of
+# our keywords (or a JSON object at the start of a line, see _next_hit).
+# Starting with the literal ":" lets the regex engine skip ahead fast; the
+# look-behinds are fixed-width, hence one per spelling.
+_PREFILTER_RE = re.compile(
+    ":(?:" + "|".join(
+        f"(?<={word}{space}:)" for word in ("cost", "tokens", "usage", "model")
+        for space in ("", " ")
+    ) + ")",
+    _I,
+)
+
+_SEED_TOKENS_RE = re.compile(
+    rf"\btokens\s*:\s*(?P<input>{_COUNT})\s*input\s*,?\s*(?P<output>{_COUNT})\s*output\b", _I
+)
+_SEED_USAGE_RE = re.compile(
+    rf"\busage\s*:\s*\$\s*(?P<cost>{_COST})\s*\(\s*(?P<tokens>{_COUNT})\s*tokens?\s*\)", _I
+)
+# "alone on its line": only decoration (borders, the ⎿ elbow, bullets) around it.
+_SEED_COST_RE = re.compile(rf"^[\W_]*cost\s*:\s*\$?\s*(?P<cost>{_COST})[\s│|]*$", _I)
+
+_BLOCK_COST_RE = re.compile(rf"\b(?:total|estimated)\s+cost\s*:\s*\$\s*(?P<cost>{_COST})", _I)
+_BLOCK_MODELS_RE = re.compile(r"\busage\s+by\s+model\s*:", _I)
+# A model row: the name (whatever precedes the colon, after decoration such as
+# ⎿ or │), then counts.
+_BLOCK_ROW_RE = re.compile(
+    rf"^[\W_]*?(?P<model>[a-z0-9][^:]*?)\s*:\s+(?P<rest>(?:{_COUNT})\s+(?:input|output|cache)\b.*)",
+    _I,
+)
+_ROW_ITEM_RE = re.compile(
+    rf"(?P<n>{_COUNT})\s+(?P<what>input|output|cache\s+(?:read|write|creation))\b", _I
+)
+_ROW_COST_RE = re.compile(rf"\(\s*\$\s*(?P<cost>{_COST})\s*\)")
+# Lines of a /cost block that carry nothing we record.
+_BLOCK_MEMBER_RE = re.compile(
+    r"total\s+duration|total\s+code\s+changes|prompt\s+cache|to\s+switch|esc\s+to\s+close"
+    r"|^[\W_]*session[\W_]*$|^[\s\u2500-\u257f\u23bf|]*$",
+    _I,
+)
+_ROW_FIELDS = {
+    "input": "input_tokens",
+    "output": "output_tokens",
+    "cache read": "cache_read_tokens",
+    "cache write": "cache_write_tokens",
+    "cache creation": "cache_write_tokens",
+}
+
+_JSON_PRETTY_LINE_RE = re.compile(
+    r'\s*(?:"(?:[^"\\]|\\.)*"\s*:\s*)?'
+    r'(?:[{\[]|[}\]]|\{\}|\[\]|"(?:[^"\\]|\\.)*"|-?\d[\d.eE+\-]*|true|false|null)?\s*,?'
+)
+_STREAM_HINT_RE = re.compile(r'\{\s*"type"\s*:\s*"(?:system|assistant|user|stream_event)"')
+
+
+@dataclass
+class _Block:
+    """A /cost block being read: its cost line and its rows by printed model name."""
+
+    cost: float | None
+    rows: dict[str, UsageEvent]
+
+
+class Matcher:
+    """Finds usage in a stream of clean lines; keeps multi-line state between calls."""
+
+    def __init__(self, user_patterns: Sequence[UserPattern] = ()) -> None:
+        self._user = list(user_patterns)
+        self._user_batch = [_line_prefilter(p) for p in self._user]
+        self._pending: UsageEvent | None = None  # a Tokens line waiting for its Cost line
+        self._block: _Block | None = None
+        self._json: list[str] | None = None  # lines of a JSON object being read
+        self._json_chars = 0
+        self._stream = False  # seen stream-json lines: results are "stream-json"
+
+    def feed(self, lines: Iterable[str]) -> list[UsageEvent]:
+        """The events that ``lines`` complete."""
+        batch = lines if isinstance(lines, list) else list(lines)
+        out: list[UsageEvent] = []
+        n = len(batch)
+        i = 0
+        joined: str | None = None
+        pos = 0  # where batch[i] starts in joined
+        while i < n:
+            if self._pending is None and self._block is None and self._json is None:
+                # Idle: jump to the next line that could matter, in C.
+                if joined is None:
+                    joined = "\n".join(batch)
+                hit = self._next_hit(joined, pos)
+                if hit < 0:
+                    break
+                i += joined.count("\n", pos, hit)
+                k = joined.rfind("\n", pos, hit)
+                if k >= 0:
+                    pos = k + 1
+            line = batch[i]
+            self._line(line, out)
+            pos += len(line) + 1
+            i += 1
+        return out
+
+    def flush(self) -> list[UsageEvent]:
+        """End of stream: the events a pending line or block still holds."""
+        out: list[UsageEvent] = []
+        self._close_pending(out)
+        self._close_block(out)
+        if self._json is not None:
+            self._finish_json(out, final=True)
+            self._json = None
+        return out
+
+    # -- dispatch --
+
+    def _next_hit(self, joined: str, pos: int) -> int:
+        """Where the first line at or after ``pos`` that needs a look starts (or -1)."""
+        m = _PREFILTER_RE.search(joined, pos)
+        hit = m.start() if m else -1
+        if "{" in joined:  # memchr: much cheaper than looking for "\n{"
+            if joined.startswith("{", pos):
+                brace = pos
+            else:
+                brace = joined.find("\n{", pos)
+                brace = brace + 1 if brace >= 0 else -1
+            if brace >= 0 and (hit < 0 or brace < hit):
+                hit = brace
+        for batch_re in self._user_batch:
+            if batch_re is None:
+                return pos  # this pattern must see every line
+            um = batch_re.search(joined, pos)
+            if um is not None and (hit < 0 or um.start() < hit):
+                hit = um.start()
+        return hit
+
+    def _line(self, line: str, out: list[UsageEvent]) -> None:
+        if self._pending is not None:
+            # A Tokens line waits for this line: a Cost line completes it.
+            event = self._pending
+            self._pending = None
+            out.append(event)
+            m = _SEED_COST_RE.search(line)
+            if m is not None and _set_cost(event, m.group("cost")):
+                return
+        if (self._json is not None or line[:1] == "{") and self._json_line(line, out):
+            return
+        if self._user:
+            found = []
+            for pattern in self._user:
+                um = pattern.regex.search(line)
+                user_event = _user_event(pattern, um) if um is not None else None
+                if user_event is not None:
+                    found.append(user_event)
+            if found:
+                self._close_block(out)
+                out.extend(found)
+                return
+        if self._block is not None and self._block_line(line, out):
+            return
+        if _PREFILTER_RE.search(line):
+            self._fresh(line, out)
+
+    def _fresh(self, line: str, out: list[UsageEvent]) -> None:
+        m = _BLOCK_COST_RE.search(line)
+        if m is not None:
+            self._block = _Block(cost=_cost_or_none(m.group("cost")), rows={})
+            return
+        if _BLOCK_MODELS_RE.search(line):
+            self._block = _Block(cost=None, rows={})
+            return
+        m = _SEED_TOKENS_RE.search(line)
+        if m is not None:
+            try:
+                inp, r1 = parse_count(m.group("input"))
+                outp, r2 = parse_count(m.group("output"))
+            except ValueError:
+                return
+            self._pending = UsageEvent(
+                kind="delta", input_tokens=inp, output_tokens=outp,
+                approximate=r1 or r2, pattern="seed-tokens",
+            )
+            return
+        m = _SEED_USAGE_RE.search(line)
+        if m is not None:
+            try:
+                tokens, rounded = parse_count(m.group("tokens"))
+                cost = parse_cost(m.group("cost"))
+            except ValueError:
+                return
+            out.append(UsageEvent(
+                kind="delta", input_tokens=tokens, cost_usd=cost,
+                approximate=rounded, pattern="seed-usage",
+            ))
+            return
+        m = _SEED_COST_RE.search(line)
+        if m is not None:
+            cost_only = UsageEvent(kind="delta", pattern="seed-cost")
+            if _set_cost(cost_only, m.group("cost")):
+                out.append(cost_only)
+
+    def _close_pending(self, out: list[UsageEvent]) -> None:
+        if self._pending is not None:
+            out.append(self._pending)
+            self._pending = None
+
+    # -- /cost block --
+
+    def _block_line(self, line: str, out: list[UsageEvent]) -> bool:
+        """Read ``line`` as part of the open block; False when it ends the block."""
+        block = self._block
+        assert block is not None
+        m = _BLOCK_ROW_RE.search(line)
+        if m is not None:
+            row = _row_event(m)
+            if row is not None:
+                # The same row printed again (a redraw inside the block): the last counts.
+                block.rows[m.group("model")] = row
+                return True
+        if block.rows:
+            # The rows are over: report now rather than when the dialog closes.
+            self._close_block(out)
+            return False
+        if _BLOCK_COST_RE.search(line):
+            self._close_block(out)
+            return False
+        if _BLOCK_MODELS_RE.search(line) or _BLOCK_MEMBER_RE.search(line):
+            return True
+        self._close_block(out)
+        return False
+
+    def _close_block(self, out: list[UsageEvent]) -> None:
+        block = self._block
+        if block is None:
+            return
+        self._block = None
+        rows = _merge_models(block.rows.values())
+        if rows:
+            if len(rows) == 1 and rows[0].cost_usd is None:
+                rows[0].cost_usd = block.cost
+            out.extend(rows)
+        elif block.cost is not None:
+            out.append(UsageEvent(
+                kind="total", cost_usd=block.cost, approximate=True, pattern="cost-block",
+            ))
+
+    # -- JSON results --
+
+    def _json_line(self, line: str, out: list[UsageEvent]) -> bool:
+        """Read ``line`` as JSON; False when it is not part of a JSON object."""
+        starts = line == "{" or line.startswith('{"')
+        buf = self._json
+        if buf is not None and not starts:
+            if len(buf[-1]) >= _JSON_PIECE or _JSON_PRETTY_LINE_RE.fullmatch(line):
+                buf.append(line)
+                self._json_chars += len(line)
+                if self._json_chars > _JSON_MAX_CHARS or len(buf) > _JSON_MAX_LINES:
+                    self._json = None
+                elif line.endswith("}") and (buf[0] != "{" or line == "}"):
+                    self._finish_json(out, final=False)
+                return True
+            self._json = None  # not JSON after all: read the line as text
+            return False
+        if not starts:
+            return False
+        self._json = [line]
+        self._json_chars = len(line)
+        if line.endswith("}"):
+            self._finish_json(out, final=False)
+        return True
+
+    def _finish_json(self, out: list[UsageEvent], final: bool) -> None:
+        """Try to read the buffered object; drop it when it is done or hopeless."""
+        buf = self._json
+        assert buf is not None
+        pretty = buf[0] == "{"
+        text = "".join(buf)
+        if '"result"' not in text:
+            # Only result objects count; anything else (assistant snapshots,
+            # init lines) is dropped unread.
+            if _STREAM_HINT_RE.match(text):
+                self._stream = True
+            self._json = None
+            return
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            if pretty or final:
+                self._json = None
+            return  # a long line the scanner cut: wait for the rest
+        self._json = None
+        if isinstance(obj, dict):
+            if obj.get("type") != "result" and _STREAM_HINT_RE.match(text):
+                self._stream = True
+            out.extend(_result_events(obj, "stream-json" if self._stream else "p-json"))
+
+
+def _cost_or_none(text: str) -> float | None:
+    try:
+        return parse_cost(text)
+    except ValueError:
+        return None
+
+
+def _set_cost(event: UsageEvent, text: str) -> bool:
+    cost = _cost_or_none(text)
+    if cost is None:
+        return False
+    event.cost_usd = cost
+    return True
+
+
+def _merge_models(events: Iterable[UsageEvent]) -> list[UsageEvent]:
+    """One event per model: names that normalise alike (``x``, ``x[1m]``) add up."""
+    merged: dict[str | None, UsageEvent] = {}
+    for event in events:
+        seen = merged.get(event.model)
+        if seen is None:
+            merged[event.model] = event
+            continue
+        seen.input_tokens += event.input_tokens
+        seen.output_tokens += event.output_tokens
+        seen.cache_read_tokens += event.cache_read_tokens
+        seen.cache_write_tokens += event.cache_write_tokens
+        if event.cost_usd is not None:
+            seen.cost_usd = (seen.cost_usd or 0.0) + event.cost_usd
+        seen.approximate = seen.approximate or event.approximate
+    return list(merged.values())
+
+
+def _row_event(m: re.Match[str]) -> UsageEvent | None:
+    """One ``model:  1.2k input, 5.3k output, ... ($0.55)`` row of a /cost block."""
+    event = UsageEvent(
+        kind="total", model=normalise_model(m.group("model")),
+        approximate=True, pattern="cost-block",
+    )
+    rest = m.group("rest")
+    found = False
+    for item in _ROW_ITEM_RE.finditer(rest):
+        try:
+            value, _ = parse_count(item.group("n"))
+        except ValueError:
+            return None
+        what = " ".join(item.group("what").lower().split())
+        setattr(event, _ROW_FIELDS[what], value)
+        found = True
+    if not found:
+        return None
+    cm = _ROW_COST_RE.search(rest)
+    if cm is not None:
+        event.cost_usd = _cost_or_none(cm.group("cost"))
+    return event
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    return int(value)
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _result_events(obj: dict[str, Any], pattern: str) -> list[UsageEvent]:
+    """Exact totals of a ``claude -p`` result object: one event per model."""
+    if obj.get("type") != "result":
+        return []
+    session = obj.get("session_id")
+    session = session if isinstance(session, str) and session else None
+    model_usage = obj.get("modelUsage")
+    if isinstance(model_usage, dict):
+        per_model = [
+            UsageEvent(
+                kind="total",
+                model=normalise_model(str(name)),
+                input_tokens=_int(usage.get("inputTokens")),
+                output_tokens=_int(usage.get("outputTokens")),
+                cache_read_tokens=_int(usage.get("cacheReadInputTokens")),
+                cache_write_tokens=_int(usage.get("cacheCreationInputTokens")),
+                cost_usd=_float(usage.get("costUSD")),
+                pattern=pattern,
+                claude_session=session,
+            )
+            for name, usage in model_usage.items()
+            if isinstance(usage, dict)
+        ]
+        if per_model:
+            return _merge_models(per_model)
+    usage = obj.get("usage")
+    cost = _float(obj.get("total_cost_usd"))
+    if not isinstance(usage, dict):
+        if cost is None:
+            return []
+        usage = {}
+    return [UsageEvent(
+        kind="total",
+        input_tokens=_int(usage.get("input_tokens")),
+        output_tokens=_int(usage.get("output_tokens")),
+        cache_read_tokens=_int(usage.get("cache_read_input_tokens")),
+        cache_write_tokens=_int(usage.get("cache_creation_input_tokens")),
+        cost_usd=cost,
+        pattern=pattern,
+        claude_session=session,
+    )]
