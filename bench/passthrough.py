@@ -33,10 +33,14 @@ ROOT = Path(__file__).resolve().parent.parent
 CW = [sys.executable, "-m", "claudewrap"]
 
 
-def make_payload(path: Path, megabytes: int) -> None:
+PROSE = ["claude", "élan", "──", "⎿", "$0.55", "lorem", "ipsum", "dolor", "sit", "amet"]
+# Every line holds a word the usage patterns look for: nothing can be skipped.
+USAGE_WORDS = ["claude", "tokens:", "cost", "usage", "élan", "──", "$0.55", "input", "output"]
+
+
+def make_payload(path: Path, megabytes: int, words: list[str] = PROSE) -> None:
     """ANSI-heavy TUI-like text: colours, cursor moves, OSC titles, UTF-8."""
     rng = random.Random(42)
-    words = ["claude", "token", "élan", "──", "⎿", "$0.55", "input", "output", "cache"]
     parts = []
     for _ in range(6000):
         line = []
@@ -149,6 +153,18 @@ def main() -> None:
     print(f"  ratio claudewrap / script : {best['script -qfec'] / best['claudewrap run']:.3f}"
           "   (target >= 0.95)")
     print(f"  ratio claudewrap / direct : {best['pty direct'] / best['claudewrap run']:.3f}")
+
+    # Worst case: usage words on every line, so every byte goes through the parser.
+    worst = work / "worst.txt"
+    make_payload(worst, max(1, args.mb // 4), USAGE_WORDS)
+    wsize = worst.stat().st_size
+    w_script = min(run_in_pty(["script", "-qfec", f"{cat} {worst}", "/dev/null"], env)[0]
+                   for _ in range(args.rounds))
+    w_cw = min(run_in_pty([*CW, "run", "--claude", cat, "--", str(worst)], env)[0]
+               for _ in range(args.rounds))
+    print(f"  worst case, usage words on every line ({wsize / 1e6:.0f} MB): script "
+          f"{wsize / w_script / 1e6:.1f} MB/s, claudewrap {wsize / w_cw / 1e6:.1f} MB/s, "
+          f"ratio {w_script / w_cw:.3f}")
 
     echo = ["sh", "-c", "stty raw -echo; exec cat"]
     direct = latency(echo, env, args.samples)

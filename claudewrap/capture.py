@@ -66,6 +66,12 @@ class Capture:
 
             self._scanner = Scanner()
             self._matcher = Matcher(self._user_patterns)
+        if not self._matcher.busy and not self._matcher.could_start(
+                self._scanner.partial.encode() + data):
+            # Nothing here can start an event (most TUI output): keep only
+            # the scanner's place instead of parsing every line.
+            self._scanner.skip(data)
+            return
         lines = self._scanner.feed(data)
         if lines:
             self._record(self._matcher.feed(lines))

@@ -248,6 +248,11 @@ _PREFILTER_RE = re.compile(
     _I,
 )
 
+# Every line the built-in patterns can start on holds one of these words in
+# the raw terminal bytes too (see _PREFILTER_RE and the JSON "{"): output that
+# holds none of them cannot start an event, and Capture skips parsing it.
+RAW_TRIGGERS = (b"cost", b"token", b"usage", b"model", b"{")
+
 _SEED_TOKENS_RE = re.compile(
     rf"\btokens\s*:\s*(?P<input>{_COUNT})\s*input\s*,?\s*(?P<output>{_COUNT})\s*output\b", _I
 )
@@ -309,6 +314,22 @@ class Matcher:
         self._json: list[str] | None = None  # lines of a JSON object being read
         self._json_chars = 0
         self._stream = False  # seen stream-json lines: results are "stream-json"
+
+    @property
+    def busy(self) -> bool:
+        """True while a multi-line event (a Tokens line, a block, JSON) is open."""
+        return self._pending is not None or self._block is not None or self._json is not None
+
+    def could_start(self, raw: bytes) -> bool:
+        """Whether a line in ``raw`` (terminal bytes) could start an event.
+
+        False only when there are no user patterns (theirs can match anything)
+        and ``raw`` holds none of RAW_TRIGGERS, in any case.
+        """
+        if self._user:
+            return True
+        low = raw.lower()
+        return any(word in low for word in RAW_TRIGGERS)
 
     def feed(self, lines: Iterable[str]) -> list[UsageEvent]:
         """The events that ``lines`` complete."""

@@ -159,6 +159,30 @@ class Scanner:
             text = text[:cut]
         return self._lines(_clean(text, controls))
 
+    @property
+    def partial(self) -> str:
+        """The clean text of the line not yet ended."""
+        return "".join(self._parts)
+
+    def skip(self, data: bytes) -> None:
+        """Consume ``data`` whose lines nobody needs, far cheaper than feed().
+
+        Only the text after its last LF is read (the next chunk may continue
+        that line); the partial line and everything before that LF are dropped.
+        This equals feed() for the lines that follow unless the LF sits inside
+        an escape string (an OSC title holding a newline).
+        """
+        i = data.rfind(b"\n")
+        if i < 0:
+            self.feed(data)
+            return
+        self._undecoded = b""
+        self._tail = ""
+        self._tail_controls = False
+        self._parts = []
+        self._plen = 0
+        self.feed(data[i + 1:])
+
     def flush(self) -> list[str]:
         """End of stream: the pending partial line, if it is not empty."""
         text = self._tail + _utf8_decode(self._undecoded, "replace", True)[0]
