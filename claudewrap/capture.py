@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from claudewrap.journal import JournalWriter
-    from claudewrap.patterns import Matcher, UserPattern
+    from claudewrap.config import UserPattern
+    from claudewrap.patterns import Matcher
     from claudewrap.records import UsageEvent, UsageRecord
     from claudewrap.scanner import Scanner
 

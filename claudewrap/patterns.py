@@ -33,37 +33,40 @@ caller drops repeats by ``(session, UsageEvent.values_key())``.
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
 
-from claudewrap.records import KINDS, UsageEvent
+from claudewrap.config import (
+    CONFIG_ENV,
+    NUMERIC_GROUPS,
+    USER_GROUPS,
+    PatternError,
+    UserPattern,
+    default_config_path,
+    load_user_patterns,
+)
+from claudewrap.records import UsageEvent
 
-CONFIG_ENV = "CLAUDEWRAP_CONFIG"
-USER_GROUPS = ("input", "output", "cache_read", "cache_write", "cost", "model")
-_NUMERIC_GROUPS = ("input", "output", "cache_read", "cache_write", "cost")
+__all__ = [
+    "CONFIG_ENV",
+    "USER_GROUPS",
+    "Matcher",
+    "PatternError",
+    "UserPattern",
+    "default_config_path",
+    "load_user_patterns",
+    "normalise_model",
+    "parse_cost",
+    "parse_count",
+]
+
 
 _JSON_MAX_CHARS = 1 << 20  # never hold more than ~1 MB of a JSON object
 _JSON_MAX_LINES = 20000
 _JSON_PIECE = 1000  # a line this long may have been cut by the scanner: the next continues it
-
-
-class PatternError(ValueError):
-    """A user pattern or config problem; the message says what to fix."""
-
-
-@dataclass
-class UserPattern:
-    """A pattern from the user's config: a regex with named groups."""
-
-    name: str
-    regex: re.Pattern[str]
-    kind: str = "delta"
 
 
 # --- numbers and names ------------------------------------------------------
@@ -113,92 +116,10 @@ def normalise_model(name: str) -> str:
 # --- user patterns ----------------------------------------------------------
 
 
-def default_config_path() -> Path:
-    """``$CLAUDEWRAP_CONFIG``, else ``config.toml`` in the platform's user config dir."""
-    env = os.environ.get(CONFIG_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs  # only when needed: keeps the launch path light
-
-    return Path(platformdirs.user_config_dir("claudewrap")) / "config.toml"
-
-
-def load_user_patterns(path: Path | None = None) -> list[UserPattern]:
-    """The ``[[patterns]]`` of the config file.
-
-    A missing default file means no patterns; a missing file that was asked
-    for (``path`` or ``$CLAUDEWRAP_CONFIG``) is an error. Raises
-    :class:`PatternError` for anything the user must fix.
-    """
-    explicit = path is not None or bool(os.environ.get(CONFIG_ENV))
-    if path is None:
-        path = default_config_path()
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        if explicit:
-            raise PatternError(f"{path}: config file not found; create it or fix the path") from None
-        return []
-    except OSError as e:
-        raise PatternError(f"{path}: cannot read config file: {e.strerror or e}") from None
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise PatternError(f"{path}: not UTF-8 text; save it as UTF-8") from None
-    except tomllib.TOMLDecodeError as e:
-        raise PatternError(f"{path}: bad TOML: {_one_line(str(e))}") from None
-    entries = data.get("patterns", [])
-    if not isinstance(entries, list):
-        raise PatternError(f"{path}: 'patterns' must be an array of tables ([[patterns]])")
-    return [_user_pattern(path, i, entry) for i, entry in enumerate(entries, 1)]
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _user_pattern(path: Path, index: int, entry: Any) -> UserPattern:
-    if not isinstance(entry, dict):
-        raise PatternError(f"{path}: pattern #{index}: must be a table ([[patterns]])")
-    name = entry.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise PatternError(f"{path}: pattern #{index}: needs a name = \"...\"")
-    where = f"{path}: pattern {name!r}"
-    unknown = sorted(set(entry) - {"name", "regex", "kind"})
-    if unknown:
-        raise PatternError(f"{where}: unknown key {unknown[0]!r} (allowed: name, regex, kind)")
-    source = entry.get("regex")
-    if not isinstance(source, str) or not source:
-        raise PatternError(f"{where}: needs a regex = '...'")
-    kind = entry.get("kind", "delta")
-    if kind not in KINDS:
-        raise PatternError(f"{where}: kind must be \"delta\" or \"total\", not {kind!r}")
-    try:
-        regex = re.compile(source, re.IGNORECASE)
-    except re.error as e:
-        raise PatternError(f"{where}: bad regex: {_one_line(str(e))}") from None
-    groups = set(regex.groupindex)
-    bad = sorted(groups - set(USER_GROUPS))
-    if bad:
-        raise PatternError(
-            f"{where}: unknown group {bad[0]!r} (allowed: {', '.join(USER_GROUPS)})"
-        )
-    if not groups & set(_NUMERIC_GROUPS):
-        raise PatternError(
-            f"{where}: needs at least one of the groups (?P<input>...), (?P<output>...), "
-            "(?P<cache_read>...), (?P<cache_write>...), (?P<cost>...)"
-        )
-    return UserPattern(name=name, regex=regex, kind=kind)
-
-
 def _user_event(pattern: UserPattern, m: re.Match[str]) -> UsageEvent | None:
     """The event of one user-pattern match; None when its numbers do not parse."""
     groups = {k: v for k, v in m.groupdict().items() if v is not None}
-    if not groups.keys() & set(_NUMERIC_GROUPS):
+    if not groups.keys() & set(NUMERIC_GROUPS):
         return None
     event = UsageEvent(kind=pattern.kind, pattern=f"user:{pattern.name}")
     try:

@@ -1,0 +1,118 @@
+"""The user's config file: their own usage patterns.
+
+Kept apart from patterns.py (whose built-in regexes take a while to compile)
+so that `claudewrap run` can check the config before `claude` starts and load
+the parser only once output arrives.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from claudewrap.records import KINDS
+
+CONFIG_ENV = "CLAUDEWRAP_CONFIG"
+USER_GROUPS = ("input", "output", "cache_read", "cache_write", "cost", "model")
+NUMERIC_GROUPS = ("input", "output", "cache_read", "cache_write", "cost")
+
+
+class PatternError(ValueError):
+    """A user pattern or config problem; the message says what to fix."""
+
+
+@dataclass
+class UserPattern:
+    """A pattern from the user's config: a regex with named groups."""
+
+    name: str
+    regex: re.Pattern[str]
+    kind: str = "delta"
+
+
+def default_config_path() -> Path:
+    """``$CLAUDEWRAP_CONFIG``, else ``config.toml`` in the platform's user config dir."""
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs  # only when needed: keeps the launch path light
+
+    return Path(platformdirs.user_config_dir("claudewrap")) / "config.toml"
+
+
+def load_user_patterns(path: Path | None = None) -> list[UserPattern]:
+    """The ``[[patterns]]`` of the config file.
+
+    A missing default file means no patterns; a missing file that was asked
+    for (``path`` or ``$CLAUDEWRAP_CONFIG``) is an error. Raises
+    :class:`PatternError` for anything the user must fix.
+    """
+    explicit = path is not None or bool(os.environ.get(CONFIG_ENV))
+    if path is None:
+        path = default_config_path()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if explicit:
+            raise PatternError(f"{path}: config file not found; create it or fix the path") from None
+        return []
+    except OSError as e:
+        raise PatternError(f"{path}: cannot read config file: {e.strerror or e}") from None
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise PatternError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as e:
+        raise PatternError(f"{path}: bad TOML: {_one_line(str(e))}") from None
+    entries = data.get("patterns", [])
+    if not isinstance(entries, list):
+        raise PatternError(f"{path}: 'patterns' must be an array of tables ([[patterns]])")
+    return [_user_pattern(path, i, entry) for i, entry in enumerate(entries, 1)]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _user_pattern(path: Path, index: int, entry: Any) -> UserPattern:
+    if not isinstance(entry, dict):
+        raise PatternError(f"{path}: pattern #{index}: must be a table ([[patterns]])")
+    name = entry.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise PatternError(f"{path}: pattern #{index}: needs a name = \"...\"")
+    where = f"{path}: pattern {name!r}"
+    unknown = sorted(set(entry) - {"name", "regex", "kind"})
+    if unknown:
+        raise PatternError(f"{where}: unknown key {unknown[0]!r} (allowed: name, regex, kind)")
+    source = entry.get("regex")
+    if not isinstance(source, str) or not source:
+        raise PatternError(f"{where}: needs a regex = '...'")
+    kind = entry.get("kind", "delta")
+    if kind not in KINDS:
+        raise PatternError(f"{where}: kind must be \"delta\" or \"total\", not {kind!r}")
+    try:
+        regex = re.compile(source, re.IGNORECASE)
+    except re.error as e:
+        raise PatternError(f"{where}: bad regex: {_one_line(str(e))}") from None
+    groups = set(regex.groupindex)
+    bad = sorted(groups - set(USER_GROUPS))
+    if bad:
+        raise PatternError(
+            f"{where}: unknown group {bad[0]!r} (allowed: {', '.join(USER_GROUPS)})"
+        )
+    if not groups & set(NUMERIC_GROUPS):
+        raise PatternError(
+            f"{where}: needs at least one of the groups (?P<input>...), (?P<output>...), "
+            "(?P<cache_read>...), (?P<cache_write>...), (?P<cost>...)"
+        )
+    return UserPattern(name=name, regex=regex, kind=kind)
+
+
