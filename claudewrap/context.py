@@ -2,7 +2,8 @@
 
 Read from the environment only; nothing here starts a process on the launch
 path except one short `tmux display-message` when inside tmux (for the session
-name), bounded by a timeout.
+name), bounded by a timeout. GNU screen needs no process: ``$STY`` and
+``$WINDOW`` say it all. scan.py uses the same labels for scrollback it reads.
 """
 
 from __future__ import annotations
@@ -36,7 +37,12 @@ def find_project(cwd: str, override: str | None = None) -> str:
 
 
 def tmux_session_name(env: dict[str, str]) -> str | None:
-    """Ask tmux for the session name of ``$TMUX_PANE`` (None outside tmux or on error)."""
+    """Ask tmux for the session name of ``$TMUX_PANE`` (None outside tmux or on error).
+
+    The session name is not in the environment (``$TMUX`` holds the socket,
+    the server pid and the session's number) and may have been renamed, so
+    ask the server that ``$TMUX`` names; a stuck server costs at most 0.5 s.
+    """
     if not env.get("TMUX"):
         return None
     cmd = ["tmux", "display-message", "-p"]
@@ -45,11 +51,20 @@ def tmux_session_name(env: dict[str, str]) -> str | None:
         cmd += ["-t", pane]
     cmd.append("#{session_name}")
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=1.0, env=env)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=0.5, env=env,
+                             stdin=subprocess.DEVNULL, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     name = out.stdout.strip()
     return name if out.returncode == 0 and name else None
+
+
+def screen_label(sty: str | None, window: str | None) -> str | None:
+    """``screen_session`` for GNU screen's ``$STY`` (``pid.name``) and ``$WINDOW``:
+    ``"pid.name:window"``, or just ``$STY`` without a window number."""
+    if not sty:
+        return None
+    return f"{sty}:{window}" if window else sty
 
 
 def collect(*, project: str | None = None, tags: dict[str, str] | None = None,
@@ -59,14 +74,12 @@ def collect(*, project: str | None = None, tags: dict[str, str] | None = None,
     cwd = cwd or os.getcwd()
     all_tags = parse_tags(env.get("CLAUDEWRAP_TAGS"))
     all_tags.update(tags or {})
-    sty = env.get("STY")
-    window = env.get("WINDOW")
     return {
         "project": find_project(cwd, project or env.get("CLAUDEWRAP_PROJECT")),
         "cwd": cwd,
         "host": socket.gethostname(),
         "tmux_pane": env.get("TMUX_PANE") or None,
         "tmux_session": tmux_session_name(env),
-        "screen_session": (f"{sty}:{window}" if sty and window else sty) or None,
+        "screen_session": screen_label(env.get("STY"), env.get("WINDOW")),
         "tags": all_tags,
     }

@@ -56,6 +56,13 @@ def main() -> int:
         with open(os.environ["FAKE_ARGS_FILE"], "w", encoding="utf-8") as fh:
             json.dump(rest, fh)
         return 0
+    if mode == "logrun":
+        # Append one line per run (its arguments, and the nesting depth the
+        # wrapper sets, "" when run directly) to $FAKE_ARGS_FILE; exit CODE.
+        line = json.dumps({"args": rest[1:], "depth": os.environ.get("CLAUDEWRAP_DEPTH", "")})
+        with open(os.environ["FAKE_ARGS_FILE"], "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+        return int(rest[0])
     if mode == "exit":
         out(b"bye\n")
         return int(rest[0])
