@@ -387,7 +387,8 @@ class Matcher:
         block = self._block
         assert block is not None
         m = _BLOCK_ROW_RE.search(line)
-        if m is not None:
+        # A seed `Tokens: … input, … output` line is not a model named "tokens".
+        if m is not None and not _SEED_TOKENS_RE.search(line):
             row = _row_event(m)
             if row is not None:
                 # The same row printed again (a redraw inside the block): the last counts.

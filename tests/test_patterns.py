@@ -519,3 +519,21 @@ def test_parse_cost_rejects_what_is_not_a_cost(text: str) -> None:
 ])
 def test_normalise_model(name: str, expected: str) -> None:
     assert normalise_model(name) == expected
+
+
+def test_tokens_line_right_after_a_cost_block_is_its_own_event() -> None:
+    from claudewrap.patterns import Matcher
+    from claudewrap.scanner import clean_lines
+
+    lines = clean_lines(
+        b"Total cost:            $0.55\r\n"
+        b"Usage by model:\r\n"
+        b"   claude-sonnet-4-6:  1.2k input, 5.3k output, 940.0k cache read, 50.0k cache write ($0.55)\r\n"
+        b"Tokens: 100 input, 20 output\r\n"
+    )
+    matcher = Matcher()
+    events = matcher.feed(lines) + matcher.flush()
+    assert [(e.kind, e.model, e.input_tokens, e.output_tokens) for e in events] == [
+        ("total", "claude-sonnet-4-6", 1200, 5300),
+        ("delta", None, 100, 20),
+    ]
