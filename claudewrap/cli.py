@@ -23,6 +23,10 @@ COMMANDS: dict[str, str] = {
     "journal": "capture:journal",
     "usage": "usage:usage",
     "export": "usage:export",
+    "import": "importer:import_cmd",
+    "shell-init": "shell:shell_init",
+    "scan": "scan:scan",
+    "status": "status:status",
 }
 
 ALIASES: dict[str, str] = {"stats": "usage"}

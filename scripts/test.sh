@@ -29,4 +29,9 @@ fi
 
 python3 -m pip install -q --disable-pip-version-check -e ".[test]"
 
+# The real Claude Code CLI (the version pinned in tests/claude_code.py) into
+# .cache/claude-code/; nothing to do when that version is there already.
+python3 tests/claude_code.py install ||
+  echo "scripts/test.sh: Claude Code not installed: its tests skip (and fail under CI=true)"
+
 exec python3 -m pytest "$@"

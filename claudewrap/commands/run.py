@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import TYPE_CHECKING
 
 import click
@@ -12,7 +13,8 @@ from claudewrap import launcher
 
 if TYPE_CHECKING:
     from claudewrap.capture import Capture
-    from claudewrap.patterns import UserPattern
+    from claudewrap.config import UserPattern
+    from claudewrap.otel import Receiver
 
 
 def _new_session_id() -> str:
@@ -38,9 +40,12 @@ def _new_session_id() -> str:
                    "$CLAUDEWRAP_TAGS=\"k=v,k2=v2\".")
 @click.option("--no-capture", is_flag=True,
               help="Only relay: parse nothing, write nothing.")
+@click.option("--no-otel", is_flag=True,
+              help="Do not receive Claude Code's OpenTelemetry (exact per-request usage); "
+                   "it is also off when you configured OpenTelemetry yourself.")
 @click.argument("claude_args", nargs=-1, type=click.UNPROCESSED)
 def run(claude_path: str | None, journal_path: str | None, config_path: str | None,
-        project: str | None, tags: tuple[str, ...], no_capture: bool,
+        project: str | None, tags: tuple[str, ...], no_capture: bool, no_otel: bool,
         claude_args: tuple[str, ...]) -> None:
     """Run the real `claude` with CLAUDE_ARGS, recording the usage it prints.
 
@@ -58,10 +63,12 @@ def run(claude_path: str | None, journal_path: str | None, config_path: str | No
     capture = None
     if not no_capture:
         capture = _make_capture(journal_path, config_path, project, tags)
+    exact = _ExactSources(capture, journal_path, use_otel=not no_otel)
 
     try:
-        result = launcher.run([real, *claude_args], capture)
+        result = launcher.run([real, *claude_args], capture, env=exact.child_env())
     except launcher.LaunchError as exc:
+        exact.abort()
         click.echo(str(exc), err=True)
         sys.exit(exc.status)
 
@@ -73,6 +80,7 @@ def run(claude_path: str | None, journal_path: str | None, config_path: str | No
             warning = f"claudewrap: usage capture failed at exit: {exc}"
         if warning:
             warnings.append(warning)
+    warnings.extend(exact.finish())
     if result.tap_error:
         warnings.append(f"claudewrap: usage capture stopped after an internal error "
                         f"({result.tap_error}); claude ran on unaffected")
@@ -95,11 +103,72 @@ def _make_capture(journal_path: str | None, config_path: str | None, project: st
                                                tags=context.parse_tags(",".join(tags))))
 
 
+class _ExactSources:
+    """Claude Code's exact usage beside the screen capture: its OpenTelemetry,
+    received live (claudewrap.otel), and at the end the session's transcript
+    (claudewrap.transcripts) for whatever OpenTelemetry did not deliver."""
+
+    def __init__(self, capture: Capture | None, journal_path: str | None,
+                 use_otel: bool) -> None:
+        self.capture = capture
+        self.journal_path = journal_path
+        self.receiver: Receiver | None = None
+        self.started = time.time()
+        if capture is None or not use_otel:
+            return
+        from claudewrap import otel
+
+        if otel.user_configured(os.environ):
+            return  # the user's own OpenTelemetry settings pass through untouched
+        try:
+            self.receiver = otel.Receiver(session=capture.session, journal=journal_path,
+                                          attribution=capture.attribution).start()
+        except OSError:
+            self.receiver = None  # no loopback port: run on with the screen capture only
+
+    def child_env(self) -> dict[str, str] | None:
+        if self.receiver is None:
+            return None
+        return {**os.environ, **self.receiver.child_env()}
+
+    def abort(self) -> None:
+        if self.receiver is not None:
+            self.receiver.close(grace=0)
+
+    def finish(self) -> list[str]:
+        """After the child exited: last OpenTelemetry export, then the transcript."""
+        warnings: list[str] = []
+        if self.capture is None:
+            return warnings
+        sessions: set[str] = set()
+        known: set[str] = set()
+        try:
+            if self.receiver is not None:
+                warning = self.receiver.close()
+                if warning:
+                    warnings.append(warning)
+                sessions |= self.receiver.claude_sessions
+                known |= self.receiver.request_ids
+            sessions |= {r.claude_session for r in self.capture.records if r.claude_session}
+            from claudewrap import transcripts
+
+            warning = transcripts.reconcile(
+                session=self.capture.session, attribution=self.capture.attribution,
+                journal=self.journal_path, claude_sessions=sessions, known_request_ids=known,
+                started=self.started)
+            if warning:
+                warnings.append(warning)
+        except Exception as exc:  # noqa: BLE001 - never turn claude's status into ours
+            warnings.append(f"claudewrap: exact usage (OpenTelemetry/transcript) failed at "
+                            f"exit: {type(exc).__name__}: {exc}")
+        return warnings
+
+
 def _user_patterns(config_path: str | None) -> list[UserPattern]:
     """The user's patterns, checked now: a bad one is an error before claude starts."""
     from pathlib import Path
 
-    from claudewrap.patterns import PatternError, default_config_path, load_user_patterns
+    from claudewrap.config import PatternError, default_config_path, load_user_patterns
 
     path = Path(config_path) if config_path else default_config_path()
     if config_path is None and not path.exists():

@@ -1,0 +1,350 @@
+"""Claude Code's session transcripts: exact per-request usage, after the fact.
+
+Claude Code writes each session to ``<config dir>/projects/<cwd slug>/<session
+id>.jsonl`` (config dirs: ``$CLAUDE_CONFIG_DIR``, comma separated, else
+``~/.config/claude`` and ``~/.claude``). An assistant line carries the API
+message's ``usage`` and the request id; a message with several content blocks
+is written as several lines, each repeating the usage of that moment, with
+``output_tokens`` a streaming snapshot. So, per request id: the line with the
+largest ``output_tokens`` wins (the last among equals); never the first, never
+the sum. Subagent files (``isSidechain``) replaying a request of the main file
+count once, because the key is the request id. ``<synthetic>`` lines (errors
+Claude Code made up itself) are not usage.
+
+:func:`import_paths` backs ``claudewrap import``; :func:`reconcile` runs at the
+end of a wrapped session and adds what OpenTelemetry did not deliver.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from claudewrap.records import UsageRecord
+
+SOURCE = "transcript"
+# Sources whose records already carry one request exactly: a request seen there
+# is not imported again.
+EXACT_SOURCES = ("transcript", "otel")
+_SYNTHETIC = "<synthetic>"
+# Only lines that can carry usage are parsed at all.
+_USAGE_MARK = b'"usage"'
+# Bounds for the end-of-session reconciliation (the launch path's exit).
+RECONCILE_MAX_BYTES = 64 << 20
+RECONCILE_MAX_FILES = 8
+_SLUG_RE = re.compile(r"[^A-Za-z0-9]")
+
+
+def config_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
+    """Claude Code's config folders: ``$CLAUDE_CONFIG_DIR`` (comma separated),
+    else ``~/.config/claude`` and ``~/.claude``."""
+    env = os.environ if env is None else env
+    listed = [d.strip() for d in (env.get("CLAUDE_CONFIG_DIR") or "").split(",") if d.strip()]
+    if listed:
+        return [Path(d).expanduser() for d in listed]
+    home = Path(env.get("HOME") or Path.home())
+    xdg = env.get("XDG_CONFIG_HOME")
+    dirs = [Path(xdg) / "claude"] if xdg else []
+    dirs += [home / ".config" / "claude", home / ".claude"]
+    unique: list[Path] = []
+    for d in dirs:
+        if d not in unique:
+            unique.append(d)
+    return unique
+
+
+def default_roots(env: Mapping[str, str] | None = None) -> list[Path]:
+    """The ``projects`` folders that exist."""
+    return [d / "projects" for d in config_dirs(env) if (d / "projects").is_dir()]
+
+
+def project_slug(cwd: str) -> str:
+    """The folder name Claude Code gives a working directory under ``projects``."""
+    return _SLUG_RE.sub("-", cwd)
+
+
+def transcript_files(paths: Iterable[Path], since: float | None = None) -> Iterator[Path]:
+    """Every ``*.jsonl`` under ``paths`` (files are taken as they are), sorted,
+    skipping those last modified before ``since`` (epoch seconds)."""
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*.jsonl") if p.is_file())
+        elif path.is_file():
+            found = [path]
+        else:
+            continue
+        for f in found:
+            if since is not None:
+                try:
+                    if f.stat().st_mtime < since:
+                        continue
+                except OSError:
+                    continue
+            yield f
+
+
+@dataclass
+class Request:
+    """The usage of one API request, as the transcript last showed it."""
+
+    request_id: str
+    claude_session: str | None
+    model: str | None
+    ts: str | None
+    cwd: str | None
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    sidechain: bool
+
+    def better_than(self, other: Request) -> bool:
+        """Main-thread lines over sidechain replays; then the later/larger snapshot."""
+        if self.sidechain != other.sidechain:
+            return not self.sidechain
+        return self.output_tokens >= other.output_tokens
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    return max(0, int(value))
+
+
+def _ts(value: Any) -> str | None:
+    """The line's timestamp as the journal writes one (UTC, milliseconds, Z)."""
+    if not isinstance(value, str) or not value:
+        return None
+    if len(value) == 24 and value.endswith("Z"):
+        return value
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    when = when.astimezone(timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def parse_line(line: bytes | str) -> Request | None:
+    """The usage on one transcript line, or None (not an assistant message with
+    usage, a ``<synthetic>`` error, or not JSON)."""
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict) or obj.get("type") != "assistant":
+        return None
+    message = obj.get("message")
+    if not isinstance(message, dict):
+        return None
+    usage = message.get("usage")
+    model = message.get("model")
+    if not isinstance(usage, dict) or model == _SYNTHETIC or obj.get("isApiErrorMessage"):
+        return None
+    rid = obj.get("requestId") or message.get("id")
+    if not isinstance(rid, str) or not rid:
+        return None
+    from claudewrap.patterns import normalise_model
+
+    session = obj.get("sessionId")
+    cwd = obj.get("cwd")
+    return Request(
+        request_id=rid,
+        claude_session=session if isinstance(session, str) and session else None,
+        model=normalise_model(model) if isinstance(model, str) and model else None,
+        ts=_ts(obj.get("timestamp")),
+        cwd=cwd if isinstance(cwd, str) and cwd else None,
+        input_tokens=_count(usage.get("input_tokens")),
+        output_tokens=_count(usage.get("output_tokens")),
+        cache_read_tokens=_count(usage.get("cache_read_input_tokens")),
+        cache_write_tokens=_count(usage.get("cache_creation_input_tokens")),
+        sidechain=bool(obj.get("isSidechain")),
+    )
+
+
+def read_requests(files: Iterable[Path], into: dict[str, Request] | None = None,
+                  max_bytes: int | None = None) -> dict[str, Request]:
+    """request id -> its best :class:`Request`, over all ``files``.
+
+    Unreadable files and lines are skipped. ``max_bytes`` bounds what is read
+    from each file (its end is where a live session writes).
+    """
+    found: dict[str, Request] = {} if into is None else into
+    for path in files:
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        except OSError:
+            continue
+        with fh:
+            if max_bytes is not None:
+                try:
+                    size = os.fstat(fh.fileno()).st_size
+                except OSError:
+                    continue
+                if size > max_bytes:
+                    fh.seek(size - max_bytes)
+                    fh.readline()  # from the next whole line on
+            for line in fh:
+                if _USAGE_MARK not in line:
+                    continue
+                req = parse_line(line)
+                if req is None:
+                    continue
+                if req.claude_session is None:
+                    req.claude_session = path.stem if "agent-" not in path.stem else None
+                old = found.get(req.request_id)
+                if old is None or req.better_than(old):
+                    found[req.request_id] = req
+    return found
+
+
+def to_record(req: Request, *, session: str | None = None,
+              attribution: Mapping[str, Any] | None = None,
+              host: str | None = None) -> UsageRecord:
+    """One exact ``delta`` record. ``session`` defaults to the Claude session id;
+    the wrapper passes its own run's id and attribution instead."""
+    from claudewrap.records import UsageEvent, utc_now_iso
+
+    event = UsageEvent(kind="delta", model=req.model, input_tokens=req.input_tokens,
+                       output_tokens=req.output_tokens, cache_read_tokens=req.cache_read_tokens,
+                       cache_write_tokens=req.cache_write_tokens, pattern="transcript",
+                       request_id=req.request_id, claude_session=req.claude_session)
+    if attribution is None:
+        attribution = {"host": host or socket.gethostname()}
+        if req.cwd:
+            from claudewrap.context import find_project
+
+            attribution["cwd"] = req.cwd
+            attribution["project"] = find_project(req.cwd)
+    return UsageRecord.from_event(event, session=session or req.claude_session or "transcript",
+                                  source=SOURCE, attribution=dict(attribution),
+                                  ts=req.ts or utc_now_iso())
+
+
+def known_request_ids(journal: Path) -> set[str]:
+    """Request ids the journal already has from an exact source."""
+    from claudewrap.journal import read_records
+
+    return {r.request_id for r in read_records(journal)
+            if r.request_id and r.source in EXACT_SOURCES}
+
+
+@dataclass
+class ImportResult:
+    files: int = 0
+    requests: int = 0
+    added: int = 0
+    records: list[UsageRecord] | None = None
+
+
+def import_paths(paths: Iterable[Path], journal: Path, *, since: float | None = None,
+                 dry_run: bool = False) -> ImportResult:
+    """Add the usage of the transcripts under ``paths`` to ``journal``.
+
+    Idempotent: a request the journal already has from an exact source is
+    skipped. ``since`` (epoch seconds) skips files last modified before it and
+    requests made before it. Raises JournalError when the journal cannot be
+    read or written.
+    """
+    from claudewrap.journal import append_records
+
+    files = list(transcript_files(paths, since))
+    found = read_requests(files)
+    result = ImportResult(files=len(files), requests=len(found))
+    if since is not None:
+        cutoff = _ts_of_epoch(since)
+        found = {k: r for k, r in found.items() if r.ts is None or r.ts >= cutoff}
+    have = known_request_ids(journal)
+    host = socket.gethostname()
+    new = [to_record(r, host=host) for k, r in found.items() if k not in have]
+    new.sort(key=lambda rec: rec.ts)
+    result.added = len(new)
+    result.records = new
+    if new and not dry_run:
+        append_records(journal, new)
+    return result
+
+
+def session_files(claude_sessions: Iterable[str], roots: Iterable[Path],
+                  cwd: str | None = None, started: float | None = None) -> list[Path]:
+    """The transcripts of ``claude_sessions`` (with their subagent files); when
+    none is known, the newest transcript of ``cwd``'s project folder written
+    since ``started``."""
+    roots = list(roots)
+    files: list[Path] = []
+    for sid in sorted(set(claude_sessions)):
+        if not sid or "/" in sid or sid.startswith("."):
+            continue
+        for root in roots:
+            files.extend(p for p in root.glob(f"*/{sid}.jsonl") if p.is_file())
+            for sub in root.glob(f"*/{sid}/subagents"):
+                files.extend(sorted(p for p in sub.glob("*.jsonl") if p.is_file()))
+    if files or claude_sessions or cwd is None:
+        return files[:RECONCILE_MAX_FILES]
+    newest: tuple[float, Path] | None = None
+    for root in roots:
+        folder = root / project_slug(cwd)
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.name.endswith(".jsonl"):
+                continue
+            try:
+                mtime = entry.stat().st_mtime
+            except OSError:
+                continue
+            if (started is None or mtime >= started) and (newest is None or mtime > newest[0]):
+                newest = (mtime, Path(entry.path))
+    return [newest[1]] if newest else []
+
+
+def reconcile(*, session: str, attribution: Mapping[str, Any] | None, journal: str | None,
+              claude_sessions: Iterable[str], known_request_ids: Iterable[str],
+              started: float, env: Mapping[str, str] | None = None,
+              cwd: str | None = None) -> str | None:
+    """End of a wrapped run: add the requests of its transcript(s) made during
+    the run that no other exact source of this run recorded.
+
+    Bounded: at most RECONCILE_MAX_FILES files, the last RECONCILE_MAX_BYTES
+    of each. Returns one warning line or None; never raises for a bad file.
+    """
+    from claudewrap.journal import JournalWriter, resolve_path
+
+    roots = default_roots(env)
+    if not roots:
+        return None
+    files = session_files(claude_sessions, roots, cwd or os.getcwd(), started)
+    if not files:
+        return None
+    found = read_requests(files, max_bytes=RECONCILE_MAX_BYTES)
+    known = set(known_request_ids)
+    # A resumed session's transcript holds earlier runs' requests too.
+    cutoff = _ts_of_epoch(started - 5)
+    new = [to_record(r, session=session, attribution=attribution or {})
+           for k, r in found.items()
+           if k not in known and (r.ts is None or r.ts >= cutoff)]
+    if not new:
+        return None
+    new.sort(key=lambda rec: rec.ts)
+    writer = JournalWriter(resolve_path(journal))
+    writer.append(new)
+    return writer.close()
+
+
+def _ts_of_epoch(epoch: float) -> str:
+    from datetime import datetime, timezone
+
+    when = datetime.fromtimestamp(epoch, timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
