@@ -9,10 +9,12 @@ word.
 What a line is:
 
 - LF, CR, CRLF, VT, FF, U+2028 and U+2029 end a line, and so do escape sequences that move the
-  cursor to another line or position: CSI ``H f A B E F G d J`` and ESC ``D E M
-  8 c``. Erase-in-line (CSI ``K``) does not.
+  cursor to another line or position: CSI ``H f A B E F d J``, CSI ``G`` to
+  column 1, and ESC ``D E M 8 c``. Erase-in-line (CSI ``K``) does not.
 - Cursor-forward (CSI ``n C``), which Claude Code's renderer uses instead of
-  spaces, becomes ``n`` spaces (at most 256); TAB becomes one space.
+  spaces, becomes ``n`` spaces (at most 256); CSI ``n G`` to a column past 1
+  (Claude Code's renderer jumps between words with it) becomes one space; TAB
+  becomes one space.
 - Every other escape sequence (CSI, OSC, DCS/SOS/PM/APC strings, charset
   selects, two-byte ESC sequences) and every other C0/C1 control is dropped.
 - Trailing whitespace is stripped and empty lines are omitted, so ``CR LF`` and
@@ -68,7 +70,7 @@ _DROP_RE = re.compile(
 # Pass 2: after pass 1 every ESC left starts a kept sequence. Group 2 is set
 # for cursor-forward only, group 1 holds its count. One pass with a callback is
 # cheaper than a literal pass for line ends plus one for cursor-forward.
-_KEPT_RE = re.compile(r"\x1b(?:\[([0-9]*)[\x30-\x3b]*(?:(C)|[HfABEFGdJ])|[DEM8c])")
+_KEPT_RE = re.compile(r"\x1b(?:\[([0-9]*)[\x30-\x3b]*(?:(C)|(G)|[HfABEFdJ])|[DEM8c])")
 # The prefix of a sequence that the next character could still extend.
 _UNFINISHED_RE = re.compile(
     r"\x1b(?:"
@@ -91,7 +93,14 @@ _SPACES: dict[str, str] = {}
 
 
 def _kept(m: re.Match[str]) -> str:
-    """A line end for a cursor move, spaces for a cursor-forward."""
+    """A line end for a cursor move, spaces for a cursor-forward.
+
+    CHA (``CSI n G``, to column n) to column 1 starts the line over, like CR;
+    to any other column it is a jump within the line, which Claude Code's
+    renderer uses between words: one space.
+    """
+    if m[3] is not None:
+        return "\n" if m[1] in ("", "0", "1") else " "
     if m[2] is None:
         return "\n"
     count = m[1]

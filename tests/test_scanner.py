@@ -236,3 +236,12 @@ def test_random_bytes_never_raise_and_lines_are_clean(data: bytes, cuts: list[in
 @given(st.lists(st.integers(0, len(TUI)), max_size=30))
 def test_realistic_stream_in_random_chunks_gives_the_same_lines(cuts: list[int]) -> None:
     assert chunked(TUI * 3, cuts) == TUI_LINES * 3
+
+
+def test_column_jumps_separate_words_and_column_one_starts_over() -> None:
+    # What Claude Code 2.1.197 draws for a /cost row: words placed with CHA.
+    raw = (b"\x1b[3G\x1b[1mTotal cost:\x1b[22m\x1b[27G$0.0298\r\n"
+           b"\x1b[1Gclaude-haiku-4-5:\x1b[24G12 input,\x1b[34G5 output\r\n"
+           b"old text\x1b[Gnew text\n")
+    assert clean_lines(raw) == [" Total cost: $0.0298", "claude-haiku-4-5: 12 input, 5 output",
+                                "old text", "new text"]
