@@ -7,11 +7,14 @@ How records add up (the one place that decides it; the README quotes this):
    counts: the most exact source (``otel`` and ``transcript`` before ``pty``
    before ``scan`` and ``manual``; an exact record before an approximate one;
    among equals the first in the journal).
-2. **Rounded totals give way to exact ones.** A ``total`` record printed
-   rounded (``approximate``, e.g. the ``/cost`` screen block) is dropped when the
-   same Claude session (``claude_session``, else the wrapper ``session``) has an
-   exact ``total`` from any source (a ``-p`` JSON result, a transcript's final
-   cost record).
+2. **Exact sources win over what the screen showed.** When a session (the
+   wrapper's ``session`` or the Claude session) has per-request records from
+   ``otel`` or ``transcript``, the ``pty`` and ``scan`` records of that session
+   do not count: those sources saw every request, the screen only a summary of
+   them. Otherwise a ``total`` printed rounded (``approximate``, e.g. the
+   ``/cost`` screen block) is dropped when the same Claude session
+   (``claude_session``, else the wrapper ``session``) has an exact ``total``
+   from any source (a ``-p`` JSON result).
 3. **Within one session and source, totals replace deltas.** If the session has
    any (remaining) ``total`` records, its totals count and its deltas do not;
    otherwise its deltas add up. For each model, the totals count as a running
@@ -47,6 +50,9 @@ from claudewrap.records import UsageRecord
 
 # Source ranking for rule 1 (higher wins); approximate records rank below all exact ones.
 _PRIORITY = {"otel": 6, "transcript": 6, "pty": 5, "scan": 4, "manual": 3}
+# Rule 2: sources that see each request, and sources that read totals off the screen.
+_PER_REQUEST = ("otel", "transcript")
+_SCREEN = ("pty", "scan")
 _UNKNOWN = "unknown"
 _NONE = "(none)"
 DIMENSIONS = ("model", "day", "week", "month", "project", "session", "pane", "host", "source")
@@ -572,12 +578,17 @@ class UsageState:
         Yields ``(unit key, [model, day, attribution id, cost printed?, records,
         input, output, cache read, cache write, printed cost])``.
         """
-        exact_totals = {k[2] for k, u in self.units.items() if u.has_total and not k[3]}
+        # Rule 2: sessions seen request by request by an exact source.
+        per_request = {key for k in self.units if k[1] in _PER_REQUEST and not k[3]
+                       for key in (k[0], k[2])}
+        units = [(k, u) for k, u in self.units.items()
+                 if not (k[1] in _SCREEN and (k[0] in per_request or k[2] in per_request))]
+        exact_totals = {k[2] for k, u in units if u.has_total and not k[3]}
         has_total: set[tuple[str, str]] = set()
-        for k, u in self.units.items():
+        for k, u in units:
             if u.has_total and not (k[3] and k[2] in exact_totals):
                 has_total.add((k[0], k[1]))
-        for k, u in self.units.items():
+        for k, u in units:
             totals = (k[0], k[1]) in has_total
             if totals and k[3] and k[2] in exact_totals:
                 continue

@@ -201,11 +201,12 @@ def test_two_sessions_at_once_land_on_their_own_session_and_project(
     assert by_project["proj0"].session != by_project["proj1"].session
 
 
-@pytest.mark.xfail(reason="report.py counts a -p run's exact pty total and its otel deltas "
-                          "(same claude_session) twice; to be decided in report.py",
-                   strict=False)
 def test_report_counts_a_p_run_once(cc: Setup) -> None:
+    # The -p JSON result (pty, exact total) and the OTel events describe the
+    # same request: the summary counts it once.
     assert run_cw(cc, "--", "-p", "hello", "--output-format", "json").returncode == 0
+    sources = {r.source for r in records(cc)}
+    assert {"pty", "otel"} <= sources
     text = json.dumps(usage_report(cc))
     assert "1234" in text and "2468" not in text
 

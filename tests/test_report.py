@@ -510,3 +510,29 @@ def test_half_hour_zones_get_their_own_midnight(tmp_path: Path) -> None:
     g = report(j, tz=ZoneInfo("Asia/Kolkata"), dims=[("day",)]).groups[("day",)]
     assert {k[0]: v.input_tokens for k, v in g.items()} == {"2026-07-01": 1, "2026-07-02": 2}
     assert datetime(2026, 7, 1, tzinfo=UTC)  # keep the import honest
+
+
+def test_exact_per_request_sources_replace_screen_totals_of_their_session() -> None:
+    from claudewrap.records import UsageRecord
+    from claudewrap.report import summarize
+
+    def rec(**kw: object) -> UsageRecord:
+        base = {"ts": "2026-11-24T10:00:00.000Z", "session": "w1", "model": "claude-opus-4-8"}
+        base.update(kw)
+        return UsageRecord(**base)  # type: ignore[arg-type]
+
+    records = [
+        # -p JSON result on screen (exact total) and the /cost block (rounded total) ...
+        rec(source="pty", kind="total", input_tokens=1234, output_tokens=10, cost_usd=0.5,
+            claude_session="c1"),
+        rec(source="pty", kind="total", input_tokens=1200, output_tokens=10, cost_usd=0.5,
+            approximate=True),
+        # ... and the same request, exact, from OpenTelemetry.
+        rec(source="otel", kind="delta", input_tokens=1234, output_tokens=10, cost_usd=0.5,
+            request_id="req_1", claude_session="c1"),
+        # Another wrapped session without OTel still counts its screen total.
+        rec(session="w2", source="pty", kind="total", input_tokens=7, output_tokens=3,
+            cost_usd=0.01),
+    ]
+    total = summarize(records).total
+    assert (total.input_tokens, total.output_tokens, total.cost_usd) == (1241, 13, 0.51)
