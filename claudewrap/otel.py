@@ -443,6 +443,18 @@ class Receiver:
         return self
 
     def _serve(self) -> None:
+        import select
+
+        # The HTTP server's modules (~25 ms to import) load only once the child
+        # connects: a run that never exports does not pay for them.
+        while not self._closed:
+            try:
+                if select.select([self._sock], [], [], 0.05)[0]:
+                    break
+            except (OSError, ValueError):
+                return
+        if self._closed:
+            return
         try:
             server = self._make_server()
         except Exception:  # noqa: BLE001 - never hurt the session; close() sees no server
@@ -593,13 +605,22 @@ class Receiver:
 
     # -- the end -------------------------------------------------------------
 
+    def _connection_pending(self) -> bool:
+        import select
+
+        try:
+            return bool(select.select([self._sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return False
+
     def close(self, grace: float = CLOSE_GRACE_SECONDS) -> str | None:
         """Wait (at most ``grace`` seconds) for the child's last export, stop,
         record what only the metrics saw. Returns one warning line or None."""
         import select
 
         deadline = time.monotonic() + grace
-        self._ready.wait(max(0.0, deadline - time.monotonic()))
+        if self._server is not None or self._connection_pending():
+            self._ready.wait(max(0.0, deadline - time.monotonic()))
         while self._server is not None and time.monotonic() < deadline:
             try:
                 pending, _, _ = select.select([self._sock], [], [], 0)
