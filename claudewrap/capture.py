@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from claudewrap.journal import JournalWriter
     from claudewrap.config import UserPattern
+    from claudewrap.journal import JournalWriter
     from claudewrap.patterns import Matcher
     from claudewrap.records import UsageEvent, UsageRecord
     from claudewrap.scanner import Scanner
@@ -49,33 +49,46 @@ class Capture:
         self._writer: JournalWriter | None = None
 
     def feed(self, chunk: bytes) -> None:
-        self._batch.append(chunk)
-        self._batch_size += len(chunk)
-        if self._batch_size >= BATCH_BYTES:
-            self.idle()
+        if not self._batch and self._skippable(chunk):
+            # Nothing here can start an event (most TUI output): keep only the
+            # scanner's place instead of parsing every line.
+            assert self._scanner is not None
+            self._scanner.skip(chunk)
+        else:
+            self._batch.append(chunk)
+            self._batch_size += len(chunk)
+            if self._batch_size >= BATCH_BYTES:
+                self.idle()
 
-    def idle(self) -> None:
-        """Parse what has been batched so far."""
-        if not self._batch:
-            return
-        data = b"".join(self._batch)
-        self._batch.clear()
-        self._batch_size = 0
+    def _parser(self) -> tuple[Scanner, Matcher]:
         if self._scanner is None or self._matcher is None:
             from claudewrap.patterns import Matcher
             from claudewrap.scanner import Scanner
 
             self._scanner = Scanner()
             self._matcher = Matcher(self._user_patterns)
-        if not self._matcher.busy and not self._matcher.could_start(
-                self._scanner.partial.encode() + data):
-            # Nothing here can start an event (most TUI output): keep only
-            # the scanner's place instead of parsing every line.
-            self._scanner.skip(data)
+        return self._scanner, self._matcher
+
+    def _skippable(self, chunk: bytes) -> bool:
+        """True when no line that ``chunk`` touches can start an event."""
+        scanner, matcher = self._parser()
+        if matcher.busy or matcher.could_start(chunk):
+            return False
+        # The unfinished line may have begun with a keyword.
+        partial = scanner.partial
+        return not (partial and matcher.could_start(partial.encode()))
+
+    def idle(self) -> None:
+        """Parse what has been batched so far."""
+        if not self._batch:
             return
-        lines = self._scanner.feed(data)
+        data = self._batch[0] if len(self._batch) == 1 else b"".join(self._batch)
+        self._batch.clear()
+        self._batch_size = 0
+        scanner, matcher = self._parser()
+        lines = scanner.feed(data)
         if lines:
-            self._record(self._matcher.feed(lines))
+            self._record(matcher.feed(lines))
 
     def _record(self, events: list[UsageEvent]) -> None:
         if not events:

@@ -22,7 +22,7 @@ JSON = b'{"type":"result","session_id":"s","total_cost_usd":0.5,"usage":{"input_
 
 def tui_noise(rng: random.Random, size: int) -> bytes:
     words = [b"hello", b"world", "\u00e9t\u00e9".encode(), "\u2500\u2500".encode(), b"lorem",
-             b"ipsum", b"\xe2\x8e\xbf"]
+             b"ipsum", b"\xe2\x8e\xbf", b"note:", b"x{y}"]
     out = bytearray()
     while len(out) < size:
         r = rng.random()
