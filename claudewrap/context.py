@@ -9,7 +9,6 @@ name), bounded by a timeout. GNU screen needs no process: ``$STY`` and
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -77,7 +76,7 @@ def collect(*, project: str | None = None, tags: dict[str, str] | None = None,
     return {
         "project": find_project(cwd, project or env.get("CLAUDEWRAP_PROJECT")),
         "cwd": cwd,
-        "host": socket.gethostname(),
+        "host": os.uname().nodename,  # what socket.gethostname() says, without its import
         "tmux_pane": env.get("TMUX_PANE") or None,
         "tmux_session": tmux_session_name(env),
         "screen_session": screen_label(env.get("STY"), env.get("WINDOW")),
