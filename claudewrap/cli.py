@@ -27,6 +27,9 @@ COMMANDS: dict[str, str] = {
     "shell-init": "shell:shell_init",
     "scan": "scan:scan",
     "status": "status:status",
+    "monitor": "monitor:monitor",
+    "cost": "cost:cost",
+    "doctor": "doctor:doctor",
 }
 
 ALIASES: dict[str, str] = {"stats": "usage"}

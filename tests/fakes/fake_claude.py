@@ -137,6 +137,10 @@ def main() -> int:
         with open(rest[0], "rb") as fh:
             out(fh.read())
         return int(rest[1]) if len(rest) > 1 else 0
+    if mode == "env":
+        # The named environment variables as a JSON object (null when unset).
+        out((json.dumps({name: os.environ.get(name) for name in rest}) + "\n").encode())
+        return 0
     sys.stderr.write(f"fake: unknown mode {mode}\n")
     return 99
 

@@ -1,0 +1,460 @@
+"""claudewrap from Python: run `claude` with attribution and get back what it cost;
+follow usage as it is recorded. `claudewrap run` and `claudewrap cost` use these.
+
+    from claudewrap.api import run_claude, follow, session_usage
+
+    outcome = run_claude(["-p", "hello"], project="ci", tags={"job": "lint"})
+    print(outcome.exit_status, outcome.usage.cost_usd)
+
+    for record in follow(session=outcome.session, stop=lambda: True):
+        ...
+
+Only counts, costs and names are returned or stored, never prompts or responses.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from claudewrap import launcher
+
+if TYPE_CHECKING:
+    from claudewrap.capture import Capture
+    from claudewrap.records import UsageRecord
+    from claudewrap.report import Row
+
+SESSION_ENV = "CLAUDEWRAP_SESSION"
+# Sources that only a wrapped run writes under its own session id (a transcript
+# record does when it was reconciled at the end of a run: its session is then
+# not Claude Code's own session id).
+_WRAPPED_SOURCES = ("pty", "otel")
+_TAIL_BLOCK = 1 << 20
+
+LaunchError = launcher.LaunchError
+
+
+class TagError(ValueError):
+    """A tag is not ``KEY=VALUE``."""
+
+
+class SessionNotFound(LookupError):
+    """No such session (or none running / recorded yet); the message says what to do."""
+
+
+def new_session_id() -> str:
+    return os.urandom(8).hex()
+
+
+def parse_tag_args(tags: Mapping[str, str] | Sequence[str] | None) -> dict[str, str]:
+    """``{"k": "v"}`` or ``["k=v", ...]`` (the CLI's ``--tag``) as a dict; TagError if bad."""
+    if tags is None:
+        return {}
+    if isinstance(tags, Mapping):
+        return {str(k): str(v) for k, v in tags.items()}
+    out: dict[str, str] = {}
+    for item in tags:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise TagError(f"{item!r}: use KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+@dataclass
+class RunOutcome:
+    """How a wrapped run ended and what it recorded."""
+
+    exit_status: int  # claude's own; 128+N when signal N killed it
+    records: list[UsageRecord]  # this run's journal records (every source), in order
+    session: str  # the wrapper's session id, on every record of this run
+    signal_number: int | None = None
+    warnings: list[str] = field(default_factory=list)  # the lines shown on stderr
+    journal: Path | None = None
+
+    @property
+    def usage(self) -> Row:
+        """Tokens and cost of the run, counted by the reports' rules."""
+        from claudewrap.report import summarize
+
+        return summarize(self.records).total
+
+
+def run_claude(args: Sequence[str] = (), *, project: str | None = None,
+               tags: Mapping[str, str] | Sequence[str] | None = None,
+               journal: str | os.PathLike[str] | None = None, claude: str | None = None,
+               config: str | os.PathLike[str] | None = None, capture: bool = True,
+               otel: bool = True, alerts: bool = True, session: str | None = None,
+               stdin_fd: int = 0, stdout_fd: int = 1, stderr_fd: int = 2,
+               print_warnings: bool = True) -> RunOutcome:
+    """Run the real ``claude`` with ``args`` exactly as ``claudewrap run -- ARGS`` does.
+
+    Terminals get a pty, pipes stay pipes; every byte passes through. ``project``
+    and ``tags`` attribute the usage (defaults as the CLI: ``$CLAUDEWRAP_PROJECT``,
+    the git folder, ``$CLAUDEWRAP_TAGS``); ``journal``, ``claude`` and ``config``
+    are the CLI's ``--journal``, ``--claude`` and ``--config``; ``capture=False``
+    only relays (``--no-capture``), ``otel=False`` is ``--no-otel``, ``alerts=False``
+    skips the budget check at the end. The child gets ``$CLAUDEWRAP_SESSION``.
+
+    Warnings (and a budget notice) are written to ``stderr_fd`` after the child
+    exited unless ``print_warnings`` is false; they are in the outcome either way.
+    Raises :class:`LaunchError` (``.status`` 126/127) when claude cannot be found
+    or started, :class:`TagError` or ``config.PatternError`` (both ValueError) for
+    a bad tag or pattern config; nothing is run then.
+    """
+    launcher.check_depth()
+    real = launcher.find_claude(claude)
+    session = session or new_session_id()
+    journal_option = os.fspath(journal) if journal is not None else None
+    cap: Capture | None = None
+    if capture:
+        cap = _make_capture(session, journal_option, config, project, tags)
+    exact = _exact_sources(cap, journal_option, otel)
+    env = exact.child_env() or dict(os.environ)
+    env[SESSION_ENV] = session
+    journal_path, start = _journal_mark(journal_option) if cap is not None else (None, 0)
+
+    with _live(session, cap, journal_path):
+        try:
+            result = launcher.run([real, *args], cap, env=env, stdin_fd=stdin_fd,
+                                  stdout_fd=stdout_fd, stderr_fd=stderr_fd)
+        except launcher.LaunchError:
+            exact.abort()
+            raise
+
+    warnings: list[str] = []
+    if cap is not None:
+        try:
+            warning = cap.close()
+        except Exception as exc:  # noqa: BLE001 - never turn claude's status into ours
+            warning = f"claudewrap: usage capture failed at exit: {exc}"
+        if warning:
+            warnings.append(warning)
+    warnings.extend(exact.finish())
+    if result.tap_error:
+        warnings.append(f"claudewrap: usage capture stopped after an internal error "
+                        f"({result.tap_error}); claude ran on unaffected")
+    records: list[UsageRecord] = []
+    if cap is not None and journal_path is not None:
+        records = _records_since(journal_path, start, session) or list(cap.records)
+        if alerts and records:
+            warnings.extend(_budget_alerts(journal_path, config, cap, session))
+    if print_warnings:
+        for line in warnings:
+            _write_line(stderr_fd, line)
+    return RunOutcome(exit_status=result.exit_status, records=records, session=session,
+                      signal_number=result.signal_number, warnings=warnings,
+                      journal=journal_path)
+
+
+def _make_capture(session: str, journal: str | None, config: str | os.PathLike[str] | None,
+                  project: str | None, tags: Mapping[str, str] | Sequence[str] | None
+                  ) -> Capture:
+    from claudewrap import context
+    from claudewrap.capture import Capture
+    from claudewrap.config import default_config_path, load_user_patterns
+
+    tag_dict = parse_tag_args(tags)
+    path = Path(config) if config is not None else default_config_path()
+    patterns = load_user_patterns(path) if config is not None or path.exists() else []
+    return Capture(session=session, journal=journal, user_patterns=patterns,
+                   attribution=context.collect(project=project, tags=tag_dict))
+
+
+class _NoExactSources:
+    """Stands in for ExactSources when nothing is captured."""
+
+    def child_env(self) -> dict[str, str] | None:
+        return None
+
+    def abort(self) -> None:
+        pass
+
+    def finish(self) -> list[str]:
+        return []
+
+
+def _exact_sources(cap: Capture | None, journal: str | None, use_otel: bool) -> Any:
+    if cap is None:
+        return _NoExactSources()
+    from claudewrap.exact import ExactSources
+
+    return ExactSources(cap, journal, use_otel=use_otel)
+
+
+def _live(session: str, cap: Capture | None, journal: Path | None) -> Any:
+    """Marks the run as live for `monitor`, `cost --session current` and `doctor`."""
+    from contextlib import nullcontext
+
+    if cap is None:
+        return nullcontext()
+    from claudewrap import live
+
+    return live.register(session, cap.attribution, journal=journal)
+
+
+def _journal_mark(option: str | None) -> tuple[Path, int]:
+    """The journal and its size now: this run's records are after that offset."""
+    from claudewrap.journal import resolve_path
+
+    path = resolve_path(option)
+    try:
+        return path, os.stat(path).st_size
+    except OSError:
+        return path, 0
+
+
+def _records_since(path: Path, start: int, session: str) -> list[UsageRecord]:
+    from claudewrap.journal import JournalError, read_records
+
+    try:
+        return [r for r in read_records(path, start=start) if r.session == session]
+    except (JournalError, OSError):
+        return []
+
+
+def _budget_alerts(journal: Path, config: str | os.PathLike[str] | None, cap: Capture,
+                   session: str) -> list[str]:
+    try:
+        from claudewrap import budget
+
+        cfg = budget.load_config(config)
+        return budget.check_after_session(
+            journal, project=cap.attribution.get("project"), session=session,
+            host=cap.attribution.get("host"), config=cfg)
+    except Exception as exc:  # noqa: BLE001 - the session is over and fine: say it, go on
+        return [f"claudewrap: budget check failed: {exc}"]
+
+
+def _write_line(fd: int, line: str) -> None:
+    view = memoryview((line + "\n").encode("utf-8", "backslashreplace"))
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError:
+        pass
+
+
+# --- following the journal ---------------------------------------------------------
+
+
+def follow(session: str | None = None, journal: str | os.PathLike[str] | None = None, *,
+           poll: float = 0.5, stop: Callable[[], bool] | threading.Event | None = None,
+           from_start: bool | None = None) -> Iterator[UsageRecord]:
+    """Yield journal records as they are appended, until ``stop`` says so.
+
+    ``session``: only that session's records (a wrapper session id or Claude
+    Code's session id; ``"current"`` or ``"last"`` as in :func:`resolve_session`),
+    or None for all. ``from_start``: first yield what is already recorded
+    (default: yes for a session, no for all). ``stop`` is a callable or a
+    ``threading.Event``, checked between polls, ``poll`` seconds apart; without it
+    the generator runs until closed. A replaced or truncated journal is read
+    again from its start.
+    """
+    from claudewrap.journal import resolve_path
+    from claudewrap.tail import JournalTail
+
+    path = resolve_path(journal)
+    wanted = resolve_session(session, path) if session is not None else None
+    if from_start is None:
+        from_start = wanted is not None
+    event = stop if isinstance(stop, threading.Event) else None
+    check = stop.is_set if isinstance(stop, threading.Event) else stop
+    tail = JournalTail(path, 0 if from_start else "end")
+    try:
+        while True:
+            for _, rec in tail.poll().records():
+                if wanted is None or rec.session == wanted or rec.claude_session == wanted:
+                    yield rec
+            if check is not None and check():
+                return
+            if event is not None:
+                event.wait(poll)
+            else:
+                time.sleep(poll)
+    finally:
+        tail.close()
+
+
+# --- sessions ------------------------------------------------------------------------
+
+
+@dataclass
+class LiveSession:
+    """A wrapped run that is running now."""
+
+    session: str
+    project: str | None = None
+    model: str | None = None
+    tmux_pane: str | None = None
+    screen_session: str | None = None
+    pid: int | None = None
+    started: float | None = None  # epoch seconds
+
+
+def running_sessions(journal: str | os.PathLike[str] | None = None) -> list[LiveSession]:
+    """The wrapped runs that are running now on this host (for this journal)."""
+    from claudewrap import live
+    from claudewrap.journal import resolve_path
+
+    out = []
+    for data in live.active(resolve_path(journal)):
+        def text(key: str, data: dict[str, Any] = data) -> str | None:
+            value = data.get(key)
+            return str(value) if value is not None else None
+
+        started = data.get("started")
+        pid = data.get("pid")
+        out.append(LiveSession(
+            session=str(data.get("session", "")), project=text("project"), model=text("model"),
+            tmux_pane=text("tmux_pane"), screen_session=text("screen_session"),
+            pid=pid if isinstance(pid, int) else None,
+            started=float(started) if isinstance(started, (int, float)) else None))
+    out.sort(key=lambda s: s.started or 0.0)
+    return out
+
+
+def resolve_session(which: str, journal: str | os.PathLike[str] | None = None,
+                    env: Mapping[str, str] | None = None) -> str:
+    """A session id for ``which``: an id as it is, ``current`` or ``last``.
+
+    ``current``: ``$CLAUDEWRAP_SESSION`` (set inside a wrapped run), else the
+    running wrapped run in this tmux pane / screen window, else the only one
+    running. ``last``: the newest wrapped run in the journal. Raises
+    :class:`SessionNotFound`.
+    """
+    from claudewrap.journal import resolve_path
+
+    env = os.environ if env is None else env
+    path = resolve_path(journal)
+    if which == "current":
+        if env.get(SESSION_ENV):
+            return env[SESSION_ENV]
+        live = running_sessions(path)
+        pane = env.get("TMUX_PANE")
+        if pane:
+            here = [s for s in live if s.tmux_pane == pane]
+            if here:
+                return here[-1].session
+        if len(live) == 1:
+            return live[0].session
+        if not live:
+            raise SessionNotFound("no wrapped claude session is running; use --session last"
+                                  " or a session id")
+        raise SessionNotFound(f"{len(live)} wrapped claude sessions are running; choose one"
+                              f" with --session ID ({', '.join(s.session for s in live)})")
+    if which == "last":
+        found = _last_session(path)
+        if found is None:
+            raise SessionNotFound(f"no wrapped claude session recorded in {path} yet; run"
+                                  f" claude through claudewrap (claudewrap run -- ...)")
+        return found
+    return which
+
+
+def _last_session(path: Path) -> str | None:
+    """The session of the last record a wrapped run wrote, reading the journal backwards."""
+    from claudewrap.tail import parse_line
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        end = os.fstat(fd).st_size
+        carry = b""
+        while end > 0:
+            start = max(0, end - _TAIL_BLOCK)
+            data = os.pread(fd, end - start, start) + carry
+            lines = data.split(b"\n")
+            carry = lines.pop(0) if start > 0 else b""
+            for line in reversed(lines):
+                rec = parse_line(line)
+                if rec is not None and (rec.source in _WRAPPED_SOURCES or (
+                        rec.source == "transcript" and rec.claude_session
+                        and rec.session != rec.claude_session)):
+                    return rec.session
+            end = start
+        return None
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class SessionUsage:
+    """What one session used, by the reports' rules."""
+
+    session: str
+    usage: Row
+    by_model: dict[str, Row]
+    records: int
+    first_ts: str | None
+    last_ts: str | None
+    project: str | None
+    running: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``cost --json`` object (keys documented in the README)."""
+        return {"session": self.session, "running": self.running, "project": self.project,
+                "first_ts": self.first_ts, "last_ts": self.last_ts,
+                **self.usage.to_json(),
+                "by_model": {m: r.to_json() for m, r in sorted(self.by_model.items())}}
+
+
+def session_usage(session: str = "last", journal: str | os.PathLike[str] | None = None,
+                  env: Mapping[str, str] | None = None) -> SessionUsage:
+    """Tokens and cost of one session (``last``, ``current`` or an id).
+
+    Raises :class:`SessionNotFound`, or JournalError when the journal is unreadable.
+    """
+    import json
+
+    from claudewrap.journal import JournalError, resolve_path
+    from claudewrap.report import summarize
+    from claudewrap.tail import parse_line
+
+    path = resolve_path(journal)
+    sid = resolve_session(session, path, env)
+    running = any(s.session == sid for s in running_sessions(path))
+    needles = [f'"session":{json.dumps(sid)}'.encode(),
+               f'"claude_session":{json.dumps(sid)}'.encode()]
+    recs = []
+    try:
+        with open(path, "rb") as fh:
+            carry = b""
+            while block := fh.read(8 << 20):
+                data = carry + block
+                cut = data.rfind(b"\n") + 1
+                carry = data[cut:]
+                if not any(n in data for n in needles):
+                    continue
+                for line in data[:cut].split(b"\n"):
+                    if any(n in line for n in needles):
+                        rec = parse_line(line)
+                        if rec is not None and sid in (rec.session, rec.claude_session):
+                            recs.append(rec)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise JournalError(f"cannot read the journal {path}: {exc.strerror or exc}; check its"
+                           f" permissions, or choose another file with --journal") from None
+    if not recs and not running and session not in ("current", "last"):
+        raise SessionNotFound(f"no records of session {sid} in {path}; `claudewrap usage"
+                              f" --by session` lists the sessions")
+    report = summarize(recs, dims=[("model",)])
+    return SessionUsage(
+        session=sid, usage=report.total,
+        by_model={k[0]: row for k, row in report.groups[("model",)].items()},
+        records=len(recs), first_ts=min((r.ts for r in recs), default=None),
+        last_ts=max((r.ts for r in recs), default=None),
+        project=next((r.project for r in reversed(recs) if r.project), None), running=running)
+
+
+__all__ = ["LaunchError", "LiveSession", "RunOutcome", "SessionNotFound", "SessionUsage",
+           "TagError", "follow", "new_session_id", "parse_tag_args", "resolve_session",
+           "run_claude", "running_sessions", "session_usage"]

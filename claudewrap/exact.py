@@ -1,0 +1,77 @@
+"""Claude Code's exact usage beside the screen capture of a wrapped run.
+
+OpenTelemetry is received live (:mod:`claudewrap.otel`); when the child has
+exited, the session's transcript (:mod:`claudewrap.transcripts`) supplies what
+OpenTelemetry did not deliver. Used by :func:`claudewrap.api.run_claude`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from claudewrap.capture import Capture
+    from claudewrap.otel import Receiver
+
+
+class ExactSources:
+    """Claude Code's exact usage beside the screen capture: its OpenTelemetry,
+    received live (claudewrap.otel), and at the end the session's transcript
+    (claudewrap.transcripts) for whatever OpenTelemetry did not deliver."""
+
+    def __init__(self, capture: Capture | None, journal_path: str | None,
+                 use_otel: bool) -> None:
+        self.capture = capture
+        self.journal_path = journal_path
+        self.receiver: Receiver | None = None
+        self.started = time.time()
+        if capture is None or not use_otel:
+            return
+        from claudewrap import otel
+
+        if otel.user_configured(os.environ):
+            return  # the user's own OpenTelemetry settings pass through untouched
+        try:
+            self.receiver = otel.Receiver(session=capture.session, journal=journal_path,
+                                          attribution=capture.attribution).start()
+        except OSError:
+            self.receiver = None  # no loopback port: run on with the screen capture only
+
+    def child_env(self) -> dict[str, str] | None:
+        if self.receiver is None:
+            return None
+        return {**os.environ, **self.receiver.child_env()}
+
+    def abort(self) -> None:
+        if self.receiver is not None:
+            self.receiver.close(grace=0)
+
+    def finish(self) -> list[str]:
+        """After the child exited: last OpenTelemetry export, then the transcript."""
+        warnings: list[str] = []
+        if self.capture is None:
+            return warnings
+        sessions: set[str] = set()
+        known: set[str] = set()
+        try:
+            if self.receiver is not None:
+                warning = self.receiver.close()
+                if warning:
+                    warnings.append(warning)
+                sessions |= self.receiver.claude_sessions
+                known |= self.receiver.request_ids
+            sessions |= {r.claude_session for r in self.capture.records if r.claude_session}
+            from claudewrap import transcripts
+
+            warning = transcripts.reconcile(
+                session=self.capture.session, attribution=self.capture.attribution,
+                journal=self.journal_path, claude_sessions=sessions, known_request_ids=known,
+                started=self.started)
+            if warning:
+                warnings.append(warning)
+        except Exception as exc:  # noqa: BLE001 - never turn claude's status into ours
+            warnings.append(f"claudewrap: exact usage (OpenTelemetry/transcript) failed at "
+                            f"exit: {type(exc).__name__}: {exc}")
+        return warnings

@@ -1,0 +1,507 @@
+"""The live view behind `claudewrap monitor`.
+
+:class:`Monitor` follows the journal incrementally (claudewrap.tail): each
+update feeds only the lines appended since the last one into a
+:class:`~claudewrap.report.UsageState` of this month, and keeps the recent
+records (with the earlier totals of their sessions, the baseline a running total
+rises from) for the token rate. All sums are the reports' (claudewrap.report).
+
+:func:`render` turns a :class:`Snapshot` into lines that fit the terminal;
+:func:`run_live` redraws them in place on the alternate screen and always gives
+the terminal back as it was; :func:`status_line` is the plain one-line form for
+a stdout that is not a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import termios
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from claudewrap.api import LiveSession
+from claudewrap.budget import Budget, Standing, standings
+from claudewrap.records import UsageRecord
+from claudewrap.report import Filters, Row, UsageState, make_report, summarize, utc_iso
+from claudewrap.tail import JournalTail, parse_line
+
+TAIL_SEED_BYTES = 1 << 20  # how much of the journal's end seeds the token rate
+_HEAD = b'{"ts":"'
+
+
+@dataclass
+class SessionLine:
+    session: str
+    project: str | None
+    model: str | None
+    usage: Row
+    running: bool
+
+
+@dataclass
+class Snapshot:
+    """What the screen shows at ``now``."""
+
+    now: datetime
+    today: Row
+    month: Row
+    window: Row  # usage in the last ``window_minutes``
+    window_minutes: float
+    sessions: list[SessionLine]
+    budgets: list[Standing] = field(default_factory=list)
+    project: str | None = None
+    interval: float = 2.0
+    skipped_lines: int = 0
+
+    @property
+    def tokens_per_minute(self) -> float:
+        return self.window.tokens / self.window_minutes
+
+    @property
+    def cost_per_hour(self) -> float:
+        return self.window.cost_usd * 60 / self.window_minutes
+
+    def projected_today(self) -> float:
+        """Today's cost at midnight if the recent burn rate holds."""
+        local = self.now.astimezone()
+        midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(),
+                                    tzinfo=local.tzinfo)
+        return self.today.cost_usd + self.cost_per_hour * (midnight - local).total_seconds() / 3600
+
+
+class Monitor:
+    """The journal at ``path``, followed: call :meth:`update`, then :meth:`snapshot`."""
+
+    def __init__(self, path: Path, *, window_minutes: float = 10, project: str | None = None,
+                 now: Callable[[], datetime] | None = None) -> None:
+        self.path = path
+        self.window = timedelta(minutes=window_minutes)
+        self.project = project
+        self.clock = now or (lambda: datetime.now(timezone.utc))
+        self._tail: JournalTail | None = None
+        self._state = UsageState()
+        self._month = ""
+        self._recent: dict[str, list[tuple[int, UsageRecord]]] = {}  # by session
+
+    def close(self) -> None:
+        if self._tail is not None:
+            self._tail.close()
+
+    def _restart(self, now: datetime) -> None:
+        local = now.astimezone()
+        start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        self._month = local.strftime("%Y-%m")
+        self._state = UsageState(since=utc_iso(start))
+        self._recent.clear()
+        if self._tail is not None:
+            self._tail.close()
+        self._tail = JournalTail(self.path)
+
+    def update(self) -> None:
+        """Read what was appended since the last update (OSError if unreadable)."""
+        now = self.clock()
+        if self._tail is None or now.astimezone().strftime("%Y-%m") != self._month:
+            self._restart(now)  # a new month starts from zero
+        assert self._tail is not None
+        chunk = self._tail.poll()
+        if chunk.reset:
+            self._restart(now)
+            chunk = self._tail.poll()
+        if not chunk.data:
+            return
+        self._state.feed_block(chunk.data, chunk.base)
+        self._state.resolve(self._tail.line_at)
+        cut = utc_iso(now - self.window)
+        if chunk.base == 0 and len(chunk.data) > TAIL_SEED_BYTES:
+            self._seed(chunk.data, chunk.base, cut)
+        else:
+            for off, rec in chunk.records():
+                self._recent.setdefault(rec.session, []).append((off, rec))
+
+    def _seed(self, data: bytes, base: int, cut: str) -> None:
+        """The recent records of a big first read, parsing little: the sessions
+        active in the window (from the last TAIL_SEED_BYTES: a line starts with its
+        time), then all lines of those sessions (their earlier running totals are
+        the baseline the later ones rise from), found by a byte search."""
+        start = data.index(b"\n", len(data) - TAIL_SEED_BYTES) + 1
+        cut_b = cut.encode()
+        sessions: set[str] = set()
+        for line in data[start:].split(b"\n"):
+            if line and (not line.startswith(_HEAD) or line[7:31] >= cut_b):
+                rec = parse_line(line)
+                if rec is not None and rec.ts >= cut:
+                    sessions.add(rec.session)
+        found: dict[int, UsageRecord] = {}
+        for sid in sessions:
+            needle = f'"session":{json.dumps(sid, ensure_ascii=False)}'.encode()
+            pos = data.find(needle)
+            while pos >= 0:
+                begin = data.rfind(b"\n", 0, pos) + 1
+                stop = data.index(b"\n", pos)
+                rec = parse_line(data[begin:stop])
+                if rec is not None and rec.session == sid:
+                    found[base + begin] = rec
+                pos = data.find(needle, stop)
+        for off in sorted(found):
+            self._recent.setdefault(found[off].session, []).append((off, found[off]))
+
+    def _window_usage(self, now: datetime) -> Row:
+        cut = utc_iso(now - self.window)
+        for sid, recs in list(self._recent.items()):
+            if max(r.ts for _, r in recs) < cut:
+                del self._recent[sid]  # idle for the whole window: no longer needed
+            elif any(r.kind == "delta" and r.ts < cut for _, r in recs):
+                # Deltas before the window add nothing to it; running totals stay
+                # (they are the baseline the totals in the window rise from).
+                self._recent[sid] = [(o, r) for o, r in recs
+                                     if r.kind != "delta" or r.ts >= cut]
+        records = sorted((pair for recs in self._recent.values() for pair in recs),
+                         key=lambda pair: pair[0])
+        filters = Filters(projects=(self.project,)) if self.project else None
+        return summarize([r for _, r in records], since=now - self.window,
+                         filters=filters).total
+
+    def _last_activity(self) -> dict[str, str]:
+        """The sessions active in the window, with the time of their last record."""
+        return {sid: max(r.ts for _, r in recs) for sid, recs in self._recent.items()}
+
+    def snapshot(self, *, live: Sequence[LiveSession] = (), show: str = "all",
+                 budgets: Sequence[Budget] = (), interval: float = 2.0) -> Snapshot:
+        """Totals, the rate, the sessions to show (``show``: ``all`` for the running
+        and recently active ones, or one session id) and the budgets' standing."""
+        now = self.clock()
+        filters = Filters(projects=(self.project,)) if self.project else None
+        local_today = now.astimezone().date()
+        report = make_report(self._state, dims=[("session",), ("session", "model")],
+                             filters=filters, today=local_today)
+        window = self._window_usage(now)
+        running = {s.session: s for s in live}
+        if show == "all":
+            wanted = list(running)
+            last = self._last_activity()
+            wanted += sorted((s for s in last if s not in running),
+                             key=lambda s: (last[s], s), reverse=True)
+        else:
+            wanted = [show]
+        by_session = report.groups[("session",)]
+        models: dict[str, list[tuple[str, Row]]] = {}
+        for (sid, model_id), row in report.groups[("session", "model")].items():
+            models.setdefault(sid, []).append((model_id, row))
+        attrs = self._session_projects()
+        lines = []
+        for sid in wanted:
+            live_entry = running.get(sid)
+            project = (live_entry.project if live_entry else None) or attrs.get(sid)
+            if self.project and project != self.project:
+                continue
+            ranked = sorted(models.get(sid, []), key=lambda mr: (-mr[1].cost_usd,
+                                                                 -mr[1].tokens, mr[0]))
+            model: str | None = ranked[0][0] if ranked else (
+                live_entry.model if live_entry else None)
+            if model and len(ranked) > 1:
+                model += f" +{len(ranked) - 1}"
+            lines.append(SessionLine(sid, project, model, by_session.get((sid,), Row()),
+                                     sid in running))
+        cost_per_hour = window.cost_usd * 60 / (self.window.total_seconds() / 60)
+        return Snapshot(now=now, today=report.periods["today"],
+                        month=report.periods["this month"], window=window,
+                        window_minutes=self.window.total_seconds() / 60, sessions=lines,
+                        budgets=standings(self._state, list(budgets), now=now,
+                                          cost_per_hour=cost_per_hour),
+                        project=self.project, interval=interval,
+                        skipped_lines=report.skipped_lines)
+
+    def _session_projects(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for sid, recs in self._recent.items():
+            for _, rec in recs:
+                if rec.project:
+                    out[sid] = rec.project
+        return out
+
+
+# --- rendering -------------------------------------------------------------------------
+
+
+def short(n: float) -> str:
+    """``950``, ``12.3k``, ``4.5M``: a token count in at most 6 characters."""
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= div:
+            return f"{n / div:.1f}{unit}"
+    return f"{n:.0f}"
+
+
+def money(row_or_usd: Row | float) -> str:
+    """``$1.23``; ``~$1.23`` when part of it was priced by claudewrap."""
+    if isinstance(row_or_usd, Row):
+        text = f"${row_or_usd.cost_usd:,.2f}"
+        return ("~" + text) if row_or_usd.cost_estimated_usd > 0 else text
+    return f"${row_or_usd:,.2f}"
+
+
+def _fit_segments(segments: Sequence[str], width: int, sep: str = "  ") -> str:
+    """Join the segments that fit in ``width`` (the first always, cut if need be)."""
+    line = segments[0]
+    for seg in segments[1:]:
+        if len(line) + len(sep) + len(seg) > width:
+            break
+        line += sep + seg
+    return line[:width]
+
+
+def _pick(width: int, *options: str) -> str:
+    """The first (longest) wording that fits in ``width``; else the last, cut."""
+    for text in options:
+        if len(text) <= width:
+            return text
+    return options[-1][:width]
+
+
+def _period_lines(snap: Snapshot, width: int) -> list[str]:
+    """Today and this month: spending, tokens, budget use; then where each is heading."""
+    by_period = {st.budget.period: st for st in snap.budgets}
+    lines = []
+    for label, row, period in (("today     ", snap.today, "day"),
+                               ("this month", snap.month, "month")):
+        st = by_period.get(period)
+        head = [f"{label} {money(row):>9}", f"{short(row.tokens):>6} tok"]
+        if st is not None:
+            used = f"{'OVER ' if st.over else ''}{st.fraction * 100:.0f}%"
+            room = width - len(head[0]) - 2
+            fits = [t for t in (f"{used} of {money(st.budget.usd)} budget", used)
+                    if len(t) <= room]
+            head[1:1] = fits[:1]
+        lines.append(_fit_segments(head, width))
+        if period == "day":
+            amount = money((st.projected_usd if st is not None else None)
+                           or snap.projected_today())
+            tail = [_pick(width, f"  at this rate ~{amount} by midnight",
+                          f"  ~{amount} by midnight", f"  ~{amount} today")]
+        else:
+            if st is None or st.projected_usd is None:
+                continue
+            amount = money(st.projected_usd)
+            tail = [_pick(width, f"  at this pace ~{amount} by month end",
+                          f"  ~{amount} by month end", f"  ~{amount} month")]
+        if st is not None and st.reached_at is not None:
+            fmt = "%H:%M" if period == "day" else "%b %d"
+            when = st.reached_at.astimezone().strftime(fmt)
+            tail.append(f"budget reached ~{when}")
+            if len(tail[0]) + 2 + len(tail[1]) > width:
+                lines.append(_fit_segments(tail[:1], width))
+                tail = [_pick(width, f"  budget reached ~{when}", f"  full ~{when}")]
+        lines.append(_fit_segments(tail, width, "; "))
+    mins = f"{snap.window_minutes:g}"
+    lines.append(_fit_segments([f"last {mins} min {short(snap.tokens_per_minute):>6} tok/min",
+                                f"{money(snap.cost_per_hour)}/h"], width))
+    return lines
+
+
+# Session table columns: (title, priority: lower is dropped later, right-aligned?)
+_COLUMNS = (("SESSION", 0, False), ("PROJECT", 5, False), ("MODEL", 2, False),
+            ("IN", 3, True), ("OUT", 4, True), ("CACHE", 6, True), ("COST", 1, True))
+
+
+def _model_name(model: str | None) -> str:
+    if not model:
+        return "?"
+    return model.removeprefix("claude-")
+
+
+def _session_rows(snap: Snapshot) -> list[list[str]]:
+    rows = []
+    for s in snap.sessions:
+        u = s.usage
+        rows.append([("*" if s.running else " ") + s.session[:8], (s.project or "-")[:16],
+                     _model_name(s.model)[:20], short(u.input_tokens), short(u.output_tokens),
+                     short(u.cache_read_tokens + u.cache_write_tokens), money(u)])
+    return rows
+
+
+def _table(rows: list[list[str]], width: int) -> list[str]:
+    """Header and rows, dropping the least important columns until they fit."""
+    keep = list(range(len(_COLUMNS)))
+    while True:
+        widths = {i: max(len(_COLUMNS[i][0]), *(len(r[i]) for r in rows)) for i in keep}
+        total = sum(widths.values()) + 2 * (len(keep) - 1)
+        if total <= width or len(keep) <= 2:
+            break
+        keep.remove(max(keep, key=lambda i: _COLUMNS[i][1]))
+    out = []
+    for r in [[c[0] for c in _COLUMNS], *rows]:
+        cells = [r[i].rjust(widths[i]) if _COLUMNS[i][2] else r[i].ljust(widths[i])
+                 for i in keep]
+        out.append("  ".join(cells).rstrip()[:width])
+    return out
+
+
+def render(snap: Snapshot, width: int = 80, height: int | None = None, *,
+           live: bool = True) -> list[str]:
+    """The screen: title, today/month/rate lines, the sessions; at most ``width``
+    columns and ``height`` lines (None: as many as needed). ``live``: the title
+    says how often it is redrawn and how to quit."""
+    width = max(width, 20)
+    title = ["claudewrap monitor", snap.now.astimezone().strftime("%H:%M:%S")]
+    if snap.project:
+        title.append(f"project {snap.project}")
+    if live:
+        title += [f"every {snap.interval:g}s", "q quits"]
+    lines = [_fit_segments(title, width, " | ")]
+    lines += _period_lines(snap, width)
+    if snap.skipped_lines:
+        lines.append(f"({snap.skipped_lines} unreadable journal lines skipped)"[:width])
+    lines.append("")
+    running = sum(1 for s in snap.sessions if s.running)
+    if not snap.sessions:
+        lines.append(_pick(width, f"no session active in the last {snap.window_minutes:g} min",
+                           "no recent session"))
+    else:
+        lines.append(_pick(width, f"sessions: {running} running (*), "
+                                  f"{len(snap.sessions) - running} recent",
+                           f"{running} running, {len(snap.sessions) - running} recent"))
+        table = _table(_session_rows(snap), width)
+        lines += table
+    if height is not None and len(lines) > height:
+        hidden = len(lines) - height + 1
+        lines = lines[:height - 1] + [_pick(width, f"(+{hidden} more; a taller window shows them)",
+                                            f"(+{hidden} more)")]
+    return lines
+
+
+def status_line(snap: Snapshot) -> str:
+    """One plain line for logs and pipes (no terminal)."""
+    parts = [snap.now.astimezone().strftime("%Y-%m-%dT%H:%M:%S")]
+    if snap.project:
+        parts.append(f"project={snap.project}")
+    by_period = {st.budget.period: st for st in snap.budgets}
+    for name, row, period in (("today", snap.today, "day"), ("month", snap.month, "month")):
+        text = f"{name}={money(row)} {name}_tokens={row.tokens}"
+        st = by_period.get(period)
+        if st is not None:
+            text += f" {name}_budget={st.fraction * 100:.0f}%"
+        parts.append(text)
+    parts.append(f"tok/min={snap.tokens_per_minute:.0f} cost/h={money(snap.cost_per_hour)}")
+    parts.append(f"running={sum(1 for s in snap.sessions if s.running)}")
+    return " ".join(parts)
+
+
+# --- the terminal ----------------------------------------------------------------------
+
+ENTER = "\x1b[?1049h\x1b[?25l"  # alternate screen, cursor hidden
+LEAVE = "\x1b[?25h\x1b[?1049l"
+
+
+def frame(lines: Sequence[str], width: int, color: bool) -> bytes:
+    """Redraw in place: home, each line then erase to its end, erase below.
+    Lines stay one short of the width (a full line would erase its own last
+    character), and no newline follows the last one (it would scroll)."""
+    out = []
+    for n, line in enumerate(lines):
+        line = line[:max(1, width - 1)]
+        if color and (n == 0 or line.startswith("SESSION")):
+            line = f"\x1b[1m{line}\x1b[22m"
+        elif color and " OVER " in line:
+            line = line.replace(" OVER ", " \x1b[31mOVER\x1b[39m ")
+        out.append(line + "\x1b[K")
+    return ("\x1b[H" + "\r\n".join(out) + "\x1b[J").encode("utf-8", "replace")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            select.select([], [fd], [], 1.0)
+
+
+def _size(fd: int) -> tuple[int, int]:
+    try:
+        size = os.get_terminal_size(fd)
+        return size.columns or 80, size.lines or 24
+    except OSError:
+        return 80, 24
+
+
+def run_live(draw: Callable[[int, int], list[str]], update: Callable[[], None], *,
+             interval: float, out_fd: int = 1, in_fd: int = 0, color: bool = True) -> None:
+    """Redraw ``draw(width, height)`` every ``interval`` seconds (after ``update()``)
+    and on resize, until q, Ctrl-C, SIGTERM or SIGHUP; the terminal is always
+    restored: screen, cursor and input modes."""
+    wake_r, wake_w = os.pipe()
+    for fd in (wake_r, wake_w):
+        os.set_blocking(fd, False)
+
+    def stop(*_: object) -> None:
+        raise SystemExit(0)
+
+    old = {signal.SIGWINCH: signal.signal(signal.SIGWINCH, lambda *_: None),
+           signal.SIGTERM: signal.signal(signal.SIGTERM, stop),
+           signal.SIGHUP: signal.signal(signal.SIGHUP, stop)}
+    old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    keys = os.isatty(in_fd)
+    saved = termios.tcgetattr(in_fd) if keys else None
+    try:
+        if saved is not None:
+            quiet = termios.tcgetattr(in_fd)
+            quiet[3] &= ~(termios.ECHO | termios.ICANON)  # keys unechoed, Ctrl-C still works
+            quiet[6][termios.VMIN] = 1
+            quiet[6][termios.VTIME] = 0
+            termios.tcsetattr(in_fd, termios.TCSANOW, quiet)
+        _write_all(out_fd, ENTER.encode())
+        shown = b""
+        due = 0.0
+        import time
+
+        while True:
+            if time.monotonic() >= due:
+                update()
+                due = time.monotonic() + interval
+            width, height = _size(out_fd)
+            data = frame(draw(width - 1, height), width, color)
+            if data != shown:
+                _write_all(out_fd, data)
+                shown = data
+            rlist = [wake_r] + ([in_fd] if keys else [])
+            try:
+                ready, _, _ = select.select(rlist, [], [], max(0.0, due - time.monotonic()))
+            except InterruptedError:
+                continue
+            if wake_r in ready:
+                try:
+                    os.read(wake_r, 512)
+                except BlockingIOError:
+                    pass
+                shown = b""  # resized (or another signal): draw everything again
+            if keys and in_fd in ready:
+                data = os.read(in_fd, 64)
+                if not data:
+                    keys = False
+                elif b"q" in data.lower():
+                    return
+    except KeyboardInterrupt:
+        return
+    finally:
+        try:
+            _write_all(out_fd, LEAVE.encode())
+        except OSError:
+            pass
+        if saved is not None:
+            try:
+                termios.tcsetattr(in_fd, termios.TCSADRAIN, saved)
+            except termios.error:
+                pass
+        signal.set_wakeup_fd(old_wakeup)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        os.close(wake_r)
+        os.close(wake_w)
+
+
+__all__ = ["Monitor", "SessionLine", "Snapshot", "frame", "money", "render", "run_live",
+           "short", "status_line"]
