@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "shell-init": "shell:shell_init",
     "scan": "scan:scan",
     "status": "status:status",
+    "metrics": "metrics_cmd:metrics",
+    "serve": "metrics_cmd:serve",
     "monitor": "monitor:monitor",
     "cost": "cost:cost",
     "doctor": "doctor:doctor",

@@ -1,82 +1,806 @@
-"""Prometheus exposition of the journal's totals (what `claudewrap export` prints).
+"""Prometheus metrics of the journal: what `metrics`, `serve` and `export` expose.
 
-The numbers come from the rollup (the same state and rules as `claudewrap usage`),
-as counters labelled by model, project, source and host. prometheus_client is
-imported only here, only when asked for.
+The numbers follow report.py's rules (one :class:`UsageState`), kept at minute
+resolution for the last day so that the same state gives both the counters and
+the recent rates:
+
+- counters ``claude_api_tokens_{input,output,cache_read,cache_write}_total``,
+  ``claude_api_cost_dollars_total`` (label ``estimated``: "true" for what
+  claudewrap priced itself) and ``claude_api_records_total``, labelled
+  ``model``, ``project``, ``source``, ``host`` (no session ids: bounded);
+- gauges ``claude_tokens_per_minute`` (label ``type``) and
+  ``claude_cost_per_hour_dollars`` over a recent window (default 15 min), for
+  the series used in the last day (idle ones drop out: bounded),
+  ``claude_sessions_active`` (live markers, claudewrap.live) and
+  ``claude_journal_skipped_lines``.
+
+**Counters never go down for a given journal.** The summing rules can lower what
+a series counts: an exact record replaces a rounded one from another source, a
+session's first total replaces its deltas, a cheaper price file lowers an
+estimate. Prometheus would read such a drop as a restart and count the whole
+value again. So each counter is exported as the highest value it reached, and
+usage that moved between series of the same project and host (an approximate
+``pty`` total giving way to the exact ``transcript`` one) is not counted twice:
+a series rises only by what the project's total rose beyond its highest value,
+shared among the series that grew. A series that appears after the first export
+(a new model, project or host) shows 0 once before its value, or increase()
+would never count the usage that created it. The counters are kept in
+``<journal>.counters`` (under a lock: `serve`, cron textfiles and `export` agree)
+and start again from the journal when it is replaced or truncated: a real reset.
+
+Reading is incremental: :class:`JournalMetrics` remembers its byte offset and
+the journal's identity (a rotated, truncated or rewritten journal is read again
+from the start) and keeps a cache of its state in ``<journal>.metrics`` (temp
+file + ``os.replace``; losing it only costs time), so a scrape of a big journal
+reads only the new lines. prometheus_client is imported only here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import fcntl
+import hashlib
+import math
+import os
+import stat
+import sys
+import tempfile
+import time
+from array import array
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from claudewrap.pricing import PriceTable, default_table
+from claudewrap.journal import JournalError
+from claudewrap.pricing import Price, PriceTable, default_table
 from claudewrap.report import UsageState
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
+
 LABELS = ("model", "project", "source", "host")
-_TOKENS = (("input", 1), ("output", 2), ("cache_read", 3), ("cache_write", 4))
+TOKEN_TYPES = ("input", "output", "cache_read", "cache_write")
+COUNTERS = (*(f"tokens_{t}" for t in TOKEN_TYPES), "cost", "records")
+DEFAULT_WINDOW = 15 * 60.0
+MAX_WINDOW = 24 * 3600.0
+UNKNOWN = "unknown"
+
+_RETENTION = MAX_WINDOW + 120  # minute buckets kept; older usage is summed in one
+_COMPACT_EVERY = 600.0
+_OLD = "-"  # the bucket "day" of usage before the retention (sorts before any minute)
+_CHECK = 4096
+_REWRITE = 1 << 20  # new journal bytes worth rewriting the state cache for
+_MAGIC = b"claudewrap-metrics 1\n"
+_COUNTERS_VERSION = 1
+
+Key = tuple[str, ...]
 
 
-def series(state: UsageState, table: PriceTable | None = None
-           ) -> dict[tuple[str, str, str, str], list[float]]:
-    """(model, project, source, host) -> [input, output, cache read, cache write,
-    printed cost, estimated cost, records] over what counts (report.py's rules)."""
-    table = table or default_table()
-    out: dict[tuple[str, str, str, str], list[float]] = {}
+def _minute(when: float) -> str:
+    """The UTC minute of a Unix time, as the first 16 characters of a journal ``ts``."""
+    return time.strftime("%Y-%m-%dT%H:%M", time.gmtime(when))
+
+
+def _minute_start(minute: str) -> float:
+    return datetime.strptime(minute, "%Y-%m-%dT%H:%M").replace(tzinfo=timezone.utc).timestamp()
+
+
+class MinuteState(UsageState):
+    """report.py's state, with the UTC minute where reports keep the local day.
+
+    Usage older than a day is summed in one bucket (``_OLD``) by :meth:`compact`,
+    so the state stays as small as the rollup's.
+    """
+
+    KEY = "claudewrap-metrics-minutes-1"
+
+    def __init__(self, tz: tzinfo | None = None, since: str | None = None,
+                 until: str | None = None) -> None:
+        super().__init__(tz, since, until)
+        self.tz_key = self.KEY  # a saved state is only valid for this class
+        self._prefix = 16  # UsageState memoises day() by this prefix of ts
+        self.cutoff = _minute(time.time() - _RETENTION)
+
+    def day(self, ts: str) -> str:
+        key = ts[:16]
+        value = key if key >= self.cutoff else _OLD
+        days = self._days
+        if len(days) > 50_000:  # a year of journal has that many active minutes
+            days.clear()
+        days[key] = value
+        return value
+
+    def compact(self, now: float, force: bool = False) -> None:
+        """Sum the minute buckets that left the retention into the old bucket."""
+        cutoff = _minute(now - _RETENTION)
+        if not force and _minute_start(cutoff) - _minute_start(self.cutoff) < _COMPACT_EVERY:
+            return
+        self.cutoff = cutoff
+        self._days.clear()
+        for unit in self.units.values():
+            if unit.raw is not None and not any(
+                    _OLD < row[1] < cutoff for rows in (unit.raw[2], unit.raw[3]) for row in rows):
+                continue
+            unit.load()
+            for buckets in (unit.tot, unit.dlt):
+                for key in [k for k in buckets if _OLD < k[1] < cutoff]:
+                    vec = buckets.pop(key)
+                    old_key = (key[0], _OLD, key[2], key[3])
+                    have = buckets.get(old_key)
+                    if have is None:
+                        buckets[old_key] = vec
+                    else:
+                        for j in range(6):
+                            have[j] += vec[j]
+
+
+# --- what the state adds up to ---------------------------------------------------------
+
+
+def _label(value: Any) -> str:
+    return str(value) if value else UNKNOWN
+
+
+def usage_sums(state: UsageState, table: PriceTable, since_minute: str | None = None,
+               until_minute: str = "~") -> tuple[dict[Key, list[float]], dict[Key, list[float]]]:
+    """``(totals, recent)`` by (model, project, source, host) under report.py's rules.
+
+    ``totals``: [input, output, cache read, cache write, printed cost, estimated
+    cost, records]; ``recent`` (a MinuteState only; the series used in the last
+    day): [input, output, cache read, cache write, cost] of the minutes
+    ``since_minute`` to ``until_minute``.
+    """
+    totals: dict[Key, list[float]] = {}
+    recent: dict[Key, list[float]] = {}
+    prices: dict[Any, Price | None] = {}
+    keys: dict[tuple[Any, int, str], Key] = {}
+    attrs = state.attrs
     for unit, row in state.buckets():
-        model, _, aid, printed, n, i, o, cr, cw, cost = row
-        attrs = state.attrs[aid]
-        key = (model or "unknown", attrs[0] or "", unit[1], attrs[1] or "")
-        acc = out.get(key)
+        model, day, aid, printed, n, i, o, cr, cw, cost = row
+        kk = (model, aid, unit[1])
+        key = keys.get(kk)
+        if key is None:
+            a = attrs[aid]
+            key = keys[kk] = (_label(model), _label(a[0]), unit[1], _label(a[1]))
+        est = 0.0
+        if not printed:
+            if model in prices:
+                price = prices[model]
+            else:
+                price = prices[model] = table.lookup(model)
+            if price is not None and (i or o or cr or cw):
+                # A model (or a rate) without a price has no cost, not $0.
+                est = price.cost(i, o, cr, cw) or 0.0
+        acc = totals.get(key)
         if acc is None:
-            acc = out[key] = [0, 0, 0, 0, 0.0, 0.0, 0]
-        acc[0] += i
-        acc[1] += o
-        acc[2] += cr
-        acc[3] += cw
-        if printed:
-            acc[4] += cost
+            totals[key] = [i, o, cr, cw, cost, est, n]
         else:
-            acc[5] += table.cost(model, i, o, cr, cw) or 0.0
-        acc[6] += n
+            acc[0] += i
+            acc[1] += o
+            acc[2] += cr
+            acc[3] += cw
+            acc[4] += cost
+            acc[5] += est
+            acc[6] += n
+        if since_minute is not None and day != _OLD:
+            rec = recent.get(key)
+            if rec is None:
+                rec = recent[key] = [0, 0, 0, 0, 0.0]
+            if since_minute <= day <= until_minute:
+                rec[0] += i
+                rec[1] += o
+                rec[2] += cr
+                rec[3] += cw
+                rec[4] += cost + est
+    return totals, recent
+
+
+def counter_values(totals: dict[Key, list[float]]) -> dict[str, dict[Key, float]]:
+    """The counters' true values (before :func:`advance_counters`) by family."""
+    out: dict[str, dict[Key, float]] = {name: {} for name in COUNTERS}
+    for key, v in totals.items():
+        for j, t in enumerate(TOKEN_TYPES):
+            out[f"tokens_{t}"][key] = v[j]
+        out["cost"][key + ("false",)] = v[4]
+        out["cost"][key + ("true",)] = v[5]
+        out["records"][key] = v[6]
     return out
 
 
-def render_prometheus(journal_path: Path, *, use_cache: bool = True) -> bytes:
-    """The Prometheus text exposition of the journal at ``journal_path``."""
-    from prometheus_client import CollectorRegistry, generate_latest
-    from prometheus_client.core import CounterMetricFamily
+def _group(key: Key) -> tuple[str, str]:
+    return (key[1], key[3])  # project, host: where usage can move between series
+
+
+def advance_counters(prev: dict[str, dict[Key, float]], truth: dict[str, dict[Key, float]]
+                     ) -> dict[str, dict[Key, float]]:
+    """New counter values: never below ``prev``; per (project, host) as high as the truth.
+
+    A series at or below its true value rises to it, unless series of its group
+    stand above theirs (their usage moved): then the group rises only by what
+    its true total gained beyond the exported one, shared in proportion to how
+    far each series is behind.
+    """
+    out: dict[str, dict[Key, float]] = {}
+    for name in COUNTERS:
+        old = prev.get(name, {})
+        new = truth.get(name, {})
+        integer = name != "cost"
+        eps = 0 if integer else 1e-9
+        result: dict[Key, float] = {key: 0 if integer else 0.0 for key in new}
+        result.update(old)
+        groups: dict[tuple[str, str], list[Key]] = {}
+        for key in set(old) | set(new):
+            groups.setdefault(_group(key), []).append(key)
+        for keys in groups.values():
+            behind: dict[Key, float] = {}
+            excess = 0.0
+            for key in keys:
+                d = new.get(key, 0) - old.get(key, 0)
+                if d > eps:
+                    behind[key] = d
+                elif d < -eps:
+                    excess -= d
+            if not behind:
+                continue
+            if excess == 0:
+                for key in behind:
+                    result[key] = new[key]
+                continue
+            need = sum(behind.values())
+            rise = need - excess
+            if rise <= eps:
+                continue
+            shares = {key: d * rise / need for key, d in behind.items()}
+            if integer:
+                floors = {key: math.floor(s) for key, s in shares.items()}
+                left = round(rise) - sum(floors.values())
+                for key in sorted(shares, key=lambda k: floors[k] - shares[k])[:max(0, left)]:
+                    floors[key] += 1
+                shares = {key: float(v) for key, v in floors.items()}
+            for key, s in shares.items():
+                result[key] = old.get(key, 0) + (int(s) if integer else s)
+        out[name] = result
+    return out
+
+
+# --- the counters' file -----------------------------------------------------------------
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
+class JournalMark:
+    """Which journal a set of counters belongs to: identity, bytes covered, first bytes."""
+
+    identity: tuple[int, int] | None
+    size: int
+    head: str  # digest of the first min(size, 4 KiB) bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"identity": list(self.identity) if self.identity else None,
+                "size": self.size, "head": self.head}
+
+    def continues(self, other: Any, journal: Path) -> bool:
+        """Whether the journal seen as ``other`` (saved JSON) grew into this one."""
+        if not isinstance(other, dict):
+            return False
+        ident = other.get("identity")
+        size = other.get("size")
+        if (list(self.identity) if self.identity else None) != ident:
+            return False
+        if not isinstance(size, int) or size > self.size:
+            return False
+        if size == self.size or size >= _CHECK:  # the same bytes as our head digest
+            return bool(other.get("head") == self.head)
+        try:
+            with open(journal, "rb") as fh:
+                return bool(other.get("head") == _digest(fh.read(size)))
+        except OSError:
+            return False
+
+
+def counters_path(journal: Path) -> Path:
+    return journal.with_name(journal.name + ".counters")
+
+
+def _counters_to_json(values: dict[str, dict[Key, float]]) -> dict[str, Any]:
+    return {name: [[*k, v] for k, v in sorted(values.get(name, {}).items())]
+            for name in COUNTERS}
+
+
+def _counters_from_json(data: Any) -> dict[str, dict[Key, float]]:
+    out: dict[str, dict[Key, float]] = {}
+    for name in COUNTERS:
+        rows = data.get(name, []) if isinstance(data, dict) else []
+        out[name] = {tuple(str(x) for x in row[:-1]): row[-1] for row in rows
+                     if isinstance(row, list) and row and isinstance(row[-1], (int, float))}
+    return out
+
+
+def _merge_max(a: dict[str, dict[Key, float]], b: dict[str, dict[Key, float]]
+               ) -> dict[str, dict[Key, float]]:
+    out = {name: dict(a.get(name, {})) for name in COUNTERS}
+    for name in COUNTERS:
+        mine = out[name]
+        for key, value in b.get(name, {}).items():
+            if value > mine.get(key, 0):
+                mine[key] = value
+    return out
+
+
+def _atomic_write(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``path`` as a whole: temp file in the same folder, then rename."""
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fchmod(fh.fileno(), mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _introduce(before: dict[str, dict[Key, float]], after: dict[str, dict[Key, float]]) -> None:
+    """Series that were not exported before show 0 once: Prometheus's increase() and
+    rate() take a series' first sample as its start, so the usage that created a
+    series (a new model, project or host) would never count there."""
+    for name in COUNTERS:
+        known = before.get(name, {})
+        family = after[name]
+        for key in family:
+            if key not in known:
+                family[key] = 0.0 if name == "cost" else 0
+
+
+def sync_counters(journal: Path, mark: JournalMark, mine: dict[str, dict[Key, float]],
+                  truth: dict[str, dict[Key, float]], *, seen: bool = False
+                  ) -> dict[str, dict[Key, float]]:
+    """The counters to export now: ``mine`` (this process's last ones) and the saved
+    ones advanced to ``truth``, saved again. Without a writable folder, ``mine`` only.
+
+    Series new since the last export (``seen``: this process exported before; else
+    the saved counters) start at 0; the first export of a journal shows its values.
+    """
+    import json
+
+    path = counters_path(journal)
+    lock_fd = None
+    try:
+        lock_fd = os.open(str(path) + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    except OSError:
+        if lock_fd is not None:
+            os.close(lock_fd)
+        after = advance_counters(mine, truth)
+        if seen:
+            _introduce(mine, after)
+        return after
+    try:
+        saved: dict[str, dict[Key, float]] = {}
+        known = seen
+        raw: Any = None
+        try:
+            raw = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            pass
+        if isinstance(raw, dict) and raw.get("v") == _COUNTERS_VERSION:
+            old = raw.get("journal")
+            if mark.continues(old, journal):
+                saved = _counters_from_json(raw.get("counters"))
+                known = True
+            elif isinstance(old, dict) and old.get("identity") is None:
+                known = True  # there was no journal then: all of it is new usage
+        before = _merge_max(saved, mine)
+        after = advance_counters(before, truth)
+        if known:
+            _introduce(before, after)
+        if after != saved or not isinstance(raw, dict) or raw.get("journal") != mark.to_json():
+            payload = {"v": _COUNTERS_VERSION, "journal": mark.to_json(),
+                       "counters": _counters_to_json(after)}
+            try:
+                _atomic_write(path, json.dumps(payload, separators=(",", ":")).encode(), 0o600)
+            except OSError:
+                pass
+        return after
+    finally:
+        os.close(lock_fd)
+
+
+# --- following the journal -----------------------------------------------------------------
+
+
+def state_cache_path(journal: Path) -> Path:
+    return journal.with_name(journal.name + ".metrics")
+
+
+def _checks(fd: int, offset: int) -> list[str]:
+    return [_digest(os.pread(fd, min(offset, _CHECK), 0)),
+            _digest(os.pread(fd, min(offset, _CHECK), max(0, offset - _CHECK)))]
+
+
+@dataclass
+class Snapshot:
+    """What one exposition shows (values, not yet prometheus_client objects)."""
+
+    counters: dict[str, dict[Key, float]]
+    tokens_per_minute: dict[Key, float]  # (*LABELS, type)
+    cost_per_hour: dict[Key, float]
+    sessions_active: dict[str, int]  # host -> running wrapped sessions
+    skipped_lines: int
+    window: float
+    hosts: set[str] = field(default_factory=set)
+
+
+class JournalMetrics:
+    """Follows one journal and turns it into :class:`Snapshot` objects.
+
+    :meth:`update` reads what was appended since the last call (the whole file
+    again when it was replaced, truncated or rewritten); :meth:`snapshot` adds
+    up the state. Not thread-safe: the exporter serialises calls.
+    """
+
+    def __init__(self, journal: Path, *, window: float = DEFAULT_WINDOW, use_cache: bool = True,
+                 table: PriceTable | None = None,
+                 live: Callable[[Path], list[dict[str, Any]]] | None = None) -> None:
+        if not 60 <= window <= MAX_WINDOW:
+            raise ValueError("the window must be between 1 minute and 24 hours")
+        self.journal = journal
+        self.window = window
+        self.use_cache = use_cache
+        self.table = table
+        self._live = live
+        self.state = MinuteState()
+        self.offset = 0
+        self.identity: tuple[int, int] | None = None
+        self.checks: list[str] = []
+        self.saved_offset = -1  # where the state cache on disk ends
+        self.counters: dict[str, dict[Key, float]] = {}
+        self.exported = False  # a snapshot was made: later series are new usage
+        self.mark = JournalMark(None, 0, _digest(b""))
+
+    # reading
+
+    def _reset(self) -> None:
+        self.state = MinuteState()
+        self.offset = 0
+        self.saved_offset = -1
+        self.counters = {}
+
+    def update(self, now: float | None = None) -> None:
+        """Read the lines appended since the last call. Raises JournalError."""
+        now = time.time() if now is None else now
+        path = self.journal
+        try:
+            # O_NONBLOCK: a FIFO in the journal's place must not hang the exporter.
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except (FileNotFoundError, NotADirectoryError):
+            if self.identity is not None or self.offset:
+                self._reset()
+            self.identity = None
+            self.mark = JournalMark(None, 0, _digest(b""))
+            return
+        except OSError as exc:
+            raise JournalError(f"cannot read the journal {path}: {exc.strerror or exc}; check"
+                               f" its permissions, or choose another file with --journal") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise JournalError(f"cannot read the journal {path}: not a regular file;"
+                                   f" choose another file with --journal")
+            identity = (st.st_dev, st.st_ino)
+            fresh = (identity != self.identity or st.st_size < self.offset
+                     or (self.offset and _checks(fd, self.offset) != self.checks))
+            if fresh:
+                self._reset()
+                self.identity = identity
+                if self.use_cache:
+                    self._load_cache(fd, st.st_size, now)
+            self.state.compact(now, force=bool(fresh) and not self.offset)
+            from claudewrap import rollup
+
+            self.offset, _ = rollup.scan(fd, self.state, self.offset)
+            self.checks = _checks(fd, self.offset)
+            self.mark = JournalMark(identity, self.offset,
+                                    _digest(os.pread(fd, min(self.offset, _CHECK), 0)))
+            if (self.use_cache and self.offset - max(self.saved_offset, 0) > _REWRITE
+                    and _same_file(path, identity)):
+                self._save_cache(fd)
+        finally:
+            os.close(fd)
+
+    def _load_cache(self, fd: int, size: int, now: float) -> None:
+        try:
+            data = state_cache_path(self.journal).read_bytes()
+        except OSError:
+            return
+        if not data.startswith(_MAGIC):
+            return
+        from claudewrap.rollup import RidIndex
+
+        from_json = _json_loads()
+        end = data.find(b"\n", len(_MAGIC))
+        try:
+            meta = from_json(data[len(_MAGIC):end])
+            offset = int(meta["offset"])
+            if (meta["identity"] != list(self.identity or ()) or offset > size
+                    or meta["byteorder"] != sys.byteorder or meta["checks"] != _checks(fd, offset)):
+                return
+            state = MinuteState.from_json(meta["state"])
+            assert isinstance(state, MinuteState)
+            count = int(meta["rids"])
+        except (ValueError, KeyError, TypeError, IndexError, OSError):
+            return
+        rid_bytes = data[end + 1:]
+        if len(rid_bytes) != 16 * count:
+            return
+        hashes, values = array("Q"), array("Q")
+        hashes.frombytes(rid_bytes[:8 * count])
+        values.frombytes(rid_bytes[8 * count:])
+        state.rid_base = RidIndex(hashes, values)
+        state.compact(now, force=True)
+        self.state = state
+        self.offset = self.saved_offset = offset
+
+    def _save_cache(self, fd: int) -> None:
+        from claudewrap.rollup import RidIndex
+
+        state = self.state
+        base = state.rid_base if isinstance(state.rid_base, RidIndex) else RidIndex(
+            array("Q"), array("Q"))
+        merged = base.merged(state.rids) if state.rids else base
+        meta = {"identity": list(self.identity or ()), "offset": self.offset,
+                "byteorder": sys.byteorder, "checks": _checks(fd, self.offset),
+                "rids": len(merged.hashes), "state": state.to_json()}
+        payload = (_MAGIC + _json_dumps()(meta) + b"\n" + merged.hashes.tobytes()
+                   + merged.values.tobytes())
+        try:
+            _atomic_write(state_cache_path(self.journal), payload, 0o600)
+        except OSError:
+            return  # a cache that cannot be written only costs time
+        state.rid_base = merged
+        state.rids = {}
+        self.saved_offset = self.offset
+
+    def save(self) -> None:
+        """Save the state cache now if it is behind (the exporter calls this at exit)."""
+        if not self.use_cache or self.identity is None or self.offset == self.saved_offset:
+            return
+        try:
+            fd = os.open(self.journal, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            st = os.fstat(fd)
+            if ((st.st_dev, st.st_ino) == self.identity and st.st_size >= self.offset
+                    and _checks(fd, self.offset) == self.checks):
+                self._save_cache(fd)
+        finally:
+            os.close(fd)
+
+    # adding up
+
+    def snapshot(self, now: float | None = None) -> Snapshot:
+        """The metrics as of ``now`` (default: the clock), after :meth:`update`."""
+        now = time.time() if now is None else now
+        self.state.compact(now)
+        # The last window/60 minute buckets, this one included: the same value all
+        # minute long (a partial minute counts as a whole one).
+        since = _minute(now - self.window + 60)
+        span = self.window
+        # Usage dated in the future counts once its minute comes (a minute of skew is ok).
+        totals, recent = usage_sums(self.state, self.table or default_table(), since,
+                                    _minute(now + 60))
+        truth = counter_values(totals)
+        self.counters = sync_counters(self.journal, self.mark, self.counters, truth,
+                                      seen=self.exported)
+        self.exported = True
+        per_minute: dict[Key, float] = {}
+        per_hour: dict[Key, float] = {}
+        for key, rec in recent.items():  # series idle for a day drop out of the gauges
+            for j, t in enumerate(TOKEN_TYPES):
+                per_minute[key + (t,)] = rec[j] * 60.0 / span
+            per_hour[key] = rec[4] * 3600.0 / span
+        this_host = _hostname()
+        active: dict[str, int] = {this_host: 0}
+        for marker in (self._live or _live_markers)(self.journal):
+            host = str(marker.get("host") or this_host)
+            active[host] = active.get(host, 0) + 1
+        hosts = {key[3] for family in self.counters.values() for key in family}
+        return Snapshot(counters=self.counters, tokens_per_minute=per_minute,
+                        cost_per_hour=per_hour, sessions_active=active,
+                        skipped_lines=self.state.stats.skipped, window=self.window,
+                        hosts=hosts | set(active))
+
+
+def _hostname() -> str:
+    return os.uname().nodename  # what socket.gethostname() says; context.py's host label
+
+
+def _live_markers(journal: Path) -> list[dict[str, Any]]:
+    from claudewrap import live
+
+    return live.active(journal)
+
+
+def _same_file(path: Path, identity: tuple[int, int]) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == identity
+
+
+def _json_dumps() -> Callable[[Any], bytes]:
+    try:
+        import msgspec
+    except ImportError:  # pragma: no cover - depends on the environment
+        import json
+
+        return lambda obj: json.dumps(obj, separators=(",", ":")).encode()
+    return msgspec.json.encode
+
+
+def _json_loads() -> Callable[[bytes], Any]:
+    try:
+        import msgspec
+    except ImportError:  # pragma: no cover - depends on the environment
+        import json
+
+        return json.loads
+    return msgspec.json.decode
+
+
+# --- exposition ---------------------------------------------------------------------------
+
+
+_HELP = {
+    "tokens_input": "Input tokens used through the claude CLI",
+    "tokens_output": "Output tokens used through the claude CLI",
+    "tokens_cache_read": "Cache read tokens used through the claude CLI",
+    "tokens_cache_write": "Cache write (creation) tokens used through the claude CLI",
+    "cost": "Cost in USD; estimated=\"true\" is what claudewrap priced from list prices"
+            " where Claude Code printed no cost",
+    "records": "Journal records that count under the summing rules",
+}
+
+
+def _window_text(seconds: float) -> str:
+    if seconds % 3600 == 0:
+        return f"{int(seconds // 3600)} h"
+    if seconds % 60 == 0:
+        return f"{int(seconds // 60)} min"
+    return f"{seconds:g} s"
+
+
+def families(snap: Snapshot, host: str | None = None) -> Iterator[Metric]:
+    """prometheus_client metric families for ``snap`` (only host ``host``'s series if given)."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    def mine(key: Key) -> bool:
+        return host is None or key[3] == host
+
+    for name in COUNTERS:
+        labels = (*LABELS, "estimated") if name == "cost" else LABELS
+        metric = "claude_api_cost_dollars" if name == "cost" else f"claude_api_{name}"
+        family = CounterMetricFamily(metric, _HELP[name], labels=labels)
+        for key, value in sorted(snap.counters.get(name, {}).items()):
+            if mine(key):
+                family.add_metric(key, value)
+        yield family
+    window = _window_text(snap.window)
+    tpm = GaugeMetricFamily("claude_tokens_per_minute",
+                            f"Tokens per minute over the last {window}",
+                            labels=(*LABELS, "type"))
+    for key, value in sorted(snap.tokens_per_minute.items()):
+        if mine(key):
+            tpm.add_metric(key, value)
+    yield tpm
+    cph = GaugeMetricFamily("claude_cost_per_hour_dollars",
+                            f"Cost in USD per hour over the last {window}"
+                            " (printed and estimated)", labels=LABELS)
+    for key, value in sorted(snap.cost_per_hour.items()):
+        if mine(key):
+            cph.add_metric(key, value)
+    yield cph
+    active = GaugeMetricFamily("claude_sessions_active",
+                               "Wrapped claude sessions running now", labels=("host",))
+    for h, count in sorted(snap.sessions_active.items()):
+        if host is None or h == host:
+            active.add_metric((h,), count)
+    yield active
+    if host is None or host == _hostname():
+        yield GaugeMetricFamily("claude_journal_skipped_lines",
+                                "Journal lines that could not be read (see `claudewrap"
+                                " journal check`)", value=snap.skipped_lines)
+
+
+def registry(snap: Snapshot, host: str | None = None) -> CollectorRegistry:
+    """A registry whose only collector yields ``snap``."""
+    from prometheus_client import CollectorRegistry
     from prometheus_client.registry import Collector
 
-    from claudewrap.rollup import load_state
+    class _SnapshotCollector(Collector):
+        def collect(self) -> Iterable[Metric]:
+            return list(families(snap, host))
 
-    data = series(load_state(journal_path, use_cache=use_cache))
-
-    class _JournalCollector(Collector):
-        def collect(self) -> Iterator[Any]:
-            for name, index in _TOKENS:
-                family = CounterMetricFamily(
-                    f"claude_api_tokens_{name}", f"{name.replace('_', ' ').capitalize()}"
-                    " tokens used through the claude CLI", labels=LABELS)
-                for key, acc in sorted(data.items()):
-                    family.add_metric(key, acc[index - 1])
-                yield family
-            cost = CounterMetricFamily(
-                "claude_api_cost_dollars", "Cost in USD; estimated=\"true\" where claudewrap"
-                " priced usage Claude Code printed no cost for", labels=(*LABELS, "estimated"))
-            records = CounterMetricFamily(
-                "claude_api_records", "Journal records that count", labels=LABELS)
-            for key, acc in sorted(data.items()):
-                cost.add_metric((*key, "false"), acc[4])
-                cost.add_metric((*key, "true"), acc[5])
-                records.add_metric(key, acc[6])
-            yield cost
-            yield records
-
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_JournalCollector())
-    return generate_latest(registry)
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(_SnapshotCollector())
+    return reg
 
 
-__all__ = ["LABELS", "render_prometheus", "series"]
+def exposition(snap: Snapshot) -> bytes:
+    """The Prometheus text format of ``snap``."""
+    from prometheus_client import generate_latest
+
+    return generate_latest(registry(snap))
+
+
+def collect(journal: Path, *, window: float = DEFAULT_WINDOW, use_cache: bool = True,
+            now: float | None = None) -> Snapshot:
+    """One snapshot of ``journal`` (reads only new lines when its caches are good)."""
+    metrics = JournalMetrics(journal, window=window, use_cache=use_cache)
+    metrics.update(now)
+    return metrics.snapshot(now)
+
+
+def render_prometheus(journal_path: Path, *, use_cache: bool = True,
+                      window: float = DEFAULT_WINDOW) -> bytes:
+    """The Prometheus text exposition of the journal at ``journal_path``."""
+    return exposition(collect(journal_path, window=window, use_cache=use_cache))
+
+
+def write_textfile(snap: Snapshot, path: Path) -> None:
+    """Write the exposition for node_exporter's textfile collector, atomically.
+
+    The temp file is in the same folder (so the rename is atomic) and does not
+    end in ``.prom`` (so the collector never reads it). Mode 0644: node_exporter
+    usually runs as another user. Raises OSError.
+    """
+    _atomic_write(path, exposition(snap), 0o644)
+
+
+def push(snap: Snapshot, url: str, job: str = "claudewrap", timeout: float = 10.0) -> list[str]:
+    """Push to a Pushgateway, one group per host (``/job/JOB/host/HOST``). Raises OSError.
+
+    Each host's series go to that host's group, so machines land side by side and
+    a push replaces only its own group. Returns the hosts pushed.
+    """
+    from prometheus_client import push_to_gateway
+
+    hosts = sorted(snap.hosts) or [_hostname()]
+    for host in hosts:
+        push_to_gateway(url, job=job, registry=registry(snap, host),
+                        grouping_key={"host": host}, timeout=timeout)
+    return hosts
+
+
+def parse_window(text: str) -> float:
+    """``15m``, ``1h``, ``90s`` (whole minutes); a bare number is minutes. Raises ValueError."""
+    value = text.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600}
+    scale = 60.0
+    if value and value[-1] in units:
+        scale = units[value[-1]]
+        value = value[:-1].strip()
+    try:
+        seconds = float(value) * scale
+    except ValueError:
+        raise ValueError(f"cannot read the window {text!r}: use e.g. 15m, 1h or 90s") from None
+    if not 60 <= seconds <= MAX_WINDOW:
+        raise ValueError(f"window {text!r}: use between 1m and 24h")
+    return float(round(seconds / 60) * 60)  # usage is kept by the minute
+
+
+__all__ = ["COUNTERS", "DEFAULT_WINDOW", "LABELS", "TOKEN_TYPES", "JournalMetrics",
+           "MinuteState", "Snapshot", "advance_counters", "collect", "counter_values",
+           "exposition", "families", "parse_window", "push", "registry",
+           "render_prometheus", "usage_sums", "write_textfile"]

@@ -18,6 +18,7 @@ have ps || need+=(procps)
 have node || need+=(nodejs)
 have npm || need+=(npm)
 have prometheus || need+=(prometheus)
+have prometheus-pushgateway || need+=(prometheus-pushgateway)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "scripts/test.sh: installing system packages: ${need[*]}"
   sudo=""

@@ -9,7 +9,7 @@
 #   claude          an alias for __claudewrap_claude: `claudewrap run -- ARGS`, so the
 #                   usage it prints is recorded; arguments and exit status unchanged
 #   claude_usage    `claudewrap usage ARGS`: the summary
-#   claude_metrics  `claudewrap export --format prometheus ARGS`
+#   claude_metrics  `claudewrap metrics ARGS`
 #
 # `command claude` and `\claude` run the real binary, and so do scripts (they do
 # not expand aliases). CLAUDEWRAP_DISABLE=1 makes `claude` the real binary. When
@@ -94,7 +94,7 @@ function claude_usage {
 }
 
 function claude_metrics {
-  __claudewrap_tool export --format prometheus ${1+"$@"}
+  __claudewrap_tool metrics ${1+"$@"}
 }
 
 __claudewrap_init() {

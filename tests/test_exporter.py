@@ -1,0 +1,292 @@
+"""`claudewrap serve` (a real HTTP server in a subprocess) and `claudewrap metrics --push`
+(a real Pushgateway, Debian's prometheus-pushgateway, on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, require
+from test_metrics import HOST, parse, rec, value, write
+
+CW = [sys.executable, "-m", "claudewrap"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get(url: str, headers: dict[str, str] | None = None, timeout: float = 10
+        ) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, limit: float = 20) -> None:
+    end = time.time() + limit
+    while time.time() < end:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"exited with {proc.returncode}")
+        try:
+            get(url, timeout=1)
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"{url} did not answer within {limit} s")
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, limit: float = 10) -> int:
+    """Stop ``proc`` (ours, by pid) and return its exit status."""
+    if proc.poll() is None:
+        os.kill(proc.pid, sig)
+        try:
+            proc.wait(limit)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+    return int(proc.returncode)
+
+
+def environment(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAUDEWRAP_")}
+    env.update({"PYTHONPATH": str(ROOT), "CLAUDEWRAP_PRICES": str(tmp_path / "none.toml"),
+                "XDG_DATA_HOME": str(tmp_path / "data")})
+    return env
+
+
+class Serve:
+    def __init__(self, journal: Path, tmp_path: Path, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [*CW, "serve", "--port", str(self.port), "--journal", str(journal), *args],
+            env=environment(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_http(self.url + "/healthz", self.proc)
+
+    def scrape(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        status, _, body = get(self.url + "/metrics")
+        assert status == 200, body
+        return parse(body)
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Path:
+    return write(tmp_path / "journal.jsonl", [
+        rec(120, input_tokens=1000, output_tokens=100, cost_usd=0.5),
+        rec(60, "s2", model="claude-opus-4-1", input_tokens=10, project="api", cost_usd=0.25),
+    ])
+
+
+@pytest.fixture
+def serve(journal: Path, tmp_path: Path) -> Iterator[Serve]:
+    server = Serve(journal, tmp_path)
+    try:
+        yield server
+    finally:
+        stop(server.proc, signal.SIGKILL)
+
+
+def test_metrics_follow_the_journal_as_it_grows(serve: Serve, journal: Path) -> None:
+    s = serve.scrape()
+    assert value(s, "claude_api_tokens_input_total") == 1010
+    assert value(s, "claude_api_cost_dollars_total") == 0.75
+    write(journal, [rec(10, input_tokens=5, cost_usd=0.01)], "a")
+    s = serve.scrape()
+    assert value(s, "claude_api_tokens_input_total") == 1015
+    assert value(s, "claude_api_cost_dollars_total") == pytest.approx(0.76)
+    # a line still being written is left for the next scrape
+    line = rec(5, input_tokens=7).to_json()
+    with open(journal, "a") as f:
+        f.write(line[:30])
+    assert value(serve.scrape(), "claude_api_tokens_input_total") == 1015
+    with open(journal, "a") as f:
+        f.write(line[30:] + "\n")
+    assert value(serve.scrape(), "claude_api_tokens_input_total") == 1022
+
+
+def test_rotated_and_truncated_journal(serve: Serve, journal: Path, tmp_path: Path) -> None:
+    """A new journal is a real reset; its series show 0 once, then their values
+    (so that Prometheus's increase() counts its first usage)."""
+    assert value(serve.scrape(), "claude_api_tokens_input_total") == 1010
+    os.rename(journal, tmp_path / "journal.jsonl.1")
+    write(journal, [rec(10, input_tokens=3)])
+    assert value(serve.scrape(), "claude_api_tokens_input_total") == 0
+    assert value(serve.scrape(), "claude_api_tokens_input_total") == 3
+    write(journal, [rec(5, input_tokens=4)])  # truncated and rewritten in place
+    assert value(serve.scrape(), "claude_api_tokens_input_total") == 0
+    assert value(serve.scrape(), "claude_api_tokens_input_total") == 4
+    journal.unlink()
+    s = serve.scrape()
+    assert not [k for k in s if k[0] == "claude_api_tokens_input_total"]
+    write(journal, [rec(1, input_tokens=9)])
+    assert value(serve.scrape(), "claude_api_tokens_input_total") == 0
+    assert value(serve.scrape(), "claude_api_tokens_input_total") == 9
+
+
+def test_endpoints(serve: Serve) -> None:
+    status, headers, body = get(serve.url + "/healthz")
+    assert (status, body) == (200, b"ok\n")
+    status, _, _ = get(serve.url + "/nothing")
+    assert status == 404
+    status, headers, body = get(serve.url + "/metrics", {"Accept-Encoding": "gzip"})
+    assert headers["Content-Encoding"] == "gzip"
+    assert value(parse(gzip.decompress(body)), "claude_api_records_total") == 2
+    accept = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    status, headers, body = get(serve.url + "/metrics", {"Accept": accept})
+    assert headers["Content-Type"].startswith("application/openmetrics-text")
+    assert body.endswith(b"# EOF\n")
+
+
+def test_listens_on_loopback_by_default(serve: Serve) -> None:
+    assert serve.proc.stderr is not None
+    line = serve.proc.stderr.readline().decode()
+    assert line.startswith(f"claudewrap serve: http://127.0.0.1:{serve.port}/metrics")
+    hex_port = f"{serve.port:04X}"
+    listening = [row.split()[1] for row in Path("/proc/net/tcp").read_text().splitlines()[1:]
+                 if row.split()[1].endswith(":" + hex_port) and row.split()[3] == "0A"]
+    assert listening == [f"0100007F:{hex_port}"]
+
+
+def test_port_in_use_is_one_clear_line(serve: Serve, journal: Path, tmp_path: Path) -> None:
+    result = subprocess.run([*CW, "serve", "--port", str(serve.port), "--journal", str(journal)],
+                            env=environment(tmp_path), capture_output=True, timeout=20,
+                            check=False)
+    assert result.returncode == 1
+    assert result.stderr.decode() == (
+        f"Error: cannot listen on 127.0.0.1:{serve.port}: the port is in use (another"
+        f" `claudewrap serve`?); stop it or choose another --port\n")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_stop_it_cleanly(journal: Path, tmp_path: Path, sig: int) -> None:
+    server = Serve(journal, tmp_path)
+    try:
+        server.scrape()
+        started = time.monotonic()
+        assert stop(server.proc, sig) == 0
+        assert time.monotonic() - started < 5
+        assert server.proc.stderr is not None
+        assert b"Traceback" not in server.proc.stderr.read()
+    finally:
+        stop(server.proc, signal.SIGKILL)
+    with pytest.raises(ConnectionRefusedError):  # nothing listens any more
+        socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
+
+
+def test_scrapes_of_a_big_journal_read_only_new_lines(tmp_path: Path) -> None:
+    """Numbers for the report: a first read, then scrapes after small appends."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from gen_journal import generate
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    journal = tmp_path / "big.jsonl"
+    with open(journal, "w", encoding="utf-8") as out:
+        generate(out, 100_000, seed=3)
+    started = time.monotonic()
+    server = Serve(journal, tmp_path)
+    try:
+        first = time.monotonic() - started
+        times = []
+        for i in range(5):
+            write(journal, [rec(5, f"new{i}", input_tokens=1)] * 100, "a")
+            t = time.monotonic()
+            status, _, body = get(server.url + "/metrics")
+            times.append(time.monotonic() - t)
+            assert status == 200 and b"new" not in body  # session ids are no labels
+        scrape = sorted(times)[len(times) // 2]
+        size = journal.stat().st_size >> 20
+        print(f"\n{size} MiB journal: ready in {first:.2f} s, median scrape {scrape * 1000:.0f} ms"
+              f" ({len(body) >> 10} KiB)")
+        assert scrape < max(0.5, first / 4)
+    finally:
+        stop(server.proc, signal.SIGKILL)
+
+
+def test_systemd_unit_is_valid(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze not installed")
+    text = (ROOT / "examples/systemd/claudewrap-exporter.service").read_text()
+    assert "ExecStart=%h/.local/bin/claudewrap serve --host 127.0.0.1 --port 9404" in text
+    unit = tmp_path / "claudewrap-exporter.service"
+    unit.write_text(text.replace("%h/.local/bin/claudewrap", sys.executable + " -m claudewrap"))
+    result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "claudewrap-exporter.service" not in result.stderr, result.stderr
+
+
+# ------------------------------------------------------------------------- Pushgateway
+
+
+@pytest.fixture
+def pushgateway(tmp_path: Path) -> Iterator[str]:
+    binary = require("prometheus-pushgateway")
+    port = free_port()
+    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=tempfile.mkdtemp(dir=tmp_path))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/-/ready", proc)
+        yield url
+    finally:
+        stop(proc, signal.SIGTERM)
+
+
+def test_push_groups_by_host(pushgateway: str, tmp_path: Path) -> None:
+    journal = write(tmp_path / "journal.jsonl", [
+        rec(120, input_tokens=1000, cost_usd=0.5, host=HOST),
+        rec(60, "s2", input_tokens=20, cost_usd=0.25, host="laptop-2"),
+    ])
+    result = subprocess.run([*CW, "metrics", "--push", pushgateway, "--journal", str(journal)],
+                            env=environment(tmp_path), capture_output=True, timeout=30,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b""
+    _, _, body = get(pushgateway + "/metrics")
+    s = parse(body)
+    mine = {"job": "claudewrap", "host": HOST}
+    assert value(s, "claude_api_tokens_input_total", **mine) == 1000
+    assert value(s, "claude_api_cost_dollars_total", **mine) == 0.5
+    assert value(s, "claude_api_tokens_input_total", job="claudewrap", host="laptop-2") == 20
+    assert value(s, "claude_sessions_active", **mine) == 0
+    assert value(s, "claude_journal_skipped_lines", **mine) == 0
+    # a push replaces this host's group: numbers move, nothing is duplicated
+    write(journal, [rec(10, input_tokens=1, host=HOST)], "a")
+    subprocess.run([*CW, "metrics", "--push", pushgateway, "--job", "claudewrap",
+                    "--journal", str(journal)], env=environment(tmp_path), check=True,
+                   capture_output=True, timeout=30)
+    s = parse(get(pushgateway + "/metrics")[2])
+    assert value(s, "claude_api_tokens_input_total", **mine) == 1001
+
+
+def test_push_to_nothing_is_one_line(tmp_path: Path, journal: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = subprocess.run([*CW, "metrics", "--push", url, "--journal", str(journal)],
+                            env=environment(tmp_path), capture_output=True, timeout=30,
+                            check=False)
+    assert result.returncode == 1
+    err = result.stderr.decode()
+    assert err.count("\n") == 1 and err.startswith(f"Error: cannot push to {url}: ")
+    assert "is the Pushgateway running there?" in err
