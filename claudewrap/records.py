@@ -131,9 +131,9 @@ class UsageRecord:
         Raises ValueError when the object is not a usage record at all.
         """
         if not isinstance(d, dict):
-            raise ValueError("not a JSON object")
+            raise ValueError("not a JSON object")  # noqa: TRY004 - bad data, one error type for callers
         if not isinstance(d.get("ts"), str) or not isinstance(d.get("session"), str):
-            raise ValueError("missing ts or session")
+            raise ValueError("missing ts or session")  # noqa: TRY004 - as above
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
             if f.name not in d:

@@ -70,7 +70,7 @@ def test_p_json_result_through_a_pipe_records_exact_totals(env: dict[str, str],
     result = tmp_path / "result.json"
     result.write_text(json.dumps(P_JSON) + "\n")
     done = subprocess.run([*CW, "run", "--", "file", str(result)], env=env,
-                          capture_output=True, timeout=30)
+                          capture_output=True, timeout=30, check=False)
     assert done.returncode == 0
     assert done.stdout == result.read_bytes()  # passthrough untouched
     records = journal_lines(env)
@@ -90,7 +90,7 @@ def test_pretty_printed_json_with_exit_status_kept(env: dict[str, str], tmp_path
     result = tmp_path / "result.json"
     result.write_text(json.dumps(P_JSON, indent=2) + "\n")
     done = subprocess.run([*CW, "run", "--", "file", str(result), "3"], env=env,
-                          capture_output=True, timeout=30)
+                          capture_output=True, timeout=30, check=False)
     assert done.returncode == 3
     records = journal_lines(env)
     assert [r["output_tokens"] for r in records] == [20]
@@ -102,7 +102,7 @@ def test_unwritable_journal_never_breaks_the_session(env: dict[str, str],
     blocker.write_text("")
     env = dict(env, CLAUDEWRAP_JOURNAL=str(blocker / "journal.jsonl"), TMPDIR=str(tmp_path))
     done = subprocess.run([*CW, "run", "--", "print", "Tokens: 100 input, 50 output", "x"],
-                          env=env, capture_output=True, timeout=30)
+                          env=env, capture_output=True, timeout=30, check=False)
     assert done.returncode == 0
     assert done.stdout == b"Tokens: 100 input, 50 output\nx\n"
     warning = done.stderr.decode().strip().splitlines()
@@ -117,7 +117,7 @@ def test_bad_user_pattern_is_an_error_before_claude_starts(env: dict[str, str],
     marker = tmp_path / "args.json"
     done = subprocess.run([*CW, "run", "--config", str(config), "--", "argsfile", "x"],
                           env=dict(env, FAKE_ARGS_FILE=str(marker)), capture_output=True,
-                          timeout=30)
+                          timeout=30, check=False)
     assert done.returncode == 2
     assert "broken" in done.stderr.decode()
     assert not marker.exists()
@@ -128,7 +128,7 @@ def test_user_pattern_records_through_the_wrapper(env: dict[str, str], tmp_path:
     config.write_text('[[patterns]]\nname = "mine"\n'
                       "regex = '(?P<input>\\d+) in / (?P<output>\\d+) out'\n")
     done = subprocess.run([*CW, "run", "--config", str(config), "--", "print", "used 7 in / 9 out"],
-                          env=env, capture_output=True, timeout=30)
+                          env=env, capture_output=True, timeout=30, check=False)
     assert done.returncode == 0
     rec = journal_lines(env)[0]
     assert (rec["input_tokens"], rec["output_tokens"], rec["pattern"]) == (7, 9, "user:mine")

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pexpect
 import pytest
-
 from conftest import CW, FAKE, read_all, require, spawn
 
 
 def run_cw(args: list[str], env: dict[str, str], **kw: object) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([*CW, "run", *args], env=env, timeout=60, **kw)  # type: ignore[call-overload]
+    return subprocess.run([*CW, "run", *args], env=env, timeout=60, **kw, check=False)  # type: ignore[call-overload]
 
 
 # -------------------------------------------------------------------- output
@@ -34,7 +33,7 @@ def test_pty_output_is_byte_identical_to_running_claude_directly(env: dict[str, 
 
 def test_pipe_mode_output_is_byte_exact_and_child_sees_no_tty(env: dict[str, str]) -> None:
     direct = subprocess.run([str(FAKE), "ansi", "2000000", "3"], env=env,
-                            stdout=subprocess.PIPE, timeout=60).stdout
+                            stdout=subprocess.PIPE, timeout=60, check=False).stdout
     wrapped = run_cw(["--", "ansi", "2000000", "3"], env, stdout=subprocess.PIPE)
     assert wrapped.returncode == 0
     assert wrapped.stdout == direct
@@ -183,7 +182,7 @@ def test_claude_shim_calling_the_wrapper_is_skipped(env: dict[str, str], tmp_pat
     shim.write_text(f"#!/bin/sh\nexec {' '.join(CW)} run -- \"$@\"\n")
     shim.chmod(0o755)
     env = dict(env, PATH=f"{shim_dir}:{env['PATH']}")
-    done = subprocess.run([str(shim), "args", "z"], env=env, capture_output=True, timeout=30)
+    done = subprocess.run([str(shim), "args", "z"], env=env, capture_output=True, timeout=30, check=False)
     assert done.returncode == 0
     assert json.loads(done.stdout) == ["z"]
 
@@ -248,7 +247,7 @@ def test_signal_to_wrapper_is_forwarded_and_terminal_restored(env: dict[str, str
 
 
 def _find_pid(pattern: str) -> int:
-    out = subprocess.run(["ps", "-eww", "-o", "pid=,args="], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-eww", "-o", "pid=,args="], capture_output=True, text=True, check=False).stdout
     for line in out.splitlines():
         pid, _, args = line.strip().partition(" ")
         if re.search(pattern, args) and "python" in args and "ps -eww" not in args:
@@ -292,8 +291,8 @@ def test_failing_tap_never_disturbs_the_session(env: dict[str, str]) -> None:
         "sys.exit(r.exit_status)\n"
     )
     direct = subprocess.run([str(FAKE), "ansi", "300000", "5"], env=env,
-                            capture_output=True).stdout
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=60)
+                            capture_output=True, check=False).stdout
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=60, check=False)
     assert done.returncode == 0
     assert done.stdout == direct
     assert b"TAPERR=RuntimeError: boom" in done.stderr
@@ -312,7 +311,7 @@ def test_tap_sees_every_byte_in_order(env: dict[str, str]) -> None:
     )
     import hashlib
     direct = subprocess.run([str(FAKE), "ansi", "1000000", "9"], env=env,
-                            capture_output=True).stdout
+                            capture_output=True, check=False).stdout
     child = spawn([sys.executable, "-c", code], env)
     out = read_all(child)
     m = re.search(rb"TAP=(\d+):([0-9a-f]+)", out)
@@ -336,7 +335,7 @@ def test_under_tmux_keys_resize_and_exit_status(env: dict[str, str], tmux: str,
 
     def screen() -> str:
         return subprocess.run(["tmux", "-L", tmux, "capture-pane", "-p", "-t", "t"],
-                              capture_output=True, text=True, env=env).stdout
+                              capture_output=True, text=True, env=env, check=False).stdout
 
     def wait_for(text: str) -> None:
         deadline = time.monotonic() + 15
@@ -358,8 +357,8 @@ def test_under_tmux_keys_resize_and_exit_status(env: dict[str, str], tmux: str,
 
 
 def test_version_and_help(env: dict[str, str]) -> None:
-    done = subprocess.run([*CW, "--version"], env=env, capture_output=True, text=True)
+    done = subprocess.run([*CW, "--version"], env=env, capture_output=True, text=True, check=False)
     assert re.fullmatch(r"claudewrap, version \d+\.\d+\.\d+\n", done.stdout)
-    done = subprocess.run([*CW, "run", "--help"], env=env, capture_output=True, text=True)
+    done = subprocess.run([*CW, "run", "--help"], env=env, capture_output=True, text=True, check=False)
     assert "--claude PATH" in done.stdout and "exit status" in done.stdout
     require("bash")
