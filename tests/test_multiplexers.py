@@ -285,3 +285,12 @@ def test_status_plain_shows_today_and_recent_rate(env: dict[str, str]) -> None:
                                         "last 10 min: 2,000 tokens/min"]
     done = cw(["status", "--format", "tmux", "--minutes", "60"], env)
     assert done.stdout == "claude $0.25 500 tok/min\n"
+    # With budgets set, both formats show how much of each is used.
+    env = dict(env, CLAUDEWRAP_BUDGET_DAY="1", CLAUDEWRAP_BUDGET_MONTH="10")
+    done = cw(["status", "--format", "tmux", "--minutes", "60"], env)
+    assert done.stdout == "claude $0.25 500 tok/min day 25% month 2%\n"
+    done = cw(["status"], env)
+    assert done.stdout.splitlines()[2:] == ["daily budget: $0.25 of $1.00 (25%)",
+                                            "monthly budget: $0.25 of $10.00 (2%)"]
+    done = cw(["status", "--format", "tmux"], dict(env, CLAUDEWRAP_BUDGET_DAY="lots"))
+    assert (done.returncode, done.stdout) == (1, "claude ?\n")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +33,8 @@ class Status:
     sessions: int  # today
     rate: float  # tokens per minute over the last `minutes`
     minutes: int
+    # (period "day"/"month", spent, budget) of each budget on all usage
+    budgets: list[tuple[str, float, float]] = field(default_factory=list)
 
 
 def _recent_records(path: Path, since: str, limit: int = TAIL_BYTES) -> list[UsageRecord]:
@@ -80,18 +82,27 @@ def _recent_records(path: Path, since: str, limit: int = TAIL_BYTES) -> list[Usa
     return [recent[n] for n in sorted(recent)]
 
 
-def read_status(path: Path, minutes: int = 10, now: datetime | None = None) -> Status:
-    """Today's cost/tokens/sessions and the token rate of the last ``minutes``."""
+def read_status(path: Path, minutes: int = 10, now: datetime | None = None,
+                config: str | None = None) -> Status:
+    """Today's cost/tokens/sessions, the token rate of the last ``minutes``, and
+    how the daily and monthly budgets (claudewrap.budget) stand.
+
+    Raises budget.BudgetError when the budget config is wrong."""
+    from claudewrap import budget
     from claudewrap.report import make_report, summarize, utc_iso
     from claudewrap.rollup import load_state
 
     now = now or datetime.now(timezone.utc)
-    today = make_report(load_state(path)).periods["today"]
+    state = load_state(path)
+    today = make_report(state).periods["today"]
+    overall = [b for b in budget.load_config(config).budgets if b.project is None]
+    standings = budget.standings(state, overall, now=now) if overall else []
     since = now - timedelta(minutes=minutes)
     recent = summarize(_recent_records(path, utc_iso(since)), since=since).total
     return Status(cost_usd=today.cost_usd, estimated=today.cost_estimated_usd > 0,
                   tokens=today.tokens, sessions=today.sessions,
-                  rate=recent.tokens / minutes, minutes=minutes)
+                  rate=recent.tokens / minutes, minutes=minutes,
+                  budgets=[(st.budget.period, st.spent, st.budget.usd) for st in standings])
 
 
 def _short(n: float) -> str:
@@ -105,10 +116,15 @@ def format_status(st: Status, fmt: str) -> str:
     cost = f"{'~' if st.estimated else ''}${st.cost_usd:.2f}"
     if fmt == "tmux":
         # No '#' in the output: tmux would read it as a format.
-        return f"claude {cost} {_short(st.rate)} tok/min"
-    return (f"today: {cost}, {st.tokens:,} tokens, {st.sessions} session"
-            f"{'' if st.sessions == 1 else 's'}\n"
-            f"last {st.minutes} min: {st.rate:,.0f} tokens/min")
+        used = "".join(f" {period} {spent / usd:.0%}" for period, spent, usd in st.budgets)
+        return f"claude {cost} {_short(st.rate)} tok/min{used}"
+    lines = [f"today: {cost}, {st.tokens:,} tokens, {st.sessions} session"
+             f"{'' if st.sessions == 1 else 's'}",
+             f"last {st.minutes} min: {st.rate:,.0f} tokens/min"]
+    for period, spent, usd in st.budgets:
+        what = "daily" if period == "day" else "monthly"
+        lines.append(f"{what} budget: ${spent:.2f} of ${usd:.2f} ({spent / usd:.0%})")
+    return "\n".join(lines)
 
 
 @click.command("status")
@@ -126,10 +142,12 @@ def status(fmt: str, minutes: int, journal_path: str | None) -> None:
       set -g status-right '#(claudewrap status --format tmux) %H:%M'
       set -g status-interval 15
     """
+    from claudewrap.budget import BudgetError
+
     path = resolve_path(journal_path)
     try:
         st = read_status(path, minutes)
-    except JournalError as exc:
+    except (JournalError, BudgetError) as exc:
         if fmt == "tmux":
             click.echo("claude ?")  # a status bar has no room for the reason
             raise SystemExit(1) from None
