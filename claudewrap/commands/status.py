@@ -118,8 +118,8 @@ def format_status(st: Status, fmt: str) -> str:
         # No '#' in the output: tmux would read it as a format.
         used = "".join(f" {period} {spent / usd:.0%}" for period, spent, usd in st.budgets)
         return f"claude {cost} {_short(st.rate)} tok/min{used}"
-    lines = [f"today: {cost}, {st.tokens:,} tokens, {st.sessions} session"
-             f"{'' if st.sessions == 1 else 's'}",
+    plural = "" if st.sessions == 1 else "s"
+    lines = [f"today: {cost}, {st.tokens:,} tokens, {st.sessions} session{plural}",
              f"last {st.minutes} min: {st.rate:,.0f} tokens/min"]
     for period, spent, usd in st.budgets:
         what = "daily" if period == "day" else "monthly"
