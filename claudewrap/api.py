@@ -359,7 +359,7 @@ def resolve_session(which: str, journal: str | os.PathLike[str] | None = None,
 
 def _last_session(path: Path) -> str | None:
     """The session of the last record a wrapped run wrote, reading the journal backwards."""
-    from claudewrap.tail import parse_line
+    from claudewrap.journal import parse_line
 
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -414,9 +414,8 @@ def session_usage(session: str = "last", journal: str | os.PathLike[str] | None 
     """
     import json
 
-    from claudewrap.journal import JournalError, resolve_path
+    from claudewrap.journal import JournalError, parse_line, resolve_path
     from claudewrap.report import summarize
-    from claudewrap.tail import parse_line
 
     path = resolve_path(journal)
     sid = resolve_session(session, path, env)

@@ -339,11 +339,32 @@ class ReadStats:
             self.first_bad_lines.append(lineno)
 
 
-def _parse(line: bytes) -> UsageRecord | None:
+def parse_line(line: bytes) -> UsageRecord | None:
+    """One journal line as a record; None for a blank, torn or invalid line."""
+    if not line.strip():
+        return None
     try:
         return UsageRecord.from_dict(json.loads(line.decode("utf-8")))
-    except (ValueError, TypeError, OverflowError, RecursionError):
+    except (ValueError, TypeError, OverflowError, RecursionError, AttributeError):
         return None
+
+
+def record_at(fd: int, offset: int) -> UsageRecord | None:
+    """The record whose line starts at byte ``offset`` of the journal open on
+    ``fd`` (None when that line is torn or invalid)."""
+    parts = []
+    pos = offset
+    while True:
+        block = os.pread(fd, 65536, pos)
+        if not block:
+            break
+        nl = block.find(b"\n")
+        if nl >= 0:
+            parts.append(block[:nl])
+            break
+        parts.append(block)
+        pos += len(block)
+    return parse_line(b"".join(parts))
 
 
 def read_records(path: Path, stats: ReadStats | None = None, start: int = 0
@@ -390,7 +411,7 @@ def read_records(path: Path, stats: ReadStats | None = None, start: int = 0
                     continue
                 if not line.strip():
                     continue
-                record = _parse(line)
+                record = parse_line(line)
                 if record is None:
                     st._bad(lineno)
                     continue

@@ -26,9 +26,10 @@ from pathlib import Path
 
 from claudewrap.api import LiveSession
 from claudewrap.budget import Budget, Standing, standings
+from claudewrap.journal import parse_line
 from claudewrap.records import UsageRecord
 from claudewrap.report import Filters, Row, UsageState, make_report, summarize, utc_iso
-from claudewrap.tail import JournalTail, parse_line
+from claudewrap.tail import JournalTail
 
 TAIL_SEED_BYTES = 1 << 20  # how much of the journal's end seeds the token rate
 _HEAD = b'{"ts":"'

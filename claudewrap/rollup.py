@@ -33,8 +33,7 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
-from claudewrap.journal import JournalError, file_identity
-from claudewrap.records import UsageRecord
+from claudewrap.journal import JournalError, file_identity, record_at
 from claudewrap.report import UsageState
 
 try:
@@ -113,26 +112,6 @@ def _checks(fd: int, offset: int) -> list[str]:
     return [_digest(fd, 0, min(offset, _CHECK)), _digest(fd, max(0, offset - _CHECK), offset)]
 
 
-def _read_line(fd: int, offset: int) -> UsageRecord | None:
-    """The journal record whose line starts at ``offset`` (None if unreadable)."""
-    chunks = []
-    pos = offset
-    while True:
-        chunk = os.pread(fd, 65536, pos)
-        if not chunk:
-            break
-        nl = chunk.find(b"\n")
-        if nl >= 0:
-            chunks.append(chunk[:nl])
-            break
-        chunks.append(chunk)
-        pos += len(chunk)
-    try:
-        return UsageRecord.from_json(b"".join(chunks))
-    except (ValueError, TypeError, AttributeError):
-        return None
-
-
 def scan(fd: int, state: UsageState, start: int, stop: int | None = None) -> tuple[int, bool]:
     """Feed the complete lines from ``start`` (to ``stop``, a line start, or the end).
 
@@ -170,7 +149,7 @@ def scan(fd: int, state: UsageState, start: int, stop: int | None = None) -> tup
             carry = b""
             skipping = True
     if state.replaced:
-        state.resolve(lambda off: _read_line(fd, off))
+        state.resolve(lambda off: record_at(fd, off))
     return offset, bool(carry) or skipping
 
 
@@ -227,7 +206,7 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
     if status != 0 or not payload:
         return scan(fd, state, mid)  # the child failed: read that half here
     other, result = pickle.loads(payload)
-    state.merge(other, lambda off: _read_line(fd, off))
+    state.merge(other, lambda off: record_at(fd, off))
     end, tail = result
     return int(end), bool(tail)
 

@@ -9,11 +9,11 @@ from the beginning of the new file: a follower never silently mixes two files.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from claudewrap.journal import parse_line, record_at
 from claudewrap.records import UsageRecord
 
 _BLOCK = 8 << 20
@@ -39,16 +39,6 @@ class Chunk:
                 out.append((self.base + pos, rec))
             pos = nl + 1
         return out
-
-
-def parse_line(line: bytes) -> UsageRecord | None:
-    """One journal line as a record; None for a blank, torn or invalid line."""
-    if not line.strip():
-        return None
-    try:
-        return UsageRecord.from_dict(json.loads(line.decode("utf-8")))
-    except (ValueError, TypeError, OverflowError, RecursionError, AttributeError):
-        return None
 
 
 class JournalTail:
@@ -130,19 +120,7 @@ class JournalTail:
         """The record whose line starts at ``offset`` (for UsageState.resolve)."""
         if self._fd is None:
             return None
-        parts = []
-        pos = offset
-        while True:
-            block = os.pread(self._fd, 65536, pos)
-            if not block:
-                break
-            nl = block.find(b"\n")
-            if nl >= 0:
-                parts.append(block[:nl])
-                break
-            parts.append(block)
-            pos += len(block)
-        return parse_line(b"".join(parts))
+        return record_at(self._fd, offset)
 
 
 def _line_end_before(fd: int, size: int) -> int:

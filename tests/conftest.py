@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pexpect
@@ -60,6 +61,17 @@ def read_all(child: pexpect.spawn, limit: float = 60) -> bytes:
             break
     child.close()
     return b"".join(chunks)
+
+
+def wait_until(check: Callable[[], object], what: str, limit: float = 30) -> object:
+    """Poll ``check`` until it returns something true; fail after ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def require(program: str) -> str:

@@ -10,12 +10,11 @@ import shlex
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pexpect
-from conftest import CW, spawn
+from conftest import CW, spawn, wait_until
 
 from claudewrap.journal import append_records
 from claudewrap.monitor import Monitor
@@ -30,16 +29,6 @@ def rec(session: str, ts: str, cost: float, tokens: int, *, kind: str = "delta",
     return UsageRecord(ts=ts, session=session, source=source, kind=kind, model=model,
                        input_tokens=tokens, output_tokens=output, cost_usd=cost,
                        project=project)
-
-
-def wait_until(check: Callable[[], object], what: str, limit: float = 20) -> object:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_once_prints_the_exact_snapshot(env: dict[str, str]) -> None:
@@ -260,12 +249,12 @@ def test_tmux_full_window_and_narrow_split(env: dict[str, str], tmux: str,
         return screen if screen and screen[0].startswith("claudewrap monitor") and any(
             "more; a taller" in line or line.startswith("(+") for line in screen) else []
 
-    full = wait_until(lambda: check("0.0"), "the monitor at 80x24")
+    full = wait_until(lambda: check("0.0"), "the monitor at 80x24", limit=20)
     assert isinstance(full, list) and len(full) <= 24
     assert all(len(line) < 80 for line in full)
     subprocess.run([*tm, "split-window", "-h", "-l", "34", "-t", "0.0", command], check=True,
                    env=env, timeout=20)
-    narrow = wait_until(lambda: check("0.1"), "the monitor in a narrow split")
+    narrow = wait_until(lambda: check("0.1"), "the monitor in a narrow split", limit=20)
     cols = width("0.1")
     assert cols == 34
     assert isinstance(narrow, list)
@@ -273,9 +262,9 @@ def test_tmux_full_window_and_narrow_split(env: dict[str, str], tmux: str,
     assert any(re.match(r" s00000\d\d  sonnet-4-5 .*\$0\.25$", line) for line in narrow), narrow
     # The first pane is narrower now (resized): it redrew to fit.
     wait_until(lambda: all(len(line) < width("0.0") for line in capture("0.0"))
-               and capture("0.0")[0].startswith("claudewrap"), "the resized pane to redraw")
+               and capture("0.0")[0].startswith("claudewrap"), "the resized pane to redraw", limit=20)
     # New usage shows up in place: the title stays on the first line (no scrolling).
     append_records(path, [rec("zz-new", utc_now_iso(), 100.0, 1, project="proj")])
     wait_until(lambda: any("$105.00" in line for line in capture("0.1"))
-               and capture("0.1")[0].startswith("claudewrap"), "the new total in the split")
+               and capture("0.1")[0].startswith("claudewrap"), "the new total in the split", limit=20)
     subprocess.run([*tm, "send-keys", "-t", "0.1", "q"], check=False, timeout=20)

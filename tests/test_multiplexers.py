@@ -9,13 +9,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import CW, ROOT, require, spawn
+from conftest import CW, ROOT, require, spawn, wait_until
 from test_shell import make_bin
 
 from claudewrap.records import UsageEvent, UsageRecord
@@ -28,17 +27,6 @@ COST_BLOCK = (
     "    claude-sonnet-4-5:  12.3k input, 1.5k output, 100.2k cache read,"
     " 5.1k cache write ($0.4321)\n"
 )
-
-
-def wait_until(check: Callable[[], object], what: str, limit: float = 30) -> object:
-    """Poll ``check`` until it returns something true (bounded)."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def journal(env: dict[str, str]) -> list[dict[str, object]]:
