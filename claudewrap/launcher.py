@@ -31,8 +31,8 @@ import sys
 import termios
 import tty
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 CLAUDE_ENV = "CLAUDEWRAP_CLAUDE"
@@ -77,7 +77,6 @@ class RunResult:
     mode: str = ""
     tap_error: str | None = None
     output_bytes: int = 0
-    warnings: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------
@@ -355,7 +354,7 @@ def run(argv: Sequence[str], tap: Tap | None = None, *, env: dict[str, str] | No
                 os.close(slave)
             in_fd = None
 
-        with raw_mode(stdin_fd) if mode == "pty" else _nullcontext() as raw_saved:
+        with raw_mode(stdin_fd) if mode == "pty" else nullcontext() as raw_saved:
             _relay(pid, out_fd, in_fd, stdout_fd, wake_r, mode, tap, result, raw_saved)
     finally:
         signal.set_wakeup_fd(old_wakeup)
@@ -364,11 +363,6 @@ def run(argv: Sequence[str], tap: Tap | None = None, *, env: dict[str, str] | No
         os.close(wake_r)
         os.close(wake_w)
     return result
-
-
-@contextmanager
-def _nullcontext() -> Iterator[None]:
-    yield None
 
 
 def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int,
