@@ -1,4 +1,4 @@
-from claudewrap.cli import main
+from claudewrap.main import main
 
 if __name__ == "__main__":
     main()

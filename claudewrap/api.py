@@ -17,227 +17,34 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from claudewrap import launcher
+from claudewrap.runner import (
+    SESSION_ENV,
+    LaunchError,
+    RunOutcome,
+    TagError,
+    new_session_id,
+    parse_tag_args,
+    run_claude,
+)
 
 if TYPE_CHECKING:
-    from claudewrap.capture import Capture
     from claudewrap.records import UsageRecord
     from claudewrap.report import Row
 
-SESSION_ENV = "CLAUDEWRAP_SESSION"
 # Sources that only a wrapped run writes under its own session id (a transcript
 # record does when it was reconciled at the end of a run: its session is then
 # not Claude Code's own session id).
 _WRAPPED_SOURCES = ("pty", "otel")
 _TAIL_BLOCK = 1 << 20
 
-LaunchError = launcher.LaunchError
-
-
-class TagError(ValueError):
-    """A tag is not ``KEY=VALUE``."""
-
 
 class SessionNotFound(LookupError):
     """No such session (or none running / recorded yet); the message says what to do."""
-
-
-def new_session_id() -> str:
-    return os.urandom(8).hex()
-
-
-def parse_tag_args(tags: Mapping[str, str] | Sequence[str] | None) -> dict[str, str]:
-    """``{"k": "v"}`` or ``["k=v", ...]`` (the CLI's ``--tag``) as a dict; TagError if bad."""
-    if tags is None:
-        return {}
-    if isinstance(tags, Mapping):
-        return {str(k): str(v) for k, v in tags.items()}
-    out: dict[str, str] = {}
-    for item in tags:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise TagError(f"{item!r}: use KEY=VALUE")
-        out[key.strip()] = value.strip()
-    return out
-
-
-@dataclass
-class RunOutcome:
-    """How a wrapped run ended and what it recorded."""
-
-    exit_status: int  # claude's own; 128+N when signal N killed it
-    records: list[UsageRecord]  # this run's journal records (every source), in order
-    session: str  # the wrapper's session id, on every record of this run
-    signal_number: int | None = None
-    warnings: list[str] = field(default_factory=list)  # the lines shown on stderr
-    journal: Path | None = None
-
-    @property
-    def usage(self) -> Row:
-        """Tokens and cost of the run, counted by the reports' rules."""
-        from claudewrap.report import summarize
-
-        return summarize(self.records).total
-
-
-def run_claude(args: Sequence[str] = (), *, project: str | None = None,
-               tags: Mapping[str, str] | Sequence[str] | None = None,
-               journal: str | os.PathLike[str] | None = None, claude: str | None = None,
-               config: str | os.PathLike[str] | None = None, capture: bool = True,
-               otel: bool = True, alerts: bool = True, session: str | None = None,
-               stdin_fd: int = 0, stdout_fd: int = 1, stderr_fd: int = 2,
-               print_warnings: bool = True) -> RunOutcome:
-    """Run the real ``claude`` with ``args`` exactly as ``claudewrap run -- ARGS`` does.
-
-    Terminals get a pty, pipes stay pipes; every byte passes through. ``project``
-    and ``tags`` attribute the usage (defaults as the CLI: ``$CLAUDEWRAP_PROJECT``,
-    the git folder, ``$CLAUDEWRAP_TAGS``); ``journal``, ``claude`` and ``config``
-    are the CLI's ``--journal``, ``--claude`` and ``--config``; ``capture=False``
-    only relays (``--no-capture``), ``otel=False`` is ``--no-otel``, ``alerts=False``
-    skips the budget check at the end. The child gets ``$CLAUDEWRAP_SESSION``.
-
-    Warnings (and a budget notice) are written to ``stderr_fd`` after the child
-    exited unless ``print_warnings`` is false; they are in the outcome either way.
-    Raises :class:`LaunchError` (``.status`` 126/127) when claude cannot be found
-    or started, :class:`TagError` or ``config.PatternError`` (both ValueError) for
-    a bad tag or pattern config; nothing is run then.
-    """
-    launcher.check_depth()
-    real = launcher.find_claude(claude)
-    session = session or new_session_id()
-    journal_option = os.fspath(journal) if journal is not None else None
-    cap: Capture | None = None
-    if capture:
-        cap = _make_capture(session, journal_option, config, project, tags)
-    exact = _exact_sources(cap, journal_option, otel)
-    env = exact.child_env() or dict(os.environ)
-    env[SESSION_ENV] = session
-    journal_path, start = _journal_mark(journal_option) if cap is not None else (None, 0)
-
-    with _live(session, cap, journal_path):
-        try:
-            result = launcher.run([real, *args], cap, env=env, stdin_fd=stdin_fd,
-                                  stdout_fd=stdout_fd, stderr_fd=stderr_fd)
-        except launcher.LaunchError:
-            exact.abort()
-            raise
-
-    warnings: list[str] = []
-    if cap is not None:
-        try:
-            warning = cap.close()
-        except Exception as exc:  # noqa: BLE001 - never turn claude's status into ours
-            warning = f"claudewrap: usage capture failed at exit: {exc}"
-        if warning:
-            warnings.append(warning)
-    warnings.extend(exact.finish())
-    if result.tap_error:
-        warnings.append(f"claudewrap: usage capture stopped after an internal error "
-                        f"({result.tap_error}); claude ran on unaffected")
-    records: list[UsageRecord] = []
-    if cap is not None and journal_path is not None:
-        records = _records_since(journal_path, start, session) or list(cap.records)
-        if alerts and records:
-            warnings.extend(_budget_alerts(journal_path, config, cap, session))
-    if print_warnings:
-        for line in warnings:
-            _write_line(stderr_fd, line)
-    return RunOutcome(exit_status=result.exit_status, records=records, session=session,
-                      signal_number=result.signal_number, warnings=warnings,
-                      journal=journal_path)
-
-
-def _make_capture(session: str, journal: str | None, config: str | os.PathLike[str] | None,
-                  project: str | None, tags: Mapping[str, str] | Sequence[str] | None
-                  ) -> Capture:
-    from claudewrap import context
-    from claudewrap.capture import Capture
-    from claudewrap.config import default_config_path, load_user_patterns
-
-    tag_dict = parse_tag_args(tags)
-    path = Path(config) if config is not None else default_config_path()
-    patterns = load_user_patterns(path) if config is not None or path.exists() else []
-    return Capture(session=session, journal=journal, user_patterns=patterns,
-                   attribution=context.collect(project=project, tags=tag_dict))
-
-
-class _NoExactSources:
-    """Stands in for ExactSources when nothing is captured."""
-
-    def child_env(self) -> dict[str, str] | None:
-        return None
-
-    def abort(self) -> None:
-        pass
-
-    def finish(self) -> list[str]:
-        return []
-
-
-def _exact_sources(cap: Capture | None, journal: str | None, use_otel: bool) -> Any:
-    if cap is None:
-        return _NoExactSources()
-    from claudewrap.exact import ExactSources
-
-    return ExactSources(cap, journal, use_otel=use_otel)
-
-
-def _live(session: str, cap: Capture | None, journal: Path | None) -> Any:
-    """Marks the run as live for `monitor`, `cost --session current` and `doctor`."""
-    from contextlib import nullcontext
-
-    if cap is None:
-        return nullcontext()
-    from claudewrap import live
-
-    return live.register(session, cap.attribution, journal=journal)
-
-
-def _journal_mark(option: str | None) -> tuple[Path, int]:
-    """The journal and its size now: this run's records are after that offset."""
-    from claudewrap.journal import resolve_path
-
-    path = resolve_path(option)
-    try:
-        return path, os.stat(path).st_size
-    except OSError:
-        return path, 0
-
-
-def _records_since(path: Path, start: int, session: str) -> list[UsageRecord]:
-    from claudewrap.journal import JournalError, read_records
-
-    try:
-        return [r for r in read_records(path, start=start) if r.session == session]
-    except (JournalError, OSError):
-        return []
-
-
-def _budget_alerts(journal: Path, config: str | os.PathLike[str] | None, cap: Capture,
-                   session: str) -> list[str]:
-    try:
-        from claudewrap import budget
-
-        cfg = budget.load_config(config)
-        return budget.check_after_session(
-            journal, project=cap.attribution.get("project"), session=session,
-            host=cap.attribution.get("host"), config=cfg)
-    except Exception as exc:  # noqa: BLE001 - the session is over and fine: say it, go on
-        return [f"claudewrap: budget check failed: {exc}"]
-
-
-def _write_line(fd: int, line: str) -> None:
-    view = memoryview((line + "\n").encode("utf-8", "backslashreplace"))
-    try:
-        while view:
-            view = view[os.write(fd, view):]
-    except OSError:
-        pass
 
 
 # --- following the journal ---------------------------------------------------------

@@ -10,9 +10,10 @@ modules load while `claude` itself starts up, not before it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
 if TYPE_CHECKING:
+    from typing import Any
+
     from claudewrap.config import UserPattern
     from claudewrap.journal import JournalWriter
     from claudewrap.patterns import Matcher

@@ -69,5 +69,6 @@ def cli() -> None:
     """
 
 
-def main() -> None:
-    cli(prog_name="claudewrap")
+def main(args: list[str] | None = None) -> None:
+    """The click command line; :func:`claudewrap.main.main` comes first."""
+    cli(args, prog_name="claudewrap")

@@ -1,8 +1,10 @@
-"""The user's config file: their own usage patterns.
+"""Where claudewrap's files are, and the user's own usage patterns.
 
-Kept apart from patterns.py (whose built-in regexes take a while to compile)
-so that `claudewrap run` can check the config before `claude` starts and load
-the parser only once output arrives.
+The paths of the config file and the journal, and the ``[[patterns]]`` of the
+config file. Kept apart from patterns.py (whose built-in regexes take a while
+to compile) and from journal.py and records.py so that `claudewrap run` can
+find its files and check the config before `claude` starts, with nothing but
+this light module loaded; the parser loads once output arrives.
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from claudewrap.records import KINDS
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
+if TYPE_CHECKING:
+    from typing import Any
 
 CONFIG_ENV = "CLAUDEWRAP_CONFIG"
+JOURNAL_ENV = "CLAUDEWRAP_JOURNAL"
+KINDS = ("delta", "total")  # as records.KINDS, without importing it
 USER_GROUPS = ("input", "output", "cache_read", "cache_write", "cost", "model")
 NUMERIC_GROUPS = ("input", "output", "cache_read", "cache_write", "cost")
 
@@ -25,13 +29,18 @@ class PatternError(ValueError):
     """A user pattern or config problem; the message says what to fix."""
 
 
-@dataclass
 class UserPattern:
     """A pattern from the user's config: a regex with named groups."""
 
-    name: str
-    regex: re.Pattern[str]
-    kind: str = "delta"
+    __slots__ = ("kind", "name", "regex")
+
+    def __init__(self, name: str, regex: re.Pattern[str], kind: str = "delta") -> None:
+        self.name = name
+        self.regex = regex
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"UserPattern(name={self.name!r}, regex={self.regex.pattern!r}, kind={self.kind!r})"
 
 
 def default_config_path() -> Path:
@@ -42,6 +51,23 @@ def default_config_path() -> Path:
     import platformdirs  # only when needed: keeps the launch path light
 
     return Path(platformdirs.user_config_dir("claudewrap")) / "config.toml"
+
+
+def default_journal_path() -> Path:
+    """``$CLAUDEWRAP_JOURNAL`` if set, else ``journal.jsonl`` in the user data dir."""
+    env = os.environ.get(JOURNAL_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs  # not needed when the environment names the file
+
+    return Path(platformdirs.user_data_dir("claudewrap", appauthor=False)) / "journal.jsonl"
+
+
+def journal_path(option: str | os.PathLike[str] | None = None) -> Path:
+    """The journal to use: the ``--journal`` option if given, else :func:`default_journal_path`."""
+    if option is not None and os.fspath(option) != "":
+        return Path(option).expanduser()
+    return default_journal_path()
 
 
 def load_user_patterns(path: Path | None = None) -> list[UserPattern]:

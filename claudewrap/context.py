@@ -9,9 +9,11 @@ name), bounded by a timeout. GNU screen needs no process: ``$STY`` and
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def parse_tags(text: str | None) -> dict[str, str]:
@@ -49,6 +51,8 @@ def tmux_session_name(env: dict[str, str]) -> str | None:
     if pane:
         cmd += ["-t", pane]
     cmd.append("#{session_name}")
+    import subprocess  # only inside tmux
+
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=0.5, env=env,
                              stdin=subprocess.DEVNULL, check=False)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
 if TYPE_CHECKING:
     from claudewrap.capture import Capture
     from claudewrap.otel import Receiver
@@ -63,14 +63,18 @@ class ExactSources:
                 sessions |= self.receiver.claude_sessions
                 known |= self.receiver.request_ids
             sessions |= {r.claude_session for r in self.capture.records if r.claude_session}
-            from claudewrap import transcripts
+            from claudewrap import claude_dirs
 
-            warning = transcripts.reconcile(
-                session=self.capture.session, attribution=self.capture.attribution,
-                journal=self.journal_path, claude_sessions=sessions, known_request_ids=known,
-                started=self.started)
-            if warning:
-                warnings.append(warning)
+            files = claude_dirs.run_transcripts(sessions, self.started)
+            if files:  # else nothing to read: records and journal stay unloaded
+                from claudewrap import transcripts
+
+                warning = transcripts.reconcile(
+                    session=self.capture.session, attribution=self.capture.attribution,
+                    journal=self.journal_path, claude_sessions=sessions,
+                    known_request_ids=known, started=self.started, files=files)
+                if warning:
+                    warnings.append(warning)
         except Exception as exc:  # noqa: BLE001 - never turn claude's status into ours
             warnings.append(f"claudewrap: exact usage (OpenTelemetry/transcript) failed at "
                             f"exit: {type(exc).__name__}: {exc}")

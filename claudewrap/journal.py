@@ -19,9 +19,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from claudewrap import config as _config
 from claudewrap.records import UsageRecord
 
-ENV_VAR = "CLAUDEWRAP_JOURNAL"
+# Where the journal is: defined in config.py, which the launch path can import
+# without this module's dependencies.
+ENV_VAR = _config.JOURNAL_ENV
+default_path = _config.default_journal_path
+resolve_path = _config.journal_path
 
 # O_RDWR rather than O_WRONLY: the writer reads the last byte (under the lock) to
 # find a torn tail. O_APPEND still puts every write at the end.
@@ -44,23 +49,6 @@ class JournalError(Exception):
         super().__init__(message)
         self.reason = reason or message
         self.written = written
-
-
-def default_path() -> Path:
-    """``$CLAUDEWRAP_JOURNAL`` if set, else ``journal.jsonl`` in the user data dir."""
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs  # not needed when the environment names the file
-
-    return Path(platformdirs.user_data_dir("claudewrap", appauthor=False)) / "journal.jsonl"
-
-
-def resolve_path(option: str | os.PathLike[str] | None = None) -> Path:
-    """The journal to use: the ``--journal`` option if given, else :func:`default_path`."""
-    if option is not None and os.fspath(option) != "":
-        return Path(option).expanduser()
-    return default_path()
 
 
 def file_identity(path: Path) -> tuple[int, int] | None:

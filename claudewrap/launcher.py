@@ -32,8 +32,21 @@ import termios
 import tty
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
-from typing import Any, Protocol
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class Tap(Protocol):
+        """Receives a copy of every output chunk, after it was written out.
+
+        A tap may batch chunks; ``idle()`` is called when the child has been quiet
+        for IDLE_SECONDS, so batched output is parsed while the session waits.
+        """
+
+        def feed(self, chunk: bytes) -> None: ...
+
+        def idle(self) -> None: ...
 
 CLAUDE_ENV = "CLAUDEWRAP_CLAUDE"
 DEPTH_ENV = "CLAUDEWRAP_DEPTH"
@@ -48,18 +61,6 @@ IDLE_SECONDS = 0.25
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
 
 
-class Tap(Protocol):
-    """Receives a copy of every output chunk, after it was written out.
-
-    A tap may batch chunks; ``idle()`` is called when the child has been quiet
-    for IDLE_SECONDS, so batched output is parsed while the session waits.
-    """
-
-    def feed(self, chunk: bytes) -> None: ...
-
-    def idle(self) -> None: ...
-
-
 class LaunchError(Exception):
     """The child could not be started; ``status`` is the exit status to use."""
 
@@ -68,15 +69,23 @@ class LaunchError(Exception):
         self.status = status
 
 
-@dataclass
 class RunResult:
     """How the child ended, as data (never guessed)."""
 
-    exit_status: int
-    signal_number: int | None = None
-    mode: str = ""
-    tap_error: str | None = None
-    output_bytes: int = 0
+    __slots__ = ("exit_status", "mode", "output_bytes", "signal_number", "tap_error")
+
+    def __init__(self, exit_status: int, signal_number: int | None = None, mode: str = "",
+                 tap_error: str | None = None, output_bytes: int = 0) -> None:
+        self.exit_status = exit_status
+        self.signal_number = signal_number
+        self.mode = mode
+        self.tap_error = tap_error
+        self.output_bytes = output_bytes
+
+    def __repr__(self) -> str:
+        return (f"RunResult(exit_status={self.exit_status}, signal_number={self.signal_number}, "
+                f"mode={self.mode!r}, tap_error={self.tap_error!r}, "
+                f"output_bytes={self.output_bytes})")
 
 
 # --------------------------------------------------------------------------

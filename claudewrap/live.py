@@ -17,7 +17,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
+if TYPE_CHECKING:
+    from typing import Any
 
 FOLDER = "live"
 SUFFIX = ".json"

@@ -26,11 +26,12 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     from claudewrap.journal import JournalWriter
     from claudewrap.records import UsageEvent, UsageRecord
 
@@ -167,13 +168,21 @@ _EVENT_ATTRS = frozenset({
 })
 
 
-@dataclass
 class ApiRequest:
-    """One ``claude_code.api_request`` event: what a record needs, nothing more."""
+    """One ``claude_code.api_request`` event: what a record needs, nothing more.
 
-    ts: str | None
-    event: UsageEvent
-    sequence: int | None = None
+    (Plain classes here, not dataclasses: this module is on the launch path.)
+    """
+
+    __slots__ = ("event", "sequence", "ts")
+
+    def __init__(self, ts: str | None, event: UsageEvent, sequence: int | None = None) -> None:
+        self.ts = ts
+        self.event = event
+        self.sequence = sequence
+
+    def __repr__(self) -> str:
+        return f"ApiRequest(ts={self.ts!r}, event={self.event!r}, sequence={self.sequence!r})"
 
 
 def parse_logs(payload: Any) -> list[ApiRequest]:
@@ -218,16 +227,23 @@ def parse_logs(payload: Any) -> list[ApiRequest]:
 _METRIC_ATTRS = frozenset({"session.id", "model", "type"})
 
 
-@dataclass
 class MetricPoint:
     """One data point of ``token.usage`` (``index`` 0-3) or ``cost.usage`` (``index`` 4)."""
 
-    claude_session: str
-    model: str
-    index: int
-    value: float
-    cumulative: bool
-    series: tuple[Any, ...]
+    __slots__ = ("claude_session", "cumulative", "index", "model", "series", "value")
+
+    def __init__(self, *, claude_session: str, model: str, index: int, value: float,
+                 cumulative: bool, series: tuple[Any, ...]) -> None:
+        self.claude_session = claude_session
+        self.model = model
+        self.index = index
+        self.value = value
+        self.cumulative = cumulative
+        self.series = series
+
+    def __repr__(self) -> str:
+        return (f"MetricPoint({self.claude_session!r}, {self.model!r}, index={self.index}, "
+                f"value={self.value!r}, cumulative={self.cumulative})")
 
 
 def parse_metrics(payload: Any) -> list[MetricPoint]:
@@ -277,13 +293,12 @@ def parse_metrics(payload: Any) -> list[MetricPoint]:
     return points
 
 
-@dataclass
 class Tally:
     """Usage per (Claude session, model): input, output, cache read, cache write, cost."""
 
-    sums: dict[tuple[str, str], list[float]] = field(default_factory=dict)
-    _cumulative: dict[tuple[Any, ...], tuple[tuple[str, str], int, float]] = field(
-        default_factory=dict)
+    def __init__(self) -> None:
+        self.sums: dict[tuple[str, str], list[float]] = {}
+        self._cumulative: dict[tuple[Any, ...], tuple[tuple[str, str], int, float]] = {}
 
     def add(self, key: tuple[str, str], index: int, value: float) -> None:
         self.sums.setdefault(key, [0.0] * 5)[index] += value
@@ -294,6 +309,9 @@ class Tally:
             self._cumulative[p.series] = ((p.claude_session, p.model), p.index, p.value)
         else:
             self.add((p.claude_session, p.model), p.index, p.value)
+
+    def has_cumulative(self) -> bool:
+        return bool(self._cumulative)
 
     def totals(self) -> dict[tuple[str, str], list[float]]:
         out = {k: list(v) for k, v in self.sums.items()}
@@ -632,18 +650,26 @@ class Receiver:
             time.sleep(0.01)
         self._closed = True
         if self._thread is not None and self._thread.is_alive():
-            try:  # wake the loop now rather than at its next timeout
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            # Wake the loop now rather than at its next timeout. A plain connect:
+            # create_connection() would resolve the address and load the idna codec.
+            wake = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                wake.settimeout(0.2)
+                wake.connect(("127.0.0.1", self.port))
             except OSError:
                 pass
+            finally:
+                wake.close()
             self._thread.join(0.5)
         self._sock.close()
-        from claudewrap.records import UsageRecord
-
         with self._lock:
-            extra = [UsageRecord.from_event(e, session=self.session, source="otel",
-                                            attribution=self.attribution)
-                     for e in missing_usage(self._events, self._metrics)]
-            self._store(extra)
+            missing = missing_usage(self._events, self._metrics) if self._metrics.sums or \
+                self._metrics.has_cumulative() else []
+            if missing:
+                from claudewrap.records import UsageRecord
+
+                self._store([UsageRecord.from_event(e, session=self.session, source="otel",
+                                                    attribution=self.attribution)
+                             for e in missing])
             writer = self._writer
         return writer.close() if writer is not None else None

@@ -19,14 +19,21 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from claudewrap import claude_dirs
 from claudewrap.records import UsageRecord
+
+# Where Claude Code keeps transcripts: claude_dirs.py, light enough for the
+# end of every wrapped run.
+config_dirs = claude_dirs.config_dirs
+default_roots = claude_dirs.default_roots
+project_slug = claude_dirs.project_slug
+session_files = claude_dirs.session_files
 
 SOURCE = "transcript"
 # Sources whose records already carry one request exactly: a request seen there
@@ -37,36 +44,7 @@ _SYNTHETIC = "<synthetic>"
 _USAGE_MARK = b'"usage"'
 # Bounds for the end-of-session reconciliation (the launch path's exit).
 RECONCILE_MAX_BYTES = 64 << 20
-RECONCILE_MAX_FILES = 8
-_SLUG_RE = re.compile(r"[^A-Za-z0-9]")
-
-
-def config_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
-    """Claude Code's config folders: ``$CLAUDE_CONFIG_DIR`` (comma separated),
-    else ``~/.config/claude`` and ``~/.claude``."""
-    env = os.environ if env is None else env
-    listed = [d.strip() for d in (env.get("CLAUDE_CONFIG_DIR") or "").split(",") if d.strip()]
-    if listed:
-        return [Path(d).expanduser() for d in listed]
-    home = Path(env.get("HOME") or Path.home())
-    xdg = env.get("XDG_CONFIG_HOME")
-    dirs = [Path(xdg) / "claude"] if xdg else []
-    dirs += [home / ".config" / "claude", home / ".claude"]
-    unique: list[Path] = []
-    for d in dirs:
-        if d not in unique:
-            unique.append(d)
-    return unique
-
-
-def default_roots(env: Mapping[str, str] | None = None) -> list[Path]:
-    """The ``projects`` folders that exist."""
-    return [d / "projects" for d in config_dirs(env) if (d / "projects").is_dir()]
-
-
-def project_slug(cwd: str) -> str:
-    """The folder name Claude Code gives a working directory under ``projects``."""
-    return _SLUG_RE.sub("-", cwd)
+RECONCILE_MAX_FILES = claude_dirs.MAX_FILES
 
 
 def transcript_files(paths: Iterable[Path], since: float | None = None) -> Iterator[Path]:
@@ -275,57 +253,22 @@ def import_paths(paths: Iterable[Path], journal: Path, *, since: float | None = 
     return result
 
 
-def session_files(claude_sessions: Iterable[str], roots: Iterable[Path],
-                  cwd: str | None = None, started: float | None = None) -> list[Path]:
-    """The transcripts of ``claude_sessions`` (with their subagent files); when
-    none is known, the newest transcript of ``cwd``'s project folder written
-    since ``started``."""
-    roots = list(roots)
-    files: list[Path] = []
-    for sid in sorted(set(claude_sessions)):
-        if not sid or "/" in sid or sid.startswith("."):
-            continue
-        for root in roots:
-            files.extend(p for p in root.glob(f"*/{sid}.jsonl") if p.is_file())
-            for sub in root.glob(f"*/{sid}/subagents"):
-                files.extend(sorted(p for p in sub.glob("*.jsonl") if p.is_file()))
-    if files or claude_sessions or cwd is None:
-        return files[:RECONCILE_MAX_FILES]
-    newest: tuple[float, Path] | None = None
-    for root in roots:
-        folder = root / project_slug(cwd)
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            if not entry.name.endswith(".jsonl"):
-                continue
-            try:
-                mtime = entry.stat().st_mtime
-            except OSError:
-                continue
-            if (started is None or mtime >= started) and (newest is None or mtime > newest[0]):
-                newest = (mtime, Path(entry.path))
-    return [newest[1]] if newest else []
-
-
 def reconcile(*, session: str, attribution: Mapping[str, Any] | None, journal: str | None,
               claude_sessions: Iterable[str], known_request_ids: Iterable[str],
               started: float, env: Mapping[str, str] | None = None,
-              cwd: str | None = None) -> str | None:
+              cwd: str | None = None, files: list[Path] | None = None) -> str | None:
     """End of a wrapped run: add the requests of its transcript(s) made during
     the run that no other exact source of this run recorded.
 
-    Bounded: at most RECONCILE_MAX_FILES files, the last RECONCILE_MAX_BYTES
-    of each. Returns one warning line or None; never raises for a bad file.
+    ``files``: the run's transcripts when the caller already looked them up
+    (:func:`claudewrap.claude_dirs.run_transcripts`). Bounded: at most
+    RECONCILE_MAX_FILES files, the last RECONCILE_MAX_BYTES of each. Returns
+    one warning line or None; never raises for a bad file.
     """
     from claudewrap.journal import JournalWriter, resolve_path
 
-    roots = default_roots(env)
-    if not roots:
-        return None
-    files = session_files(claude_sessions, roots, cwd or os.getcwd(), started)
+    if files is None:
+        files = claude_dirs.run_transcripts(claude_sessions, started, env=env, cwd=cwd)
     if not files:
         return None
     found = read_requests(files, max_bytes=RECONCILE_MAX_BYTES)
