@@ -6,11 +6,19 @@ as ratios:
 
 * throughput of ANSI-heavy output (default 200 MB) read from an outer pty, for
   (a) `cat FILE` directly, (b) `script -qfec "cat FILE" /dev/null`,
-  (c) `claudewrap run --claude /bin/cat -- FILE` (scanner, patterns and journal on);
+  (c) `claudewrap run -- FILE` with `CLAUDEWRAP_CLAUDE=/bin/cat` (scanner,
+  patterns, journal and the OpenTelemetry receiver on);
 * keystroke round-trip latency through a raw echo (`stty raw -echo; cat`),
   direct vs wrapped (p50/p99, and what the wrapper adds);
 * start-up time added to a trivial command (`true`);
 * peak RSS of the wrapper for a small and a large output (flat = good).
+
+The wrapper runs as a user runs it: `claudewrap run -- ARGS` (what the shell's
+`claude` calls) through a console script like the one pip writes, on a clean
+interpreter: a venv made here whose site-packages holds no .pth file of this
+machine's (some machines load certifi or editable-install finders at every
+Python start-up), with this checkout and its installed dependencies on plain
+path entries. The start-up of this interpreter as it is is printed beside it.
 
     python bench/passthrough.py [--mb 200] [--rounds 3]
 """
@@ -24,13 +32,42 @@ import random
 import select
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CW = [sys.executable, "-m", "claudewrap"]
+
+CONSOLE_SCRIPT = """#!{python}
+# -*- coding: utf-8 -*-
+import re
+import sys
+from claudewrap.main import main
+if __name__ == '__main__':
+    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
+    sys.exit(main())
+"""
+
+
+def clean_install(work: Path) -> tuple[str, str]:
+    """(python, claudewrap console script) of a venv like a user's."""
+    import click
+    import platformdirs
+    import ptyprocess
+
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    deps = sorted({str(Path(m.__file__ or "").resolve().parent.parent)
+                   for m in (click, platformdirs, ptyprocess)})
+    (site / "claudewrap-checkout.pth").write_text("\n".join([str(ROOT), *deps]) + "\n")
+    python = str(venv / "bin" / "python")
+    script = venv / "bin" / "claudewrap"
+    script.write_text(CONSOLE_SCRIPT.format(python=python))
+    script.chmod(0o755)
+    return python, str(script)
 
 
 PROSE = ["claude", "élan", "──", "⎿", "$0.55", "lorem", "ipsum", "dolor", "sit", "amet"]
@@ -126,80 +163,102 @@ def main() -> None:
         raise SystemExit("script(1) not found: apt-get install bsdutils")
 
     work = Path(tempfile.mkdtemp(prefix="cw-bench-"))
-    env = dict(os.environ, PYTHONPATH=str(ROOT), CLAUDEWRAP_JOURNAL=str(work / "j.jsonl"),
-               TERM="xterm-256color")
+    python, cw = clean_install(work)
+    env = dict(os.environ, CLAUDEWRAP_JOURNAL=str(work / "j.jsonl"), TERM="xterm-256color")
     # As installed by pip: modules load from compiled bytecode (a warm-up run
     # below writes it if this checkout has none yet).
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH", "CLAUDEWRAP_CLAUDE"):
+        env.pop(name, None)
+
+    def wrapped(claude: str) -> dict[str, str]:
+        return dict(env, CLAUDEWRAP_CLAUDE=claude)
+
     payload = work / "payload.txt"
     make_payload(payload, args.mb)
     small = work / "small.txt"
     make_payload(small, max(1, args.mb // 10))
     size = payload.stat().st_size
     cat = shutil.which("cat") or "/bin/cat"
+    true = shutil.which("true") or "/bin/true"
+    run_in_pty([cw, "run", "--"], wrapped(true))  # warm-up: bytecode, page cache
     variants = {
-        "pty direct": [cat, str(payload)],
-        "script -qfec": ["script", "-qfec", f"{cat} {payload}", "/dev/null"],
-        "claudewrap run": [*CW, "run", "--claude", cat, "--", str(payload)],
+        "pty direct": ([cat, str(payload)], env),
+        "script -qfec": (["script", "-qfec", f"{cat} {payload}", "/dev/null"], env),
+        "claudewrap run": ([cw, "run", "--", str(payload)], wrapped(cat)),
     }
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}; "
           f"payload {size / 1e6:.0f} MB ANSI-heavy")
-    best: dict[str, float] = {}
-    for rnd in range(args.rounds):
-        for name, argv in variants.items():  # interleaved: same conditions for all
-            secs, got, _ = run_in_pty(argv, env)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, (argv, venv) in variants.items():  # interleaved: same conditions for all
+            secs, got, _ = run_in_pty(argv, venv)
             assert got >= size, (name, got, size)
-            best[name] = min(best.get(name, 1e9), secs)
-    print(f"\nthroughput (best of {args.rounds}, MB/s):")
-    for name, secs in best.items():
-        print(f"  {name:16s} {size / secs / 1e6:8.1f}")
-    print(f"  ratio claudewrap / script : {best['script -qfec'] / best['claudewrap run']:.3f}"
-          "   (target >= 0.95)")
-    print(f"  ratio claudewrap / direct : {best['pty direct'] / best['claudewrap run']:.3f}")
+            times[name].append(secs)
+    print(f"\nthroughput ({args.rounds} interleaved rounds; MB/s best / median):")
+    for name, secs in times.items():
+        print(f"  {name:16s} {size / min(secs) / 1e6:8.1f} {size / statistics.median(secs) / 1e6:8.1f}")
+    # Each round's ratio compares runs made moments apart; their median is
+    # steadier than a ratio of two bests taken at different moments.
+    paired = [s / c for s, c in zip(times["script -qfec"], times["claudewrap run"])]
+    direct_paired = [d / c for d, c in zip(times["pty direct"], times["claudewrap run"])]
+    print(f"  ratio claudewrap / script : median {statistics.median(paired):.3f} "
+          f"(rounds {min(paired):.2f}-{max(paired):.2f}); of bests "
+          f"{min(times['script -qfec']) / min(times['claudewrap run']):.3f}   (target >= 0.95)")
+    print(f"  ratio claudewrap / direct : median {statistics.median(direct_paired):.3f}")
 
     # Worst case: usage words on every line, so every byte goes through the parser.
     worst = work / "worst.txt"
     make_payload(worst, max(1, args.mb // 4), USAGE_WORDS)
     wsize = worst.stat().st_size
-    w_script = min(run_in_pty(["script", "-qfec", f"{cat} {worst}", "/dev/null"], env)[0]
-                   for _ in range(args.rounds))
-    w_cw = min(run_in_pty([*CW, "run", "--claude", cat, "--", str(worst)], env)[0]
-               for _ in range(args.rounds))
+    w_script: list[float] = []
+    w_cw: list[float] = []
+    for _ in range(args.rounds):
+        w_script.append(run_in_pty(["script", "-qfec", f"{cat} {worst}", "/dev/null"], env)[0])
+        w_cw.append(run_in_pty([cw, "run", "--", str(worst)], wrapped(cat))[0])
+    w_ratio = statistics.median(s / c for s, c in zip(w_script, w_cw))
     print(f"  worst case, usage words on every line ({wsize / 1e6:.0f} MB): script "
-          f"{wsize / w_script / 1e6:.1f} MB/s, claudewrap {wsize / w_cw / 1e6:.1f} MB/s, "
-          f"ratio {w_script / w_cw:.3f}")
+          f"{wsize / min(w_script) / 1e6:.1f} MB/s, claudewrap {wsize / min(w_cw) / 1e6:.1f} MB/s,"
+          f" ratio (median) {w_ratio:.3f}")
 
     # Alternate blocks of keystrokes, direct and wrapped, so that whatever
     # else the machine does falls on both alike.
     echo = ["sh", "-c", "stty raw -echo; exec cat"]
-    wrapped_echo = [*CW, "run", "--claude", "/bin/sh", "--", "-c", "stty raw -echo; exec cat"]
     direct: list[float] = []
-    wrapped: list[float] = []
+    wrapped_ms: list[float] = []
     block = max(100, args.samples // 4)
     for _ in range(4):
         direct += latency(echo, env, block)
-        wrapped += latency(wrapped_echo, env, block)
+        wrapped_ms += latency([cw, "run", "--", *echo[1:]], wrapped("/bin/sh"), block)
     print(f"\nkeystroke round trip ({len(direct)} keys each, in 4 alternating blocks, ms):")
     print(f"  direct   p50 {pct(direct, .5):.3f}  p99 {pct(direct, .99):.3f}")
-    print(f"  wrapped  p50 {pct(wrapped, .5):.3f}  p99 {pct(wrapped, .99):.3f}")
-    print(f"  added    p50 {pct(wrapped, .5) - pct(direct, .5):.3f}  "
-          f"p99 {pct(wrapped, .99) - pct(direct, .99):.3f}   (target p99 <= 1 ms)")
+    print(f"  wrapped  p50 {pct(wrapped_ms, .5):.3f}  p99 {pct(wrapped_ms, .99):.3f}")
+    print(f"  added    p50 {pct(wrapped_ms, .5) - pct(direct, .5):.3f}  "
+          f"p99 {pct(wrapped_ms, .99) - pct(direct, .99):.3f}   (target p99 <= 1 ms)")
 
-    true = shutil.which("true") or "/bin/true"
-    run_in_pty([*CW, "run", "--claude", true, "--"], env)  # warm-up: bytecode, page cache
-    starts: dict[str, list[float]] = {"direct": [], "script": [], "claudewrap": []}
-    for _ in range(15):
+    here = dict(env, PYTHONPATH=str(ROOT))
+    starts: dict[str, list[float]] = {"direct": [], "script": [], "claudewrap": [],
+                                      "python -c pass": [], "this python": [],
+                                      "this python: claudewrap": []}
+    for _ in range(21):
         starts["direct"].append(run_in_pty([true], env)[0])
         starts["script"].append(run_in_pty(["script", "-qfec", true, "/dev/null"], env)[0])
-        starts["claudewrap"].append(run_in_pty([*CW, "run", "--claude", true, "--"], env)[0])
+        starts["claudewrap"].append(run_in_pty([cw, "run", "--"], wrapped(true))[0])
+        starts["python -c pass"].append(run_in_pty([python, "-c", "pass"], env)[0])
+        starts["this python"].append(run_in_pty([sys.executable, "-c", "pass"], here)[0])
+        starts["this python: claudewrap"].append(run_in_pty(
+            [sys.executable, "-m", "claudewrap", "run", "--"], dict(here, CLAUDEWRAP_CLAUDE=true))[0])
     med = {k: statistics.median(v) * 1000 for k, v in starts.items()}
-    print("\nstart-up of `true` (median of 15, ms):")
-    for k, v in med.items():
-        print(f"  {k:10s} {v:7.1f}")
-    print(f"  added by claudewrap: {med['claudewrap'] - med['direct']:.1f} ms   (target <= 40 ms)")
+    print("\nstart-up of `true` (median of 21, ms):")
+    for k in ("direct", "script", "claudewrap", "python -c pass"):
+        print(f"  {k:16s} {med[k]:7.1f}")
+    print(f"  added by claudewrap: {med['claudewrap'] - med['direct']:.1f} ms   (target <= 40 ms)"
+          f"; of it the bare interpreter {med['python -c pass'] - med['direct']:.1f} ms")
+    print(f"  this machine's own interpreter ({sys.executable}, with its site .pth files):"
+          f" python -c pass {med['this python']:.1f}, python -m claudewrap run "
+          f"{med['this python: claudewrap']:.1f}")
 
-    rss_small = run_in_pty([*CW, "run", "--claude", cat, "--", str(small)], env)[2]
-    rss_large = run_in_pty([*CW, "run", "--claude", cat, "--", str(payload)], env)[2]
+    rss_small = run_in_pty([cw, "run", "--", str(small)], wrapped(cat))[2]
+    rss_large = run_in_pty([cw, "run", "--", str(payload)], wrapped(cat))[2]
     print(f"\npeak RSS of the wrapper: {rss_small / 1024:.1f} MB for {small.stat().st_size / 1e6:.0f} MB"
           f" output, {rss_large / 1024:.1f} MB for {size / 1e6:.0f} MB   (target <= 40 MB, flat)")
     shutil.rmtree(work, ignore_errors=True)

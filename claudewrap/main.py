@@ -35,4 +35,4 @@ def _run(claude_args: list[str]) -> None:
         sys.exit(exc.status)
     except (runner.TagError, PatternError):
         return  # raised before anything ran: click reports it with the usage line
-    sys.exit(outcome.exit_status)
+    runner.exit_now(outcome.exit_status)

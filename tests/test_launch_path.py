@@ -21,11 +21,15 @@ HEAVY = ("click", "dataclasses", "typing", "inspect", "claudewrap.records",
 
 # Modules the interpreter had before claudewrap (site's .pth files may load
 # typing, say) are not claudewrap's doing.
+# A run ends with os._exit (runner.exit_now), past atexit: report from there.
 DRIVER = """
-import atexit, sys
+import os, sys
 heavy = [m for m in {heavy!r} if m not in sys.modules]
-atexit.register(lambda: sys.stderr.write(
-    "LOADED[" + ",".join(m for m in heavy if m in sys.modules) + "]\\n"))
+real_exit = os._exit
+def report_and_exit(status):
+    os.write(2, ("LOADED[" + ",".join(m for m in heavy if m in sys.modules) + "]\\n").encode())
+    real_exit(status)
+os._exit = report_and_exit
 from claudewrap.main import main
 main()
 """
