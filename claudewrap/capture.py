@@ -26,9 +26,11 @@ BATCH_BYTES = 1 << 16
 class Capture:
     """Feed it output chunks; it appends one record per new usage event.
 
-    Chunks are parsed in batches of BATCH_BYTES (a pty delivers ~4 KiB at a
-    time; parsing bigger slices costs far less per byte) and whenever the
-    launcher reports the child idle, so records never wait long.
+    Chunks are kept and parsed in batches of BATCH_BYTES (a pty delivers ~4 KiB
+    at a time; even deciding that a slice holds nothing to parse costs about as
+    much for 64 KiB as for 4 KiB) and whenever the launcher reports the child
+    idle, so records never wait long. A feed() between batches only appends:
+    the relay, which calls it after every read, paces the child's output.
     """
 
     def __init__(self, *, session: str, journal: str | None = None,
@@ -50,16 +52,12 @@ class Capture:
         self._writer: JournalWriter | None = None
 
     def feed(self, chunk: bytes) -> None:
-        if not self._batch and self._skippable(chunk):
-            # Nothing here can start an event (most TUI output): keep only the
-            # scanner's place instead of parsing every line.
-            assert self._scanner is not None
-            self._scanner.skip(chunk)
-        else:
-            self._batch.append(chunk)
-            self._batch_size += len(chunk)
-            if self._batch_size >= BATCH_BYTES:
-                self.idle()
+        # Called after every pty read, on the relay's critical path: only keep
+        # the chunk. The work happens per batch, in idle().
+        self._batch.append(chunk)
+        self._batch_size += len(chunk)
+        if self._batch_size >= BATCH_BYTES:
+            self.idle()
 
     def _parser(self) -> tuple[Scanner, Matcher]:
         if self._scanner is None or self._matcher is None:
@@ -70,10 +68,10 @@ class Capture:
             self._matcher = Matcher(self._user_patterns)
         return self._scanner, self._matcher
 
-    def _skippable(self, chunk: bytes) -> bool:
-        """True when no line that ``chunk`` touches can start an event."""
+    def _skippable(self, data: bytes) -> bool:
+        """True when no line that ``data`` touches can start an event."""
         scanner, matcher = self._parser()
-        if matcher.busy or matcher.could_start(chunk):
+        if matcher.busy or matcher.could_start(data):
             return False
         # The unfinished line may have begun with a keyword.
         partial = scanner.partial
@@ -87,6 +85,11 @@ class Capture:
         self._batch.clear()
         self._batch_size = 0
         scanner, matcher = self._parser()
+        if self._skippable(data):
+            # Nothing here can start an event (most TUI output): keep only the
+            # scanner's place instead of parsing every line.
+            scanner.skip(data)
+            return
         lines = scanner.feed(data)
         if lines:
             self._record(matcher.feed(lines))
