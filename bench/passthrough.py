@@ -20,7 +20,7 @@ machine's (some machines load certifi or editable-install finders at every
 Python start-up), with this checkout and its installed dependencies on plain
 path entries. The start-up of this interpreter as it is is printed beside it.
 
-    python bench/passthrough.py [--mb 200] [--rounds 3]
+    python bench/passthrough.py [--mb 200] [--rounds 7]
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def pct(values: list[float], q: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--mb", type=int, default=200, help="MB of output per throughput run")
-    ap.add_argument("--rounds", type=int, default=3, help="throughput rounds (best is kept)")
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved throughput rounds")
     ap.add_argument("--samples", type=int, default=2000, help="keystrokes for latency")
     args = ap.parse_args()
     if not shutil.which("script"):
