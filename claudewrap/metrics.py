@@ -119,11 +119,12 @@ class MinuteState(UsageState):
             return
         self.cutoff = cutoff
         self._days.clear()
-        for unit in self.units.values():
-            if unit.raw is not None and not any(
-                    _OLD < row[1] < cutoff for rows in (unit.raw[2], unit.raw[3]) for row in rows):
+        for ukey, saved in list(self.units.items()):
+            if isinstance(saved, list) and not any(
+                    _OLD < row[1] < cutoff for rows in (saved[2], saved[3]) for row in rows):
                 continue
-            unit.load()
+            unit = self.working_unit(ukey)
+            assert unit is not None
             for buckets in (unit.tot, unit.dlt):
                 for key in [k for k in buckets if _OLD < k[1] < cutoff]:
                     vec = buckets.pop(key)

@@ -120,6 +120,7 @@ def _parse_line(line: bytes) -> UsageRecord | None:
 
 
 _BYTEORDER = sys.byteorder
+_PIECE = 64 << 10  # a block that fails to decode is retried in pieces of this size
 _NEWLINE = re.compile(b"\n")
 
 
@@ -169,9 +170,14 @@ def tz_signature(tz: tzinfo | None) -> str:
 
 
 class Unit:
-    """The state of one (session, source, Claude session, approximate) group of records."""
+    """The state of one (session, source, Claude session, approximate) group of records.
 
-    __slots__ = ("dlt", "has_total", "last", "raw", "tot", "tot_max")
+    A unit loaded from the rollup stays in its saved form (the plain list of
+    :meth:`to_json`) in :attr:`UsageState.units` until a new record changes
+    it; most never do again, and a list costs nothing to load.
+    """
+
+    __slots__ = ("dlt", "has_total", "last", "tot", "tot_max")
 
     def __init__(self) -> None:
         self.last: tuple[Any, ...] | None = None  # last attribution seen, with its id
@@ -179,39 +185,31 @@ class Unit:
         self.tot_max: dict[Any, list[Any]] = {}  # model -> [in, out, cr, cw, cost]
         self.tot: dict[BucketKey, Vec] = {}  # rises of the running totals
         self.dlt: dict[BucketKey, Vec] = {}  # deltas
-        # The saved form, kept as it is until the unit changes: most never do again.
-        self.raw: list[Any] | None = None
 
     def to_json(self) -> list[Any]:
-        if self.raw is not None:
-            return self.raw
         return [self.has_total, [[m, *v] for m, v in self.tot_max.items()],
                 [[*k, *v] for k, v in self.tot.items()], [[*k, *v] for k, v in self.dlt.items()]]
 
     @classmethod
-    def from_json(cls, data: list[Any]) -> Unit:
-        unit = cls.__new__(cls)  # the dicts are made by load(), when needed
-        unit.last = None
+    def from_saved(cls, data: list[Any]) -> Unit:
+        """The working form of a unit saved by :meth:`to_json`."""
+        unit = cls()
         unit.has_total = data[0]
-        unit.raw = data
+        unit.tot_max = {row[0]: list(row[1:]) for row in data[1]}
+        unit.tot = {(r[0], r[1], r[2], r[3]): list(r[4:]) for r in data[2]}
+        unit.dlt = {(r[0], r[1], r[2], r[3]): list(r[4:]) for r in data[3]}
         return unit
 
-    def load(self) -> None:
-        """Turn the saved form into the working one (before any change)."""
-        data = self.raw
-        if data is not None:
-            self.raw = None
-            self.tot_max = {row[0]: list(row[1:]) for row in data[1]}
-            self.tot = {(r[0], r[1], r[2], r[3]): list(r[4:]) for r in data[2]}
-            self.dlt = {(r[0], r[1], r[2], r[3]): list(r[4:]) for r in data[3]}
 
-    def rows(self, totals: bool) -> Iterator[Sequence[Any]]:
-        """``[model, day, attribution id, printed, n, in, out, cr, cw, cost]`` per bucket."""
-        if self.raw is not None:
-            yield from self.raw[2 if totals else 3]
-        else:
-            for k, v in (self.tot if totals else self.dlt).items():
-                yield (*k, *v)
+def _has_total(unit: Unit | list[Any]) -> bool:
+    return bool(unit[0]) if isinstance(unit, list) else unit.has_total
+
+
+def _unit_rows(unit: Unit | list[Any], totals: bool) -> Iterable[Sequence[Any]]:
+    """``[model, day, attribution id, printed, n, in, out, cr, cw, cost]`` per bucket."""
+    if isinstance(unit, list):
+        return unit[2 if totals else 3]  # type: ignore[no-any-return]
+    return [(*k, *v) for k, v in (unit.tot if totals else unit.dlt).items()]
 
 
 @dataclass
@@ -245,7 +243,8 @@ class UsageState:
         self.tz_key = tz_signature(tz)
         self.since = since
         self.until = until
-        self.units: dict[UnitKey, Unit] = {}
+        # Units loaded from the rollup stay saved lists until changed (see Unit).
+        self.units: dict[UnitKey, Unit | list[Any]] = {}
         self.attrs: list[tuple[Any, ...]] = []  # (project, host, pane, tags-tuple)
         self._attr_ids: dict[tuple[Any, ...], int] = {}
         self.rids: dict[int, int] = {}  # rid hash -> offset << 3 | priority
@@ -294,27 +293,7 @@ class UsageState:
         count = block.count(b"\n")
         first = self.stats.lines
         self.stats.lines += count
-        objs: list[Any] | None = None
-        if _decode_lines is not None:
-            try:
-                objs = _decode_lines(block)
-            except ValueError:
-                objs = None
-            if objs is not None and len(objs) != count:
-                objs = None  # blank lines: fall back to line by line
-        if objs is None:
-            objs = []
-            lines = block.split(b"\n")
-            lines.pop()
-            for n, line in enumerate(lines, first + 1):
-                rec = None
-                if line.strip():
-                    rec = None if _decode_lines is None else self._try_fast(line)
-                    if rec is None:
-                        rec = _parse_line(line)
-                    if rec is None:
-                        self.stats.bad(n)
-                objs.append(rec)
+        objs = self._decode_block(block, count, first)
         offsets: Sequence[int]
         if b'"request_id"' in block or self.tot_log is not None:
             offsets = [base]
@@ -322,6 +301,42 @@ class UsageState:
         else:
             offsets = range(base, base + count)  # unused: no request ids here
         self._feed(objs, first, offsets)
+
+    def _decode_block(self, block: bytes, count: int, first: int) -> list[Any]:
+        """The records of ``count`` lines (None for a bad or blank line, counted)."""
+        if _decode_lines is not None:
+            try:
+                objs = _decode_lines(block)
+            except ValueError:
+                objs = None
+            if objs is not None and len(objs) == count:
+                return objs
+            if len(block) > _PIECE:
+                # One bad line in a big block: decode it in pieces, so that only
+                # the piece with that line goes line by line.
+                out: list[Any] = []
+                start = 0
+                while start < len(block):
+                    end = block.rfind(b"\n", start, start + _PIECE) + 1 or (
+                        block.index(b"\n", start) + 1)
+                    piece = block[start:end]
+                    n = piece.count(b"\n")
+                    out += self._decode_block(piece, n, first + len(out))
+                    start = end
+                return out
+        objs = []
+        lines = block.split(b"\n")
+        lines.pop()
+        for n, line in enumerate(lines, first + 1):
+            rec = None
+            if line.strip():
+                rec = None if _decode_lines is None else self._try_fast(line)
+                if rec is None:
+                    rec = _parse_line(line)
+                if rec is None:
+                    self.stats.bad(n)
+            objs.append(rec)
+        return objs
 
     @staticmethod
     def _try_fast(line: bytes) -> Any:
@@ -334,7 +349,7 @@ class UsageState:
 
     def _feed(self, objs: list[Any], first: int, offsets: Sequence[int]) -> None:
         """The hot loop: one pass over parsed lines, ``offsets[n]`` where line ``n`` starts."""
-        units = self.units
+        units: dict[Any, Any] = self.units  # Unit, or a saved list (converted below)
         attr_ids = self._attr_ids
         attrs = self.attrs
         since, until = self.since, self.until
@@ -372,8 +387,8 @@ class UsageState:
             unit = units.get(ukey)
             if unit is None:
                 unit = units[ukey] = Unit()
-            elif unit.raw is not None:
-                unit.load()
+            elif unit.__class__ is list:
+                unit = units[ukey] = Unit.from_saved(unit)
             project = r.project
             host = r.host
             pane = r.tmux_pane or r.screen_session
@@ -502,12 +517,12 @@ class UsageState:
                 self.attrs.append(akey)
             remap.append(aid)
         straddling: list[tuple[UnitKey, Any]] = []
-        for ukey, theirs in other.units.items():
-            ours = self.units.get(ukey)
+        for ukey in other.units:
+            theirs = other.working_unit(ukey)
+            ours = self.working_unit(ukey)
             if ours is None:
                 ours = self.units[ukey] = Unit()
-            ours.load()
-            theirs.load()
+            assert theirs is not None
             ours.has_total = ours.has_total or theirs.has_total
             again = set()
             for model, mx in theirs.tot_max.items():
@@ -551,14 +566,20 @@ class UsageState:
                        0, [o for o, r in zip(offsets, recs) if r is not None])
             self.stats.good, self.stats.skipped, self.stats.first_bad_lines = kept
 
+    def working_unit(self, key: UnitKey) -> Unit | None:
+        """The unit ``key`` in its working form (a saved one is converted), or None."""
+        unit = self.units.get(key)
+        if isinstance(unit, list):
+            unit = self.units[key] = Unit.from_saved(unit)
+        return unit
+
     def _subtract(self, r: UsageRecord) -> None:
-        unit = self.units.get((r.session, r.source, r.claude_session or r.session,
-                               r.approximate))
+        unit = self.working_unit((r.session, r.source, r.claude_session or r.session,
+                                  r.approximate))
         aid = self._attr_ids.get((r.project, r.host, r.tmux_pane or r.screen_session,
                                   tuple(sorted(r.tags.items())) if r.tags else ()))
         if unit is None or aid is None:
             return
-        unit.load()
         printed = r.cost_usd is not None and not r.cost_estimated
         vec = unit.dlt.get((r.model, self.day(r.ts), aid, printed))
         if vec is None:
@@ -583,16 +604,17 @@ class UsageState:
                        for key in (k[0], k[2])}
         units = [(k, u) for k, u in self.units.items()
                  if not (k[1] in _SCREEN and (k[0] in per_request or k[2] in per_request))]
-        exact_totals = {k[2] for k, u in units if u.has_total and not k[3]}
+        with_total = [(k, u) for k, u in units if _has_total(u)]
+        exact_totals = {k[2] for k, u in with_total if not k[3]}
         has_total: set[tuple[str, str]] = set()
-        for k, u in units:
-            if u.has_total and not (k[3] and k[2] in exact_totals):
+        for k, u in with_total:
+            if not (k[3] and k[2] in exact_totals):
                 has_total.add((k[0], k[1]))
         for k, u in units:
             totals = (k[0], k[1]) in has_total
             if totals and k[3] and k[2] in exact_totals:
                 continue
-            for row in u.rows(totals):
+            for row in _unit_rows(u, totals):
                 if row[4] > 0:
                     yield k, row
 
@@ -602,7 +624,11 @@ class UsageState:
         return {
             "tz": self.tz_key,
             "attrs": [[*a[:3], [list(t) for t in a[3]]] for a in self.attrs],
-            "units": [[*k, u.to_json()] for k, u in self.units.items()],
+            # Keys and bodies apart: from_json rebuilds the dict without a Python
+            # call per unit.
+            "unit_keys": [list(k) for k in self.units],
+            "unit_bodies": [u if isinstance(u, list) else u.to_json()
+                            for u in self.units.values()],
             "stats": [self.stats.lines, self.stats.good, self.stats.skipped,
                       self.stats.first_bad_lines],
         }
@@ -617,8 +643,7 @@ class UsageState:
             akey = (a[0], a[1], a[2], tuple((t[0], t[1]) for t in a[3]))
             state._attr_ids[akey] = len(state.attrs)
             state.attrs.append(akey)
-        for row in data["units"]:
-            state.units[(row[0], row[1], row[2], row[3])] = Unit.from_json(row[4])
+        state.units = dict(zip(map(tuple, data["unit_keys"]), data["unit_bodies"]))
         lines, good, skipped, first_bad = data["stats"]
         state.stats = ScanStats(lines, good, skipped, list(first_bad))
         return state
@@ -799,6 +824,65 @@ def make_report(state: UsageState, *, dims: Iterable[tuple[str, ...]] = (),
     prices: dict[Any, Price | None] = {}
     weeks: dict[str, str] = {}
     attrs_list = state.attrs
+    if not count_sessions and all(d in (_BY_MODEL, _BY_PROJECT) for d in dims):
+        # The common reports (the default table, budgets, status): sum rows into
+        # a few cells (model, project, which periods) first, then the cells into
+        # the report; far fewer additions than every row into every target.
+        cells: dict[tuple[Any, Any, int], list[Any]] = {}
+        for _unit, row in state.buckets():
+            model, day, aid, printed, n, i, o, cr, cw, cost = row
+            if (since is not None and day < since) or (until is not None and day >= until):
+                continue
+            attrs = attrs_list[aid]
+            if check and not _matches(filters, model, attrs):
+                continue
+            est = 0.0
+            unpriced = 0
+            if not printed:
+                if model in prices:
+                    price = prices[model]
+                else:
+                    price = prices[model] = table.lookup(model)
+                cost = price.cost(i, o, cr, cw) if price is not None else (
+                    0.0 if not (i or o or cr or cw) else None)
+                if cost is None:
+                    cost = 0.0
+                    unpriced = n
+                est = cost
+            when = (4 if day >= p_month else 0) | (2 if day >= p_week else 0) | (
+                1 if day >= p_today else 0)
+            ckey = (model, attrs[0], when)
+            v = cells.get(ckey)
+            if v is None:
+                cells[ckey] = [i, o, cr, cw, cost, est, unpriced, n]
+            else:
+                v[0] += i
+                v[1] += o
+                v[2] += cr
+                v[3] += cw
+                v[4] += cost
+                v[5] += est
+                v[6] += unpriced
+                v[7] += n
+        for (model, project, when), cv in cells.items():
+            targets = [a_total]
+            if when & 4:
+                targets.append(a_month)
+            if when & 2:
+                targets.append(a_week)
+            if when & 1:
+                targets.append(a_today)
+            for d, rows in groups.items():
+                label = (model or _UNKNOWN) if d == _BY_MODEL else (project or _NONE)
+                acc = rows.get((label,))
+                if acc is None:
+                    acc = rows[(label,)] = _Acc()
+                targets.append(acc)
+            for acc in targets:
+                v = acc.v
+                for j in range(8):
+                    v[j] += cv[j]
+        return _finish_report(a_total, groups, periods, state)
     for unit, row in state.buckets():
         model, day, aid, printed, n, i, o, cr, cw, cost = row
         if (since is not None and day < since) or (until is not None and day >= until):
@@ -849,7 +933,12 @@ def make_report(state: UsageState, *, dims: Iterable[tuple[str, ...]] = (),
             v[7] += n
             if count_sessions:
                 acc.sessions.add(unit[0])
-    return Report(total=a_total.row(),
+    return _finish_report(a_total, groups, periods, state)
+
+
+def _finish_report(total: _Acc, groups: dict[tuple[str, ...], dict[tuple[str, ...], _Acc]],
+                   periods: dict[str, _Acc], state: UsageState) -> Report:
+    return Report(total=total.row(),
                   groups={d: {k: a.row() for k, a in rows.items()} for d, rows in groups.items()},
                   periods={name: a.row() for name, a in periods.items()},
                   skipped_lines=state.stats.skipped,

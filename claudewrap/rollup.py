@@ -57,7 +57,7 @@ def _loads(data: bytes) -> Any:
 
     return json.loads(data)
 
-MAGIC = b"claudewrap-rollup 1\n"
+MAGIC = b"claudewrap-rollup 2\n"  # 2: units saved as keys and bodies apart
 SUFFIX = ".rollup"
 _BLOCK = 8 << 20
 _MAX_LINE = 16 << 20

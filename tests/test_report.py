@@ -281,6 +281,25 @@ def test_corrupt_lines_are_skipped_and_counted_with_their_line_numbers(tmp_path:
         assert r.first_bad_lines == [2, 5, 6, 7, 8]
 
 
+def test_a_bad_line_in_a_big_block_costs_only_its_piece(tmp_path: Path) -> None:
+    """Blocks of many 64 KiB pieces with bad and blank lines among good ones:
+    the same totals, counts and line numbers as a reading line by line."""
+    items: list[UsageRecord | str] = [rec("2026-07-01T10:00:00.000Z", session=f"s{n % 7}", i=n)
+                                      for n in range(3000)]
+    for at, bad in ((5, "{torn"), (1400, ""), (1401, "[]"), (2999, '{"ts": 1}')):
+        items.insert(at, bad)
+    j = write(tmp_path / "j.jsonl", items)
+    assert j.stat().st_size > 4 * (64 << 10)
+    state = UsageState(UTC)
+    state.feed_block(j.read_bytes(), 0)
+    want = sum(range(3000))
+    assert make_report(state).total.input_tokens == want
+    assert (state.stats.lines, state.stats.good, state.stats.skipped) == (3004, 3000, 3)
+    assert state.stats.first_bad_lines == [6, 1402, 3000]
+    r = report(j, use_cache=False)
+    assert r.total.input_tokens == want and r.first_bad_lines == [6, 1402, 3000]
+
+
 def test_unusual_but_valid_lines_are_read_like_records_py_reads_them(tmp_path: Path) -> None:
     j = write(tmp_path / "j.jsonl", [
         ('{"ts":"2026-07-01T12:00:00+02:00","session":"s1","input_tokens":10.0,'
