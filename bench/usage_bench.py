@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,18 +42,36 @@ def in_process(journal: Path, *, use_cache: bool = True) -> tuple[float, int]:
     return time.perf_counter() - t, report.total.input_tokens
 
 
-def command(journal: Path, *args: str) -> tuple[float, float]:
-    """Wall time of `claudewrap usage ARGS` in a fresh interpreter, and its peak RSS (MB)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), CLAUDEWRAP_JOURNAL=str(journal))
+_CW: list[str] = []
+
+
+def command(journal: Path, *args: str, runs: int = 3) -> tuple[float, float]:
+    """Wall time of `claudewrap usage ARGS` in a fresh interpreter, and its peak RSS (MB).
+
+    Run from a console script on a clean venv (passthrough.clean_install), as
+    a user's pip install runs it: this machine's own interpreter loads extra
+    .pth files at every start-up.
+    """
+    if not _CW:
+        from passthrough import clean_install
+
+        _CW.append(clean_install(Path(tempfile.mkdtemp(prefix="cw-usage-bench-")))[1])
+    env = dict(os.environ, CLAUDEWRAP_JOURNAL=str(journal))
+    for name in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE"):
+        env.pop(name, None)
     script = ("import resource, subprocess, sys, time\n"
               "t = time.perf_counter()\n"
               "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
               "print(time.perf_counter() - t,"
               " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)\n")
-    out = subprocess.run([sys.executable, "-c", script, sys.executable, "-m", "claudewrap",
-                          "usage", *args], env=env, check=True, capture_output=True,
-                         text=True).stdout.split()
-    return float(out[0]), float(out[1])
+    best: tuple[float, float] | None = None
+    for _ in range(runs):  # the best of a few
+        out = subprocess.run([sys.executable, "-c", script, _CW[0], "usage", *args], env=env,
+                             check=True, capture_output=True, text=True).stdout.split()
+        if best is None or float(out[0]) < best[0]:
+            best = (float(out[0]), float(out[1]))
+    assert best is not None
+    return best
 
 
 # 19.x and later run a native binary from an optional per-platform package that the
@@ -115,7 +134,8 @@ def main() -> None:
     assert tokens == truth["input_tokens"], (tokens, truth["input_tokens"])
     no_cache, _ = in_process(journal, use_cache=False)
     rollup.cache_path(journal).unlink(missing_ok=True)
-    cold_cmd, rss = command(journal)
+    command(args.dir / "empty.jsonl", runs=1)  # compiles the venv's bytecode
+    cold_cmd, rss = command(journal, runs=1)
     print(f"cold:  {cold:.2f} s in-process (target 1.5 s; {no_cache:.2f} s without writing"
           f" the rollup), {cold_cmd:.2f} s for the whole command, peak RSS {rss:.0f} MB")
     same, _ = in_process(journal)
