@@ -90,6 +90,9 @@ def require(program: str) -> str:
 def tmux() -> Iterator[str]:
     """A private tmux server socket name; the server is killed afterwards."""
     require("tmux")
-    name = f"cwtest{os.getpid()}"
+    # A new name per test: a server killed at the end of one test may still be
+    # going away when the next starts, and a client that reaches it then fails
+    # with "server exited unexpectedly" (seen in CI).
+    name = f"cwtest{os.getpid()}-{os.urandom(3).hex()}"
     yield name
     os.system(f"tmux -L {name} kill-server >/dev/null 2>&1")
