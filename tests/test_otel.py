@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import CW
 
 from claudewrap import otel
@@ -198,12 +199,13 @@ def test_receiver_rejects_strangers_and_protobuf(tmp_path: Path) -> None:
     assert r.records == [] and not (tmp_path / "j.jsonl").exists()
 
 
-def test_metrics_only_session_is_recorded_at_close(tmp_path: Path) -> None:
+@pytest.mark.parametrize("temporality", [1, 2], ids=["delta", "cumulative"])
+def test_metrics_only_session_is_recorded_at_close(tmp_path: Path, temporality: int) -> None:
     journal = tmp_path / "j.jsonl"
     r = otel.Receiver(session="w", journal=str(journal)).start()
     body = json.dumps(metrics("s9", "claude-sonnet-4-6", {"input": 50, "output": 5,
                                                           "cacheRead": 0, "cacheCreation": 7},
-                              0.01)).encode()
+                              0.01, temporality=temporality)).encode()
     assert post(r, endpoint_path(r, "/v1/metrics"), body) == 200
     assert list(read_records(journal)) == []  # not before the end: events may still come
     r.close()
