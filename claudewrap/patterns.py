@@ -184,7 +184,11 @@ _SEED_USAGE_RE = re.compile(
 # "alone on its line": only decoration (borders, the ⎿ elbow, bullets) around it.
 _SEED_COST_RE = re.compile(rf"^[\W_]*cost\s*:\s*\$?\s*(?P<cost>{_COST})[\s│|]*$", _I)
 
-_BLOCK_COST_RE = re.compile(rf"\b(?:total|estimated)\s+cost\s*:\s*\$\s*(?P<cost>{_COST})", _I)
+# Not followed by more digits after a gap: a renderer that redraws only the
+# cells that changed turns "$0.1234" over "$0.1034" into "$0.1", a jump, "34";
+# better no record than a wrong one.
+_BLOCK_COST_RE = re.compile(
+    rf"\b(?:total|estimated)\s+cost\s*:\s*\$\s*(?P<cost>{_COST})(?![\d.,]|\s+\d)", _I)
 _BLOCK_MODELS_RE = re.compile(r"\busage\s+by\s+model\s*:", _I)
 # A model row: the name (whatever precedes the colon, after decoration such as
 # ⎿ or │), then counts.
@@ -195,6 +199,8 @@ _BLOCK_ROW_RE = re.compile(
 _ROW_ITEM_RE = re.compile(
     rf"(?P<n>{_COUNT})\s+(?P<what>input|output|cache\s+(?:read|write|creation))\b", _I
 )
+# Digits, a gap, digits: a partial redraw (see _BLOCK_COST_RE), never a real row.
+_REDRAW_GAP_RE = re.compile(r"\d\s+\d")
 _ROW_COST_RE = re.compile(rf"\(\s*\$\s*(?P<cost>{_COST})\s*\)")
 # Lines of a /cost block that carry nothing we record.
 _BLOCK_MEMBER_RE = re.compile(
@@ -510,6 +516,8 @@ def _row_event(m: re.Match[str]) -> UsageEvent | None:
         approximate=True, pattern="cost-block",
     )
     rest = m.group("rest")
+    if _REDRAW_GAP_RE.search(rest):
+        return None
     found = False
     for item in _ROW_ITEM_RE.finditer(rest):
         try:

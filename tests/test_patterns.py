@@ -200,6 +200,22 @@ def test_redrawn_cost_block_yields_same_events() -> None:
     assert len(set(keys(found))) == 1  # the caller's dedupe key drops the repeat
 
 
+def test_a_partial_redraw_of_a_cost_block_records_nothing_wrong() -> None:
+    """Claude Code's renderer may rewrite only the cells that changed: over
+    "$0.1034" it writes "2" after a column jump, and the scanner reads the jump
+    as a space. A cost or a row with digits, a gap, digits is not recorded."""
+    rows = (b"Usage by model:\r\n"
+            b"    claude-sonnet-4-5:  12.3k input, 1\x1b[33G5k output ($0.1234)\r\n"
+            b"    claude-haiku-4-5:  1.0k input, 200 output ($0.0034)\r\n\r\n")
+    right = {(None, 0, 0, 0.1268), ("claude-haiku-4-5", 1000, 200, 0.0034)}
+    found = events(b"Total cost: $0.1268\r\n" + rows)
+    got = {(e.model, e.input_tokens, e.output_tokens, e.cost_usd) for e in found}
+    assert got and got <= right  # the damaged sonnet row is not among them
+    found = events(b"Total cost: $0.1\x1b[17G68\r\n" + rows)
+    got = {(e.model, e.input_tokens, e.output_tokens, e.cost_usd) for e in found}
+    assert got <= right
+
+
 def test_two_blocks_back_to_back_are_two_blocks() -> None:
     found = events(COST_2025 + COST_2_1_197)
     assert [e.model for e in found] == [None, "claude-sonnet-4-6"]
