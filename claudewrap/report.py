@@ -348,7 +348,13 @@ class UsageState:
         return objs[0] if len(objs) == 1 else None
 
     def _feed(self, objs: list[Any], first: int, offsets: Sequence[int]) -> None:
-        """The hot loop: one pass over parsed lines, ``offsets[n]`` where line ``n`` starts."""
+        """The hot loop: one pass over parsed lines, ``offsets[n]`` where line ``n`` starts.
+
+        Consecutive records mostly belong to the same unit and bucket (a
+        session's requests follow each other), so the last unit and the last
+        delta bucket are kept at hand: comparing a few fields is cheaper than
+        building and hashing the keys again.
+        """
         units: dict[Any, Any] = self.units  # Unit, or a saved list (converted below)
         attr_ids = self._attr_ids
         attrs = self.attrs
@@ -361,6 +367,20 @@ class UsageState:
         blake2b = hashlib.blake2b
         good = 0
         n = -1
+        # The last unit: its key's parts, and the unit.
+        p_session: Any = None
+        p_source: Any = None
+        p_cs: Any = None
+        p_approx: Any = None
+        p_ukey: Any = None
+        unit: Any = None
+        # The last delta bucket: its key's parts, and its numbers.
+        b_unit: Any = None
+        b_model: Any = None
+        b_day: Any = None
+        b_aid: Any = None
+        b_printed: Any = None
+        b_vec: Any = None
         for r in objs:
             n += 1
             if r is None:
@@ -382,13 +402,19 @@ class UsageState:
             if not printed:
                 cost = 0.0
             session = r.session
+            source = r.source
+            cs = r.claude_session or session
             approx = r.approximate
-            ukey = (session, r.source, r.claude_session or session, approx)
-            unit = units.get(ukey)
-            if unit is None:
-                unit = units[ukey] = Unit()
-            elif unit.__class__ is list:
-                unit = units[ukey] = Unit.from_saved(unit)
+            if not (session == p_session and source == p_source and cs == p_cs
+                    and approx is p_approx):
+                p_session, p_source, p_cs, p_approx = session, source, cs, approx
+                p_ukey = (session, source, cs, approx)
+                unit = units.get(p_ukey)
+                if unit is None:
+                    unit = units[p_ukey] = Unit()
+                elif unit.__class__ is list:
+                    unit = units[p_ukey] = Unit.from_saved(unit)
+            ukey = p_ukey
             project = r.project
             host = r.host
             pane = r.tmux_pane or r.screen_session
@@ -447,7 +473,7 @@ class UsageState:
                 continue
             rid = r.request_id
             if rid:
-                prio = 1 if approx else _PRIORITY.get(r.source, 2)
+                prio = 1 if approx else _PRIORITY.get(source, 2)
                 h = int.from_bytes(blake2b(rid.encode("utf-8", "surrogatepass"),
                                            digest_size=8).digest(), _BYTEORDER)
                 prev = rids.get(h)
@@ -458,17 +484,22 @@ class UsageState:
                         continue  # the same request, already counted from a source as good
                     self.replaced.append(prev >> 3)
                 rids[h] = (offsets[n] << 3) | prio
-            bkey = (model, day, aid, printed)
-            vec = unit.dlt.get(bkey)
-            if vec is None:
-                unit.dlt[bkey] = [1, i, o, cr, cw, cost]
+            if (unit is b_unit and day is b_day and aid == b_aid and printed is b_printed
+                    and model == b_model):
+                vec = b_vec
             else:
-                vec[0] += 1
-                vec[1] += i
-                vec[2] += o
-                vec[3] += cr
-                vec[4] += cw
-                vec[5] += cost
+                bkey = (model, day, aid, printed)
+                vec = unit.dlt.get(bkey)
+                if vec is None:
+                    vec = unit.dlt[bkey] = [0, 0, 0, 0, 0, 0.0]
+                b_unit, b_model, b_day, b_aid, b_printed, b_vec = (
+                    unit, model, day, aid, printed, vec)
+            vec[0] += 1
+            vec[1] += i
+            vec[2] += o
+            vec[3] += cr
+            vec[4] += cw
+            vec[5] += cost
         self.stats.good += good
 
     @staticmethod
