@@ -826,6 +826,21 @@ class _Acc:
                    int(v[7]), len(self.sessions))
 
 
+def _estimate(prices: dict[Any, Price | None], table: PriceTable, model: Any, n: int, i: int,
+              o: int, cr: int, cw: int) -> tuple[float, int]:
+    """A bucket's cost priced from the table (``prices`` memoises lookups), and
+    its records when the model has no price: then the cost is unknown, not 0."""
+    if model in prices:
+        price = prices[model]
+    else:
+        price = prices[model] = table.lookup(model)
+    cost = price.cost(i, o, cr, cw) if price is not None else (
+        0.0 if not (i or o or cr or cw) else None)
+    if cost is None:
+        return 0.0, n
+    return cost, 0
+
+
 _BY_MODEL = ("model",)
 _BY_PROJECT = ("project",)
 
@@ -870,15 +885,7 @@ def make_report(state: UsageState, *, dims: Iterable[tuple[str, ...]] = (),
             est = 0.0
             unpriced = 0
             if not printed:
-                if model in prices:
-                    price = prices[model]
-                else:
-                    price = prices[model] = table.lookup(model)
-                cost = price.cost(i, o, cr, cw) if price is not None else (
-                    0.0 if not (i or o or cr or cw) else None)
-                if cost is None:
-                    cost = 0.0
-                    unpriced = n
+                cost, unpriced = _estimate(prices, table, model, n, i, o, cr, cw)
                 est = cost
             when = (4 if day >= p_month else 0) | (2 if day >= p_week else 0) | (
                 1 if day >= p_today else 0)
@@ -924,15 +931,7 @@ def make_report(state: UsageState, *, dims: Iterable[tuple[str, ...]] = (),
         est = 0.0
         unpriced = 0
         if not printed:
-            if model in prices:
-                price = prices[model]
-            else:
-                price = prices[model] = table.lookup(model)
-            cost = price.cost(i, o, cr, cw) if price is not None else (
-                0.0 if not (i or o or cr or cw) else None)
-            if cost is None:
-                cost = 0.0
-                unpriced = n
+            cost, unpriced = _estimate(prices, table, model, n, i, o, cr, cw)
             est = cost
         targets = [a_total]
         if day >= p_month:
