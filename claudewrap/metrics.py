@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 from claudewrap.journal import JournalError
 from claudewrap.pricing import Price, PriceTable, default_table
-from claudewrap.report import UsageState
+from claudewrap.report import UsageState, estimated_cost
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -167,13 +167,8 @@ def usage_sums(state: UsageState, table: PriceTable, since_minute: str | None = 
             key = keys[kk] = (_label(model), _label(a[0]), unit[1], _label(a[1]))
         est = 0.0
         if not printed:
-            if model in prices:
-                price = prices[model]
-            else:
-                price = prices[model] = table.lookup(model)
-            if price is not None and (i or o or cr or cw):
-                # A model (or a rate) without a price has no cost, not $0.
-                est = price.cost(i, o, cr, cw) or 0.0
+            # A model (or a rate) without a price adds no cost, not $0.
+            est, _ = estimated_cost(prices, table, model, n, i, o, cr, cw)
         acc = totals.get(key)
         if acc is None:
             totals[key] = [i, o, cr, cw, cost, est, n]

@@ -826,8 +826,8 @@ class _Acc:
                    int(v[7]), len(self.sessions))
 
 
-def _estimate(prices: dict[Any, Price | None], table: PriceTable, model: Any, n: int, i: int,
-              o: int, cr: int, cw: int) -> tuple[float, int]:
+def estimated_cost(prices: dict[Any, Price | None], table: PriceTable, model: Any, n: int,
+                   i: int, o: int, cr: int, cw: int) -> tuple[float, int]:
     """A bucket's cost priced from the table (``prices`` memoises lookups), and
     its records when the model has no price: then the cost is unknown, not 0."""
     if model in prices:
@@ -885,7 +885,7 @@ def make_report(state: UsageState, *, dims: Iterable[tuple[str, ...]] = (),
             est = 0.0
             unpriced = 0
             if not printed:
-                cost, unpriced = _estimate(prices, table, model, n, i, o, cr, cw)
+                cost, unpriced = estimated_cost(prices, table, model, n, i, o, cr, cw)
                 est = cost
             when = (4 if day >= p_month else 0) | (2 if day >= p_week else 0) | (
                 1 if day >= p_today else 0)
@@ -931,7 +931,7 @@ def make_report(state: UsageState, *, dims: Iterable[tuple[str, ...]] = (),
         est = 0.0
         unpriced = 0
         if not printed:
-            cost, unpriced = _estimate(prices, table, model, n, i, o, cr, cw)
+            cost, unpriced = estimated_cost(prices, table, model, n, i, o, cr, cw)
             est = cost
         targets = [a_total]
         if day >= p_month:
@@ -1028,5 +1028,5 @@ def report_json(report: Report, extra_dims: Iterable[tuple[str, ...]] = ()) -> d
 
 
 __all__ = ["DIMENSIONS", "STANDARD_GROUPS", "Filters", "Report", "Row", "UsageState",
-           "effective_records", "make_report", "parse_dimension", "period_days",
+           "effective_records", "estimated_cost", "make_report", "parse_dimension", "period_days",
            "report_json", "rid_hash", "summarize", "tz_signature", "utc_iso", "week_of"]
