@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +42,12 @@ def env(tmp_path: Path) -> dict[str, str]:
     })
     e.pop("NO_COLOR", None)
     return e
+
+
+def cw(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `claudewrap ARGS` (no terminal), capturing its text output."""
+    return subprocess.run([*CW, *args], env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
 
 
 def spawn(args: list[str], env: dict[str, str], *, rows: int = 24, cols: int = 80,

@@ -7,11 +7,10 @@ tests pin the structure that keeps it low, so a stray import fails loudly.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
-from conftest import CW, read_all, spawn
+from conftest import cw, read_all, spawn
 
 # Loaded only when there is output to parse, a record to write, a report to
 # make, or a command other than `run --`.
@@ -33,11 +32,6 @@ os._exit = report_and_exit
 from claudewrap.main import main
 main()
 """
-
-
-def cw(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CW, *args], env=env, capture_output=True, text=True, timeout=60,
-                          check=False)
 
 
 def _driver(tmp_path: Path) -> Path:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import CW, ROOT, require, spawn, wait_until
+from conftest import ROOT, cw, require, spawn, wait_until
 from test_shell import make_bin
 
 from claudewrap.records import UsageEvent, UsageRecord
@@ -34,10 +34,6 @@ def journal(env: dict[str, str]) -> list[dict[str, object]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-def cw(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CW, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
 @pytest.fixture
