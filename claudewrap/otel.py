@@ -310,8 +310,8 @@ class Tally:
         else:
             self.add((p.claude_session, p.model), p.index, p.value)
 
-    def has_cumulative(self) -> bool:
-        return bool(self._cumulative)
+    def empty(self) -> bool:
+        return not (self.sums or self._cumulative)
 
     def totals(self) -> dict[tuple[str, str], list[float]]:
         out = {k: list(v) for k, v in self.sums.items()}
@@ -663,8 +663,8 @@ class Receiver:
             self._thread.join(0.5)
         self._sock.close()
         with self._lock:
-            missing = missing_usage(self._events, self._metrics) if self._metrics.sums or \
-                self._metrics.has_cumulative() else []
+            missing = [] if self._metrics.empty() else missing_usage(self._events,
+                                                                      self._metrics)
             if missing:
                 from claudewrap.records import UsageRecord
 
