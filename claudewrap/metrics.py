@@ -552,7 +552,8 @@ class JournalMetrics:
         state = self.state
         base = state.rid_base if isinstance(state.rid_base, RidIndex) else RidIndex(
             array("Q"), array("Q"))
-        merged = base.merged(state.rids) if state.rids else base
+        state.seal()
+        merged = base.merged(state.hashed) if state.hashed else base
         meta = {"identity": list(self.identity or ()), "offset": self.offset,
                 "byteorder": sys.byteorder, "checks": _checks(fd, self.offset),
                 "rids": len(merged.hashes), "state": state.to_json()}
@@ -563,7 +564,7 @@ class JournalMetrics:
         except OSError:
             return  # a cache that cannot be written only costs time
         state.rid_base = merged
-        state.rids = {}
+        state.hashed = {}
         self.saved_offset = self.offset
 
     def save(self) -> None:

@@ -37,12 +37,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
+from functools import partial
+from itertools import repeat
+from operator import attrgetter, methodcaller
 from typing import Any
 
 from claudewrap.pricing import Price, PriceTable, default_table
@@ -121,16 +123,36 @@ def _parse_line(line: bytes) -> UsageRecord | None:
 
 _BYTEORDER = sys.byteorder
 _PIECE = 64 << 10  # a block that fails to decode is retried in pieces of this size
-_NEWLINE = re.compile(b"\n")
+_IN, _OUT, _CR, _CW, _COST = (attrgetter(f) for f in (
+    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd"))
+
+
+_encode = methodcaller("encode", "utf-8", "surrogatepass")
+_blake2b_8 = partial(hashlib.blake2b, digest_size=8)
+_digest = methodcaller("digest")
+
+
+def _hashes(request_ids: Iterable[str]) -> Iterator[int]:
+    """:func:`rid_hash` of each request id, at C speed."""
+    return map(int.from_bytes, map(_digest, map(_blake2b_8, map(_encode, request_ids))),
+               repeat(_BYTEORDER))
 
 
 def rid_hash(request_id: str) -> int:
-    """A stable 64-bit hash of a request id (the rollup stores these, not the ids).
+    """A stable 64-bit hash of a request id (the rollup stores these, not the ids)."""
+    return next(_hashes((request_id,)))
 
-    The hot loop of UsageState inlines the same expression.
-    """
-    digest = hashlib.blake2b(request_id.encode("utf-8", "surrogatepass"), digest_size=8)
-    return int.from_bytes(digest.digest(), _BYTEORDER)
+
+def _line_starts(block: bytes, base: int) -> list[int]:
+    """The offset of each line of ``block`` (read at ``base``), and where the next begins."""
+    starts = [base]
+    add = starts.append
+    find = block.find
+    pos = find(b"\n") + 1
+    while pos:
+        add(base + pos)
+        pos = find(b"\n", pos) + 1
+    return starts
 
 
 def utc_iso(when: datetime) -> str:
@@ -247,7 +269,9 @@ class UsageState:
         self.units: dict[UnitKey, Unit | list[Any]] = {}
         self.attrs: list[tuple[Any, ...]] = []  # (project, host, pane, tags-tuple)
         self._attr_ids: dict[tuple[Any, ...], int] = {}
-        self.rids: dict[int, int] = {}  # rid hash -> offset << 3 | priority
+        # Request ids fed since the last seal() -> offset << 3 | priority; then by hash.
+        self.rids: dict[str, int] = {}
+        self.hashed: dict[int, int] = {}
         self.rid_base: Any = None  # the rollup's index of earlier request ids (has .get)
         self.replaced: list[int] = []  # offsets of records that a better source replaced
         self.stats = ScanStats()
@@ -290,17 +314,16 @@ class UsageState:
         Records that a better source replaced are taken back by :meth:`resolve`,
         which the caller runs with a way to re-read a line.
         """
-        count = block.count(b"\n")
-        first = self.stats.lines
-        self.stats.lines += count
-        objs = self._decode_block(block, count, first)
         offsets: Sequence[int]
         if b'"request_id"' in block or self.tot_log is not None:
-            offsets = [base]
-            offsets += [base + m.end() for m in _NEWLINE.finditer(block)]
+            offsets = _line_starts(block, base)
+            count = len(offsets) - 1
         else:
+            count = block.count(b"\n")
             offsets = range(base, base + count)  # unused: no request ids here
-        self._feed(objs, first, offsets)
+        first = self.stats.lines
+        self.stats.lines += count
+        self._feed(self._decode_block(block, count, first), first, offsets)
 
     def _decode_block(self, block: bytes, count: int, first: int) -> list[Any]:
         """The records of ``count`` lines (None for a bad or blank line, counted)."""
@@ -347,42 +370,59 @@ class UsageState:
             return None
         return objs[0] if len(objs) == 1 else None
 
+    def _context(self, session: str, source: str, cs: str | None, approx: bool) -> list[Any]:
+        """``[session, source, Claude session, approximate, unit, unit key, priority]``.
+
+        The priority is rule 1's rank of the source.
+        """
+        ukey = (session, source, cs or session, approx)
+        unit = self.units.get(ukey)
+        if unit is None:
+            unit = self.units[ukey] = Unit()
+        elif unit.__class__ is list:
+            unit = self.units[ukey] = Unit.from_saved(unit)
+        return [session, source, cs, approx, unit, ukey, 1 if approx else _PRIORITY.get(source, 2)]
+
     def _feed(self, objs: list[Any], first: int, offsets: Sequence[int]) -> None:
         """The hot loop: one pass over parsed lines, ``offsets[n]`` where line ``n`` starts.
 
-        Consecutive records mostly belong to the same unit and bucket (a
-        session's requests follow each other), so the last unit and the last
-        delta bucket are kept at hand: comparing a few fields is cheaper than
-        building and hashing the keys again.
+        Consecutive records mostly belong to the same unit, attribution and
+        bucket, so the last ones are kept at hand: comparing a few fields is
+        cheaper than building and hashing the keys again. Two units, because
+        an OTel record and the transcript record of the same request often
+        alternate. Deltas are collected per bucket and summed at C speed at the end.
         """
-        units: dict[Any, Any] = self.units  # Unit, or a saved list (converted below)
-        attr_ids = self._attr_ids
-        attrs = self.attrs
         since, until = self.since, self.until
         rids = self.rids
+        old_rids = self.hashed if self.hashed else None
+        rid_base = self.rid_base
+        replaced = self.replaced
+        attr_ids = self._attr_ids
+        attrs = self.attrs
         days = self._days
         prefix = self._prefix
         day_of = self.day
         tot_log = self.tot_log
-        blake2b = hashlib.blake2b
+        context = self._context
         good = 0
-        n = -1
-        # The last unit: its key's parts, and the unit.
-        p_session: Any = None
-        p_source: Any = None
-        p_cs: Any = None
-        p_approx: Any = None
-        p_ukey: Any = None
+        # The last unit (its context from _context, unpacked) and the one before.
+        u_session: Any = None
+        u_source: Any = None
+        u_cs: Any = None
+        u_approx: Any = None
         unit: Any = None
-        # The last delta bucket: its key's parts, and its numbers.
+        ukey: Any = None
+        prio: Any = None
+        other: Any = [None, None, None, None, None, None, None]
+        # The last delta bucket: its unit, model, day, attribution and printed flag; its list.
         b_unit: Any = None
         b_model: Any = None
         b_day: Any = None
         b_aid: Any = None
         b_printed: Any = None
-        b_vec: Any = None
-        for r in objs:
-            n += 1
+        b_list: Any = None
+        pending: dict[int, tuple[Vec, list[Any], bool]] = {}
+        for n, r in enumerate(objs):
             if r is None:
                 continue
             ts = r.ts
@@ -394,27 +434,19 @@ class UsageState:
                     continue
                 ts = r.ts
                 kind = r.kind
-            good += 1
-            if until is not None and ts >= until:
-                continue
-            cost = r.cost_usd
-            printed = cost is not None and not r.cost_estimated
-            if not printed:
-                cost = 0.0
             session = r.session
             source = r.source
-            cs = r.claude_session or session
+            cs = r.claude_session
             approx = r.approximate
-            if not (session == p_session and source == p_source and cs == p_cs
-                    and approx is p_approx):
-                p_session, p_source, p_cs, p_approx = session, source, cs, approx
-                p_ukey = (session, source, cs, approx)
-                unit = units.get(p_ukey)
-                if unit is None:
-                    unit = units[p_ukey] = Unit()
-                elif unit.__class__ is list:
-                    unit = units[p_ukey] = Unit.from_saved(unit)
-            ukey = p_ukey
+            if not (session == u_session and source == u_source and cs == u_cs
+                    and approx is u_approx):
+                if (session == other[0] and source == other[1] and cs == other[2]
+                        and approx is other[3]):
+                    ctx = other
+                else:
+                    ctx = context(session, source, cs, approx)
+                other = [u_session, u_source, u_cs, u_approx, unit, ukey, prio]
+                u_session, u_source, u_cs, u_approx, unit, ukey, prio = ctx
             project = r.project
             host = r.host
             pane = r.tmux_pane or r.screen_session
@@ -430,19 +462,26 @@ class UsageState:
                     aid = attr_ids[akey] = len(attrs)
                     attrs.append(akey)
                 unit.last = (project, host, pane, tags, aid)
-            day = days.get(ts[:prefix]) or day_of(ts)
+            good += 1
+            if until is not None and ts >= until:
+                continue
+            cost = r.cost_usd
+            printed = cost is not None and not r.cost_estimated
             model = r.model
-            i = r.input_tokens
-            o = r.output_tokens
-            cr = r.cache_read_tokens
-            cw = r.cache_write_tokens
+            day = days.get(ts[:prefix]) or day_of(ts)
             if kind == "total":
+                if not printed:
+                    cost = 0.0
                 unit.has_total = True
                 if tot_log is not None:
                     tot_log.setdefault((ukey, model), []).append(offsets[n])
                 mx = unit.tot_max.get(model)
                 if mx is None:
                     mx = unit.tot_max[model] = [0, 0, 0, 0, 0.0]
+                i = r.input_tokens
+                o = r.output_tokens
+                cr = r.cache_read_tokens
+                cw = r.cache_write_tokens
                 di = i - mx[0] if i > mx[0] else 0
                 do = o - mx[1] if o > mx[1] else 0
                 dr = cr - mx[2] if cr > mx[2] else 0
@@ -473,34 +512,55 @@ class UsageState:
                 continue
             rid = r.request_id
             if rid:
-                prio = 1 if approx else _PRIORITY.get(source, 2)
-                h = int.from_bytes(blake2b(rid.encode("utf-8", "surrogatepass"),
-                                           digest_size=8).digest(), _BYTEORDER)
-                prev = rids.get(h)
-                if prev is None and self.rid_base is not None:
-                    prev = self.rid_base.get(h)
+                prev = rids.get(rid)
+                if prev is None and (old_rids is not None or rid_base is not None):
+                    h = rid_hash(rid)
+                    if old_rids is not None:
+                        prev = old_rids.get(h)
+                    if prev is None and rid_base is not None:
+                        prev = rid_base.get(h)
                 if prev is not None:
                     if prio <= prev & 7:
                         continue  # the same request, already counted from a source as good
-                    self.replaced.append(prev >> 3)
-                rids[h] = (offsets[n] << 3) | prio
-            if (unit is b_unit and day is b_day and aid == b_aid and printed is b_printed
+                    replaced.append(prev >> 3)
+                rids[rid] = (offsets[n] << 3) | prio
+            if not (unit is b_unit and day is b_day and aid == b_aid and printed is b_printed
                     and model == b_model):
-                vec = b_vec
-            else:
                 bkey = (model, day, aid, printed)
-                vec = unit.dlt.get(bkey)
+                dlt = unit.dlt
+                vec = dlt.get(bkey)
                 if vec is None:
-                    vec = unit.dlt[bkey] = [0, 0, 0, 0, 0, 0.0]
-                b_unit, b_model, b_day, b_aid, b_printed, b_vec = (
-                    unit, model, day, aid, printed, vec)
-            vec[0] += 1
-            vec[1] += i
-            vec[2] += o
-            vec[3] += cr
-            vec[4] += cw
-            vec[5] += cost
+                    vec = dlt[bkey] = [0, 0, 0, 0, 0, 0.0]
+                entry = pending.get(id(vec))
+                if entry is None:
+                    entry = pending[id(vec)] = (vec, [], printed)
+                b_unit, b_model, b_day, b_aid, b_printed = unit, model, day, aid, printed
+                b_list = entry[1]
+            b_list.append(r)
+        for vec, recs, printed in pending.values():
+            vec[0] += len(recs)
+            vec[1] += sum(map(_IN, recs))
+            vec[2] += sum(map(_OUT, recs))
+            vec[3] += sum(map(_CR, recs))
+            vec[4] += sum(map(_CW, recs))
+            if printed:
+                vec[5] += sum(map(_COST, recs))
         self.stats.good += good
+
+    def seal(self) -> None:
+        """Move the request ids fed so far into :attr:`hashed` (keyed by :func:`rid_hash`).
+
+        Feeding keys request ids by their text, which costs nothing more; they
+        are hashed once here, where the rollup needs them.
+        """
+        if self.rids:
+            hashed = self.hashed
+            hashed.update(zip(_hashes(self.rids), self.rids.values()))
+            self.rids = {}
+            # Kept in order: the rollup's sorted index of two sealed states (the two
+            # halves of a parallel read) is then a merge of two runs, not a sort.
+            keys = sorted(hashed)
+            self.hashed = dict(zip(keys, map(hashed.__getitem__, keys)))
 
     @staticmethod
     def _odd(line: Any) -> UsageRecord | None:
@@ -573,12 +633,14 @@ class UsageState:
                     else:
                         for j in range(6):
                             have[j] += vec[j]
-        for h, value in other.rids.items():
-            prev = self.rids.get(h)
+        self.seal()
+        other.seal()
+        for h, value in other.hashed.items():
+            prev = self.hashed.get(h)
             if prev is None:
-                self.rids[h] = value
+                self.hashed[h] = value
             elif value & 7 > prev & 7:
-                self.rids[h] = value
+                self.hashed[h] = value
                 self._take_back(fetch(prev >> 3))
             else:
                 self._take_back(fetch(value >> 3))

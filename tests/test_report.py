@@ -555,3 +555,55 @@ def test_exact_per_request_sources_replace_screen_totals_of_their_session() -> N
     ]
     total = summarize(records).total
     assert (total.input_tokens, total.output_tokens, total.cost_usd) == (1241, 13, 0.51)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_hot_loop_gives_what_one_record_at_a_time_gives(tmp_path: Path, seed: int) -> None:
+    # UsageState._feed keeps the last units and buckets at hand and sums deltas at
+    # the end of a call; fed one record per call, none of that is used. Random
+    # journals mix what breaks those shortcuts: alternating sources and sessions,
+    # attribution and model changes, days, printed and missing costs, totals,
+    # request ids seen from better and worse sources, odd timestamps and kinds.
+    import random
+
+    rnd = random.Random(seed)
+    choices: dict[str, tuple[Any, ...]] = {
+        "session": ("s1", "s2", "s3"), "source": ("pty", "otel", "transcript", "scan", "manual"),
+        "kind": ("delta", "delta", "total"), "model": (SONNET, "claude-opus-4-1", None),
+        "claude_session": (None, "c1", "c2"), "approximate": (False, False, True),
+        "cost_estimated": (False, True), "project": ("p1", "p2"), "host": ("h1", None),
+        "tmux_pane": ("%1", "%2", None), "screen_session": (None, "9.x"),
+        "tags": ({}, {"k": "a"}, {"k": "b"}), "hour": tuple(range(72))}
+    # Each field keeps its value for a while (runs are what the shortcuts are for).
+    now = {f: rnd.choice(c) for f, c in choices.items()}
+    records: list[UsageRecord] = []
+    for k in range(400):
+        for f, c in choices.items():
+            if rnd.random() < 0.15:
+                now[f] = rnd.choice(c)
+        fields = dict(now)
+        hour = fields.pop("hour")
+        ts = f"2026-07-{1 + hour // 24:02d}T{hour % 24:02d}:{rnd.randrange(60):02d}:00.000Z"
+        if rnd.random() < 0.03:
+            ts = ts.replace(".000Z", "+02:00")  # an odd but valid time
+        if rnd.random() < 0.02:
+            fields["kind"] = "weird"  # an unknown kind counts as a delta
+        if fields["kind"] != "total" and rnd.random() < 0.5:
+            fields["request_id"] = f"r{rnd.randrange(60)}"
+        records.append(rec(
+            ts, i=rnd.randrange(0, 500) * (k if fields["kind"] == "total" else 1),
+            o=rnd.randrange(0, 50), cr=rnd.randrange(0, 9), cw=rnd.randrange(0, 9),
+            cost=rnd.choice((None, rnd.randrange(1, 64) / 64)),  # sums exact in any order
+            **fields))
+    dims = [("model",), ("day",), ("session",), ("source",), ("project",), ("pane",),
+            ("tag:k",)]
+    at_once = UsageState(UTC)
+    at_once.add_records(records)
+    one_by_one = UsageState(UTC)
+    for r in records:
+        one_by_one.add_records([r])
+    expected = report_json(make_report(one_by_one, dims=dims), dims[3:])
+    assert report_json(make_report(at_once, dims=dims), dims[3:]) == expected
+    # The same records as journal lines, decoded by the fast decoder.
+    j = write(tmp_path / "j.jsonl", records)
+    assert report_json(report(j, dims=dims, use_cache=False), dims[3:]) == expected
