@@ -45,7 +45,6 @@ import stat
 import sys
 import tempfile
 import time
-from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
@@ -72,7 +71,7 @@ _COMPACT_EVERY = 600.0
 _OLD = "-"  # the bucket "day" of usage before the retention (sorts before any minute)
 _CHECK = 4096
 _REWRITE = 1 << 20  # new journal bytes worth rewriting the state cache for
-_MAGIC = b"claudewrap-metrics 1\n"
+_MAGIC = b"claudewrap-metrics 2\n"  # 2: request ids in segments
 _COUNTERS_VERSION = 1
 
 Key = tuple[str, ...]
@@ -520,7 +519,7 @@ class JournalMetrics:
             return
         if not data.startswith(_MAGIC):
             return
-        from claudewrap.rollup import RidIndex
+        from claudewrap.report import RidIndex
 
         from_json = _json_loads()
         end = data.find(b"\n", len(_MAGIC))
@@ -532,39 +531,25 @@ class JournalMetrics:
                 return
             state = MinuteState.from_json(meta["state"])
             assert isinstance(state, MinuteState)
-            count = int(meta["rids"])
+            state.rid_index = RidIndex(meta["rids"], data[end + 1:])
         except (ValueError, KeyError, TypeError, IndexError, OSError):
             return
-        rid_bytes = data[end + 1:]
-        if len(rid_bytes) != 16 * count:
-            return
-        hashes, values = array("Q"), array("Q")
-        hashes.frombytes(rid_bytes[:8 * count])
-        values.frombytes(rid_bytes[8 * count:])
-        state.rid_base = RidIndex(hashes, values)
         state.compact(now, force=True)
         self.state = state
         self.offset = self.saved_offset = offset
 
     def _save_cache(self, fd: int) -> None:
-        from claudewrap.rollup import RidIndex
-
         state = self.state
-        base = state.rid_base if isinstance(state.rid_base, RidIndex) else RidIndex(
-            array("Q"), array("Q"))
         state.seal()
-        merged = base.merged(state.hashed) if state.hashed else base
+        lengths, rid_bytes = state.rid_index.to_bytes()
         meta = {"identity": list(self.identity or ()), "offset": self.offset,
                 "byteorder": sys.byteorder, "checks": _checks(fd, self.offset),
-                "rids": len(merged.hashes), "state": state.to_json()}
-        payload = (_MAGIC + _json_dumps()(meta) + b"\n" + merged.hashes.tobytes()
-                   + merged.values.tobytes())
+                "rids": lengths, "state": state.to_json()}
+        payload = _MAGIC + _json_dumps()(meta) + b"\n" + rid_bytes
         try:
             _atomic_write(state_cache_path(self.journal), payload, 0o600)
         except OSError:
             return  # a cache that cannot be written only costs time
-        state.rid_base = merged
-        state.hashed = {}
         self.saved_offset = self.offset
 
     def save(self) -> None:

@@ -39,6 +39,8 @@ import json
 import os
 import sys
 import time
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
@@ -155,6 +157,89 @@ def _line_starts(block: bytes, base: int) -> list[int]:
     return starts
 
 
+_MAX_SEGMENTS = 8
+
+
+class RidIndex:
+    """Request-id hashes (:func:`rid_hash`) -> ``offset << 3 | priority``, in sorted segments.
+
+    Each :meth:`add` (UsageState.seal) makes a segment: two arrays, sorted by
+    hash. A hash may be in several segments; the newest holds its value (the
+    request as rule 1 counts it). Segments loaded from bytes stay bytes until
+    the first lookup, and are written back as they came.
+    """
+
+    def __init__(self, lengths: Sequence[int] = (), blob: bytes = b"") -> None:
+        if len(blob) != 16 * sum(lengths):
+            raise ValueError("request-id index of the wrong size")
+        self._lazy: tuple[list[int], bytes] | None = (list(lengths), blob) if lengths else None
+        self._loaded: list[tuple[array[int], array[int]]] = []
+        self.new: list[tuple[array[int], array[int]]] = []  # segments added since
+
+    def __bool__(self) -> bool:
+        return bool(self._lazy or self._loaded or self.new)
+
+    @property
+    def segments(self) -> list[tuple[array[int], array[int]]]:
+        """All segments, oldest first."""
+        if self._lazy is not None:
+            lengths, blob = self._lazy
+            pos = 0
+            for n in lengths:
+                hashes, values = array("Q"), array("Q")
+                hashes.frombytes(blob[pos:pos + 8 * n])
+                values.frombytes(blob[pos + 8 * n:pos + 16 * n])
+                self._loaded.append((hashes, values))
+                pos += 16 * n
+            self._lazy = None
+        return self._loaded + self.new
+
+    def get(self, h: int) -> int | None:
+        for hashes, values in reversed(self.segments):
+            i = bisect_left(hashes, h)
+            if i < len(hashes) and hashes[i] == h:
+                return values[i]
+        return None
+
+    def add(self, new: dict[int, int]) -> None:
+        """A segment of ``new`` (newer than all before)."""
+        keys = sorted(new)
+        hashes, values = array("Q"), array("Q")
+        hashes.fromlist(keys)
+        values.fromlist(list(map(new.__getitem__, keys)))
+        self.new.append((hashes, values))
+
+    def set(self, h: int, value: int) -> None:
+        """Give ``h`` the value ``value`` in the newest segment that has it."""
+        for hashes, values in reversed(self.segments):
+            i = bisect_left(hashes, h)
+            if i < len(hashes) and hashes[i] == h:
+                values[i] = value
+                return
+        raise KeyError(h)
+
+    def to_bytes(self) -> tuple[list[int], bytes]:
+        """``(segment lengths, bytes)``: what ``RidIndex(lengths, blob)`` reads back."""
+        if self._lazy is not None and len(self._lazy[0]) + len(self.new) <= _MAX_SEGMENTS:
+            lengths, blob = list(self._lazy[0]), self._lazy[1]
+            segments = self.new
+        else:
+            lengths, blob = [], b""
+            segments = self.segments
+            if len(segments) > _MAX_SEGMENTS:  # one again: newer values win
+                merged: dict[int, int] = {}
+                for hashes, values in segments:
+                    merged.update(zip(hashes, values))
+                self._lazy, self._loaded, self.new = None, [], []
+                self.add(merged)
+                segments = self.new
+        parts = [blob]
+        for hashes, values in segments:
+            lengths.append(len(hashes))
+            parts += (hashes.tobytes(), values.tobytes())
+        return lengths, b"".join(parts)
+
+
 def utc_iso(when: datetime) -> str:
     """An aware datetime in the journal's timestamp form (comparable as a string)."""
     when = when.astimezone(timezone.utc)
@@ -269,10 +354,9 @@ class UsageState:
         self.units: dict[UnitKey, Unit | list[Any]] = {}
         self.attrs: list[tuple[Any, ...]] = []  # (project, host, pane, tags-tuple)
         self._attr_ids: dict[tuple[Any, ...], int] = {}
-        # Request ids fed since the last seal() -> offset << 3 | priority; then by hash.
+        # Request ids fed since the last seal() -> offset << 3 | priority.
         self.rids: dict[str, int] = {}
-        self.hashed: dict[int, int] = {}
-        self.rid_base: Any = None  # the rollup's index of earlier request ids (has .get)
+        self.rid_index = RidIndex()  # the request ids before: sealed, or from the rollup
         self.replaced: list[int] = []  # offsets of records that a better source replaced
         self.stats = ScanStats()
         self._kept: dict[int, UsageRecord] = {}  # rid records when there is no file
@@ -394,8 +478,7 @@ class UsageState:
         """
         since, until = self.since, self.until
         rids = self.rids
-        old_rids = self.hashed if self.hashed else None
-        rid_base = self.rid_base
+        rid_index = self.rid_index if self.rid_index else None
         replaced = self.replaced
         attr_ids = self._attr_ids
         attrs = self.attrs
@@ -513,12 +596,8 @@ class UsageState:
             rid = r.request_id
             if rid:
                 prev = rids.get(rid)
-                if prev is None and (old_rids is not None or rid_base is not None):
-                    h = rid_hash(rid)
-                    if old_rids is not None:
-                        prev = old_rids.get(h)
-                    if prev is None and rid_base is not None:
-                        prev = rid_base.get(h)
+                if prev is None and rid_index is not None:
+                    prev = rid_index.get(rid_hash(rid))
                 if prev is not None:
                     if prio <= prev & 7:
                         continue  # the same request, already counted from a source as good
@@ -548,19 +627,14 @@ class UsageState:
         self.stats.good += good
 
     def seal(self) -> None:
-        """Move the request ids fed so far into :attr:`hashed` (keyed by :func:`rid_hash`).
+        """Move the request ids fed so far into :attr:`rid_index`, as a new segment.
 
         Feeding keys request ids by their text, which costs nothing more; they
         are hashed once here, where the rollup needs them.
         """
         if self.rids:
-            hashed = self.hashed
-            hashed.update(zip(_hashes(self.rids), self.rids.values()))
+            self.rid_index.add(dict(zip(_hashes(self.rids), self.rids.values())))
             self.rids = {}
-            # Kept in order: the rollup's sorted index of two sealed states (the two
-            # halves of a parallel read) is then a merge of two runs, not a sort.
-            keys = sorted(hashed)
-            self.hashed = dict(zip(keys, map(hashed.__getitem__, keys)))
 
     @staticmethod
     def _odd(line: Any) -> UsageRecord | None:
@@ -593,12 +667,15 @@ class UsageState:
         if r is not None:
             self._subtract(r)
 
-    def merge(self, other: UsageState, fetch: Callable[[int], UsageRecord | None]) -> None:
+    def merge(self, other: UsageState, fetch: Callable[[int], UsageRecord | None],
+              start: int) -> None:
         """Add ``other``, the state of the journal lines that follow ours (rollup.py).
 
-        ``other`` must have been fed with :attr:`tot_log` on: a running total whose
-        session is in both parts is fed again from our running maximum.
-        ``fetch(offset)`` re-reads a line.
+        ``other`` must have been fed with :attr:`tot_log` on (a running total
+        whose session is in both parts is fed again from our running maximum),
+        seeing our request ids from before this read, and then be given an
+        :attr:`rid_index` of its own ids only; its :attr:`replaced` are resolved
+        here. Its lines begin at byte ``start``; ``fetch(offset)`` re-reads a line.
         """
         remap = []
         for akey in other.attrs:
@@ -607,8 +684,15 @@ class UsageState:
                 aid = self._attr_ids[akey] = len(self.attrs)
                 self.attrs.append(akey)
             remap.append(aid)
+        same_ids = remap == list(range(len(remap)))
         straddling: list[tuple[UnitKey, Any]] = []
-        for ukey in other.units:
+        for ukey, unit in other.units.items():
+            if ukey not in self.units and unit.__class__ is list:
+                if not same_ids:  # saved rows: [model, day, attribution id, ...]
+                    for row in (*unit[2], *unit[3]):
+                        row[2] = remap[row[2]]
+                self.units[ukey] = unit
+                continue
             theirs = other.working_unit(ukey)
             ours = self.working_unit(ukey)
             if ours is None:
@@ -633,17 +717,17 @@ class UsageState:
                     else:
                         for j in range(6):
                             have[j] += vec[j]
-        self.seal()
-        other.seal()
-        for h, value in other.hashed.items():
-            prev = self.hashed.get(h)
-            if prev is None:
-                self.hashed[h] = value
-            elif value & 7 > prev & 7:
-                self.hashed[h] = value
-                self._take_back(fetch(prev >> 3))
-            else:
-                self._take_back(fetch(value >> 3))
+        our_ids = self._merge_rids(other, fetch)
+        for off in other.replaced:
+            r = fetch(off)
+            if (off < start and r is not None and r.request_id
+                    and rid_hash(r.request_id) in our_ids):
+                # A record from before this read that a request of our part had
+                # already met (and replaced, or lost to): rule 1 between our part
+                # and theirs was settled above.
+                continue
+            self._take_back(r)
+        other.replaced = []
         base = self.stats.lines
         self.stats.lines += other.stats.lines
         self.stats.good += other.stats.good
@@ -658,6 +742,41 @@ class UsageState:
             self._feed([r for r in recs if r is not None],
                        0, [o for o, r in zip(offsets, recs) if r is not None])
             self.stats.good, self.stats.skipped, self.stats.first_bad_lines = kept
+
+    def _merge_rids(self, other: UsageState, fetch: Callable[[int], UsageRecord | None]
+                    ) -> set[int]:
+        """Rule 1 between our new request ids and ``other``'s; theirs become our newest.
+
+        Returns the hashes of our new request ids.
+        """
+        self.seal()
+        other.seal()
+        theirs = other.rid_index.segments  # other's own: none from before this read
+        index = self.rid_index
+        ours: set[int] = set()
+        for hashes, _ in index.new:
+            ours.update(hashes)
+        if ours and theirs:
+            for hashes, values in theirs:
+                for h in ours.intersection(hashes):
+                    prev = index.get(h)
+                    assert prev is not None
+                    i = bisect_left(hashes, h)
+                    value = values[i]
+                    if value & 7 > prev & 7:
+                        self._take_back(fetch(prev >> 3))
+                    else:
+                        self._take_back(fetch(value >> 3))
+                        values[i] = prev  # the newest segment holds the value that counts
+        index.new.extend(theirs)
+        return ours
+
+    def freeze(self) -> None:
+        """Put every unit in its saved form (what :meth:`to_json` and reports read fastest)."""
+        units = self.units
+        for key, unit in units.items():
+            if isinstance(unit, Unit):
+                units[key] = unit.to_json()
 
     def working_unit(self, key: UnitKey) -> Unit | None:
         """The unit ``key`` in its working form (a saved one is converted), or None."""

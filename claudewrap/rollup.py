@@ -15,8 +15,9 @@ covered part was (rewritten), another format or time resolution: any mismatch
 means a full re-read. Estimated costs are not cached; they are priced at report
 time, so a changed price file takes effect at once.
 
-Request-id hashes (rule 1 of report.py) are stored as two sorted arrays after
-the JSON part and only parsed when new lines carry request ids.
+Request-id hashes (rule 1 of report.py) are stored after the JSON part as the
+segments of a :class:`claudewrap.report.RidIndex` (sorted arrays), only parsed
+when new lines carry request ids.
 """
 
 from __future__ import annotations
@@ -27,14 +28,12 @@ import os
 import stat
 import sys
 import tempfile
-from array import array
-from bisect import bisect_left
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
 from claudewrap.journal import JournalError, file_identity, record_at
-from claudewrap.report import UsageState
+from claudewrap.report import RidIndex, UsageState
 
 try:
     import msgspec
@@ -57,7 +56,7 @@ def _loads(data: bytes) -> Any:
 
     return json.loads(data)
 
-MAGIC = b"claudewrap-rollup 2\n"  # 2: units saved as keys and bodies apart
+MAGIC = b"claudewrap-rollup 3\n"  # 3: request ids in segments
 SUFFIX = ".rollup"
 # Small reads keep the decoded objects of a block in the CPU cache: 128 KiB reads
 # are 16% faster than 8 MiB ones (1M-record bench). Long lines grow the read.
@@ -66,43 +65,6 @@ _MAX_LINE = 16 << 20
 _CHECK = 4096
 _PARALLEL = 32 << 20  # below this a second process costs more than it saves
 _REWRITE = 1 << 20  # new journal bytes worth saving a new rollup for
-
-
-class RidIndex:
-    """Sorted request-id hashes with their ``offset << 3 | priority`` values."""
-
-    def __init__(self, hashes: array[int], values: array[int]) -> None:
-        self.hashes = hashes
-        self.values = values
-
-    def get(self, h: int) -> int | None:
-        i = bisect_left(self.hashes, h)
-        if i < len(self.hashes) and self.hashes[i] == h:
-            return self.values[i]
-        return None
-
-    def merged(self, new: dict[int, int]) -> RidIndex:
-        """A new index with ``new`` added (new values win)."""
-        old_h, old_v = self.hashes, self.values
-        if not old_h:
-            keys = sorted(new)  # fast when new is in order (UsageState.seal)
-            hashes, values = array("Q"), array("Q")
-            hashes.fromlist(keys)
-            values.fromlist(list(map(new.__getitem__, keys)))
-            return RidIndex(hashes, values)
-        out_h, out_v = array("Q"), array("Q")
-        pos = 0
-        for h in sorted(new):
-            v = new[h]
-            i = bisect_left(old_h, h, pos)
-            out_h.extend(old_h[pos:i])
-            out_v.extend(old_v[pos:i])
-            out_h.append(h)
-            out_v.append(v)
-            pos = i + 1 if i < len(old_h) and old_h[i] == h else i
-        out_h.extend(old_h[pos:])
-        out_v.extend(old_v[pos:])
-        return RidIndex(out_h, out_v)
 
 
 def cache_path(journal: Path) -> Path:
@@ -117,11 +79,13 @@ def _checks(fd: int, offset: int) -> list[str]:
     return [_digest(fd, 0, min(offset, _CHECK)), _digest(fd, max(0, offset - _CHECK), offset)]
 
 
-def scan(fd: int, state: UsageState, start: int, stop: int | None = None) -> tuple[int, bool]:
+def scan(fd: int, state: UsageState, start: int, stop: int | None = None,
+         resolve: bool = True) -> tuple[int, bool]:
     """Feed the complete lines from ``start`` (to ``stop``, a line start, or the end).
 
     Returns ``(end offset, incomplete tail?)``: a last line without its newline
-    is left for the next read.
+    is left for the next read. ``resolve=False`` leaves the replaced records to
+    the caller (UsageState.merge).
     """
     offset = start
     carry = b""
@@ -158,7 +122,7 @@ def scan(fd: int, state: UsageState, start: int, stop: int | None = None) -> tup
             offset += len(carry)
             carry = b""
             skipping = True
-    if state.replaced:
+    if resolve and state.replaced:
         state.resolve(lambda off: record_at(fd, off))
     state.seal()
     return offset, bool(carry) or skipping
@@ -184,15 +148,12 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
     """:func:`scan`, with the second half of a big range read by a forked process.
 
     Falls back to one process where fork is missing or the range is small; the
-    result is the same either way (UsageState.merge).
+    result is the same either way (UsageState.merge). Each process also puts
+    its state in the form the rollup saves, so little is left to do after.
     """
-    # The parent reads a little more: the child also pickles its state for us.
-    mid = (_line_start_after(fd, start + (size - start) * 103 // 200)
-           if size - start >= _PARALLEL else None)
+    mid = _line_start_after(fd, start + (size - start) // 2) if size - start >= _PARALLEL else None
     if mid is None or not hasattr(os, "fork"):
         return scan(fd, state, start)
-    import pickle
-
     rfd, wfd = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: read the second half, send the state, never return
@@ -201,9 +162,16 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
             os.close(rfd)
             other = UsageState(state.tz, state.since, state.until)
             other.tot_log = {}
-            result = scan(fd, other, mid)
-            payload = pickle.dumps((other, result), protocol=pickle.HIGHEST_PROTOCOL)
-            view = memoryview(payload)
+            other.rid_index = state.rid_index  # our copy: ids from before this read
+            before = len(other.rid_index.new)
+            end, tail = scan(fd, other, mid, resolve=False)
+            own = RidIndex()
+            own.new = other.rid_index.new[before:]
+            lengths, blob = own.to_bytes()
+            meta = {"state": other.to_json(), "end": end, "tail": tail,
+                    "replaced": other.replaced, "rids": lengths,
+                    "tot_log": [[*key, offsets] for key, offsets in other.tot_log.items()]}
+            view = memoryview(_dumps(meta) + b"\n" + blob)
             while view:
                 view = view[os.write(wfd, view):]
             code = 0
@@ -212,20 +180,26 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
     os.close(wfd)
     try:
         scan(fd, state, start, mid)
+        state.freeze()  # while the child finishes
         payload = _read_all(rfd)
     finally:
         os.close(rfd)
         _, status = os.waitpid(pid, 0)
     if status != 0 or not payload:
         return scan(fd, state, mid)  # the child failed: read that half here
-    other, result = pickle.loads(payload)
-    state.merge(other, lambda off: record_at(fd, off))
-    end, tail = result
-    return int(end), bool(tail)
+    nl = payload.index(b"\n")
+    meta = _loads(payload[:nl])
+    other = UsageState.from_json(meta["state"], state.tz)
+    other.tot_log = {(tuple(ukey), model): offsets
+                     for ukey, model, offsets in meta["tot_log"]}
+    other.replaced = meta["replaced"]
+    other.rid_index = RidIndex(meta["rids"], payload[nl + 1:])
+    state.merge(other, lambda off: record_at(fd, off), mid)
+    return int(meta["end"]), bool(meta["tail"])
 
 
 def _load_cache(path: Path, identity: tuple[int, int], size: int, fd: int,
-                tz: tzinfo | None) -> tuple[UsageState, int, bytes] | None:
+                tz: tzinfo | None) -> tuple[UsageState, int] | None:
     try:
         data = path.read_bytes()
     except OSError:
@@ -241,51 +215,18 @@ def _load_cache(path: Path, identity: tuple[int, int], size: int, fd: int,
                 or meta["checks"] != _checks(fd, offset)):
             return None
         state = UsageState.from_json(meta["state"], tz)
-        count = int(meta["rids"])
+        state.rid_index = RidIndex(meta["rids"], data[end + 1:])  # parsed when first used
     except (ValueError, KeyError, TypeError, IndexError, OSError):
         return None
-    rid_bytes = data[end + 1:]
-    if len(rid_bytes) != 16 * count:
-        return None
-    return state, offset, rid_bytes
-
-
-def _rid_index(rid_bytes: bytes) -> RidIndex:
-    half = len(rid_bytes) // 2
-    hashes, values = array("Q"), array("Q")
-    hashes.frombytes(rid_bytes[:half])
-    values.frombytes(rid_bytes[half:])
-    return RidIndex(hashes, values)
-
-
-class _LazyRids:
-    """The cached request-id index, parsed on the first lookup."""
-
-    def __init__(self, rid_bytes: bytes) -> None:
-        self.rid_bytes = rid_bytes
-        self.index: RidIndex | None = None
-
-    def get(self, h: int) -> int | None:
-        if self.index is None:
-            self.index = _rid_index(self.rid_bytes)
-        return self.index.get(h)
+    return state, offset
 
 
 def _save_cache(path: Path, state: UsageState, identity: tuple[int, int], offset: int,
-                fd: int, old_rids: bytes | _LazyRids | None) -> None:
+                fd: int) -> None:
     state.seal()
-    if isinstance(old_rids, _LazyRids) and old_rids.index is None and not state.hashed:
-        rid_bytes = old_rids.rid_bytes
-    else:
-        if isinstance(old_rids, _LazyRids):
-            base = old_rids.index or _rid_index(old_rids.rid_bytes)
-        else:
-            base = RidIndex(array("Q"), array("Q"))
-        merged = base.merged(state.hashed)
-        rid_bytes = merged.hashes.tobytes() + merged.values.tobytes()
+    lengths, rid_bytes = state.rid_index.to_bytes()
     meta = {"identity": list(identity), "offset": offset, "byteorder": sys.byteorder,
-            "checks": _checks(fd, offset), "rids": len(rid_bytes) // 16,
-            "state": state.to_json()}
+            "checks": _checks(fd, offset), "rids": lengths, "state": state.to_json()}
     payload = MAGIC + _dumps(meta) + b"\n" + rid_bytes
     tmp = None
     try:
@@ -333,11 +274,8 @@ def load_state(journal: Path, *, use_cache: bool = True, tz: tzinfo | None = Non
         cached = None
         if use_cache and not windowed:
             cached = _load_cache(cpath, identity, st.st_size, fd, tz)
-        old_rids: _LazyRids | None = None
         if cached is not None:
-            state, start, rid_bytes = cached
-            old_rids = _LazyRids(rid_bytes)
-            state.rid_base = old_rids
+            state, start = cached
         else:
             state, start = UsageState(tz, since, until), 0
         # Reading creates many small objects that all live on: the cyclic garbage
@@ -353,7 +291,7 @@ def load_state(journal: Path, *, use_cache: bool = True, tz: tzinfo | None = Non
         # time; and never when the journal was rotated while we read it.
         if (use_cache and not windowed and (cached is None or end - start > _REWRITE)
                 and file_identity(journal) == identity):
-            _save_cache(cpath, state, identity, end, fd, old_rids)
+            _save_cache(cpath, state, identity, end, fd)
         return state
     finally:
         os.close(fd)

@@ -607,3 +607,33 @@ def test_the_hot_loop_gives_what_one_record_at_a_time_gives(tmp_path: Path, seed
     # The same records as journal lines, decoded by the fast decoder.
     j = write(tmp_path / "j.jsonl", records)
     assert report_json(report(j, dims=dims, use_cache=False), dims[3:]) == expected
+
+
+def test_a_parallel_read_after_the_rollup_sees_the_request_ids_before_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The second process of a parallel read must know the request ids the rollup
+    # holds: a request seen again must not count twice, and a better source that
+    # comes later must take back what the rollup counted.
+    old = [rec("2026-07-01T10:00:00.000Z", session=f"s{k % 3}", i=10 + k, request_id=f"r{k}")
+           for k in range(60)]
+    new: list[UsageRecord | str] = []
+    for k in range(200):
+        ts = "2026-07-02T10:00:00.000Z"
+        if k % 4 == 0:  # the same request again, from an exact source: replaces the old one
+            new.append(rec(ts, session="o", source="otel", i=1000 + k, request_id=f"r{k % 60}"))
+        elif k % 4 == 1:  # again from the screen: counted already
+            new.append(rec(ts, session="p", i=5000 + k, request_id=f"r{k % 60}"))
+        else:
+            new.append(rec(ts, session=f"n{k % 5}", i=k, request_id=f"new{k}"))
+    j = write(tmp_path / "j.jsonl", old)
+    dims = [("session",)]
+    assert report(j, dims=dims).total.input_tokens == sum(10 + k for k in range(60))
+    write(j, new, mode="a")
+    expected = report_json(report(j, dims=dims, use_cache=False))
+    monkeypatch.setattr(rollup, "_PARALLEL", 1)
+    monkeypatch.setattr(rollup, "_REWRITE", 1)
+    size = j.stat().st_size
+    monkeypatch.setattr(rollup, "_line_start_after",
+                        lambda fd, pos, real=rollup._line_start_after: real(fd, size - 4000))
+    assert report_json(report(j, dims=dims)) == expected
+    assert report_json(report(j, dims=dims)) == expected  # from the rollup it wrote
