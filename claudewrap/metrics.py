@@ -71,7 +71,7 @@ _COMPACT_EVERY = 600.0
 _OLD = "-"  # the bucket "day" of usage before the retention (sorts before any minute)
 _CHECK = 4096
 _REWRITE = 1 << 20  # new journal bytes worth rewriting the state cache for
-_MAGIC = b"claudewrap-metrics 2\n"  # 2: request ids in segments
+_MAGIC = b"claudewrap-metrics 3\n"  # 3: request ids as text, in segments
 _COUNTERS_VERSION = 1
 
 Key = tuple[str, ...]
@@ -531,7 +531,7 @@ class JournalMetrics:
                 return
             state = MinuteState.from_json(meta["state"])
             assert isinstance(state, MinuteState)
-            state.rid_index = RidIndex(meta["rids"], data[end + 1:])
+            state.rid_index = RidIndex(meta["rids"], memoryview(data)[end + 1:])
         except (ValueError, KeyError, TypeError, IndexError, OSError):
             return
         state.compact(now, force=True)

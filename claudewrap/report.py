@@ -44,9 +44,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
-from functools import partial
-from itertools import repeat
-from operator import attrgetter, methodcaller
+from operator import attrgetter
 from typing import Any
 
 from claudewrap.pricing import Price, PriceTable, default_table
@@ -129,22 +127,6 @@ _IN, _OUT, _CR, _CW, _COST = (attrgetter(f) for f in (
     "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd"))
 
 
-_encode = methodcaller("encode", "utf-8", "surrogatepass")
-_blake2b_8 = partial(hashlib.blake2b, digest_size=8)
-_digest = methodcaller("digest")
-
-
-def _hashes(request_ids: Iterable[str]) -> Iterator[int]:
-    """:func:`rid_hash` of each request id, at C speed."""
-    return map(int.from_bytes, map(_digest, map(_blake2b_8, map(_encode, request_ids))),
-               repeat(_BYTEORDER))
-
-
-def rid_hash(request_id: str) -> int:
-    """A stable 64-bit hash of a request id (the rollup stores these, not the ids)."""
-    return next(_hashes((request_id,)))
-
-
 def _line_starts(block: bytes, base: int) -> list[int]:
     """The offset of each line of ``block`` (read at ``base``), and where the next begins."""
     starts = [base]
@@ -160,84 +142,105 @@ def _line_starts(block: bytes, base: int) -> list[int]:
 _MAX_SEGMENTS = 8
 
 
-class RidIndex:
-    """Request-id hashes (:func:`rid_hash`) -> ``offset << 3 | priority``, in sorted segments.
+def _id_bytes(request_id: str) -> bytes:
+    """A request id as the index stores it (UTF-8; one with a newline by its digest)."""
+    if "\n" in request_id:
+        return b"#" + hashlib.blake2b(request_id.encode("utf-8", "surrogatepass")).hexdigest(
+            ).encode()
+    return request_id.encode("utf-8", "surrogatepass")
 
-    Each :meth:`add` (UsageState.seal) makes a segment: two arrays, sorted by
-    hash. A hash may be in several segments; the newest holds its value (the
-    request as rule 1 counts it). Segments loaded from bytes stay bytes until
-    the first lookup, and are written back as they came.
-    """
 
-    def __init__(self, lengths: Sequence[int] = (), blob: bytes = b"") -> None:
-        if len(blob) != 16 * sum(lengths):
-            raise ValueError("request-id index of the wrong size")
-        self._lazy: tuple[list[int], bytes] | None = (list(lengths), blob) if lengths else None
-        self._loaded: list[tuple[array[int], array[int]]] = []
-        self.new: list[tuple[array[int], array[int]]] = []  # segments added since
+class _Segment:
+    """Request ids in sorted order (``blob``: one per line) and their values."""
 
-    def __bool__(self) -> bool:
-        return bool(self._lazy or self._loaded or self.new)
+    __slots__ = ("_keys", "blob", "values")
+
+    def __init__(self, blob: bytes | memoryview, values: array[int]) -> None:
+        self.blob = blob  # a view into what was read, until split
+        self.values = values
+        self._keys: list[bytes] | None = None
 
     @property
-    def segments(self) -> list[tuple[array[int], array[int]]]:
-        """All segments, oldest first."""
-        if self._lazy is not None:
-            lengths, blob = self._lazy
-            pos = 0
-            for n in lengths:
-                hashes, values = array("Q"), array("Q")
-                hashes.frombytes(blob[pos:pos + 8 * n])
-                values.frombytes(blob[pos + 8 * n:pos + 16 * n])
-                self._loaded.append((hashes, values))
-                pos += 16 * n
-            self._lazy = None
-        return self._loaded + self.new
+    def keys(self) -> list[bytes]:
+        if self._keys is None:
+            self._keys = bytes(self.blob).split(b"\n") if self.values else []
+        return self._keys
 
-    def get(self, h: int) -> int | None:
-        for hashes, values in reversed(self.segments):
-            i = bisect_left(hashes, h)
-            if i < len(hashes) and hashes[i] == h:
-                return values[i]
+    def find(self, key: bytes) -> int:
+        """The position of ``key``, or -1."""
+        keys = self.keys
+        i = bisect_left(keys, key)
+        return i if i < len(keys) and keys[i] == key else -1
+
+
+class RidIndex:
+    """Request ids -> ``offset << 3 | priority``, in sorted segments.
+
+    Each :meth:`add` (UsageState.seal) makes a segment. An id may be in
+    several segments; the newest holds its value (the request as rule 1
+    counts it). The ids are kept as text: sorting them costs less than hashing
+    them, and no two ids can be taken for one. Segments read from bytes are
+    split when first looked into, and written back as they came.
+    """
+
+    def __init__(self, sizes: Sequence[Sequence[int]] = (), data: bytes | memoryview = b""
+                 ) -> None:
+        self.segments: list[_Segment] = []
+        data = memoryview(data)
+        pos = 0
+        for count, blob_len in sizes:
+            values = array("Q")
+            values.frombytes(data[pos + blob_len:pos + blob_len + 8 * count])
+            if len(values) != count:
+                raise ValueError("request-id index cut short")
+            self.segments.append(_Segment(data[pos:pos + blob_len], values))
+            pos += blob_len + 8 * count
+        if pos != len(data):
+            raise ValueError("request-id index of the wrong size")
+        self.base = len(self.segments)  # segments read, the rest added since
+
+    def __bool__(self) -> bool:
+        return bool(self.segments)
+
+    def get(self, request_id: str) -> int | None:
+        return self.get_key(_id_bytes(request_id))
+
+    def get_key(self, key: bytes) -> int | None:
+        for seg in reversed(self.segments):
+            i = seg.find(key)
+            if i >= 0:
+                return seg.values[i]
         return None
 
-    def add(self, new: dict[int, int]) -> None:
+    def add(self, new: dict[str, int]) -> None:
         """A segment of ``new`` (newer than all before)."""
-        keys = sorted(new)
-        hashes, values = array("Q"), array("Q")
-        hashes.fromlist(keys)
-        values.fromlist(list(map(new.__getitem__, keys)))
-        self.new.append((hashes, values))
+        ids = sorted(new)
+        values = array("Q")
+        values.fromlist(list(map(new.__getitem__, ids)))
+        blob = "\n".join(ids).encode("utf-8", "surrogatepass")
+        if blob.count(b"\n") != max(len(ids) - 1, 0):  # an id with a newline (rare)
+            pairs = sorted((_id_bytes(i), v) for i, v in zip(ids, values))
+            blob = b"\n".join(k for k, _ in pairs)
+            values = array("Q", [v for _, v in pairs])
+        self.segments.append(_Segment(blob, values))
 
-    def set(self, h: int, value: int) -> None:
-        """Give ``h`` the value ``value`` in the newest segment that has it."""
-        for hashes, values in reversed(self.segments):
-            i = bisect_left(hashes, h)
-            if i < len(hashes) and hashes[i] == h:
-                values[i] = value
-                return
-        raise KeyError(h)
+    def to_bytes(self) -> tuple[list[list[int]], bytes]:
+        """``(sizes, bytes)``: what ``RidIndex(sizes, data)`` reads back.
 
-    def to_bytes(self) -> tuple[list[int], bytes]:
-        """``(segment lengths, bytes)``: what ``RidIndex(lengths, blob)`` reads back."""
-        if self._lazy is not None and len(self._lazy[0]) + len(self.new) <= _MAX_SEGMENTS:
-            lengths, blob = list(self._lazy[0]), self._lazy[1]
-            segments = self.new
-        else:
-            lengths, blob = [], b""
-            segments = self.segments
-            if len(segments) > _MAX_SEGMENTS:  # one again: newer values win
-                merged: dict[int, int] = {}
-                for hashes, values in segments:
-                    merged.update(zip(hashes, values))
-                self._lazy, self._loaded, self.new = None, [], []
-                self.add(merged)
-                segments = self.new
-        parts = [blob]
-        for hashes, values in segments:
-            lengths.append(len(hashes))
-            parts += (hashes.tobytes(), values.tobytes())
-        return lengths, b"".join(parts)
+        Too many segments are made one first (newer values win).
+        """
+        if len(self.segments) > _MAX_SEGMENTS:
+            merged: dict[bytes, int] = {}
+            for seg in self.segments:
+                merged.update(zip(seg.keys, seg.values))
+            keys = sorted(merged)
+            values = array("Q")
+            values.fromlist(list(map(merged.__getitem__, keys)))
+            self.segments = [_Segment(b"\n".join(keys), values)]
+            self.base = 1
+        sizes = [[len(seg.values), len(seg.blob)] for seg in self.segments]
+        return sizes, b"".join(part for seg in self.segments
+                               for part in (seg.blob, seg.values.tobytes()))
 
 
 def utc_iso(when: datetime) -> str:
@@ -597,7 +600,7 @@ class UsageState:
             if rid:
                 prev = rids.get(rid)
                 if prev is None and rid_index is not None:
-                    prev = rid_index.get(rid_hash(rid))
+                    prev = rid_index.get(rid)
                 if prev is not None:
                     if prio <= prev & 7:
                         continue  # the same request, already counted from a source as good
@@ -629,11 +632,10 @@ class UsageState:
     def seal(self) -> None:
         """Move the request ids fed so far into :attr:`rid_index`, as a new segment.
 
-        Feeding keys request ids by their text, which costs nothing more; they
-        are hashed once here, where the rollup needs them.
+        A segment is sorted once here, where the rollup needs it.
         """
         if self.rids:
-            self.rid_index.add(dict(zip(_hashes(self.rids), self.rids.values())))
+            self.rid_index.add(self.rids)
             self.rids = {}
 
     @staticmethod
@@ -721,7 +723,7 @@ class UsageState:
         for off in other.replaced:
             r = fetch(off)
             if (off < start and r is not None and r.request_id
-                    and rid_hash(r.request_id) in our_ids):
+                    and _id_bytes(r.request_id) in our_ids):
                 # A record from before this read that a request of our part had
                 # already met (and replaced, or lost to): rule 1 between our part
                 # and theirs was settled above.
@@ -744,31 +746,31 @@ class UsageState:
             self.stats.good, self.stats.skipped, self.stats.first_bad_lines = kept
 
     def _merge_rids(self, other: UsageState, fetch: Callable[[int], UsageRecord | None]
-                    ) -> set[int]:
+                    ) -> set[bytes]:
         """Rule 1 between our new request ids and ``other``'s; theirs become our newest.
 
-        Returns the hashes of our new request ids.
+        Returns our new request ids (as the index keeps them).
         """
         self.seal()
         other.seal()
         theirs = other.rid_index.segments  # other's own: none from before this read
         index = self.rid_index
-        ours: set[int] = set()
-        for hashes, _ in index.new:
-            ours.update(hashes)
+        ours: set[bytes] = set()
+        for seg in index.segments[index.base:]:
+            ours.update(seg.keys)
         if ours and theirs:
-            for hashes, values in theirs:
-                for h in ours.intersection(hashes):
-                    prev = index.get(h)
+            for seg in theirs:
+                for key in ours.intersection(seg.keys):
+                    prev = index.get_key(key)
                     assert prev is not None
-                    i = bisect_left(hashes, h)
-                    value = values[i]
+                    i = seg.find(key)
+                    value = seg.values[i]
                     if value & 7 > prev & 7:
                         self._take_back(fetch(prev >> 3))
                     else:
                         self._take_back(fetch(value >> 3))
-                        values[i] = prev  # the newest segment holds the value that counts
-        index.new.extend(theirs)
+                        seg.values[i] = prev  # the newest segment holds the value that counts
+        index.segments.extend(theirs)
         return ours
 
     def freeze(self) -> None:
@@ -1210,4 +1212,4 @@ def report_json(report: Report, extra_dims: Iterable[tuple[str, ...]] = ()) -> d
 
 __all__ = ["DIMENSIONS", "STANDARD_GROUPS", "Filters", "Report", "Row", "UsageState",
            "effective_records", "estimated_cost", "make_report", "parse_dimension", "period_days",
-           "report_json", "rid_hash", "summarize", "tz_signature", "utc_iso", "week_of"]
+           "report_json", "summarize", "tz_signature", "utc_iso", "week_of"]

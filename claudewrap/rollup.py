@@ -15,9 +15,9 @@ covered part was (rewritten), another format or time resolution: any mismatch
 means a full re-read. Estimated costs are not cached; they are priced at report
 time, so a changed price file takes effect at once.
 
-Request-id hashes (rule 1 of report.py) are stored after the JSON part as the
-segments of a :class:`claudewrap.report.RidIndex` (sorted arrays), only parsed
-when new lines carry request ids.
+Request ids (rule 1 of report.py) are stored after the JSON part as the
+segments of a :class:`claudewrap.report.RidIndex` (sorted ids and their
+values), only split when new lines carry request ids.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def _loads(data: bytes) -> Any:
 
     return json.loads(data)
 
-MAGIC = b"claudewrap-rollup 3\n"  # 3: request ids in segments
+MAGIC = b"claudewrap-rollup 4\n"  # 4: request ids as text, in segments
 SUFFIX = ".rollup"
 # Small reads keep the decoded objects of a block in the CPU cache: 128 KiB reads
 # are 16% faster than 8 MiB ones (1M-record bench). Long lines grow the read.
@@ -163,10 +163,10 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
             other = UsageState(state.tz, state.since, state.until)
             other.tot_log = {}
             other.rid_index = state.rid_index  # our copy: ids from before this read
-            before = len(other.rid_index.new)
+            before = len(other.rid_index.segments)
             end, tail = scan(fd, other, mid, resolve=False)
             own = RidIndex()
-            own.new = other.rid_index.new[before:]
+            own.segments = other.rid_index.segments[before:]
             lengths, blob = own.to_bytes()
             meta = {"state": other.to_json(), "end": end, "tail": tail,
                     "replaced": other.replaced, "rids": lengths,
@@ -193,7 +193,7 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
     other.tot_log = {(tuple(ukey), model): offsets
                      for ukey, model, offsets in meta["tot_log"]}
     other.replaced = meta["replaced"]
-    other.rid_index = RidIndex(meta["rids"], payload[nl + 1:])
+    other.rid_index = RidIndex(meta["rids"], memoryview(payload)[nl + 1:])
     state.merge(other, lambda off: record_at(fd, off), mid)
     return int(meta["end"]), bool(meta["tail"])
 
@@ -215,7 +215,7 @@ def _load_cache(path: Path, identity: tuple[int, int], size: int, fd: int,
                 or meta["checks"] != _checks(fd, offset)):
             return None
         state = UsageState.from_json(meta["state"], tz)
-        state.rid_index = RidIndex(meta["rids"], data[end + 1:])  # parsed when first used
+        state.rid_index = RidIndex(meta["rids"], memoryview(data)[end + 1:])  # split when used
     except (ValueError, KeyError, TypeError, IndexError, OSError):
         return None
     return state, offset

@@ -637,3 +637,19 @@ def test_a_parallel_read_after_the_rollup_sees_the_request_ids_before_it(
                         lambda fd, pos, real=rollup._line_start_after: real(fd, size - 4000))
     assert report_json(report(j, dims=dims)) == expected
     assert report_json(report(j, dims=dims)) == expected  # from the rollup it wrote
+
+
+def test_odd_request_ids_count_once_through_the_rollup(tmp_path: Path) -> None:
+    # The rollup keeps request ids as text, one per line: an id with a newline,
+    # or beyond ASCII, must still be found again.
+    ids = ["req_1", "a\nb", "a", "b", "ré-ü", "日本", "z" * 300]
+    first = [rec("2026-07-01T10:00:00.000Z", session="p", i=1, request_id=r) for r in ids]
+    j = write(tmp_path / "j.jsonl", first)
+    assert report(j).total.input_tokens == len(ids)
+    # Seen again from the screen (counted already) and from OTel (better: replaces).
+    write(j, [rec("2026-07-02T10:00:00.000Z", session="q", i=100, request_id=r) for r in ids]
+          + [rec("2026-07-02T10:00:00.000Z", session="o", source="otel", i=10, request_id=r)
+             for r in ids[:3]], mode="a")
+    expected = report_json(report(j, dims=[("session",)], use_cache=False))
+    assert expected["total"]["input_tokens"] == (len(ids) - 3) + 3 * 10
+    assert report_json(report(j, dims=[("session",)])) == expected
