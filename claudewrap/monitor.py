@@ -29,6 +29,7 @@ from claudewrap.budget import Budget, Standing, standings
 from claudewrap.journal import parse_line
 from claudewrap.records import UsageRecord
 from claudewrap.report import Filters, Row, UsageState, make_report, summarize, utc_iso
+from claudewrap.rollup import fetcher
 from claudewrap.tail import JournalTail
 
 TAIL_SEED_BYTES = 1 << 20  # how much of the journal's end seeds the token rate
@@ -116,7 +117,7 @@ class Monitor:
         if not chunk.data:
             return
         self._state.feed_block(chunk.data, chunk.base)
-        self._state.resolve(self._tail.line_at)
+        self._state.resolve(fetcher(self._tail.fd, self._state))
         cut = utc_iso(now - self.window)
         if chunk.base == 0 and len(chunk.data) > TAIL_SEED_BYTES:
             self._seed(chunk.data, chunk.base, cut)

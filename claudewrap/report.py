@@ -44,7 +44,8 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
-from operator import attrgetter
+from itertools import repeat
+from operator import add, attrgetter
 from typing import Any
 
 from claudewrap.pricing import Price, PriceTable, default_table
@@ -127,19 +128,8 @@ _IN, _OUT, _CR, _CW, _COST = (attrgetter(f) for f in (
     "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd"))
 
 
-def _line_starts(block: bytes, base: int) -> list[int]:
-    """The offset of each line of ``block`` (read at ``base``), and where the next begins."""
-    starts = [base]
-    add = starts.append
-    find = block.find
-    pos = find(b"\n") + 1
-    while pos:
-        add(base + pos)
-        pos = find(b"\n", pos) + 1
-    return starts
-
-
 _MAX_SEGMENTS = 8
+_MARK_EVERY = 64 << 10  # bytes between two marks (where a line starts)
 
 
 def _id_bytes(request_id: str) -> bytes:
@@ -360,7 +350,11 @@ class UsageState:
         # Request ids fed since the last seal() -> offset << 3 | priority.
         self.rids: dict[str, int] = {}
         self.rid_index = RidIndex()  # the request ids before: sealed, or from the rollup
-        self.replaced: list[int] = []  # offsets of records that a better source replaced
+        self.replaced: list[int] = []  # positions of records that a better source replaced
+        # Line numbers and the byte offsets where they start, one at least every
+        # _MARK_EVERY bytes fed (see feed_block).
+        self.marks: tuple[list[int], list[int]] = ([], [])
+        self._fed_end = -1
         self.stats = ScanStats()
         self._kept: dict[int, UsageRecord] = {}  # rid records when there is no file
         # Offsets of total records per (unit, model), kept by a parallel reader (rollup.py).
@@ -398,19 +392,22 @@ class UsageState:
     def feed_block(self, block: bytes, base: int) -> None:
         """Feed complete journal lines (``block`` ends with a newline) starting at byte ``base``.
 
-        Records that a better source replaced are taken back by :meth:`resolve`,
-        which the caller runs with a way to re-read a line.
+        A record's position (:attr:`rids`, :attr:`replaced`, :attr:`tot_log`) is
+        its line number; :attr:`marks` say where some lines start, so that
+        :func:`claudewrap.rollup.fetcher` can find a line again. Records that a
+        better source replaced are taken back by :meth:`resolve`, which the
+        caller runs with a way to re-read a line.
         """
-        offsets: Sequence[int]
-        if b'"request_id"' in block or self.tot_log is not None:
-            offsets = _line_starts(block, base)
-            count = len(offsets) - 1
-        else:
-            count = block.count(b"\n")
-            offsets = range(base, base + count)  # unused: no request ids here
+        count = block.count(b"\n")
         first = self.stats.lines
         self.stats.lines += count
-        self._feed(self._decode_block(block, count, first), first, offsets)
+        lines, offsets = self.marks
+        if not offsets or base != self._fed_end or base - offsets[-1] >= _MARK_EVERY:
+            lines.append(first + 1)
+            offsets.append(base)
+        self._fed_end = base + len(block)
+        self._feed(self._decode_block(block, count, first), first,
+                   range(first + 1, first + count + 1))
 
     def _decode_block(self, block: bytes, count: int, first: int) -> list[Any]:
         """The records of ``count`` lines (None for a bad or blank line, counted)."""
@@ -470,8 +467,8 @@ class UsageState:
             unit = self.units[ukey] = Unit.from_saved(unit)
         return [session, source, cs, approx, unit, ukey, 1 if approx else _PRIORITY.get(source, 2)]
 
-    def _feed(self, objs: list[Any], first: int, offsets: Sequence[int]) -> None:
-        """The hot loop: one pass over parsed lines, ``offsets[n]`` where line ``n`` starts.
+    def _feed(self, objs: list[Any], first: int, positions: Sequence[int]) -> None:
+        """The hot loop: one pass over parsed lines; ``positions[n]``: line ``n``'s position.
 
         Consecutive records mostly belong to the same unit, attribution and
         bucket, so the last ones are kept at hand: comparing a few fields is
@@ -560,7 +557,7 @@ class UsageState:
                     cost = 0.0
                 unit.has_total = True
                 if tot_log is not None:
-                    tot_log.setdefault((ukey, model), []).append(offsets[n])
+                    tot_log.setdefault((ukey, model), []).append(positions[n])
                 mx = unit.tot_max.get(model)
                 if mx is None:
                     mx = unit.tot_max[model] = [0, 0, 0, 0, 0.0]
@@ -605,7 +602,7 @@ class UsageState:
                     if prio <= prev & 7:
                         continue  # the same request, already counted from a source as good
                     replaced.append(prev >> 3)
-                rids[rid] = (offsets[n] << 3) | prio
+                rids[rid] = (positions[n] << 3) | prio
             if not (unit is b_unit and day is b_day and aid == b_aid and printed is b_printed
                     and model == b_model):
                 bkey = (model, day, aid, printed)
@@ -657,11 +654,12 @@ class UsageState:
     def resolve(self, fetch: Callable[[int], UsageRecord | None]) -> None:
         """Take back the records that a better source replaced.
 
-        ``fetch(offset)`` returns the record at ``offset``: a byte offset for
-        :meth:`feed_block`, a line number for :meth:`add_records`.
+        ``fetch(position)`` returns the record at that position (a line number),
+        called in increasing order.
         """
-        while self.replaced:
-            self._take_back(fetch(self.replaced.pop()))
+        replaced, self.replaced = self.replaced, []
+        for position in sorted(replaced):
+            self._take_back(fetch(position))
 
     def _take_back(self, r: UsageRecord | None) -> None:
         if r is not None:
@@ -669,16 +667,25 @@ class UsageState:
         if r is not None:
             self._subtract(r)
 
-    def merge(self, other: UsageState, fetch: Callable[[int], UsageRecord | None],
-              start: int) -> None:
+    def merge(self, other: UsageState, fetch: Callable[[int], UsageRecord | None]) -> None:
         """Add ``other``, the state of the journal lines that follow ours (rollup.py).
 
         ``other`` must have been fed with :attr:`tot_log` on (a running total
         whose session is in both parts is fed again from our running maximum),
         seeing our request ids from before this read, and then be given an
         :attr:`rid_index` of its own ids only; its :attr:`replaced` are resolved
-        here. Its lines begin at byte ``start``; ``fetch(offset)`` re-reads a line.
+        here. Its positions (line numbers) follow ours; ``fetch(position)``
+        re-reads a line, once our marks include ``other``'s.
         """
+        shift = self.stats.lines  # other's line 1 is our line shift + 1
+        for seg in other.rid_index.segments:
+            seg.values = array("Q", map(add, seg.values, repeat(shift << 3)))
+        other.replaced = [p + shift for p in other.replaced]
+        if other.tot_log is not None:
+            other.tot_log = {k: [p + shift for p in v] for k, v in other.tot_log.items()}
+        self.marks[0].extend(line + shift for line in other.marks[0])
+        self.marks[1].extend(other.marks[1])
+        self._fed_end = -1
         remap = []
         for akey in other.attrs:
             aid = self._attr_ids.get(akey)
@@ -720,9 +727,9 @@ class UsageState:
                         for j in range(6):
                             have[j] += vec[j]
         our_ids = self._merge_rids(other, fetch)
-        for off in other.replaced:
-            r = fetch(off)
-            if (off < start and r is not None and r.request_id
+        for position in sorted(other.replaced):
+            r = fetch(position)
+            if (position <= shift and r is not None and r.request_id
                     and _id_bytes(r.request_id) in our_ids):
                 # A record from before this read that a request of our part had
                 # already met (and replaced, or lost to): rule 1 between our part
@@ -730,7 +737,7 @@ class UsageState:
                 continue
             self._take_back(r)
         other.replaced = []
-        base = self.stats.lines
+        base = shift
         self.stats.lines += other.stats.lines
         self.stats.good += other.stats.good
         self.stats.skipped += other.stats.skipped
@@ -738,11 +745,11 @@ class UsageState:
             base + n for n in other.stats.first_bad_lines])[:_MAX_BAD_LINES]
         if straddling:
             assert other.tot_log is not None
-            offsets = sorted(off for key in straddling for off in other.tot_log[key])
-            recs = [fetch(off) for off in offsets]
+            positions = sorted(p for key in straddling for p in other.tot_log[key])
+            recs = [fetch(p) for p in positions]
             kept = (self.stats.good, self.stats.skipped, list(self.stats.first_bad_lines))
             self._feed([r for r in recs if r is not None],
-                       0, [o for o, r in zip(offsets, recs) if r is not None])
+                       0, [p for p, r in zip(positions, recs) if r is not None])
             self.stats.good, self.stats.skipped, self.stats.first_bad_lines = kept
 
     def _merge_rids(self, other: UsageState, fetch: Callable[[int], UsageRecord | None]
@@ -845,6 +852,7 @@ class UsageState:
                             for u in self.units.values()],
             "stats": [self.stats.lines, self.stats.good, self.stats.skipped,
                       self.stats.first_bad_lines],
+            "marks": self.marks,
         }
 
     @classmethod
@@ -860,6 +868,8 @@ class UsageState:
         state.units = dict(zip(map(tuple, data["unit_keys"]), data["unit_bodies"]))
         lines, good, skipped, first_bad = data["stats"]
         state.stats = ScanStats(lines, good, skipped, list(first_bad))
+        mark_lines, mark_offsets = data["marks"]
+        state.marks = (list(mark_lines), list(mark_offsets))
         return state
 
 

@@ -28,11 +28,14 @@ import os
 import stat
 import sys
 import tempfile
+from bisect import bisect_right
+from collections.abc import Callable
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
 from claudewrap.journal import JournalError, file_identity, record_at
+from claudewrap.records import UsageRecord
 from claudewrap.report import RidIndex, UsageState
 
 try:
@@ -56,7 +59,7 @@ def _loads(data: bytes) -> Any:
 
     return json.loads(data)
 
-MAGIC = b"claudewrap-rollup 4\n"  # 4: request ids as text, in segments
+MAGIC = b"claudewrap-rollup 5\n"  # 5: positions are line numbers, with marks
 SUFFIX = ".rollup"
 # Small reads keep the decoded objects of a block in the CPU cache: 128 KiB reads
 # are 16% faster than 8 MiB ones (1M-record bench). Long lines grow the read.
@@ -123,9 +126,45 @@ def scan(fd: int, state: UsageState, start: int, stop: int | None = None,
             carry = b""
             skipping = True
     if resolve and state.replaced:
-        state.resolve(lambda off: record_at(fd, off))
+        state.resolve(fetcher(fd, state))
     state.seal()
     return offset, bool(carry) or skipping
+
+
+def fetcher(fd: int | None, state: UsageState) -> Callable[[int], UsageRecord | None]:
+    """``fetch(line number)``: the record on that line of the journal ``state`` was fed
+    from (open on ``fd``), found from the nearest of its marks; None if it is not
+    there or not valid. Calls in increasing order go on from the last one.
+    """
+    lines, offsets = state.marks
+    cursor = [0, -1]  # a line number and where it starts
+
+    def fetch(line: int) -> UsageRecord | None:
+        i = bisect_right(lines, line) - 1
+        if fd is None or i < 0:
+            return None
+        at_line, at = lines[i], offsets[i]
+        if at_line <= cursor[0] <= line:
+            at_line, at = cursor
+        skip = line - at_line
+        while skip:
+            chunk = os.pread(fd, _BLOCK, at)
+            if not chunk:
+                return None
+            n = chunk.count(b"\n")
+            if n < skip:
+                skip -= n
+                at += len(chunk)
+                continue
+            pos = -1
+            for _ in range(skip):
+                pos = chunk.index(b"\n", pos + 1)
+            at += pos + 1
+            skip = 0
+        cursor[0], cursor[1] = line, at
+        return record_at(fd, at)
+
+    return fetch
 
 
 def _line_start_after(fd: int, pos: int) -> int | None:
@@ -194,7 +233,7 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
                      for ukey, model, offsets in meta["tot_log"]}
     other.replaced = meta["replaced"]
     other.rid_index = RidIndex(meta["rids"], memoryview(payload)[nl + 1:])
-    state.merge(other, lambda off: record_at(fd, off), mid)
+    state.merge(other, fetcher(fd, state))
     return int(meta["end"]), bool(meta["tail"])
 
 
@@ -297,4 +336,4 @@ def load_state(journal: Path, *, use_cache: bool = True, tz: tzinfo | None = Non
         os.close(fd)
 
 
-__all__ = ["RidIndex", "cache_path", "load_state", "scan"]
+__all__ = ["RidIndex", "cache_path", "fetcher", "load_state", "scan"]

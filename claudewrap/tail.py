@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from claudewrap.journal import parse_line, record_at
+from claudewrap.journal import parse_line
 from claudewrap.records import UsageRecord
 
 _BLOCK = 8 << 20
@@ -66,7 +66,7 @@ class JournalTail:
 
     @property
     def fd(self) -> int | None:
-        """The open journal (for re-reading a line by offset), or None."""
+        """The open journal (for re-reading a line), or None."""
         return self._fd
 
     def _reopen(self) -> bool:
@@ -115,12 +115,6 @@ class JournalTail:
         cut = data.rfind(b"\n") + 1
         self.offset = base + cut
         return Chunk(reset, base, data[:cut])
-
-    def line_at(self, offset: int) -> UsageRecord | None:
-        """The record whose line starts at ``offset`` (for UsageState.resolve)."""
-        if self._fd is None:
-            return None
-        return record_at(self._fd, offset)
 
 
 def _line_end_before(fd: int, size: int) -> int:

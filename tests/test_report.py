@@ -653,3 +653,45 @@ def test_odd_request_ids_count_once_through_the_rollup(tmp_path: Path) -> None:
     expected = report_json(report(j, dims=[("session",)], use_cache=False))
     assert expected["total"]["input_tokens"] == (len(ids) - 3) + 3 * 10
     assert report_json(report(j, dims=[("session",)])) == expected
+
+
+@pytest.mark.parametrize("block", [64, 1000, 128 << 10])
+def test_fetcher_finds_every_line_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        block: int) -> None:
+    # Positions are line numbers; the state marks where some lines start and
+    # rollup.fetcher counts lines from the nearest mark: with lines longer than a
+    # read, blank and bad lines, and reads in any order.
+    import random
+
+    from claudewrap import report as report_module
+
+    monkeypatch.setattr(rollup, "_BLOCK", block)
+    monkeypatch.setattr(report_module, "_MARK_EVERY", 300)
+    items: list[UsageRecord | str] = []
+    for k in range(120):
+        if k % 17 == 5:
+            items.append("not json")
+        elif k % 23 == 7:
+            items.append("")
+        else:
+            items.append(rec("2026-07-01T10:00:00.000Z", session=f"s{k}" + "x" * (k * 37 % 900),
+                             i=k))
+    j = write(tmp_path / "j.jsonl", items)
+    state = UsageState(UTC)
+    fd = os.open(j, os.O_RDONLY)
+    try:
+        rollup.scan(fd, state, 0)
+        assert state.stats.lines == len(items)
+        assert len(state.marks[0]) > 3 or block > j.stat().st_size
+        expected = {n: (item.input_tokens if isinstance(item, UsageRecord) else None)
+                    for n, item in enumerate(items, 1)}
+        fetch = rollup.fetcher(fd, state)
+        got = {n: getattr(fetch(n), "input_tokens", None) for n in range(1, len(items) + 1)}
+        assert got == expected
+        order = list(expected)
+        random.Random(block).shuffle(order)
+        fetch = rollup.fetcher(fd, state)
+        assert {n: getattr(fetch(n), "input_tokens", None) for n in order} == expected
+        assert fetch(len(items) + 1) is None
+    finally:
+        os.close(fd)
