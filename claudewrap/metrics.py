@@ -71,7 +71,7 @@ _COMPACT_EVERY = 600.0
 _OLD = "-"  # the bucket "day" of usage before the retention (sorts before any minute)
 _CHECK = 4096
 _REWRITE = 1 << 20  # new journal bytes worth rewriting the state cache for
-_MAGIC = b"claudewrap-metrics 4\n"  # 4: positions are line numbers, with marks
+_MAGIC = b"claudewrap-metrics 5\n"  # 5: request ids with where each starts
 _COUNTERS_VERSION = 1
 
 Key = tuple[str, ...]

@@ -34,6 +34,7 @@ be saved by :mod:`claudewrap.rollup` and continued with new journal lines.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -42,9 +43,10 @@ import time
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
-from itertools import repeat
+from itertools import accumulate, repeat
 from operator import add, attrgetter
 from typing import Any
 
@@ -141,14 +143,36 @@ def _id_bytes(request_id: str) -> bytes:
 
 
 class _Segment:
-    """Request ids in sorted order (``blob``: one per line) and their values."""
+    """Request ids in sorted order (``blob``: one per line), where each starts, and values.
 
-    __slots__ = ("_keys", "blob", "values")
+    ``starts`` has one more entry than there are ids: where the next would
+    start. A lookup bisects over them: a handful of slices, nothing split.
+    """
 
-    def __init__(self, blob: bytes | memoryview, values: array[int]) -> None:
-        self.blob = blob  # a view into what was read, until split
+    __slots__ = ("_keys", "blob", "starts", "values")
+
+    def __init__(self, blob: bytes | memoryview, starts: array[int], values: array[int]
+                 ) -> None:
+        self.blob = blob  # a view into what was read, until looked into
+        self.starts = starts
         self.values = values
         self._keys: list[bytes] | None = None
+
+    @classmethod
+    def of(cls, ids: Sequence[str | bytes], values: array[int]) -> _Segment:
+        """The segment of sorted ``ids``; ValueError if one has a newline."""
+        if ids and isinstance(ids[0], str):
+            joined = "\n".join(ids)  # type: ignore[arg-type]
+            blob = joined.encode("utf-8", "surrogatepass")
+            ascii_only = len(blob) == len(joined)
+        else:
+            blob = b"\n".join(ids)  # type: ignore[arg-type]
+            ascii_only = True
+        if blob.count(b"\n") != max(len(ids) - 1, 0):
+            raise ValueError("a request id with a newline")
+        lengths = map(len, ids) if ascii_only else map(len, blob.split(b"\n"))
+        starts = array("Q", accumulate(map(add, lengths, repeat(1)), initial=0))
+        return cls(blob, starts, values)
 
     @property
     def keys(self) -> list[bytes]:
@@ -158,9 +182,16 @@ class _Segment:
 
     def find(self, key: bytes) -> int:
         """The position of ``key``, or -1."""
-        keys = self.keys
-        i = bisect_left(keys, key)
-        return i if i < len(keys) and keys[i] == key else -1
+        if self._keys is not None:
+            keys = self._keys
+            i = bisect_left(keys, key)
+            return i if i < len(keys) and keys[i] == key else -1
+        if isinstance(self.blob, memoryview):
+            self.blob = self.blob.tobytes()
+        blob, starts = self.blob, self.starts
+        i = bisect_left(range(len(self.values)), key,
+                        key=lambda j: blob[starts[j]:starts[j + 1] - 1])
+        return i if i < len(self.values) and blob[starts[i]:starts[i + 1] - 1] == key else -1
 
 
 class RidIndex:
@@ -179,12 +210,14 @@ class RidIndex:
         data = memoryview(data)
         pos = 0
         for count, blob_len in sizes:
-            values = array("Q")
-            values.frombytes(data[pos + blob_len:pos + blob_len + 8 * count])
-            if len(values) != count:
+            starts, values = array("Q"), array("Q")
+            at = pos + blob_len
+            starts.frombytes(data[at:at + 8 * (count + 1)])
+            values.frombytes(data[at + 8 * (count + 1):at + 8 * (2 * count + 1)])
+            if len(values) != count or starts[-1] != blob_len + 1:
                 raise ValueError("request-id index cut short")
-            self.segments.append(_Segment(data[pos:pos + blob_len], values))
-            pos += blob_len + 8 * count
+            self.segments.append(_Segment(data[pos:pos + blob_len], starts, values))
+            pos = at + 8 * (2 * count + 1)
         if pos != len(data):
             raise ValueError("request-id index of the wrong size")
         self.base = len(self.segments)  # segments read, the rest added since
@@ -207,12 +240,12 @@ class RidIndex:
         ids = sorted(new)
         values = array("Q")
         values.fromlist(list(map(new.__getitem__, ids)))
-        blob = "\n".join(ids).encode("utf-8", "surrogatepass")
-        if blob.count(b"\n") != max(len(ids) - 1, 0):  # an id with a newline (rare)
+        try:
+            self.segments.append(_Segment.of(ids, values))
+        except ValueError:  # an id with a newline (rare): stored by its digest
             pairs = sorted((_id_bytes(i), v) for i, v in zip(ids, values))
-            blob = b"\n".join(k for k, _ in pairs)
-            values = array("Q", [v for _, v in pairs])
-        self.segments.append(_Segment(blob, values))
+            self.segments.append(_Segment.of([k for k, _ in pairs],
+                                             array("Q", [v for _, v in pairs])))
 
     def to_bytes(self) -> tuple[list[list[int]], bytes]:
         """``(sizes, bytes)``: what ``RidIndex(sizes, data)`` reads back.
@@ -226,11 +259,28 @@ class RidIndex:
             keys = sorted(merged)
             values = array("Q")
             values.fromlist(list(map(merged.__getitem__, keys)))
-            self.segments = [_Segment(b"\n".join(keys), values)]
+            self.segments = [_Segment.of(keys, values)]
             self.base = 1
         sizes = [[len(seg.values), len(seg.blob)] for seg in self.segments]
-        return sizes, b"".join(part for seg in self.segments
-                               for part in (seg.blob, seg.values.tobytes()))
+        return sizes, b"".join(part for seg in self.segments for part in (
+            seg.blob, seg.starts.tobytes(), seg.values.tobytes()))
+
+
+@contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """Leave the cyclic garbage collector off inside (as it was after).
+
+    A state is hundreds of thousands of small lists that all live on: the
+    collector would only walk them again and again (30-50 ms a report).
+    Reference counting still frees everything.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def utc_iso(when: datetime) -> str:

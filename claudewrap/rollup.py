@@ -22,7 +22,6 @@ values), only split when new lines carry request ids.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import os
 import stat
@@ -36,7 +35,7 @@ from typing import Any
 
 from claudewrap.journal import JournalError, file_identity, record_at
 from claudewrap.records import UsageRecord
-from claudewrap.report import RidIndex, UsageState
+from claudewrap.report import RidIndex, UsageState, no_cyclic_gc
 
 try:
     import msgspec
@@ -59,7 +58,7 @@ def _loads(data: bytes) -> Any:
 
     return json.loads(data)
 
-MAGIC = b"claudewrap-rollup 5\n"  # 5: positions are line numbers, with marks
+MAGIC = b"claudewrap-rollup 6\n"  # 6: request ids with where each starts
 SUFFIX = ".rollup"
 # Small reads keep the decoded objects of a block in the CPU cache: 128 KiB reads
 # are 16% faster than 8 MiB ones (1M-record bench). Long lines grow the read.
@@ -284,6 +283,24 @@ def _save_cache(path: Path, state: UsageState, identity: tuple[int, int], offset
                 pass
 
 
+def _load_state(fd: int, journal: Path, identity: tuple[int, int], size: int,
+                use_cache: bool, tz: tzinfo | None, since: str | None,
+                until: str | None) -> UsageState:
+    cpath = cache_path(journal)
+    cached = _load_cache(cpath, identity, size, fd, tz) if use_cache else None
+    if cached is not None:
+        state, start = cached
+    else:
+        state, start = UsageState(tz, since, until), 0
+    end, _ = scan_parallel(fd, state, start, size)
+    # Rewriting the rollup costs more than reading a few new lines again next
+    # time; and never when the journal was rotated while we read it.
+    if (use_cache and (cached is None or end - start > _REWRITE)
+            and file_identity(journal) == identity):
+        _save_cache(cpath, state, identity, end, fd)
+    return state
+
+
 def load_state(journal: Path, *, use_cache: bool = True, tz: tzinfo | None = None,
                since: str | None = None, until: str | None = None) -> UsageState:
     """The state of the whole journal: from the rollup plus new lines when it can.
@@ -309,29 +326,9 @@ def load_state(journal: Path, *, use_cache: bool = True, tz: tzinfo | None = Non
                                f" choose another file with --journal",
                                reason="not a regular file")
         identity = (st.st_dev, st.st_ino)
-        cpath = cache_path(journal)
-        cached = None
-        if use_cache and not windowed:
-            cached = _load_cache(cpath, identity, st.st_size, fd, tz)
-        if cached is not None:
-            state, start = cached
-        else:
-            state, start = UsageState(tz, since, until), 0
-        # Reading creates many small objects that all live on: the cyclic garbage
-        # collector would only walk them again and again.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            end, _ = scan_parallel(fd, state, start, st.st_size)
-        finally:
-            if collecting:
-                gc.enable()
-        # Rewriting the rollup costs more than reading a few new lines again next
-        # time; and never when the journal was rotated while we read it.
-        if (use_cache and not windowed and (cached is None or end - start > _REWRITE)
-                and file_identity(journal) == identity):
-            _save_cache(cpath, state, identity, end, fd)
-        return state
+        with no_cyclic_gc():
+            return _load_state(fd, journal, identity, st.st_size, use_cache and not windowed,
+                               tz, since, until)
     finally:
         os.close(fd)
 

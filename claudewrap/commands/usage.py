@@ -26,6 +26,7 @@ from claudewrap.report import (
     Report,
     Row,
     make_report,
+    no_cyclic_gc,
     parse_dimension,
     report_json,
     utc_iso,
@@ -352,16 +353,17 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
     from claudewrap.rollup import load_state
 
     path = resolve_path(journal)
-    try:
-        table = default_table()
-        state = load_state(
-            path, use_cache=not no_cache, tz=tz,
-            since=utc_iso(since_w.at) if windowed and since_w else None,
-            until=utc_iso(until_w.at) if windowed and until_w else None)
-    except (JournalError, PriceFileError) as exc:
-        raise click.ClickException(str(exc)) from None
-    report = make_report(state, dims=groupings, filters=filters, table=table,
-                         count_sessions=bool(as_json or as_csv or dims))
+    with no_cyclic_gc():
+        try:
+            table = default_table()
+            state = load_state(
+                path, use_cache=not no_cache, tz=tz,
+                since=utc_iso(since_w.at) if windowed and since_w else None,
+                until=utc_iso(until_w.at) if windowed and until_w else None)
+        except (JournalError, PriceFileError) as exc:
+            raise click.ClickException(str(exc)) from None
+        report = make_report(state, dims=groupings, filters=filters, table=table,
+                             count_sessions=bool(as_json or as_csv or dims))
     _warn_skipped(report.skipped_lines, report.first_bad_lines)
     if as_json:
         extra: list[tuple[str, ...]] = [(d,) for d in dims if (d,) not in STANDARD_GROUPS]
