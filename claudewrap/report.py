@@ -221,6 +221,16 @@ class RidIndex:
         if pos != len(data):
             raise ValueError("request-id index of the wrong size")
         self.base = len(self.segments)  # segments read, the rest added since
+        self._new_ids: tuple[int, set[bytes]] = (0, set())
+
+    def new_ids(self) -> set[bytes]:
+        """The ids of the segments added since the index was read."""
+        if self._new_ids[0] != len(self.segments):
+            ids: set[bytes] = set()
+            for seg in self.segments[self.base:]:
+                ids.update(seg.keys)
+            self._new_ids = (len(self.segments), ids)
+        return self._new_ids[1]
 
     def __bool__(self) -> bool:
         return bool(self.segments)
@@ -420,10 +430,34 @@ class UsageState:
         key = ts[:self._prefix]
         day = self._days.get(key)
         if day is None:
-            when = datetime.fromisoformat(ts[:19] + "+00:00")
-            local = when.astimezone(self.tz) if self.tz is not None else when.astimezone()
-            day = self._days[key] = local.strftime("%Y-%m-%d")
+            if self._prefix == 13:  # whole-hour zones: the 24 hours of that UTC date at once
+                self._fill_date(ts[:10])
+                day = self._days.get(key)
+            if day is None:
+                day = self._days[key] = self._local(
+                    datetime.fromisoformat(ts[:19] + "+00:00")).strftime("%Y-%m-%d")
         return day
+
+    def _local(self, when: datetime) -> datetime:
+        return when.astimezone(self.tz) if self.tz is not None else when.astimezone()
+
+    def _fill_date(self, utc_date: str) -> None:
+        """Memoise the local date of each hour of a UTC date, when the zone's offset
+        is the same all that day (two conversions, not 24; else each hour on its own)."""
+        try:
+            midnight = datetime.fromisoformat(utc_date + "T00:00:00+00:00")
+        except ValueError:
+            return
+        offset = self._local(midnight).utcoffset()
+        if offset is None or self._local(midnight + timedelta(hours=23)).utcoffset() != offset:
+            return
+        names: dict[date, str] = {}
+        for hour in range(24):
+            local = (midnight + timedelta(hours=hour) + offset).date()
+            name = names.get(local)
+            if name is None:
+                name = names[local] = local.isoformat()
+            self._days[f"{utc_date}T{hour:02d}"] = name
 
     # --- feeding ----------------------------------------------------------------
 
@@ -537,7 +571,7 @@ class UsageState:
         day_of = self.day
         tot_log = self.tot_log
         context = self._context
-        good = 0
+        bad = self.stats.skipped
         # The last unit (its context from _context, unpacked) and the one before.
         u_session: Any = None
         u_source: Any = None
@@ -553,7 +587,7 @@ class UsageState:
         b_day: Any = None
         b_aid: Any = None
         b_printed: Any = None
-        b_list: Any = None
+        b_add: Any = None  # its list's append
         pending: dict[int, tuple[Vec, list[Any], bool]] = {}
         for n, r in enumerate(objs):
             if r is None:
@@ -595,7 +629,6 @@ class UsageState:
                     aid = attr_ids[akey] = len(attrs)
                     attrs.append(akey)
                 unit.last = (project, host, pane, tags, aid)
-            good += 1
             if until is not None and ts >= until:
                 continue
             cost = r.cost_usd
@@ -664,8 +697,8 @@ class UsageState:
                 if entry is None:
                     entry = pending[id(vec)] = (vec, [], printed)
                 b_unit, b_model, b_day, b_aid, b_printed = unit, model, day, aid, printed
-                b_list = entry[1]
-            b_list.append(r)
+                b_add = entry[1].append
+            b_add(r)
         for vec, recs, printed in pending.values():
             vec[0] += len(recs)
             vec[1] += sum(map(_IN, recs))
@@ -674,7 +707,8 @@ class UsageState:
             vec[4] += sum(map(_CW, recs))
             if printed:
                 vec[5] += sum(map(_COST, recs))
-        self.stats.good += good
+        # Good: every record, less those that were not (None, or counted bad above).
+        self.stats.good += len(objs) - objs.count(None) - (self.stats.skipped - bad)
 
     def seal(self) -> None:
         """Move the request ids fed so far into :attr:`rid_index`, as a new segment.
@@ -812,9 +846,7 @@ class UsageState:
         other.seal()
         theirs = other.rid_index.segments  # other's own: none from before this read
         index = self.rid_index
-        ours: set[bytes] = set()
-        for seg in index.segments[index.base:]:
-            ours.update(seg.keys)
+        ours = index.new_ids()
         if ours and theirs:
             for seg in theirs:
                 for key in ours.intersection(seg.keys):
@@ -831,7 +863,10 @@ class UsageState:
         return ours
 
     def freeze(self) -> None:
-        """Put every unit in its saved form (what :meth:`to_json` and reports read fastest)."""
+        """Put every unit in its saved form (what :meth:`to_json` and reports read fastest),
+        and list the request ids added since the rollup (what :meth:`merge` compares)."""
+        self.seal()
+        self.rid_index.new_ids()
         units = self.units
         for key, unit in units.items():
             if isinstance(unit, Unit):

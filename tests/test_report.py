@@ -695,3 +695,21 @@ def test_fetcher_finds_every_line_again(tmp_path: Path, monkeypatch: pytest.Monk
         assert fetch(len(items) + 1) is None
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe",
+                                  "Asia/Kolkata", "UTC"])
+def test_local_days_of_every_hour_across_daylight_saving_changes(zone: str) -> None:
+    # UsageState.day() memoises a whole UTC date at once when the zone's offset
+    # is the same all that day: every hour must still get the date a direct
+    # conversion gives, on the days the clocks change too.
+    from datetime import timedelta
+
+    tz = ZoneInfo(zone)
+    state = UsageState(tz)
+    for start in (datetime(2026, 3, 25, tzinfo=UTC), datetime(2026, 10, 1, tzinfo=UTC),
+                  datetime(2026, 11, 28, tzinfo=UTC)):
+        for hour in range(24 * 10):
+            when = start + timedelta(hours=hour, minutes=59)
+            ts = when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            assert state.day(ts) == when.astimezone(tz).strftime("%Y-%m-%d"), ts
