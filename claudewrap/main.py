@@ -19,7 +19,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         _run(args[2:])  # returns only when click should say what went wrong
     from claudewrap.cli import main as click_main
 
-    click_main(args)
+    if args[:1] not in (["usage"], ["stats"]):
+        click_main(args)
+        return
+    # A report leaves a big state in memory (commands/usage.py keeps it):
+    # freeing it object by object costs more than the report; leave at once.
+    try:
+        click_main(args)
+    except SystemExit as exc:
+        from claudewrap import runner
+
+        code = exc.code
+        if isinstance(code, str):
+            sys.stderr.write(code + "\n")
+        runner.exit_now(code if isinstance(code, int) else (0 if code is None else 1))
 
 
 def _run(claude_args: list[str]) -> None:
