@@ -258,7 +258,12 @@ class RidIndex:
                                              array("Q", [v for _, v in pairs])))
 
     def to_bytes(self) -> tuple[list[list[int]], bytes]:
-        """``(sizes, bytes)``: what ``RidIndex(sizes, data)`` reads back.
+        """``(sizes, bytes)``: what ``RidIndex(sizes, data)`` reads back."""
+        sizes, parts = self.to_parts()
+        return sizes, b"".join(parts)
+
+    def to_parts(self) -> tuple[list[list[int]], list[bytes | memoryview]]:
+        """:meth:`to_bytes` in parts (to be written one after the other).
 
         Too many segments are made one first (newer values win).
         """
@@ -272,8 +277,8 @@ class RidIndex:
             self.segments = [_Segment.of(keys, values)]
             self.base = 1
         sizes = [[len(seg.values), len(seg.blob)] for seg in self.segments]
-        return sizes, b"".join(part for seg in self.segments for part in (
-            seg.blob, seg.starts.tobytes(), seg.values.tobytes()))
+        return sizes, [part for seg in self.segments for part in (
+            seg.blob, memoryview(seg.starts).cast("B"), memoryview(seg.values).cast("B"))]
 
 
 @contextmanager
@@ -1119,6 +1124,16 @@ def estimated_cost(prices: dict[Any, Price | None], table: PriceTable, model: An
     return cost, 0
 
 
+def _full_price(prices: dict[Any, Price | None], table: PriceTable, model: Any) -> bool:
+    """Whether ``model`` has every rate (its cost is then linear in the tokens)."""
+    if model in prices:
+        price = prices[model]
+    else:
+        price = prices[model] = table.lookup(model)
+    return price is not None and None not in (price.input, price.output, price.cache_read,
+                                              price.cache_write_5m)
+
+
 _BY_MODEL = ("model",)
 _BY_PROJECT = ("project",)
 
@@ -1152,6 +1167,10 @@ def make_report(state: UsageState, *, dims: Iterable[tuple[str, ...]] = (),
         # The common reports (the default table, budgets, status): sum rows into
         # a few cells (model, project, which periods) first, then the cells into
         # the report; far fewer additions than every row into every target.
+        # Cell: [in, out, cr, cw, cost, estimated, unpriced, records, and the tokens
+        # of rows to price: in, out, cr, cw]. A model with every rate is priced once
+        # a cell (the price is linear); others row by row (a missing rate makes a
+        # row's cost unknown only if it has such tokens).
         cells: dict[tuple[Any, Any, int], list[Any]] = {}
         for _unit, row in state.buckets():
             model, day, aid, printed, n, i, o, cr, cw, cost = row
@@ -1160,26 +1179,35 @@ def make_report(state: UsageState, *, dims: Iterable[tuple[str, ...]] = (),
             attrs = attrs_list[aid]
             if check and not _matches(filters, model, attrs):
                 continue
-            est = 0.0
-            unpriced = 0
-            if not printed:
-                cost, unpriced = estimated_cost(prices, table, model, n, i, o, cr, cw)
-                est = cost
             when = (4 if day >= p_month else 0) | (2 if day >= p_week else 0) | (
                 1 if day >= p_today else 0)
             ckey = (model, attrs[0], when)
             v = cells.get(ckey)
             if v is None:
-                cells[ckey] = [i, o, cr, cw, cost, est, unpriced, n]
-            else:
-                v[0] += i
-                v[1] += o
-                v[2] += cr
-                v[3] += cw
+                v = cells[ckey] = [0, 0, 0, 0, 0.0, 0.0, 0, 0, 0, 0, 0, 0]
+            v[0] += i
+            v[1] += o
+            v[2] += cr
+            v[3] += cw
+            v[7] += n
+            if printed:
                 v[4] += cost
-                v[5] += est
+            elif _full_price(prices, table, model):
+                v[8] += i
+                v[9] += o
+                v[10] += cr
+                v[11] += cw
+            else:
+                cost, unpriced = estimated_cost(prices, table, model, n, i, o, cr, cw)
+                v[4] += cost
+                v[5] += cost
                 v[6] += unpriced
-                v[7] += n
+        for (model, _project, _when), v in cells.items():
+            if v[8] or v[9] or v[10] or v[11]:
+                cost, _ = estimated_cost(prices, table, model, 0, v[8], v[9], v[10], v[11])
+                v[4] += cost
+                v[5] += cost
+            del v[8:]
         for (model, project, when), cv in cells.items():
             targets = [a_total]
             if when & 4:

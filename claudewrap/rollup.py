@@ -26,7 +26,7 @@ import hashlib
 import os
 import stat
 import sys
-import tempfile
+import time
 from bisect import bisect_right
 from collections.abc import Callable
 from datetime import tzinfo
@@ -262,25 +262,29 @@ def _load_cache(path: Path, identity: tuple[int, int], size: int, fd: int,
 def _save_cache(path: Path, state: UsageState, identity: tuple[int, int], offset: int,
                 fd: int) -> None:
     state.seal()
-    lengths, rid_bytes = state.rid_index.to_bytes()
+    sizes, rid_parts = state.rid_index.to_parts()
     meta = {"identity": list(identity), "offset": offset, "byteorder": sys.byteorder,
-            "checks": _checks(fd, offset), "rids": lengths, "state": state.to_json()}
-    payload = MAGIC + _dumps(meta) + b"\n" + rid_bytes
-    tmp = None
+            "checks": _checks(fd, offset), "rids": sizes, "state": state.to_json()}
+    # Written part by part (no copy of the whole), to a new file moved in place.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     try:
-        fd_tmp, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd_tmp, "wb") as f:  # mkstemp makes it 0600
-            f.write(payload)
-        os.replace(tmp, path)
-        tmp = None
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except OSError:
-        pass  # a cache that cannot be written only costs speed
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        return  # a cache that cannot be written only costs speed
+    try:
+        try:
+            for part in (MAGIC, _dumps(meta), b"\n", *rid_parts):
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(out, view):]
+        finally:
+            os.close(out)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def _load_state(fd: int, journal: Path, identity: tuple[int, int], size: int,

@@ -713,3 +713,49 @@ def test_local_days_of_every_hour_across_daylight_saving_changes(zone: str) -> N
             when = start + timedelta(hours=hour, minutes=59)
             ts = when.strftime("%Y-%m-%dT%H:%M:%S.000Z")
             assert state.day(ts) == when.astimezone(tz).strftime("%Y-%m-%d"), ts
+
+
+def test_a_rollup_that_cannot_be_written_costs_nothing_but_speed(tmp_path: Path) -> None:
+    # The rollup's place is taken by a folder: the report is right, nothing is
+    # left behind, and the next report reads the whole journal again.
+    j = _journal_for_rollup(tmp_path / "j.jsonl", 30)
+    expected = _numbers(j, use_cache=False)
+    rollup.cache_path(j).mkdir()
+    assert _numbers(j) == expected
+    assert _numbers(j) == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["j.jsonl", "j.jsonl.rollup"]
+
+
+def test_the_default_report_prices_cells_as_the_general_report_prices_rows() -> None:
+    # make_report's fast path (model and project only) prices a cell of rows at
+    # once when the model has every rate, row by row otherwise; the general path
+    # prices every row. Both must agree, with a model missing a rate too.
+    import random
+
+    table = PriceTable({"full": Price("full", 3.0, 15.0, 3.75, 6.0, 0.3),
+                        "part": Price("part", 1.0, 5.0, None, None, None)})
+    rnd = random.Random(7)
+    records = [rec(f"2026-07-0{1 + k % 3}T10:00:00.000Z", session=f"s{k % 4}",
+                   model=rnd.choice(("full", "part", "nope", None)), i=rnd.randrange(0, 900),
+                   o=rnd.randrange(0, 90), cr=rnd.choice((0, 0, 50)), cw=rnd.choice((0, 7)),
+                   cost=rnd.choice((None, None, 0.125)), project=rnd.choice(("p", "q")))
+               for k in range(300)]
+    state = UsageState(UTC)
+    state.add_records(records)
+    fast = make_report(state, dims=[("model",), ("project",)], table=table,
+                       count_sessions=False, today=date(2026, 7, 2))
+    general = make_report(state, dims=[("model",), ("project",), ("day",)], table=table,
+                          count_sessions=False, today=date(2026, 7, 2))
+
+    def numbers(row: Any) -> tuple[Any, ...]:
+        return (*tokens(row), row.records, row.unpriced_records,
+                pytest.approx(row.cost_usd), pytest.approx(row.cost_estimated_usd))
+
+    assert numbers(fast.total) == numbers(general.total)
+    assert fast.total.unpriced_records > 0 and fast.total.cost_estimated_usd > 0
+    for name in fast.periods:
+        assert numbers(fast.periods[name]) == numbers(general.periods[name])
+    for dim in (("model",), ("project",)):
+        assert fast.groups[dim].keys() == general.groups[dim].keys()
+        for key, row in fast.groups[dim].items():
+            assert numbers(row) == numbers(general.groups[dim][key])
