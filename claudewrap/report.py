@@ -35,7 +35,6 @@ be saved by :mod:`claudewrap.rollup` and continued with new journal lines.
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 import sys
@@ -137,6 +136,8 @@ _MARK_EVERY = 64 << 10  # bytes between two marks (where a line starts)
 def _id_bytes(request_id: str) -> bytes:
     """A request id as the index stores it (UTF-8; one with a newline by its digest)."""
     if "\n" in request_id:
+        import hashlib
+
         return b"#" + hashlib.blake2b(request_id.encode("utf-8", "surrogatepass")).hexdigest(
             ).encode()
     return request_id.encode("utf-8", "surrogatepass")
@@ -770,8 +771,6 @@ class UsageState:
         for seg in other.rid_index.segments:
             seg.values = array("Q", map(add, seg.values, repeat(shift << 3)))
         other.replaced = [p + shift for p in other.replaced]
-        if other.tot_log is not None:
-            other.tot_log = {k: [p + shift for p in v] for k, v in other.tot_log.items()}
         self.marks[0].extend(line + shift for line in other.marks[0])
         self.marks[1].extend(other.marks[1])
         self._fed_end = -1
@@ -834,7 +833,7 @@ class UsageState:
             base + n for n in other.stats.first_bad_lines])[:_MAX_BAD_LINES]
         if straddling:
             assert other.tot_log is not None
-            positions = sorted(p for key in straddling for p in other.tot_log[key])
+            positions = sorted(p + shift for key in straddling for p in other.tot_log[key])
             recs = [fetch(p) for p in positions]
             kept = (self.stats.good, self.stats.skipped, list(self.stats.first_bad_lines))
             self._feed([r for r in recs if r is not None],
