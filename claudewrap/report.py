@@ -196,7 +196,7 @@ class _Segment:
 
 
 class RidIndex:
-    """Request ids -> ``offset << 3 | priority``, in sorted segments.
+    """Request ids -> ``position << 3 | priority`` (position: the line number), in sorted segments.
 
     Each :meth:`add` (UsageState.seal) makes a segment. An id may be in
     several segments; the newest holds its value (the request as rule 1
@@ -215,7 +215,7 @@ class RidIndex:
             at = pos + blob_len
             starts.frombytes(data[at:at + 8 * (count + 1)])
             values.frombytes(data[at + 8 * (count + 1):at + 8 * (2 * count + 1)])
-            if len(values) != count or starts[-1] != blob_len + 1:
+            if len(values) != count or starts[-1] != (blob_len + 1 if count else 0):
                 raise ValueError("request-id index cut short")
             self.segments.append(_Segment(data[pos:pos + blob_len], starts, values))
             pos = at + 8 * (2 * count + 1)
@@ -413,7 +413,7 @@ class UsageState:
         self.units: dict[UnitKey, Unit | list[Any]] = {}
         self.attrs: list[tuple[Any, ...]] = []  # (project, host, pane, tags-tuple)
         self._attr_ids: dict[tuple[Any, ...], int] = {}
-        # Request ids fed since the last seal() -> offset << 3 | priority.
+        # Request ids fed since the last seal() -> position << 3 | priority.
         self.rids: dict[str, int] = {}
         self.rid_index = RidIndex()  # the request ids before: sealed, or from the rollup
         self.replaced: list[int] = []  # positions of records that a better source replaced

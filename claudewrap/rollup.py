@@ -22,10 +22,6 @@ values), only split when new lines carry request ids.
 
 from __future__ import annotations
 
-try:  # hashlib itself would load OpenSSL first (2.5 ms of every report)
-    from _blake2 import blake2b
-except ImportError:  # pragma: no cover - a Python without the built-in module
-    from hashlib import blake2b
 import os
 import stat
 import sys
@@ -39,6 +35,11 @@ from typing import Any
 from claudewrap.journal import JournalError, file_identity, record_at
 from claudewrap.records import UsageRecord
 from claudewrap.report import RidIndex, UsageState, no_cyclic_gc
+
+try:  # hashlib itself would load OpenSSL first (2.5 ms of every report)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - a Python without the built-in module
+    from hashlib import blake2b
 
 try:
     import msgspec
