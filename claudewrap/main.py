@@ -2,13 +2,16 @@
 
 `claudewrap run [-- ARGS]`, the launch path that the shell's `claude` takes
 every time, goes straight to :func:`claudewrap.runner.run_claude` without loading
-click: that saves about a third of the wrapper's start-up. Everything else,
-including `run` with options and every error that needs a usage message, goes
-through the click command line in :mod:`claudewrap.cli`.
+click: that saves about a third of the wrapper's start-up. So does `claudewrap
+usage` (or `stats`) without options, what `claude_usage` runs: the same view as
+:mod:`claudewrap.commands.usage` shows, from :mod:`claudewrap.usage_view`.
+Everything else, including `run` with options and every error that needs a
+usage message, goes through the click command line in :mod:`claudewrap.cli`.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -17,6 +20,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["run"] and args[1:2] in ([], ["--"]):
         _run(args[2:])  # returns only when click should say what went wrong
+    if args in (["usage"], ["stats"]):
+        _usage()  # never returns
     from claudewrap.cli import main as click_main
 
     if args[:1] not in (["usage"], ["stats"]):
@@ -49,3 +54,31 @@ def _run(claude_args: list[str]) -> None:
     except (runner.TagError, PatternError):
         return  # raised before anything ran: click reports it with the usage line
     runner.exit_now(outcome.exit_status)
+
+
+def _usage() -> None:
+    """`claudewrap usage` without options, as `claudewrap.commands.usage` shows it
+    (the same errors and exit status); ends the process."""
+    from claudewrap import runner, usage_view
+    from claudewrap.journal import JournalError, resolve_path
+    from claudewrap.pricing import PriceFileError, default_table
+    from claudewrap.report import Filters
+
+    path = resolve_path(None)
+    try:
+        report = usage_view.summary(path, tz=None, use_cache=True, since=None, until=None,
+                                    dims=[("model",), ("project",)], filters=Filters(),
+                                    table=default_table(), count_sessions=False)
+    except (JournalError, PriceFileError) as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        runner.exit_now(1)
+    usage_view.warn_skipped(report.skipped_lines, report.first_bad_lines)
+    color = not os.environ.get("NO_COLOR") and sys.stdout.isatty()
+    text = usage_view.render_default(report, width=usage_view.width(), color=color,
+                                     journal=path)
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `claudewrap usage | head -1`: as click does
+        runner.exit_now(1)
+    runner.exit_now(0)

@@ -279,3 +279,72 @@ def test_export_json_lines_and_csv(env: Path) -> None:
     assert len(rows) == 5
     assert rows[0]["tags"] == "agent=coordinator" and rows[0]["cost_usd"] == "0.25"
     assert rows[2]["kind"] == "total" and rows[2]["approximate"] == "true"
+
+
+_CLICK_USAGE = "from claudewrap.cli import main; main(['usage'])"
+
+
+def _plain_and_click(journal: Path, extra_env: dict[str, str] | None = None
+                     ) -> tuple[Any, Any]:
+    """`claudewrap usage` as the shell runs it (no options: main.py's click-free view)
+    and the click command with the same (no) options."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+           "CLAUDEWRAP_JOURNAL": str(journal), **(extra_env or {})}
+
+    def one(*args: str) -> Any:
+        return subprocess.run([sys.executable, *args], env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+
+    return one("-m", "claudewrap", "usage"), one("-c", _CLICK_USAGE)
+
+
+def test_plain_usage_is_the_click_commands_view_without_click(env: Path, tmp_path: Path
+                                                               ) -> None:
+    bad_prices = tmp_path / "prices.toml"
+    bad_prices.write_text("[[[")
+    cases: list[tuple[Path, dict[str, str]]] = [
+        (env, {}),  # usage, estimates, a model without a price, a torn line
+        (tmp_path / "none.jsonl", {}),  # nothing yet
+        (tmp_path, {}),  # a folder: cannot be read
+        (env, {"CLAUDEWRAP_PRICES": str(bad_prices)}),
+    ]
+    statuses = []
+    for journal, extra in cases:
+        plain, clicked = _plain_and_click(journal, extra)
+        assert (plain.stdout, plain.stderr, plain.returncode) == (
+            clicked.stdout, clicked.stderr, clicked.returncode), journal
+        statuses.append(plain.returncode)
+    assert statuses == [0, 0, 1, 1]
+
+
+def test_plain_usage_in_a_terminal_matches_click_colours_and_all(env: Path) -> None:
+    import sys
+
+    import pexpect
+
+    child_env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    child_env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    shown = []
+    for args in (["-m", "claudewrap", "usage"], ["-c", _CLICK_USAGE]):
+        child = pexpect.spawn(sys.executable, args, env=child_env, dimensions=(40, 60),
+                              timeout=30)
+        shown.append(child.read())
+        child.close()
+    assert b"\x1b[1m" in shown[0] and b"\x1b[2m" in shown[0]
+    assert shown[0] == shown[1]
+
+
+def test_plain_usage_does_not_load_click(env: Path) -> None:
+    import subprocess
+    import sys
+
+    env_vars = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "claudewrap", "usage"],
+                         env=env_vars, capture_output=True, text=True, timeout=60, check=True)
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines()
+              if line.startswith("import time:")}
+    assert "claudewrap.usage_view" in loaded and "claudewrap.rollup" in loaded
+    assert not {m for m in loaded if m == "click" or m.startswith("click.")}

@@ -1,0 +1,209 @@
+"""What `claudewrap usage` shows, without click: the summary of a journal and its text.
+
+The click command (:mod:`claudewrap.commands.usage`) and the plain ``usage``
+of :mod:`claudewrap.main` (no options: what ``claude_usage`` runs most) both
+use it; the latter does not load click at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from claudewrap.pricing import PriceTable
+from claudewrap.report import Filters, Report, Row, make_report, no_cyclic_gc
+
+TIME_DIMS = ("day", "week", "month")
+_NUMBER_COLUMNS = ("input", "output", "cache read", "cache write", "cost")
+_TOP = 5
+_STYLES = {"bold": "\x1b[1m", "dim": "\x1b[2m"}  # as click.style writes them
+_RESET = "\x1b[0m"
+
+# The last summary's state and report: freeing a big state object by object costs
+# more than the report (~20 ms at 1M records); the console script ends with
+# os._exit instead (main.py).
+_LAST: list[Any] = []
+
+
+def summary(path: Path, *, tz: Any, use_cache: bool, since: str | None, until: str | None,
+            dims: Sequence[tuple[str, ...]], filters: Filters, table: PriceTable,
+            count_sessions: bool) -> Report:
+    """The report of the journal at ``path`` (JournalError, PriceFileError)."""
+    from claudewrap.rollup import load_state
+
+    with no_cyclic_gc():
+        state = load_state(path, use_cache=use_cache, tz=tz, since=since, until=until)
+        report = make_report(state, dims=dims, filters=filters, table=table,
+                             count_sessions=count_sessions)
+        _LAST[:] = [state, report]
+    return report
+
+
+def warn_skipped(skipped: int, first: list[int]) -> None:
+    if skipped:
+        plural = "" if skipped == 1 else "s"
+        where = f" (first at line {first[0]})" if first else ""
+        sys.stderr.write(f"claudewrap: skipped {skipped} unreadable journal line{plural}"
+                         f"{where}\n")
+        sys.stderr.flush()
+
+
+def width() -> int:
+    """The terminal's columns (80 when not a terminal, 40 at the least)."""
+    try:
+        return max(40, os.get_terminal_size(sys.stdout.fileno()).columns)
+    except (OSError, ValueError, AttributeError):
+        return 80
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def _short(value: int) -> str:
+    for limit, suffix in ((10**9, "G"), (10**6, "M"), (10**4, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.1f}{suffix}"
+    return str(value)
+
+
+def format_cost(row: Row) -> str:
+    """``$1.23``; ``~$1.23`` when part of it is estimated; ``+?`` when some is unpriced."""
+    text = f"${row.cost_usd:,.2f}"
+    if row.cost_estimated_usd > 0:
+        text = "~" + text
+    if row.unpriced_records:
+        text += "+?"
+    return text
+
+
+def _numbers(row: Row, short: bool) -> list[str]:
+    f = _short if short else _n
+    return [f(row.input_tokens), f(row.output_tokens), f(row.cache_read_tokens),
+            f(row.cache_write_tokens), format_cost(row)]
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> list[str]:
+    """Aligned text: the first ``left`` columns left-aligned, the rest right-aligned."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    lines = []
+    for r in [headers, *rows]:
+        cells = [str(c).ljust(w) if i < left else str(c).rjust(w)
+                 for i, (c, w) in enumerate(zip(r, widths))]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def _fit(build: Any, width: int) -> list[str]:
+    lines: list[str] = build(False)
+    if max((len(line) for line in lines), default=0) > width:
+        lines = build(True)
+    return lines
+
+
+class _Out:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+        self.buffer: list[str] = []
+
+    def line(self, text: str = "", **style: bool) -> None:
+        if self.color and style:
+            text = "".join(_STYLES[k] for k, on in style.items() if on) + text + _RESET
+        self.buffer.append(text)
+
+    def text(self) -> str:
+        return "\n".join(self.buffer) + "\n"
+
+
+def _notes(out: _Out, rows: Sequence[Row]) -> None:
+    if any(r.cost_estimated_usd > 0 for r in rows):
+        out.line("~ estimated from list prices where Claude Code printed no cost", dim=True)
+    if any(r.unpriced_records for r in rows):
+        out.line("+? includes models without a known price (add them to prices.toml)",
+                 dim=True)
+
+
+def render_default(report: Report, *, width: int, color: bool, journal: Path) -> str:
+    """The compact view: today, this week, this month, all time; top models and projects."""
+    out = _Out(color)
+    periods = report.periods
+    if periods["all time"].records == 0:
+        out.line(f"No usage recorded yet in {journal}.")
+        return out.text()
+
+    def periods_table(short: bool) -> list[str]:
+        rows = [[name, *_numbers(row, short)] for name, row in periods.items()]
+        return _table(["", *_NUMBER_COLUMNS], rows, 1)
+
+    lines = _fit(periods_table, width)
+    out.line(lines[0], bold=True)
+    for line in lines[1:]:
+        out.line(line)
+    shown = list(periods.values())
+    for dim, title in (("model", "top models"), ("project", "top projects")):
+        rows = sorted(report.groups[(dim,)].items(), key=lambda kv: (-kv[1].cost_usd,
+                                                                     -kv[1].tokens, kv[0]))
+        if not rows:
+            continue
+        top = rows[:_TOP]
+        shown += [r for _, r in top]
+
+        def top_table(short: bool, top: Any = top, title: str = title) -> list[str]:
+            body = [[k[0], (_short if short else _n)(r.tokens), format_cost(r)] for k, r in top]
+            return _table([title, "tokens", "cost"], body, 1)
+
+        out.line()
+        lines = _fit(top_table, width)
+        out.line(lines[0], bold=True)
+        for line in lines[1:]:
+            out.line(line)
+        if len(rows) > _TOP:
+            out.line(f"(and {len(rows) - _TOP} more: --by {dim})", dim=True)
+    _notes(out, shown)
+    return out.text()
+
+
+def _sorted_rows(rows: dict[tuple[str, ...], Row], dims: tuple[str, ...]
+                 ) -> list[tuple[tuple[str, ...], Row]]:
+    if dims[0] in TIME_DIMS:
+        return sorted(rows.items())
+    return sorted(rows.items(), key=lambda kv: (-kv[1].cost_usd, -kv[1].tokens, kv[0]))
+
+
+def render_grouped(report: Report, dims: tuple[str, ...], *, width: int, color: bool) -> str:
+    """One row per group of ``dims``, then the total."""
+    out = _Out(color)
+    items = _sorted_rows(report.groups[dims], dims)
+
+    def build(short: bool) -> list[str]:
+        rows = [[*key, *_numbers(row, short), _n(row.sessions)] for key, row in items]
+        rows.append(["total", *[""] * (len(dims) - 1), *_numbers(report.total, short),
+                     _n(report.total.sessions)])
+        return _table([*dims, *_NUMBER_COLUMNS, "sessions"], rows, len(dims))
+
+    lines = _fit(build, width)
+    out.line(lines[0], bold=True)
+    for line in lines[1:-1]:
+        out.line(line)
+    out.line(lines[-1], bold=True)
+    _notes(out, [report.total])
+    return out.text()
+
+
+CSV_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+              "cost_usd", "cost_estimated_usd", "unpriced_records", "records", "sessions")
+
+
+def render_csv(report: Report, dims: tuple[str, ...]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([*dims, *CSV_FIELDS])
+    for key, row in _sorted_rows(report.groups[dims], dims):
+        data = row.to_json()
+        writer.writerow([*key, *(data[f] for f in CSV_FIELDS)])
+    return buf.getvalue()
