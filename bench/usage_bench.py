@@ -158,7 +158,7 @@ def main() -> None:
     print(f"warm:  {warm * 1000:.0f} ms in-process after 1,000 new records (median of 5;"
           f" target 100 ms;"
           f" {same * 1000:.0f} ms with none), {warm_cmd * 1000:.0f} ms for the whole command"
-          f" ({empty_cmd * 1000:.0f} ms of it is starting Python and click on an empty"
+          f" ({empty_cmd * 1000:.0f} ms of it is starting Python and reading an empty"
           f" journal), peak RSS {warm_rss:.0f} MB")
     os.truncate(journal, size)
     rollup.cache_path(journal).unlink(missing_ok=True)

@@ -32,12 +32,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         click_main(args)
     except SystemExit as exc:
-        from claudewrap import runner
-
         code = exc.code
         if isinstance(code, str):
             sys.stderr.write(code + "\n")
-        runner.exit_now(code if isinstance(code, int) else (0 if code is None else 1))
+        exit_now(code if isinstance(code, int) else (0 if code is None else 1))
 
 
 def _run(claude_args: list[str]) -> None:
@@ -53,13 +51,13 @@ def _run(claude_args: list[str]) -> None:
         sys.exit(exc.status)
     except (runner.TagError, PatternError):
         return  # raised before anything ran: click reports it with the usage line
-    runner.exit_now(outcome.exit_status)
+    exit_now(outcome.exit_status)
 
 
 def _usage() -> None:
     """`claudewrap usage` without options, as `claudewrap.commands.usage` shows it
     (the same errors and exit status); ends the process."""
-    from claudewrap import runner, usage_view
+    from claudewrap import usage_view
     from claudewrap.journal import JournalError, resolve_path
     from claudewrap.pricing import PriceFileError, default_table
     from claudewrap.report import Filters
@@ -71,7 +69,7 @@ def _usage() -> None:
                                     table=default_table(), count_sessions=False)
     except (JournalError, PriceFileError) as exc:
         sys.stderr.write(f"Error: {exc}\n")
-        runner.exit_now(1)
+        exit_now(1)
     usage_view.warn_skipped(report.skipped_lines, report.first_bad_lines)
     color = not os.environ.get("NO_COLOR") and sys.stdout.isatty()
     text = usage_view.render_default(report, width=usage_view.width(), color=color,
@@ -80,5 +78,23 @@ def _usage() -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
     except BrokenPipeError:  # `claudewrap usage | head -1`: as click does
-        runner.exit_now(1)
-    runner.exit_now(0)
+        exit_now(1)
+    exit_now(0)
+
+
+def exit_now(status: int) -> None:
+    """End the process with ``status`` at once (`run`, and a report once printed).
+
+    A run is complete when :func:`claudewrap.runner.run_claude` returns: journal
+    writes are unbuffered and closed, the live marker is gone, the OpenTelemetry
+    thread is joined. What is left of a normal exit is the interpreter tearing
+    down every module, about 5 ms that each `claude` would wait for
+    (``bench/passthrough.py``), and for a report, freeing its state object by
+    object; so flush stdio and leave with ``os._exit``.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    os._exit(status)

@@ -11,7 +11,6 @@ write. Public names are re-exported by :mod:`claudewrap.api`.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Mapping, Sequence
 
 from claudewrap import launcher
@@ -245,23 +244,6 @@ def _budget_alerts(journal: Path, config: str | os.PathLike[str] | None, cap: Ca
             host=cap.attribution.get("host"), config=cfg)
     except Exception as exc:  # noqa: BLE001 - the session is over and fine: say it, go on
         return [f"claudewrap: budget check failed: {exc}"]
-
-
-def exit_now(status: int) -> None:
-    """End the wrapper with ``status`` at once, as `claudewrap run` does.
-
-    The run is complete when :func:`run_claude` returns: journal writes are
-    unbuffered and closed, the live marker is gone, the OpenTelemetry thread
-    is joined. What is left of a normal exit is the interpreter tearing down
-    every module, about 5 ms that each `claude` would wait for
-    (``bench/passthrough.py``); so flush stdio and leave with ``os._exit``.
-    """
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
-    os._exit(status)
 
 
 def _write_line(fd: int, line: str) -> None:

@@ -20,7 +20,7 @@ HEAVY = ("click", "dataclasses", "typing", "inspect", "claudewrap.records",
 
 # Modules the interpreter had before claudewrap (site's .pth files may load
 # typing, say) are not claudewrap's doing.
-# A run ends with os._exit (runner.exit_now), past atexit: report from there.
+# A run ends with os._exit (main.exit_now), past atexit: report from there.
 DRIVER = """
 import os, sys
 heavy = [m for m in {heavy!r} if m not in sys.modules]

@@ -39,8 +39,9 @@ def run(claude_path: str | None, journal_path: str | None, config_path: str | No
     Every byte and keystroke passes through unchanged; the exit status is
     claude's (128+N when a signal N killed it; 127 when claude is not found).
     """
-    from claudewrap import api, runner
+    from claudewrap import api
     from claudewrap.config import PatternError
+    from claudewrap.main import exit_now
 
     try:
         outcome = api.run_claude(claude_args, project=project, tags=tags, journal=journal_path,
@@ -53,4 +54,4 @@ def run(claude_path: str | None, journal_path: str | None, config_path: str | No
         raise click.BadParameter(str(exc), param_hint="--tag") from exc
     except PatternError as exc:
         raise click.UsageError(str(exc)) from exc
-    runner.exit_now(outcome.exit_status)
+    exit_now(outcome.exit_status)
