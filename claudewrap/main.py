@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args[:1] not in (["usage"], ["stats"]):
         click_main(args)
         return
-    # A report leaves a big state in memory (commands/usage.py keeps it):
+    # A report leaves a big state in memory (usage_view keeps it):
     # freeing it object by object costs more than the report; leave at once.
     try:
         click_main(args)

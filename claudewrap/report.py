@@ -423,7 +423,7 @@ class UsageState:
         self._fed_end = -1
         self.stats = ScanStats()
         self._kept: dict[int, UsageRecord] = {}  # rid records when there is no file
-        # Offsets of total records per (unit, model), kept by a parallel reader (rollup.py).
+        # Positions of total records per (unit, model), kept by a parallel reader (rollup.py).
         self.tot_log: dict[tuple[UnitKey, Any], list[int]] | None = None
         # Local day of a UTC timestamp, memoised by hour (by minute in zones whose
         # offset is not whole hours).

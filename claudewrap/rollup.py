@@ -212,7 +212,7 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
             lengths, blob = own.to_bytes()
             meta = {"state": other.to_json(), "end": end, "tail": tail,
                     "replaced": other.replaced, "rids": lengths,
-                    "tot_log": [[*key, offsets] for key, offsets in other.tot_log.items()]}
+                    "tot_log": [[*key, positions] for key, positions in other.tot_log.items()]}
             view = memoryview(_dumps(meta) + b"\n" + blob)
             while view:
                 view = view[os.write(wfd, view):]
@@ -232,8 +232,8 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
     nl = payload.index(b"\n")
     meta = _loads(payload[:nl])
     other = UsageState.from_json(meta["state"], state.tz)
-    other.tot_log = {(tuple(ukey), model): offsets
-                     for ukey, model, offsets in meta["tot_log"]}
+    other.tot_log = {(tuple(ukey), model): positions
+                     for ukey, model, positions in meta["tot_log"]}
     other.replaced = meta["replaced"]
     other.rid_index = RidIndex(meta["rids"], memoryview(payload)[nl + 1:])
     state.merge(other, fetcher(fd, state))
