@@ -14,8 +14,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch p
 if TYPE_CHECKING:
     from typing import Any
 
-    from claudewrap.config import UserPattern
-    from claudewrap.journal import JournalWriter
+    from claudewrap.config import LazyJournal, UserPattern
     from claudewrap.patterns import Matcher
     from claudewrap.records import UsageEvent, UsageRecord
     from claudewrap.scanner import Scanner
@@ -41,15 +40,17 @@ class Capture:
         self.source = source
         self.attribution = attribution or {}
         self.records: list[UsageRecord] = []
-        self._journal_option = journal
-        self._write = write
+        self._journal: LazyJournal | None = None
+        if write:
+            from claudewrap.config import LazyJournal
+
+            self._journal = LazyJournal(journal)
         self._user_patterns = user_patterns or []
         self._seen: set[tuple[Any, ...]] = set()
         self._batch: list[bytes] = []
         self._batch_size = 0
         self._scanner: Scanner | None = None
         self._matcher: Matcher | None = None
-        self._writer: JournalWriter | None = None
 
     def feed(self, chunk: bytes) -> None:
         # Called after every pty read, on the relay's critical path: only keep
@@ -110,16 +111,12 @@ class Capture:
         if not fresh:
             return
         self.records.extend(fresh)
-        if self._write:
-            if self._writer is None:
-                from claudewrap.journal import JournalWriter, resolve_path
-
-                self._writer = JournalWriter(resolve_path(self._journal_option))
-            self._writer.append(fresh)
+        if self._journal is not None:
+            self._journal.append(fresh)
 
     def close(self) -> str | None:
         """End of output: flush what is pending; returns one warning line or None."""
         self.idle()
         if self._scanner is not None and self._matcher is not None:
             self._record(self._matcher.feed(self._scanner.flush()) + self._matcher.flush())
-        return self._writer.close() if self._writer is not None else None
+        return self._journal.close() if self._journal is not None else None

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-    from claudewrap.journal import JournalWriter
+    from claudewrap.config import LazyJournal
     from claudewrap.records import UsageEvent, UsageRecord
 
 # The environment names that mean "the user set up OpenTelemetry": with any of
@@ -410,14 +410,16 @@ class Receiver:
         self.claude_sessions: set[str] = set()
         self.request_ids: set[str] = set()
         self.rejected = 0  # requests we could not read (bad body, protobuf, ...)
-        self._journal_option = journal
-        self._write = write
+        self._journal: LazyJournal | None = None
+        if write:
+            from claudewrap.config import LazyJournal
+
+            self._journal = LazyJournal(journal)
         self._token = os.urandom(6).hex()  # a path only the child knows
         self._lock = threading.Lock()
         self._seen: set[tuple[Any, ...]] = set()
         self._events = Tally()
         self._metrics = Tally()
-        self._writer: JournalWriter | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -614,12 +616,8 @@ class Receiver:
         if not fresh:
             return
         self.records.extend(fresh)
-        if self._write:
-            if self._writer is None:
-                from claudewrap.journal import JournalWriter, resolve_path
-
-                self._writer = JournalWriter(resolve_path(self._journal_option))
-            self._writer.append(fresh)
+        if self._journal is not None:
+            self._journal.append(fresh)
 
     # -- the end -------------------------------------------------------------
 
@@ -671,5 +669,4 @@ class Receiver:
                 self._store([UsageRecord.from_event(e, session=self.session, source="otel",
                                                     attribution=self.attribution)
                              for e in missing])
-            writer = self._writer
-        return writer.close() if writer is not None else None
+        return self._journal.close() if self._journal is not None else None
