@@ -903,12 +903,17 @@ class UsageState:
 
     # --- what counts --------------------------------------------------------------
 
-    def buckets(self) -> Iterator[tuple[UnitKey, Sequence[Any]]]:
+    def buckets(self, filters: Filters | None = None) -> Iterator[tuple[UnitKey, Sequence[Any]]]:
         """What counts under rules 2 and 3 (rule 1 is applied while feeding).
 
         Yields ``(unit key, [model, day, attribution id, cost printed?, records,
-        input, output, cache read, cache write, printed cost])``.
+        input, output, cache read, cache write, printed cost])``; with
+        ``filters``, only the rows within its days that it matches.
         """
+        filters = filters or Filters()
+        since, until = filters.since_day, filters.until_day
+        check = filters.active()
+        attrs = self.attrs
         # Rule 2: sessions seen request by request by an exact source.
         per_request = {key for k in self.units if k[1] in _PER_REQUEST and not k[3]
                        for key in (k[0], k[2])}
@@ -925,8 +930,14 @@ class UsageState:
             if totals and k[3] and k[2] in exact_totals:
                 continue
             for row in _unit_rows(u, totals):
-                if row[4] > 0:
-                    yield k, row
+                if row[4] <= 0:
+                    continue
+                day = row[1]
+                if (since is not None and day < since) or (until is not None and day >= until):
+                    continue
+                if check and not _matches(filters, row[0], attrs[row[2]]):
+                    continue
+                yield k, row
 
     # --- persistence (rollup.py) --------------------------------------------------
 
@@ -1157,8 +1168,6 @@ def make_report(state: UsageState, *, dims: Iterable[tuple[str, ...]] = (),
     periods = {name: _Acc() for name in ("today", "this week", "this month", "all time")}
     a_total, a_today, a_week, a_month = (periods["all time"], periods["today"],
                                          periods["this week"], periods["this month"])
-    since, until = filters.since_day, filters.until_day
-    check = filters.active()
     prices: dict[Any, Price | None] = {}
     weeks: dict[str, str] = {}
     attrs_list = state.attrs
@@ -1171,13 +1180,9 @@ def make_report(state: UsageState, *, dims: Iterable[tuple[str, ...]] = (),
         # a cell (the price is linear); others row by row (a missing rate makes a
         # row's cost unknown only if it has such tokens).
         cells: dict[tuple[Any, Any, int], list[Any]] = {}
-        for _unit, row in state.buckets():
+        for _unit, row in state.buckets(filters):
             model, day, aid, printed, n, i, o, cr, cw, cost = row
-            if (since is not None and day < since) or (until is not None and day >= until):
-                continue
             attrs = attrs_list[aid]
-            if check and not _matches(filters, model, attrs):
-                continue
             when = (4 if day >= p_month else 0) | (2 if day >= p_week else 0) | (
                 1 if day >= p_today else 0)
             ckey = (model, attrs[0], when)
@@ -1226,13 +1231,9 @@ def make_report(state: UsageState, *, dims: Iterable[tuple[str, ...]] = (),
                 for j in range(8):
                     v[j] += cv[j]
         return _finish_report(a_total, groups, periods, state)
-    for unit, row in state.buckets():
+    for unit, row in state.buckets(filters):
         model, day, aid, printed, n, i, o, cr, cw, cost = row
-        if (since is not None and day < since) or (until is not None and day >= until):
-            continue
         attrs = attrs_list[aid]
-        if check and not _matches(filters, model, attrs):
-            continue
         est = 0.0
         unpriced = 0
         if not printed:
