@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pexpect
 import pytest
@@ -79,6 +80,16 @@ def wait_until(check: Callable[[], object], what: str, limit: float = 30) -> obj
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def gen_journal() -> Any:
+    """bench/gen_journal.py, the generator of realistic journals, as a module."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import gen_journal
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    return gen_journal
 
 
 def require(program: str) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, require
+from conftest import ROOT, gen_journal, require
 from test_metrics import HOST, parse, rec, value, write
 
 CW = [sys.executable, "-m", "claudewrap"]
@@ -194,11 +194,7 @@ def test_signals_stop_it_cleanly(journal: Path, tmp_path: Path, sig: int) -> Non
 
 def test_scrapes_of_a_big_journal_read_only_new_lines(tmp_path: Path) -> None:
     """Numbers for the report: a first read, then scrapes after small appends."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        from gen_journal import generate
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    generate = gen_journal().generate
     journal = tmp_path / "big.jsonl"
     with open(journal, "w", encoding="utf-8") as out:
         generate(out, 100_000, seed=3)

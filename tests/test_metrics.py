@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from conftest import ROOT, gen_journal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
@@ -29,7 +30,6 @@ from claudewrap.pricing import default_table
 from claudewrap.records import UsageRecord
 from claudewrap.report import make_report
 
-ROOT = Path(__file__).resolve().parent.parent
 HOST = socket.gethostname()
 NOW = time.time()
 
@@ -139,11 +139,7 @@ def test_counters_follow_the_summing_rules(tmp_path: Path) -> None:
 def test_totals_equal_the_usage_report(tmp_path: Path) -> None:
     """The same rules as `claudewrap usage`: request ids counted once across sources,
     running totals by their highest value, torn lines skipped."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        from gen_journal import generate
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    generate = gen_journal().generate
     j = tmp_path / "gen.jsonl"
     with open(j, "w", encoding="utf-8") as out:
         truth = generate(out, 20_000, seed=7, corrupt_every=5000)
