@@ -32,15 +32,17 @@ sys.path.insert(0, str(ROOT / "bench"))
 from gen_journal import generate
 
 from claudewrap import rollup
-from claudewrap.report import make_report, no_cyclic_gc
+from claudewrap.pricing import default_table
+from claudewrap.report import Filters
+from claudewrap.usage_view import VIEW_GROUPS, summary
 
 
 def in_process(journal: Path, *, use_cache: bool = True) -> tuple[float, int]:
     """What `claudewrap usage` does between start-up and printing, timed."""
     t = time.perf_counter()
-    with no_cyclic_gc():
-        state = rollup.load_state(journal, use_cache=use_cache)
-        report = make_report(state, dims=[("model",), ("project",)], count_sessions=False)
+    report = summary(journal, tz=None, use_cache=use_cache, since=None, until=None,
+                     dims=VIEW_GROUPS, filters=Filters(), table=default_table(),
+                     count_sessions=False)
     return time.perf_counter() - t, report.total.input_tokens
 
 

@@ -65,7 +65,7 @@ def _usage() -> None:
     path = resolve_path(None)
     try:
         report = usage_view.summary(path, tz=None, use_cache=True, since=None, until=None,
-                                    dims=[("model",), ("project",)], filters=Filters(),
+                                    dims=usage_view.VIEW_GROUPS, filters=Filters(),
                                     table=default_table(), count_sessions=False)
     except (JournalError, PriceFileError) as exc:
         sys.stderr.write(f"Error: {exc}\n")

@@ -19,6 +19,7 @@ from claudewrap.pricing import PriceTable
 from claudewrap.report import Filters, Report, Row, make_report, no_cyclic_gc
 
 TIME_DIMS = ("day", "week", "month")
+VIEW_GROUPS = (("model",), ("project",))  # what the default view (render_default) shows
 _NUMBER_COLUMNS = ("input", "output", "cache read", "cache write", "cost")
 _TOP = 5
 _STYLES = {"bold": "\x1b[1m", "dim": "\x1b[2m"}  # as click.style writes them

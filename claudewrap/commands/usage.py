@@ -28,6 +28,7 @@ from claudewrap.report import (
     utc_iso,
 )
 from claudewrap.usage_view import (
+    VIEW_GROUPS,
     render_csv,
     render_default,
     render_grouped,
@@ -168,7 +169,7 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
                 "%Y-%m-%d")
         filters.since_day = day_of(since_w) if since_w else None
         filters.until_day = day_of(until_w) if until_w else None
-    groupings: list[tuple[str, ...]] = [("model",), ("project",)]
+    groupings: list[tuple[str, ...]] = list(VIEW_GROUPS)
     if as_json:
         groupings += [*STANDARD_GROUPS, *[(d,) for d in dims]]
         if len(dims) > 1:
