@@ -51,6 +51,31 @@ class JournalError(Exception):
         self.written = written
 
 
+def atomic_write(path: Path, parts: Iterable[bytes | memoryview], mode: int) -> None:
+    """Write ``parts`` one after the other to a new file beside ``path`` (mode
+    ``mode``) and move it in place: readers see the old file or the new one,
+    never half of one. OSError when that cannot be done (nothing is left behind).
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            for part in parts:
+                view = memoryview(part)
+                while view:
+                    view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def file_identity(path: Path) -> tuple[int, int] | None:
     """``(st_dev, st_ino)`` of ``path``, or None if it cannot be stat'ed.
 

@@ -42,8 +42,6 @@ import hashlib
 import math
 import os
 import stat
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -51,7 +49,8 @@ from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from claudewrap.journal import JournalError
+from claudewrap import rollup
+from claudewrap.journal import JournalError, atomic_write, file_identity
 from claudewrap.pricing import Price, PriceTable, default_table
 from claudewrap.report import UsageState, estimated_cost
 
@@ -327,23 +326,6 @@ def _merge_max(a: dict[str, dict[Key, float]], b: dict[str, dict[Key, float]]
     return out
 
 
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` as a whole: temp file in the same folder, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _introduce(before: dict[str, dict[Key, float]], after: dict[str, dict[Key, float]]) -> None:
     """Series that were not exported before show 0 once: Prometheus's increase() and
     rate() take a series' first sample as its start, so the usage that created a
@@ -402,7 +384,7 @@ def sync_counters(journal: Path, mark: JournalMark, mine: dict[str, dict[Key, fl
             payload = {"v": _COUNTERS_VERSION, "journal": mark.to_json(),
                        "counters": _counters_to_json(after)}
             try:
-                _atomic_write(path, json.dumps(payload, separators=(",", ":")).encode(), 0o600)
+                atomic_write(path, [json.dumps(payload, separators=(",", ":")).encode()], 0o600)
             except OSError:
                 pass
         return after
@@ -415,11 +397,6 @@ def sync_counters(journal: Path, mark: JournalMark, mine: dict[str, dict[Key, fl
 
 def state_cache_path(journal: Path) -> Path:
     return journal.with_name(journal.name + ".metrics")
-
-
-def _checks(fd: int, offset: int) -> list[str]:
-    return [_digest(os.pread(fd, min(offset, _CHECK), 0)),
-            _digest(os.pread(fd, min(offset, _CHECK), max(0, offset - _CHECK)))]
 
 
 @dataclass
@@ -493,64 +470,38 @@ class JournalMetrics:
                                    f" choose another file with --journal")
             identity = (st.st_dev, st.st_ino)
             fresh = (identity != self.identity or st.st_size < self.offset
-                     or (self.offset and _checks(fd, self.offset) != self.checks))
+                     or (self.offset and rollup.file_checks(fd, self.offset) != self.checks))
             if fresh:
                 self._reset()
                 self.identity = identity
                 if self.use_cache:
                     self._load_cache(fd, st.st_size, now)
             self.state.compact(now, force=bool(fresh) and not self.offset)
-            from claudewrap import rollup
-
             self.offset, _ = rollup.scan(fd, self.state, self.offset)
-            self.checks = _checks(fd, self.offset)
+            self.checks = rollup.file_checks(fd, self.offset)
             self.mark = JournalMark(identity, self.offset,
                                     _digest(os.pread(fd, min(self.offset, _CHECK), 0)))
             if (self.use_cache and self.offset - max(self.saved_offset, 0) > _REWRITE
-                    and _same_file(path, identity)):
+                    and file_identity(path) == identity):
                 self._save_cache(fd)
         finally:
             os.close(fd)
 
     def _load_cache(self, fd: int, size: int, now: float) -> None:
-        try:
-            data = state_cache_path(self.journal).read_bytes()
-        except OSError:
+        cached = rollup.read_cache(state_cache_path(self.journal), _MAGIC, self.identity or (),
+                                   size, fd, MinuteState.from_json)
+        if cached is None:
             return
-        if not data.startswith(_MAGIC):
-            return
-        from claudewrap.report import RidIndex
-
-        from_json = _json_loads()
-        end = data.find(b"\n", len(_MAGIC))
-        try:
-            meta = from_json(data[len(_MAGIC):end])
-            offset = int(meta["offset"])
-            if (meta["identity"] != list(self.identity or ()) or offset > size
-                    or meta["byteorder"] != sys.byteorder or meta["checks"] != _checks(fd, offset)):
-                return
-            state = MinuteState.from_json(meta["state"])
-            assert isinstance(state, MinuteState)
-            state.rid_index = RidIndex(meta["rids"], memoryview(data)[end + 1:])
-        except (ValueError, KeyError, TypeError, IndexError, OSError):
-            return
+        state, offset = cached
+        assert isinstance(state, MinuteState)
         state.compact(now, force=True)
         self.state = state
         self.offset = self.saved_offset = offset
 
     def _save_cache(self, fd: int) -> None:
-        state = self.state
-        state.seal()
-        lengths, rid_bytes = state.rid_index.to_bytes()
-        meta = {"identity": list(self.identity or ()), "offset": self.offset,
-                "byteorder": sys.byteorder, "checks": _checks(fd, self.offset),
-                "rids": lengths, "state": state.to_json()}
-        payload = _MAGIC + _json_dumps()(meta) + b"\n" + rid_bytes
-        try:
-            _atomic_write(state_cache_path(self.journal), payload, 0o600)
-        except OSError:
-            return  # a cache that cannot be written only costs time
-        self.saved_offset = self.offset
+        if rollup.write_cache(state_cache_path(self.journal), _MAGIC, self.state,
+                              self.identity or (), self.offset, fd):
+            self.saved_offset = self.offset
 
     def save(self) -> None:
         """Save the state cache now if it is behind (the exporter calls this at exit)."""
@@ -563,7 +514,7 @@ class JournalMetrics:
         try:
             st = os.fstat(fd)
             if ((st.st_dev, st.st_ino) == self.identity and st.st_size >= self.offset
-                    and _checks(fd, self.offset) == self.checks):
+                    and rollup.file_checks(fd, self.offset) == self.checks):
                 self._save_cache(fd)
         finally:
             os.close(fd)
@@ -611,34 +562,6 @@ def _live_markers(journal: Path) -> list[dict[str, Any]]:
     from claudewrap import live
 
     return live.active(journal)
-
-
-def _same_file(path: Path, identity: tuple[int, int]) -> bool:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return (st.st_dev, st.st_ino) == identity
-
-
-def _json_dumps() -> Callable[[Any], bytes]:
-    try:
-        import msgspec
-    except ImportError:  # pragma: no cover - depends on the environment
-        import json
-
-        return lambda obj: json.dumps(obj, separators=(",", ":")).encode()
-    return msgspec.json.encode
-
-
-def _json_loads() -> Callable[[bytes], Any]:
-    try:
-        import msgspec
-    except ImportError:  # pragma: no cover - depends on the environment
-        import json
-
-        return json.loads
-    return msgspec.json.decode
 
 
 # --- exposition ---------------------------------------------------------------------------
@@ -747,7 +670,7 @@ def write_textfile(snap: Snapshot, path: Path) -> None:
     end in ``.prom`` (so the collector never reads it). Mode 0644: node_exporter
     usually runs as another user. Raises OSError.
     """
-    _atomic_write(path, exposition(snap), 0o644)
+    atomic_write(path, [exposition(snap)], 0o644)
 
 
 def push(snap: Snapshot, url: str, job: str = "claudewrap", timeout: float = 10.0) -> list[str]:

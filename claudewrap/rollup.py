@@ -25,14 +25,13 @@ from __future__ import annotations
 import os
 import stat
 import sys
-import time
 from bisect import bisect_right
 from collections.abc import Callable
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
-from claudewrap.journal import JournalError, file_identity, record_at
+from claudewrap.journal import JournalError, atomic_write, file_identity, record_at
 from claudewrap.records import UsageRecord
 from claudewrap.report import RidIndex, UsageState, no_cyclic_gc
 
@@ -81,7 +80,9 @@ def _digest(fd: int, start: int, end: int) -> str:
     return blake2b(os.pread(fd, max(0, end - start), start), digest_size=16).hexdigest()
 
 
-def _checks(fd: int, offset: int) -> list[str]:
+def file_checks(fd: int, offset: int) -> list[str]:
+    """Digests of the first and the last 4 KiB before ``offset``: a cache is only
+    valid for a journal that still has these bytes."""
     return [_digest(fd, 0, min(offset, _CHECK)), _digest(fd, max(0, offset - _CHECK), offset)]
 
 
@@ -240,62 +241,54 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
     return int(meta["end"]), bool(meta["tail"])
 
 
-def _load_cache(path: Path, identity: tuple[int, int], size: int, fd: int,
-                tz: tzinfo | None) -> tuple[UsageState, int] | None:
+def read_cache(path: Path, magic: bytes, identity: tuple[int, ...], size: int, fd: int,
+               make_state: Callable[[Any], UsageState]) -> tuple[UsageState, int] | None:
+    """A state cache (``magic``, then the JSON part, then the request-id index) and the
+    journal offset it covers; None unless it was made for this journal (open on ``fd``,
+    ``size`` bytes) as it is. ``make_state`` builds the state from its JSON form.
+    """
     try:
         data = path.read_bytes()
     except OSError:
         return None
-    if not data.startswith(MAGIC):
+    if not data.startswith(magic):
         return None
-    end = data.find(b"\n", len(MAGIC))
+    end = data.find(b"\n", len(magic))
     try:
-        meta = _loads(data[len(MAGIC):end])
+        meta = _loads(data[len(magic):end])
         offset = int(meta["offset"])
         if (meta["identity"] != list(identity) or offset > size
                 or meta["byteorder"] != sys.byteorder
-                or meta["checks"] != _checks(fd, offset)):
+                or meta["checks"] != file_checks(fd, offset)):
             return None
-        state = UsageState.from_json(meta["state"], tz)
+        state = make_state(meta["state"])
         state.rid_index = RidIndex(meta["rids"], memoryview(data)[end + 1:])  # split when used
     except (ValueError, KeyError, TypeError, IndexError, OSError):
         return None
     return state, offset
 
 
-def _save_cache(path: Path, state: UsageState, identity: tuple[int, int], offset: int,
-                fd: int) -> None:
+def write_cache(path: Path, magic: bytes, state: UsageState, identity: tuple[int, ...],
+                offset: int, fd: int) -> bool:
+    """Save what :func:`read_cache` reads (mode 0600); False if it could not be written
+    (a cache that cannot be written only costs speed)."""
     state.seal()
     sizes, rid_parts = state.rid_index.to_parts()
     meta = {"identity": list(identity), "offset": offset, "byteorder": sys.byteorder,
-            "checks": _checks(fd, offset), "rids": sizes, "state": state.to_json()}
-    # Written part by part (no copy of the whole), to a new file moved in place.
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+            "checks": file_checks(fd, offset), "rids": sizes, "state": state.to_json()}
     try:
-        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        atomic_write(path, [magic, _dumps(meta), b"\n", *rid_parts], 0o600)
     except OSError:
-        return  # a cache that cannot be written only costs speed
-    try:
-        try:
-            for part in (MAGIC, _dumps(meta), b"\n", *rid_parts):
-                view = memoryview(part)
-                while view:
-                    view = view[os.write(out, view):]
-        finally:
-            os.close(out)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        return False
+    return True
 
 
 def _load_state(fd: int, journal: Path, identity: tuple[int, int], size: int,
                 use_cache: bool, tz: tzinfo | None, since: str | None,
                 until: str | None) -> UsageState:
     cpath = cache_path(journal)
-    cached = _load_cache(cpath, identity, size, fd, tz) if use_cache else None
+    cached = read_cache(cpath, MAGIC, identity, size, fd,
+                        lambda data: UsageState.from_json(data, tz)) if use_cache else None
     if cached is not None:
         state, start = cached
     else:
@@ -305,7 +298,7 @@ def _load_state(fd: int, journal: Path, identity: tuple[int, int], size: int,
     # time; and never when the journal was rotated while we read it.
     if (use_cache and (cached is None or end - start > _REWRITE)
             and file_identity(journal) == identity):
-        _save_cache(cpath, state, identity, end, fd)
+        write_cache(cpath, MAGIC, state, identity, end, fd)
     return state
 
 
@@ -341,4 +334,5 @@ def load_state(journal: Path, *, use_cache: bool = True, tz: tzinfo | None = Non
         os.close(fd)
 
 
-__all__ = ["RidIndex", "cache_path", "fetcher", "load_state", "scan"]
+__all__ = ["RidIndex", "cache_path", "fetcher", "file_checks", "load_state", "read_cache",
+           "scan", "write_cache"]
