@@ -71,9 +71,8 @@ def _usage() -> None:
         sys.stderr.write(f"Error: {exc}\n")
         exit_now(1)
     usage_view.warn_skipped(report.skipped_lines, report.first_bad_lines)
-    color = not os.environ.get("NO_COLOR") and sys.stdout.isatty()
-    text = usage_view.render_default(report, width=usage_view.width(), color=color,
-                                     journal=path)
+    text = usage_view.render_default(report, width=usage_view.width(),
+                                     color=usage_view.use_color(), journal=path)
     try:
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -54,6 +54,13 @@ def warn_skipped(skipped: int, first: list[int]) -> None:
         sys.stderr.flush()
 
 
+def use_color(forced: bool | None = None) -> bool:
+    """Colour on a terminal (or as ``forced``, e.g. click's ``color``), never with NO_COLOR."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    return forced if forced is not None else sys.stdout.isatty()
+
+
 def width() -> int:
     """The terminal's columns (80 when not a terminal, 40 at the least)."""
     try:

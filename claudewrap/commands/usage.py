@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import sys
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from claudewrap.usage_view import (
     render_default,
     render_grouped,
     summary,
+    use_color,
     warn_skipped,
     width,
 )
@@ -99,11 +99,6 @@ def _zone(name: str | None) -> tzinfo | None:
     except (ZoneInfoNotFoundError, ValueError):
         raise click.BadParameter(f"unknown time zone {name!r}: use a name such as"
                                  f" Europe/Paris or UTC", param_hint="--tz") from None
-
-
-def _color(ctx: click.Context) -> bool:
-    return False if os.environ.get("NO_COLOR") else (
-        ctx.color if ctx.color is not None else sys.stdout.isatty())
 
 
 def _parse_tags(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
@@ -198,7 +193,7 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
     elif as_csv:
         click.echo(render_csv(report, dims), nl=False)
     else:
-        color = _color(ctx)
+        color = use_color(ctx.color)
         text = (render_grouped(report, dims, width=width(), color=color) if dims
                 else render_default(report, width=width(), color=color, journal=path))
         click.echo(text, nl=False, color=color)
