@@ -51,6 +51,14 @@ class JournalError(Exception):
         self.written = written
 
 
+def write_all(fd: int, parts: Iterable[bytes | memoryview]) -> None:
+    """Write ``parts`` one after the other to ``fd``, each whole (OSError if not)."""
+    for part in parts:
+        view = memoryview(part)
+        while view:
+            view = view[os.write(fd, view):]
+
+
 def atomic_write(path: Path, parts: Iterable[bytes | memoryview], mode: int) -> None:
     """Write ``parts`` one after the other to a new file beside ``path`` (mode
     ``mode``) and move it in place: readers see the old file or the new one,
@@ -60,10 +68,7 @@ def atomic_write(path: Path, parts: Iterable[bytes | memoryview], mode: int) -> 
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         try:
-            for part in parts:
-                view = memoryview(part)
-                while view:
-                    view = view[os.write(fd, view):]
+            write_all(fd, parts)
             os.fchmod(fd, mode)
         finally:
             os.close(fd)

@@ -183,10 +183,6 @@ class _Segment:
 
     def find(self, key: bytes) -> int:
         """The position of ``key``, or -1."""
-        if self._keys is not None:
-            keys = self._keys
-            i = bisect_left(keys, key)
-            return i if i < len(keys) and keys[i] == key else -1
         if isinstance(self.blob, memoryview):
             self.blob = self.blob.tobytes()
         blob, starts = self.blob, self.starts
@@ -258,15 +254,9 @@ class RidIndex:
             self.segments.append(_Segment.of([k for k, _ in pairs],
                                              array("Q", [v for _, v in pairs])))
 
-    def to_bytes(self) -> tuple[list[list[int]], bytes]:
-        """``(sizes, bytes)``: what ``RidIndex(sizes, data)`` reads back."""
-        sizes, parts = self.to_parts()
-        return sizes, b"".join(parts)
-
     def to_parts(self) -> tuple[list[list[int]], list[bytes | memoryview]]:
-        """:meth:`to_bytes` in parts (to be written one after the other).
-
-        Too many segments are made one first (newer values win).
+        """``(sizes, parts)``: ``RidIndex(sizes, data)`` reads back the parts written
+        one after the other. Too many segments are made one first (newer values win).
         """
         if len(self.segments) > _MAX_SEGMENTS:
             merged: dict[bytes, int] = {}

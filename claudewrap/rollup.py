@@ -31,7 +31,13 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
-from claudewrap.journal import JournalError, atomic_write, file_identity, record_at
+from claudewrap.journal import (
+    JournalError,
+    atomic_write,
+    file_identity,
+    record_at,
+    write_all,
+)
 from claudewrap.records import UsageRecord
 from claudewrap.report import RidIndex, UsageState, no_cyclic_gc
 
@@ -210,13 +216,11 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
             end, tail = scan(fd, other, mid, resolve=False)
             own = RidIndex()
             own.segments = other.rid_index.segments[before:]
-            lengths, blob = own.to_bytes()
+            sizes, rid_parts = own.to_parts()
             meta = {"state": other.to_json(), "end": end, "tail": tail,
-                    "replaced": other.replaced, "rids": lengths,
+                    "replaced": other.replaced, "rids": sizes,
                     "tot_log": [[*key, positions] for key, positions in other.tot_log.items()]}
-            view = memoryview(_dumps(meta) + b"\n" + blob)
-            while view:
-                view = view[os.write(wfd, view):]
+            write_all(wfd, [_dumps(meta), b"\n", *rid_parts])
             code = 0
         finally:
             os._exit(code)
