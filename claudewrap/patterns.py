@@ -547,6 +547,20 @@ def _float(value: Any) -> float | None:
     return float(value)
 
 
+# The token counts of a result: per model in ``modelUsage``, in all in ``usage``.
+_MODEL_USAGE_KEYS = ("inputTokens", "outputTokens", "cacheReadInputTokens",
+                     "cacheCreationInputTokens")
+_USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_input_tokens",
+               "cache_creation_input_tokens")
+
+
+def _result_total(usage: dict[str, Any], keys: tuple[str, str, str, str], **fields: Any
+                  ) -> UsageEvent:
+    i, o, cr, cw = (_int(usage.get(k)) for k in keys)
+    return UsageEvent(kind="total", input_tokens=i, output_tokens=o, cache_read_tokens=cr,
+                      cache_write_tokens=cw, **fields)
+
+
 def _result_events(obj: dict[str, Any], pattern: str) -> list[UsageEvent]:
     """Exact totals of a ``claude -p`` result object: one event per model."""
     if obj.get("type") != "result":
@@ -556,17 +570,9 @@ def _result_events(obj: dict[str, Any], pattern: str) -> list[UsageEvent]:
     model_usage = obj.get("modelUsage")
     if isinstance(model_usage, dict):
         per_model = [
-            UsageEvent(
-                kind="total",
-                model=normalise_model(str(name)),
-                input_tokens=_int(usage.get("inputTokens")),
-                output_tokens=_int(usage.get("outputTokens")),
-                cache_read_tokens=_int(usage.get("cacheReadInputTokens")),
-                cache_write_tokens=_int(usage.get("cacheCreationInputTokens")),
-                cost_usd=_float(usage.get("costUSD")),
-                pattern=pattern,
-                claude_session=session,
-            )
+            _result_total(usage, _MODEL_USAGE_KEYS, model=normalise_model(str(name)),
+                          cost_usd=_float(usage.get("costUSD")), pattern=pattern,
+                          claude_session=session)
             for name, usage in model_usage.items()
             if isinstance(usage, dict)
         ]
@@ -578,13 +584,5 @@ def _result_events(obj: dict[str, Any], pattern: str) -> list[UsageEvent]:
         if cost is None:
             return []
         usage = {}
-    return [UsageEvent(
-        kind="total",
-        input_tokens=_int(usage.get("input_tokens")),
-        output_tokens=_int(usage.get("output_tokens")),
-        cache_read_tokens=_int(usage.get("cache_read_input_tokens")),
-        cache_write_tokens=_int(usage.get("cache_creation_input_tokens")),
-        cost_usd=cost,
-        pattern=pattern,
-        claude_session=session,
-    )]
+    return [_result_total(usage, _USAGE_KEYS, cost_usd=cost, pattern=pattern,
+                          claude_session=session)]
