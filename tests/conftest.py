@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pexpect
 import pytest
@@ -92,15 +92,19 @@ def gen_journal() -> Any:
     return gen_journal
 
 
+def unavailable(message: str) -> NoReturn:
+    """Skip the test locally, fail it in CI (where scripts/test.sh installs everything)."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def require(program: str) -> str:
     """Path of ``program``; a missing one skips locally but fails in CI, where
     scripts/test.sh must have installed it."""
     path = shutil.which(program)
     if path is None:
-        message = f"{program} not installed (scripts/test.sh installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{program} not installed (scripts/test.sh installs it)")
     return path
 
 
