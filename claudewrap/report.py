@@ -498,9 +498,10 @@ class UsageState:
                 objs = None
             if objs is not None and len(objs) == count:
                 return objs
-            if len(block) > _PIECE:
+            if len(block) > _PIECE and count > 1:
                 # One bad line in a big block: decode it in pieces, so that only
-                # the piece with that line goes line by line.
+                # the piece with that line goes line by line (a single line longer
+                # than a piece, e.g. megabytes of garbage, is already one piece).
                 out: list[Any] = []
                 start = 0
                 while start < len(block):
