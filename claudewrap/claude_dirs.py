@@ -1,8 +1,11 @@
-"""Where Claude Code keeps its session transcripts, and which belong to a run.
+"""Where Claude Code keeps its settings and session transcripts, and which
+transcripts belong to a run.
 
-Only ``os``, ``re`` and ``pathlib``: :mod:`claudewrap.exact` asks here at the end
-of every wrapped run whether there is a transcript to reconcile at all, and
-loads :mod:`claudewrap.transcripts` (records, journal) only when there is.
+Only ``os``, ``re`` and ``pathlib``: :mod:`claudewrap.otel` asks here before
+every wrapped run whether the user's settings configure OpenTelemetry, and
+:mod:`claudewrap.exact` at the end of it whether there is a transcript to
+reconcile at all (it loads :mod:`claudewrap.transcripts`, records and the
+journal, only when there is).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ _SLUG_RE = re.compile(r"[^A-Za-z0-9]")
 
 def config_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
     """Claude Code's config folders: ``$CLAUDE_CONFIG_DIR`` (comma separated),
-    else ``~/.config/claude`` and ``~/.claude``."""
+    else ``$XDG_CONFIG_HOME/claude`` (when set), ``~/.config/claude`` and
+    ``~/.claude``. The one list: settings and transcripts are looked for here."""
     env = os.environ if env is None else env
     listed = [d.strip() for d in (env.get("CLAUDE_CONFIG_DIR") or "").split(",") if d.strip()]
     if listed:

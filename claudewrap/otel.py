@@ -27,6 +27,8 @@ import socket
 import threading
 import time
 
+from claudewrap.claude_dirs import config_dirs
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -65,17 +67,16 @@ def user_configured(env: Mapping[str, str], cwd: str | None = None,
     """True when the user has OpenTelemetry settings of their own for Claude Code.
 
     Looks at the environment, and (without parsing them) at the settings files
-    Claude Code reads environment variables from: any mention of ``OTEL_`` or
-    ``CLAUDE_CODE_ENABLE_TELEMETRY`` there counts.
+    Claude Code reads environment variables from (``settings.json`` in each of
+    :func:`claudewrap.claude_dirs.config_dirs`, the project's ``.claude`` and the
+    managed settings): any mention of ``OTEL_`` or ``CLAUDE_CODE_ENABLE_TELEMETRY``
+    there counts.
     """
     if any(k.startswith(USER_ENV_PREFIXES) or k in USER_ENV_NAMES for k in env):
         return True
-    home = home or env.get("HOME") or os.path.expanduser("~")
     cwd = cwd or os.getcwd()
-    config_dirs = [d for d in (env.get("CLAUDE_CONFIG_DIR") or "").split(",") if d.strip()]
-    if not config_dirs:
-        config_dirs = [os.path.join(home, ".claude")]
-    candidates = [os.path.join(d.strip(), "settings.json") for d in config_dirs]
+    dirs_env = env if home is None else {**env, "HOME": home}
+    candidates = [os.path.join(d, "settings.json") for d in config_dirs(dirs_env)]
     candidates += [os.path.join(cwd, ".claude", name)
                    for name in ("settings.json", "settings.local.json")]
     candidates += list(_MANAGED_SETTINGS)

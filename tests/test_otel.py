@@ -289,6 +289,52 @@ def test_users_own_otel_settings_pass_through_untouched(env: dict[str, str],
     assert not [k for k in got if k.startswith("OTEL_") or k == "CLAUDE_CODE_ENABLE_TELEMETRY"]
 
 
+# Every folder Claude Code reads settings.json from (claude_dirs.config_dirs).
+SETTINGS_DIRS = {
+    "xdg": lambda env: Path(env["XDG_CONFIG_HOME"]) / "claude",
+    "dot-config": lambda env: Path(env["HOME"]) / ".config" / "claude",
+    "dot-claude": lambda env: Path(env["HOME"]) / ".claude",
+}
+OWN_SETTINGS = {
+    "exporter": {"OTEL_METRICS_EXPORTER": "otlp",
+                 "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector.example:4318"},
+    "telemetry": {"CLAUDE_CODE_ENABLE_TELEMETRY": "1"},
+}
+
+
+def _ours(got: dict[str, str]) -> list[str]:
+    return sorted(k for k in got if k.startswith("OTEL_") or k == "CLAUDE_CODE_ENABLE_TELEMETRY")
+
+
+@pytest.mark.parametrize("settings", sorted(OWN_SETTINGS))
+@pytest.mark.parametrize("where", sorted(SETTINGS_DIRS))
+def test_otel_settings_in_any_claude_config_dir_are_left_alone(
+        env: dict[str, str], where: str, settings: str) -> None:
+    folder = SETTINGS_DIRS[where](env)
+    folder.mkdir(parents=True)
+    path = folder / "settings.json"
+    path.write_text(json.dumps({"model": "opus"}))
+    assert _ours(child_env(env)), "settings without OTel: the wrapper points claude at itself"
+    path.write_text(json.dumps({"model": "opus", "env": OWN_SETTINGS[settings]}))
+    assert _ours(child_env(env)) == []
+
+
+def test_otel_settings_in_claude_config_dir_env_folders_are_left_alone(
+        env: dict[str, str], tmp_path: Path) -> None:
+    first, second = tmp_path / "cc1", tmp_path / "cc2"
+    first.mkdir()
+    second.mkdir()
+    env = dict(env, CLAUDE_CONFIG_DIR=f"{first},{second}")
+    (second / "settings.json").write_text(json.dumps({"env": {"OTEL_LOGS_EXPORTER": "otlp"}}))
+    assert _ours(child_env(env)) == []
+    # $CLAUDE_CONFIG_DIR replaces the usual folders, as it does for Claude Code.
+    (second / "settings.json").unlink()
+    dot = Path(env["HOME"]) / ".claude"
+    dot.mkdir()
+    (dot / "settings.json").write_text(json.dumps({"env": {"OTEL_LOGS_EXPORTER": "otlp"}}))
+    assert _ours(child_env(env))
+
+
 def test_user_configured_looks_at_env_and_settings_files(tmp_path: Path) -> None:
     home, cwd = tmp_path / "home", tmp_path / "proj"
     (cwd / ".claude").mkdir(parents=True)
