@@ -26,6 +26,8 @@ from pathlib import Path
 
 from claudewrap.api import LiveSession
 from claudewrap.budget import Budget, Standing, standings
+from claudewrap.display import money as plain_money
+from claudewrap.display import row_money, short_count
 from claudewrap.journal import parse_line
 from claudewrap.records import UsageRecord
 from claudewrap.report import Filters, Row, UsageState, make_report, summarize, utc_iso
@@ -230,20 +232,11 @@ class Monitor:
 # --- rendering -------------------------------------------------------------------------
 
 
-def short(n: float) -> str:
-    """``950``, ``12.3k``, ``4.5M``: a token count in at most 6 characters."""
-    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= div:
-            return f"{n / div:.1f}{unit}"
-    return f"{n:.0f}"
-
-
 def money(row_or_usd: Row | float) -> str:
-    """``$1.23``; ``~$1.23`` when part of it was priced by claudewrap."""
+    """A row's cost with its markers (``~``, ``+?``), or a plain amount."""
     if isinstance(row_or_usd, Row):
-        text = f"${row_or_usd.cost_usd:,.2f}"
-        return ("~" + text) if row_or_usd.cost_estimated_usd > 0 else text
-    return f"${row_or_usd:,.2f}"
+        return row_money(row_or_usd)
+    return plain_money(row_or_usd)
 
 
 def _fit_segments(segments: Sequence[str], width: int, sep: str = "  ") -> str:
@@ -271,7 +264,7 @@ def _period_lines(snap: Snapshot, width: int) -> list[str]:
     for label, row, period in (("today     ", snap.today, "day"),
                                ("this month", snap.month, "month")):
         st = by_period.get(period)
-        head = [f"{label} {money(row):>9}", f"{short(row.tokens):>6} tok"]
+        head = [f"{label} {money(row):>9}", f"{short_count(row.tokens):>6} tok"]
         if st is not None:
             used = f"{'OVER ' if st.over else ''}{st.fraction * 100:.0f}%"
             room = width - len(head[0]) - 2
@@ -299,7 +292,8 @@ def _period_lines(snap: Snapshot, width: int) -> list[str]:
                 tail = [_pick(width, f"  budget reached ~{when}", f"  full ~{when}")]
         lines.append(_fit_segments(tail, width, "; "))
     mins = f"{snap.window_minutes:g}"
-    lines.append(_fit_segments([f"last {mins} min {short(snap.tokens_per_minute):>6} tok/min",
+    rate = short_count(snap.tokens_per_minute)
+    lines.append(_fit_segments([f"last {mins} min {rate:>6} tok/min",
                                 f"{money(snap.cost_per_hour)}/h"], width))
     return lines
 
@@ -320,8 +314,8 @@ def _session_rows(snap: Snapshot) -> list[list[str]]:
     for s in snap.sessions:
         u = s.usage
         rows.append([("*" if s.running else " ") + s.session[:8], (s.project or "-")[:16],
-                     _model_name(s.model)[:20], short(u.input_tokens), short(u.output_tokens),
-                     short(u.cache_read_tokens + u.cache_write_tokens), money(u)])
+                     _model_name(s.model)[:20], short_count(u.input_tokens),
+                     short_count(u.output_tokens), short_count(u.cache_read_tokens + u.cache_write_tokens), money(u)])
     return rows
 
 
@@ -506,4 +500,4 @@ def run_live(draw: Callable[[int, int], list[str]], update: Callable[[], None], 
 
 
 __all__ = ["Monitor", "SessionLine", "Snapshot", "frame", "money", "render", "run_live",
-           "short", "status_line"]
+           "status_line"]

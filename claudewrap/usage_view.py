@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from claudewrap.display import count, row_money, short_count
 from claudewrap.pricing import PriceTable
 from claudewrap.report import Filters, Report, Row, make_report, no_cyclic_gc
 
@@ -62,38 +63,21 @@ def use_color(forced: bool | None = None) -> bool:
 
 
 def width() -> int:
-    """The terminal's columns (80 when not a terminal, 40 at the least)."""
+    """The columns to fit: ``$COLUMNS`` when set, else the terminal's (80 when stdout
+    is not a terminal); 40 at the least."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.strip().isdigit() and int(columns) > 0:
+        return max(40, int(columns))
     try:
         return max(40, os.get_terminal_size(sys.stdout.fileno()).columns)
     except (OSError, ValueError, AttributeError):
         return 80
 
 
-def _n(value: int) -> str:
-    return f"{value:,}"
-
-
-def _short(value: int) -> str:
-    for limit, suffix in ((10**9, "G"), (10**6, "M"), (10**4, "k")):
-        if abs(value) >= limit:
-            return f"{value / limit:.1f}{suffix}"
-    return str(value)
-
-
-def format_cost(row: Row) -> str:
-    """``$1.23``; ``~$1.23`` when part of it is estimated; ``+?`` when some is unpriced."""
-    text = f"${row.cost_usd:,.2f}"
-    if row.cost_estimated_usd > 0:
-        text = "~" + text
-    if row.unpriced_records:
-        text += "+?"
-    return text
-
-
 def _numbers(row: Row, short: bool) -> list[str]:
-    f = _short if short else _n
+    f = short_count if short else count
     return [f(row.input_tokens), f(row.output_tokens), f(row.cache_read_tokens),
-            f(row.cache_write_tokens), format_cost(row)]
+            f(row.cache_write_tokens), row_money(row)]
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> list[str]:
@@ -136,12 +120,31 @@ def _notes(out: _Out, rows: Sequence[Row]) -> None:
                  dim=True)
 
 
-def render_default(report: Report, *, width: int, color: bool, journal: Path) -> str:
-    """The compact view: today, this week, this month, all time; top models and projects."""
+def nothing_shown(report: Report, journal: Path, selection: str) -> str | None:
+    """What to say when a report has no usage: none recorded, or none that
+    ``selection`` (the filters given, in words; empty: none) matches."""
+    if report.total.records:
+        return None
+    if not report.records_read:
+        return f"No usage recorded yet in {journal}."
+    plural = "" if report.records_read == 1 else "s"
+    if selection:
+        return (f"No usage matches {selection} ({report.records_read:,} record{plural}"
+                f" in {journal}; leave out the filters to see them all).")
+    return f"No usage counts in {journal} ({report.records_read:,} record{plural} read)."
+
+
+def render_default(report: Report, *, width: int, color: bool, journal: Path,
+                   selection: str = "") -> str:
+    """The compact view: today, this week, this month, all time; top models and projects.
+
+    ``selection``: the filters given, in words (for the message when nothing matches).
+    """
     out = _Out(color)
     periods = report.periods
-    if periods["all time"].records == 0:
-        out.line(f"No usage recorded yet in {journal}.")
+    empty = nothing_shown(report, journal, selection)
+    if empty:
+        out.line(empty)
         return out.text()
 
     def periods_table(short: bool) -> list[str]:
@@ -162,7 +165,7 @@ def render_default(report: Report, *, width: int, color: bool, journal: Path) ->
         shown += [r for _, r in top]
 
         def top_table(short: bool, top: Any = top, title: str = title) -> list[str]:
-            body = [[k[0], (_short if short else _n)(r.tokens), format_cost(r)] for k, r in top]
+            body = [[k[0], (short_count if short else count)(r.tokens), row_money(r)] for k, r in top]
             return _table([title, "tokens", "cost"], body, 1)
 
         out.line()
@@ -183,15 +186,20 @@ def _sorted_rows(rows: dict[tuple[str, ...], Row], dims: tuple[str, ...]
     return sorted(rows.items(), key=lambda kv: (-kv[1].cost_usd, -kv[1].tokens, kv[0]))
 
 
-def render_grouped(report: Report, dims: tuple[str, ...], *, width: int, color: bool) -> str:
+def render_grouped(report: Report, dims: tuple[str, ...], *, width: int, color: bool,
+                   journal: Path, selection: str = "") -> str:
     """One row per group of ``dims``, then the total."""
     out = _Out(color)
+    empty = nothing_shown(report, journal, selection)
+    if empty:
+        out.line(empty)
+        return out.text()
     items = _sorted_rows(report.groups[dims], dims)
 
     def build(short: bool) -> list[str]:
-        rows = [[*key, *_numbers(row, short), _n(row.sessions)] for key, row in items]
+        rows = [[*key, *_numbers(row, short), count(row.sessions)] for key, row in items]
         rows.append(["total", *[""] * (len(dims) - 1), *_numbers(report.total, short),
-                     _n(report.total.sessions)])
+                     count(report.total.sessions)])
         return _table([*dims, *_NUMBER_COLUMNS, "sessions"], rows, len(dims))
 
     lines = _fit(build, width)
@@ -201,6 +209,17 @@ def render_grouped(report: Report, dims: tuple[str, ...], *, width: int, color: 
     out.line(lines[-1], bold=True)
     _notes(out, [report.total])
     return out.text()
+
+
+def describe_selection(since: str | None, until: str | None, projects: Sequence[str],
+                       models: Sequence[str], tags: Sequence[tuple[str, str]]) -> str:
+    """The filters a person gave, in words: ``--since 7d --project api``."""
+    parts = [f"--since {since}"] if since else []
+    parts += [f"--until {until}"] if until else []
+    parts += [f"--project {p}" for p in projects]
+    parts += [f"--model {m}" for m in models]
+    parts += [f"--tag {k}={v}" for k, v in tags]
+    return " ".join(parts)
 
 
 CSV_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",

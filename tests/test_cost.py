@@ -50,7 +50,7 @@ def test_last_wrapped_session_in_one_line_and_json(env: dict[str, str]) -> None:
     build(Path(env["CLAUDEWRAP_JOURNAL"]))
     code, out = invoke(env)
     assert code == 0, out
-    assert out == ("$0.3000 3.0k in, 300 out, 0 cache read, 0 cache write "
+    assert out == ("$0.3000 3,000 in, 300 out, 0 cache read, 0 cache write "
                    "(claude-sonnet-4-5; session bbbb2222, project api)\n")
     code, out = invoke(env, "--session", "last", "--json")
     data = json.loads(out)

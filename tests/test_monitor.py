@@ -55,8 +55,8 @@ def test_once_prints_the_exact_snapshot(env: dict[str, str]) -> None:
         "last 10 min    600 tok/min  $1.50/h\n"
         "\n"
         "sessions: 0 running (*), 1 recent\n"
-        "SESSION    PROJECT  MODEL          IN   OUT  CACHE   COST\n"
-        " aaaa1111  web      sonnet-4-5  10.0k  2.0k      0  $0.50\n")
+        "SESSION    PROJECT  MODEL          IN    OUT  CACHE   COST\n"
+        " aaaa1111  web      sonnet-4-5  10.0k  2,000      0  $0.50\n")
     # Budgets also come from the environment; --project narrows everything.
     done = subprocess.run([*CW, "monitor", "--once", "--now", "2026-07-15T12:00:00Z",
                            "--project", "api"], env=dict(env, CLAUDEWRAP_BUDGET_DAY="1"),

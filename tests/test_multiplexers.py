@@ -139,7 +139,7 @@ def test_tmux_status_right_shows_todays_cost(menv: dict[str, str], tmux: str) ->
     client = spawn(["tmux", "-L", tmux, "attach", "-t", "st"], menv, rows=20, cols=100,
                    timeout=30)
     try:
-        client.expect_exact("claude $1.25 3.0k tok/min")
+        client.expect_exact("claude $1.25 3,000 tok/min")
     finally:
         client.terminate(force=True)
 

@@ -6,12 +6,7 @@ import json
 
 import click
 
-
-def _short(n: int) -> str:
-    for div, unit in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
-        if n >= div:
-            return f"{n / div:.1f}{unit}"
-    return str(n)
+from claudewrap.display import row_money, short_count
 
 
 @click.command("cost")
@@ -46,16 +41,12 @@ def cost(which: str | None, as_json: bool, journal_path: str | None) -> None:
         click.echo(json.dumps(found.to_json(), sort_keys=False))
         return
     u = found.usage
-    money = f"${u.cost_usd:,.4f}"
-    if u.cost_estimated_usd > 0:
-        money = "~" + money
-    if u.unpriced_records:
-        money += "+?"
+    money = row_money(u, places=4)
     models = ", ".join(sorted(found.by_model)) or "no usage yet"
     state = "running, " if found.running else ""
     project = f", project {found.project}" if found.project else ""
-    click.echo(f"{money} {_short(u.input_tokens)} in, {_short(u.output_tokens)} out, "
-               f"{_short(u.cache_read_tokens)} cache read, {_short(u.cache_write_tokens)} "
+    click.echo(f"{money} {short_count(u.input_tokens)} in, {short_count(u.output_tokens)} out, "
+               f"{short_count(u.cache_read_tokens)} cache read, {short_count(u.cache_write_tokens)} "
                f"cache write ({models}; {state}session {found.session}{project})")
 
 

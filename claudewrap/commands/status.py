@@ -2,14 +2,13 @@
 status bar (tmux runs it every `status-interval` seconds).
 
 Today's numbers come from the rollup (claudewrap.rollup: only journal lines
-added since the last read are parsed); the rate from the journal's tail, summed
-by the same rules as every report (claudewrap.report).
+added since the last read are parsed); the rate from the recent window that
+`monitor` and the metrics show too (claudewrap.tail.recent_usage), summed by
+the same rule as every report (claudewrap.report).
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,113 +16,67 @@ from typing import TYPE_CHECKING
 
 import click
 
+from claudewrap.display import count, money, row_money, short_count
 from claudewrap.journal import JournalError, resolve_path
 
 if TYPE_CHECKING:
-    from claudewrap.records import UsageRecord
-
-TAIL_BYTES = 1 << 20  # the rate reads at most this much of the journal's end
+    from claudewrap.budget import Standing
+    from claudewrap.report import Row
 
 
 @dataclass
 class Status:
-    cost_usd: float  # today, printed + estimated
-    estimated: bool  # part of the cost was priced by claudewrap
-    tokens: int  # today
-    sessions: int  # today
-    rate: float  # tokens per minute over the last `minutes`
+    today: Row  # today's usage (sessions counted)
+    window: Row  # the usage of the last `minutes`
     minutes: int
-    # (period "day"/"month", spent, budget) of each budget on all usage
-    budgets: list[tuple[str, float, float]] = field(default_factory=list)
+    # How each budget on all usage stands (claudewrap.budget), daily first.
+    budgets: list[Standing] = field(default_factory=list)
 
-
-def _recent_records(path: Path, since: str, limit: int = TAIL_BYTES) -> list[UsageRecord]:
-    """Records of the journal's tail that matter for usage after ``since``: those
-    from then on, and earlier ones of the same sessions (their totals are the
-    baseline the later ones rise from). Parses little: a journal line starts
-    with its time."""
-    from claudewrap.records import UsageRecord
-
-    try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            start = max(0, size - limit)
-            fh.seek(start)
-            data = fh.read(limit)
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise JournalError(f"cannot read the journal {path}: {exc.strerror or exc}") from None
-    lines = data.split(b"\n")
-    if start > 0:
-        lines = lines[1:]  # the first line is cut
-    cut = since.encode()
-    head = b'{"ts":"'
-
-    def parse(line: bytes) -> UsageRecord | None:
-        try:
-            return UsageRecord.from_json(line)
-        except (ValueError, TypeError):
-            return None
-
-    recent: dict[int, UsageRecord] = {}
-    for n, line in enumerate(lines):
-        if line.strip() and (not line.startswith(head) or line[7:31] >= cut):
-            record = parse(line)
-            if record is not None:
-                recent[n] = record
-    sessions = [f'"session":{json.dumps(r.session)}'.encode() for r in recent.values()]
-    wanted = set(sessions)
-    for n, line in enumerate(lines):
-        if n not in recent and line.startswith(head) and any(s in line for s in wanted):
-            record = parse(line)
-            if record is not None:
-                recent[n] = record
-    return [recent[n] for n in sorted(recent)]
+    @property
+    def rate(self) -> float:
+        """Tokens per minute over the last ``minutes``."""
+        return self.window.tokens / self.minutes
 
 
 def read_status(path: Path, minutes: int = 10, now: datetime | None = None,
                 config: str | None = None) -> Status:
-    """Today's cost/tokens/sessions, the token rate of the last ``minutes``, and
-    how the daily and monthly budgets (claudewrap.budget) stand.
+    """Today's usage, the usage of the last ``minutes``, and how the daily and
+    monthly budgets (claudewrap.budget) stand.
 
-    Raises budget.BudgetError when the budget config is wrong."""
+    Raises budget.BudgetError when the budget config is wrong, JournalError when
+    the journal cannot be read."""
     from claudewrap import budget
-    from claudewrap.report import make_report, summarize, utc_iso
+    from claudewrap.report import make_report
     from claudewrap.rollup import load_state
+    from claudewrap.tail import recent_usage
 
     now = now or datetime.now(timezone.utc)
     state = load_state(path)
     today = make_report(state).periods["today"]
     overall = [b for b in budget.load_config(config).budgets if b.project is None]
     standings = budget.standings(state, overall, now=now) if overall else []
-    since = now - timedelta(minutes=minutes)
-    recent = summarize(_recent_records(path, utc_iso(since)), since=since).total
-    return Status(cost_usd=today.cost_usd, estimated=today.cost_estimated_usd > 0,
-                  tokens=today.tokens, sessions=today.sessions,
-                  rate=recent.tokens / minutes, minutes=minutes,
-                  budgets=[(st.budget.period, st.spent, st.budget.usd) for st in standings])
+    window = recent_usage(path, now - timedelta(minutes=minutes)).total
+    return Status(today=today, window=window, minutes=minutes, budgets=standings)
 
 
-def _short(n: float) -> str:
-    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if n >= div:
-            return f"{n / div:.1f}{unit}"
-    return f"{n:.0f}"
+def _used(st: Standing) -> str:
+    """``25%``; ``25%+?`` when some of the spending is of a model without a price."""
+    return f"{st.fraction:.0%}" + ("+?" if st.unpriced_records else "")
 
 
 def format_status(st: Status, fmt: str) -> str:
-    cost = f"{'~' if st.estimated else ''}${st.cost_usd:.2f}"
+    cost = row_money(st.today)
     if fmt == "tmux":
         # No '#' in the output: tmux would read it as a format.
-        used = "".join(f" {period} {spent / usd:.0%}" for period, spent, usd in st.budgets)
-        return f"claude {cost} {_short(st.rate)} tok/min{used}"
-    plural = "" if st.sessions == 1 else "s"
-    lines = [f"today: {cost}, {st.tokens:,} tokens, {st.sessions} session{plural}",
-             f"last {st.minutes} min: {st.rate:,.0f} tokens/min"]
-    for period, spent, usd in st.budgets:
-        what = "daily" if period == "day" else "monthly"
-        lines.append(f"{what} budget: ${spent:.2f} of ${usd:.2f} ({spent / usd:.0%})")
+        used = "".join(f" {b.budget.period} {_used(b)}" for b in st.budgets)
+        return f"claude {cost} {short_count(st.rate)} tok/min{used}"
+    plural = "" if st.today.sessions == 1 else "s"
+    lines = [f"today: {cost}, {count(st.today.tokens)} tokens, {st.today.sessions} session{plural}",
+             f"last {st.minutes} min: {count(st.rate)} tokens/min"]
+    for b in st.budgets:
+        what = "daily" if b.budget.period == "day" else "monthly"
+        lines.append(f"{what} budget: {row_money(b.row)} of {money(b.budget.usd)}"
+                     f" ({_used(b)})")
     return "\n".join(lines)
 
 
