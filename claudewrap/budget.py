@@ -38,6 +38,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from claudewrap.display import money
+
 if TYPE_CHECKING:
     from claudewrap.report import Row, UsageState
 
@@ -183,7 +185,19 @@ class Standing:
 
     @property
     def spent(self) -> float:
+        """Printed + estimated cost; a lower bound when :attr:`unpriced_records`."""
         return self.row.cost_usd
+
+    @property
+    def estimated(self) -> bool:
+        """Part of the spending was priced by claudewrap from list prices."""
+        return self.row.cost_estimated_usd > 0
+
+    @property
+    def unpriced_records(self) -> int:
+        """Records of models without a price: their cost is not in :attr:`spent`,
+        which is then a lower bound (shown with ``+?``)."""
+        return self.row.unpriced_records
 
     @property
     def fraction(self) -> float:
@@ -307,17 +321,18 @@ def claim(journal: Path, keys: list[str], *, now: float | None = None,
         os.close(fd)  # releases the lock
 
 
-def usd(amount: float) -> str:
-    """``$12.50``; small amounts keep what two decimals would hide (``$0.0247``)."""
-    if abs(amount) >= 1 or round(amount, 2) == amount:
-        return f"${amount:,.2f}"
-    return f"${amount:,.4f}"
+def usd(amount: float, *, estimated: bool = False, unpriced: bool = False) -> str:
+    """``$12.50``; small amounts keep what two decimals would hide (``$0.0247``);
+    the markers of claudewrap.display.money."""
+    places = 2 if abs(amount) >= 1 or round(amount, 2) == amount else 4
+    return money(amount, estimated=estimated, unpriced=unpriced, places=places)
 
 
 def notice(st: Standing) -> str:
     """The one line on stderr for a crossing."""
     when = "today" if st.budget.period == "day" else "this month"
-    return (f"claudewrap: budget reached: {when}'s spending {usd(st.spent)} is over your"
+    spent = usd(st.spent, estimated=st.estimated, unpriced=st.unpriced_records > 0)
+    return (f"claudewrap: budget reached: {when}'s spending {spent} is over your"
             f" {st.budget.label()} of {usd(st.budget.usd)} (see `claudewrap monitor`)")
 
 
@@ -333,6 +348,8 @@ def webhook_body(st: Standing, *, session: str | None, host: str | None) -> dict
         "budget_usd": st.budget.usd,
         "cost_usd": round(row.cost_usd, 6),
         "cost_estimated_usd": round(row.cost_estimated_usd, 6),
+        # Records of models without a price: cost_usd leaves them out (a lower bound).
+        "unpriced_records": row.unpriced_records,
         "tokens": {"input": row.input_tokens, "output": row.output_tokens,
                    "cache_read": row.cache_read_tokens, "cache_write": row.cache_write_tokens,
                    "total": row.tokens},

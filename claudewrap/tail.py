@@ -5,18 +5,39 @@ identity. Each :meth:`JournalTail.poll` returns the complete lines appended
 since (a line still being written waits for its newline). When the journal was
 replaced, rotated or truncated, the poll says so (``reset``) and starts again
 from the beginning of the new file: a follower never silently mixes two files.
+
+The recent window (:func:`window_records`, :func:`recent_usage`) is read the
+other way, back from the journal's end: what `status`, `monitor` and the
+metrics' rate gauges show over "the last N minutes" comes from there, so the
+three agree.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from claudewrap.journal import parse_line
+from claudewrap.journal import JournalError, parse_line
 from claudewrap.records import UsageRecord
 
+if TYPE_CHECKING:
+    from claudewrap.pricing import PriceTable
+    from claudewrap.report import Filters, Report
+
 _BLOCK = 8 << 20
+# How far back from the journal's end the recent window may read: over garbage to
+# the window's start, then to the earlier records of the window's sessions (the
+# baseline their running totals rise from). 32 MiB is about a month of the
+# heaviest use (bench/gen_journal.py: 432 MB a year); a session whose previous
+# record is further back counts its running total from zero.
+LOOKBACK_BYTES = 32 << 20
+_BACK_BLOCK = 1 << 20
+_HEAD = b'{"ts":"'  # how records.py starts a line: the time can be compared unparsed
 
 
 @dataclass
@@ -130,4 +151,163 @@ def _line_end_before(fd: int, size: int) -> int:
     return 0
 
 
-__all__ = ["Chunk", "JournalTail", "parse_line"]
+def quoted_forms(text: str) -> tuple[bytes, ...]:
+    """How ``text`` can appear as a JSON string in a journal line, for a byte search
+    before decoding: as records.py writes it (``ensure_ascii=False``: UTF-8, with
+    ``"``, ``\\`` and control characters escaped) and with ASCII escapes
+    (``\\u00e9``, as other JSON writers do)."""
+    own = json.dumps(text, ensure_ascii=False).encode("utf-8", "backslashreplace")
+    return tuple(dict.fromkeys((own, json.dumps(text).encode())))
+
+
+def _blocks_back(fd: int, end: int, limit: int) -> Iterator[tuple[int, bytes]]:
+    """Whole lines before byte ``end``, newest block first: ``(offset, data)``.
+    Reads back at most ``limit`` bytes (the line cut there is left out)."""
+    stop = max(0, end - limit)
+    carry = b""
+    pos = end
+    while pos > stop:
+        start = max(stop, pos - _BACK_BLOCK)
+        data = os.pread(fd, pos - start, start) + carry
+        pos = start
+        if start > 0:
+            # Up to the first newline: the end of a line that starts further back.
+            cut = data.find(b"\n") + 1
+            carry, data = (data[:cut], data[cut:]) if cut else (data, b"")
+            start += cut
+        if data:
+            yield start, data
+
+
+def _lines_back(base: int, data: bytes) -> Iterator[tuple[int, bytes]]:
+    """``(offset, line)`` of a block's lines, last first."""
+    lines = data.split(b"\n")
+    starts = [0]
+    for line in lines[:-1]:
+        starts.append(starts[-1] + len(line) + 1)
+    for start, line in zip(reversed(starts), reversed(lines)):
+        if line:
+            yield base + start, line
+
+
+def _record(line: bytes) -> UsageRecord | None:
+    # A journal line starts with "{" (records.py), garbage mostly does not: no parse.
+    if line.lstrip()[:1] != b"{":
+        return None
+    return parse_line(line)
+
+
+def _session_keys(records: Iterable[UsageRecord]) -> set[str]:
+    return {k for r in records for k in (r.session, r.claude_session) if k}
+
+
+def _history(keys: set[str], blocks: Iterable[tuple[int, bytes]],
+             found: dict[int, UsageRecord]) -> None:
+    """Add to ``found`` the records in ``blocks`` whose session or Claude session is
+    one of ``keys`` (a byte search first; the match is made on the decoded record)."""
+    needles = tuple(n for k in sorted(keys) for n in quoted_forms(k))
+    for base, data in blocks:
+        if not any(n in data for n in needles):
+            continue
+        for off, line in _lines_back(base, data):
+            if any(n in line for n in needles):
+                rec = _record(line)
+                if rec is not None and (rec.session in keys or rec.claude_session in keys):
+                    found[off] = rec
+
+
+def _window_from_fd(fd: int, since: str, end: int, limit: int
+                    ) -> list[tuple[int, UsageRecord]]:
+    found: dict[int, UsageRecord] = {}
+    cut = since.encode()
+    blocks = _blocks_back(fd, end, limit)
+    for base, data in blocks:
+        older = False
+        rest: list[tuple[int, bytes]] = []
+        for off, line in _lines_back(base, data):
+            if older:
+                rest.append((off, line))
+                continue
+            if line.startswith(_HEAD) and line[7:31] < cut:
+                rec = _record(line)
+                older = rec is not None and rec.ts < since
+                if older:
+                    rest.append((off, line))
+                continue
+            rec = _record(line)
+            if rec is None:
+                continue
+            if rec.ts >= since:
+                found[off] = rec
+            else:
+                older = True
+                rest.append((off, line))
+        if older:
+            # The window is covered: the rest is only the history of its sessions.
+            keys = _session_keys(found.values())
+            if keys:
+                _history(keys, rest, found)
+                _history(keys, blocks, found)
+            break
+    return sorted(found.items())
+
+
+def window_records(path: Path, since: str, *, end: int | None = None,
+                   limit: int = LOOKBACK_BYTES) -> list[tuple[int, UsageRecord]]:
+    """``(offset, record)``, in journal order, of what decides the usage after
+    ``since`` (a journal time string): the records from then on, read back from the
+    journal's end (or ``end``) over any unreadable lines until a valid record older
+    than ``since``; then every earlier record of their sessions (by ``session`` or
+    ``claude_session``): running totals rise from those, and they say which sources
+    count. At most ``limit`` bytes are read. A missing journal has none; an
+    unreadable one raises JournalError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise JournalError(f"cannot read the journal {path}: {exc.strerror or exc}; check its"
+                           f" permissions, or choose another file with --journal") from None
+    try:
+        size = os.fstat(fd).st_size
+        return _window_from_fd(fd, since, size if end is None else min(end, size), limit)
+    except OSError as exc:
+        raise JournalError(f"cannot read the journal {path}: {exc.strerror or exc}; choose"
+                           f" another file with --journal") from None
+    finally:
+        os.close(fd)
+
+
+def session_history(path: Path, keys: set[str], end: int, limit: int = LOOKBACK_BYTES
+                    ) -> list[tuple[int, UsageRecord]]:
+    """``(offset, record)`` of the records before byte ``end`` of the sessions ``keys``
+    (a session seen again after a pause: its running totals' baseline), in journal order."""
+    found: dict[int, UsageRecord] = {}
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return []
+    try:
+        _history(keys, _blocks_back(fd, end, limit), found)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return sorted(found.items())
+
+
+def recent_usage(path: Path, since: datetime, *, until: datetime | None = None,
+                 dims: Iterable[tuple[str, ...]] = (), filters: Filters | None = None,
+                 table: PriceTable | None = None) -> Report:
+    """The usage after ``since`` (and before ``until``) by the reports' rule
+    (claudewrap.report), from :func:`window_records`: the tokens per minute and
+    cost per hour of `status`, `monitor` and the metrics' rate gauges."""
+    from claudewrap.report import summarize, utc_iso
+
+    records = [r for _, r in window_records(path, utc_iso(since))]
+    return summarize(records, since=since, until=until, dims=dims, filters=filters,
+                     table=table)
+
+
+__all__ = ["LOOKBACK_BYTES", "Chunk", "JournalTail", "parse_line", "quoted_forms",
+           "recent_usage", "session_history", "window_records"]
