@@ -1072,6 +1072,7 @@ class Report:
     periods: dict[str, Row]  # "today", "this week", "this month", "all time"
     skipped_lines: int = 0
     first_bad_lines: list[int] = field(default_factory=list)
+    records_read: int = 0  # good journal records, whether or not the filters kept them
 
 
 def period_days(today: date) -> dict[str, str]:
@@ -1269,7 +1270,8 @@ def _finish_report(total: _Acc, groups: dict[tuple[str, ...], dict[tuple[str, ..
                   groups={d: {k: a.row() for k, a in rows.items()} for d, rows in groups.items()},
                   periods={name: a.row() for name, a in periods.items()},
                   skipped_lines=state.stats.skipped,
-                  first_bad_lines=list(state.stats.first_bad_lines))
+                  first_bad_lines=list(state.stats.first_bad_lines),
+                  records_read=state.stats.good)
 
 
 def summarize(records: Iterable[UsageRecord], *, dims: Iterable[tuple[str, ...]] = (),

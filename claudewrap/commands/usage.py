@@ -28,6 +28,7 @@ from claudewrap.report import (
 )
 from claudewrap.usage_view import (
     VIEW_GROUPS,
+    describe_selection,
     render_csv,
     render_default,
     render_grouped,
@@ -194,8 +195,11 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
         click.echo(render_csv(report, dims), nl=False)
     else:
         color = use_color(ctx.color)
-        text = (render_grouped(report, dims, width=width(), color=color) if dims
-                else render_default(report, width=width(), color=color, journal=path))
+        selection = describe_selection(since, until, projects, models, filters.tags)
+        text = (render_grouped(report, dims, width=width(), color=color, journal=path,
+                               selection=selection) if dims
+                else render_default(report, width=width(), color=color, journal=path,
+                                    selection=selection))
         click.echo(text, nl=False, color=color)
 
 
