@@ -219,16 +219,16 @@ def session_usage(session: str = "last", journal: str | os.PathLike[str] | None 
 
     Raises :class:`SessionNotFound`, or JournalError when the journal is unreadable.
     """
-    import json
-
     from claudewrap.journal import JournalError, parse_line, resolve_path
     from claudewrap.report import summarize
+    from claudewrap.tail import quoted_forms
 
     path = resolve_path(journal)
     sid = resolve_session(session, path, env)
     running = any(s.session == sid for s in running_sessions(path))
-    needles = [f'"session":{json.dumps(sid)}'.encode(),
-               f'"claude_session":{json.dumps(sid)}'.encode()]
+    # The id as the journal spells it (UTF-8, or \u escapes from another writer);
+    # the match itself is made on the decoded record.
+    needles = quoted_forms(sid)
     recs = []
     try:
         with open(path, "rb") as fh:

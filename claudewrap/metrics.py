@@ -53,6 +53,7 @@ from claudewrap import rollup
 from claudewrap.journal import JournalError, atomic_write, file_identity
 from claudewrap.pricing import Price, PriceTable, default_table
 from claudewrap.report import UsageState, estimated_cost
+from claudewrap.tail import recent_usage
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -64,6 +65,7 @@ COUNTERS = (*(f"tokens_{t}" for t in TOKEN_TYPES), "cost", "records")
 DEFAULT_WINDOW = 15 * 60.0
 MAX_WINDOW = 24 * 3600.0
 UNKNOWN = "unknown"
+_NONE = "(none)"  # report.py's label of a missing project or host
 
 _RETENTION = MAX_WINDOW + 120  # minute buckets kept; older usage is summed in one
 _COMPACT_EVERY = 600.0
@@ -525,8 +527,7 @@ class JournalMetrics:
         """The metrics as of ``now`` (default: the clock), after :meth:`update`."""
         now = time.time() if now is None else now
         self.state.compact(now)
-        # The last window/60 minute buckets, this one included: the same value all
-        # minute long (a partial minute counts as a whole one).
+        # The series used in the last window/60 minute buckets, this one included.
         since = _minute(now - self.window + 60)
         span = self.window
         # Usage dated in the future counts once its minute comes (a minute of skew is ok).
@@ -536,12 +537,26 @@ class JournalMetrics:
         self.counters = sync_counters(self.journal, self.mark, self.counters, truth,
                                       seen=self.exported)
         self.exported = True
+        # The window itself is the one `status` and `monitor` show (tail.recent_usage:
+        # read back from the journal's end, with its sessions' baselines); the state's
+        # minutes say which series were used in the last day (idle ones drop out).
+        report = recent_usage(self.journal, datetime.fromtimestamp(now - span, timezone.utc),
+                              until=datetime.fromtimestamp(now + 60, timezone.utc),
+                              dims=[LABELS], table=self.table)
+        window: dict[Key, list[float]] = {key: [0, 0, 0, 0, 0.0] for key in recent}
+        for labels, row in report.groups[LABELS].items():
+            # The report says "(none)" where the metrics say "unknown".
+            key = tuple(UNKNOWN if v == _NONE else v for v in labels)
+            acc = window.setdefault(key, [0, 0, 0, 0, 0.0])
+            for j, n in enumerate((row.input_tokens, row.output_tokens, row.cache_read_tokens,
+                                   row.cache_write_tokens, row.cost_usd)):
+                acc[j] += n
         per_minute: dict[Key, float] = {}
         per_hour: dict[Key, float] = {}
-        for key, rec in recent.items():  # series idle for a day drop out of the gauges
+        for key, acc in window.items():
             for j, t in enumerate(TOKEN_TYPES):
-                per_minute[key + (t,)] = rec[j] * 60.0 / span
-            per_hour[key] = rec[4] * 3600.0 / span
+                per_minute[key + (t,)] = acc[j] * 60.0 / span
+            per_hour[key] = acc[4] * 3600.0 / span
         this_host = _hostname()
         active: dict[str, int] = {this_host: 0}
         for marker in (self._live or _live_markers)(self.journal):

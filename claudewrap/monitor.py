@@ -3,8 +3,10 @@
 :class:`Monitor` follows the journal incrementally (claudewrap.tail): each
 update feeds only the lines appended since the last one into a
 :class:`~claudewrap.report.UsageState` of this month, and keeps the recent
-records (with the earlier totals of their sessions, the baseline a running total
-rises from) for the token rate. All sums are the reports' (claudewrap.report).
+records with the earlier records of their sessions (the baseline a running
+total rises from) for the token rate: the first read takes them from
+:func:`claudewrap.tail.window_records`, as `status` and the metrics do, so the
+three show the same rate. All sums are the reports' (claudewrap.report).
 
 :func:`render` turns a :class:`Snapshot` into lines that fit the terminal;
 :func:`run_live` redraws them in place on the alternate screen and always gives
@@ -14,7 +16,6 @@ a stdout that is not a terminal.
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
@@ -28,14 +29,10 @@ from claudewrap.api import LiveSession
 from claudewrap.budget import Budget, Standing, standings
 from claudewrap.display import money as plain_money
 from claudewrap.display import row_money, short_count
-from claudewrap.journal import parse_line
 from claudewrap.records import UsageRecord
 from claudewrap.report import Filters, Row, UsageState, make_report, summarize, utc_iso
 from claudewrap.rollup import fetcher
-from claudewrap.tail import JournalTail
-
-TAIL_SEED_BYTES = 1 << 20  # how much of the journal's end seeds the token rate
-_HEAD = b'{"ts":"'
+from claudewrap.tail import JournalTail, session_history, window_records
 
 
 @dataclass
@@ -90,7 +87,8 @@ class Monitor:
         self._tail: JournalTail | None = None
         self._state = UsageState()
         self._month = ""
-        self._recent: dict[str, list[tuple[int, UsageRecord]]] = {}  # by session
+        # The window's sessions and their earlier records: session -> offset -> record.
+        self._recent: dict[str, dict[int, UsageRecord]] = {}
 
     def close(self) -> None:
         if self._tail is not None:
@@ -120,59 +118,58 @@ class Monitor:
             return
         self._state.feed_block(chunk.data, chunk.base)
         self._state.resolve(fetcher(self._tail.fd, self._state))
-        cut = utc_iso(now - self.window)
-        if chunk.base == 0 and len(chunk.data) > TAIL_SEED_BYTES:
-            self._seed(chunk.data, chunk.base, cut)
-        else:
-            for off, rec in chunk.records():
-                self._recent.setdefault(rec.session, []).append((off, rec))
+        if chunk.base == 0:
+            # The first read: the window and its sessions' history, read back from
+            # the end over whatever garbage is there, as `status` reads it.
+            self._keep(window_records(self.path, utc_iso(now - self.window),
+                                      end=len(chunk.data)))
+            return
+        new = chunk.records()
+        returning = {r.session for _, r in new if r.session not in self._recent}
+        if returning:
+            # New to the window (or back after a pause): their earlier records first.
+            keys = {k for _, r in new if r.session in returning
+                    for k in (r.session, r.claude_session) if k}
+            self._keep(session_history(self.path, keys, chunk.base))
+        self._keep(new)
 
-    def _seed(self, data: bytes, base: int, cut: str) -> None:
-        """The recent records of a big first read, parsing little: the sessions
-        active in the window (from the last TAIL_SEED_BYTES: a line starts with its
-        time), then all lines of those sessions (their earlier running totals are
-        the baseline the later ones rise from), found by a byte search."""
-        start = data.index(b"\n", len(data) - TAIL_SEED_BYTES) + 1
-        cut_b = cut.encode()
-        sessions: set[str] = set()
-        for line in data[start:].split(b"\n"):
-            if line and (not line.startswith(_HEAD) or line[7:31] >= cut_b):
-                rec = parse_line(line)
-                if rec is not None and rec.ts >= cut:
-                    sessions.add(rec.session)
-        found: dict[int, UsageRecord] = {}
-        for sid in sessions:
-            needle = f'"session":{json.dumps(sid, ensure_ascii=False)}'.encode()
-            pos = data.find(needle)
-            while pos >= 0:
-                begin = data.rfind(b"\n", 0, pos) + 1
-                stop = data.index(b"\n", pos)
-                rec = parse_line(data[begin:stop])
-                if rec is not None and rec.session == sid:
-                    found[base + begin] = rec
-                pos = data.find(needle, stop)
-        for off in sorted(found):
-            self._recent.setdefault(found[off].session, []).append((off, found[off]))
+    def _keep(self, pairs: Sequence[tuple[int, UsageRecord]]) -> None:
+        for off, rec in pairs:
+            self._recent.setdefault(rec.session, {})[off] = rec
 
     def _window_usage(self, now: datetime) -> Row:
         cut = utc_iso(now - self.window)
+        # The sessions of the window, as window_records finds them: by session id or
+        # Claude session id.
+        active = {k for recs in self._recent.values() for r in recs.values() if r.ts >= cut
+                  for k in (r.session, r.claude_session) if k}
         for sid, recs in list(self._recent.items()):
-            if max(r.ts for _, r in recs) < cut:
+            if sid not in active and not any(r.claude_session in active
+                                             for r in recs.values()):
                 del self._recent[sid]  # idle for the whole window: no longer needed
-            elif any(r.kind == "delta" and r.ts < cut for _, r in recs):
-                # Deltas before the window add nothing to it; running totals stay
-                # (they are the baseline the totals in the window rise from).
-                self._recent[sid] = [(o, r) for o, r in recs
-                                     if r.kind != "delta" or r.ts >= cut]
-        records = sorted((pair for recs in self._recent.values() for pair in recs),
+                continue
+            # Deltas before the window add nothing to it; one per source stays (it
+            # says which sources the session has: rule 2), running totals all stay
+            # (they are the baseline the totals in the window rise from).
+            units = set()
+            for off in sorted(recs):
+                r = recs[off]
+                if r.kind == "delta" and r.ts < cut:
+                    unit = (r.source, r.claude_session, r.approximate)
+                    if unit in units:
+                        del recs[off]
+                    units.add(unit)
+        records = sorted((pair for recs in self._recent.values() for pair in recs.items()),
                          key=lambda pair: pair[0])
         filters = Filters(projects=(self.project,)) if self.project else None
         return summarize([r for _, r in records], since=now - self.window,
                          filters=filters).total
 
-    def _last_activity(self) -> dict[str, str]:
+    def _last_activity(self, now: datetime) -> dict[str, str]:
         """The sessions active in the window, with the time of their last record."""
-        return {sid: max(r.ts for _, r in recs) for sid, recs in self._recent.items()}
+        cut = utc_iso(now - self.window)
+        last = {sid: max(r.ts for r in recs.values()) for sid, recs in self._recent.items()}
+        return {sid: ts for sid, ts in last.items() if ts >= cut}
 
     def snapshot(self, *, live: Sequence[LiveSession] = (), show: str = "all",
                  budgets: Sequence[Budget] = (), interval: float = 2.0) -> Snapshot:
@@ -187,7 +184,7 @@ class Monitor:
         running = {s.session: s for s in live}
         if show == "all":
             wanted = list(running)
-            last = self._last_activity()
+            last = self._last_activity(now)
             wanted += sorted((s for s in last if s not in running),
                              key=lambda s: (last[s], s), reverse=True)
         else:
@@ -223,7 +220,7 @@ class Monitor:
     def _session_projects(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for sid, recs in self._recent.items():
-            for _, rec in recs:
+            for _, rec in sorted(recs.items()):
                 if rec.project:
                     out[sid] = rec.project
         return out
@@ -237,6 +234,20 @@ def money(row_or_usd: Row | float) -> str:
     if isinstance(row_or_usd, Row):
         return row_money(row_or_usd)
     return plain_money(row_or_usd)
+
+
+def _used(st: Standing) -> str:
+    """``25%``, ``OVER 104%``; ``+?`` after it when the spending leaves out usage of
+    a model without a price (the share is a lower bound)."""
+    unknown = "+?" if st.unpriced_records else ""
+    return f"{'OVER ' if st.over else ''}{st.fraction * 100:.0f}%{unknown}"
+
+
+def _per_hour(snap: Snapshot) -> str:
+    """The window's cost per hour, with the window's markers."""
+    w = snap.window
+    return plain_money(snap.cost_per_hour, estimated=w.cost_estimated_usd > 0,
+                       unpriced=w.unpriced_records > 0)
 
 
 def _fit_segments(segments: Sequence[str], width: int, sep: str = "  ") -> str:
@@ -266,21 +277,24 @@ def _period_lines(snap: Snapshot, width: int) -> list[str]:
         st = by_period.get(period)
         head = [f"{label} {money(row):>9}", f"{short_count(row.tokens):>6} tok"]
         if st is not None:
-            used = f"{'OVER ' if st.over else ''}{st.fraction * 100:.0f}%"
+            used = _used(st)
             room = width - len(head[0]) - 2
             fits = [t for t in (f"{used} of {money(st.budget.usd)} budget", used)
                     if len(t) <= room]
             head[1:1] = fits[:1]
         lines.append(_fit_segments(head, width))
         if period == "day":
-            amount = money((st.projected_usd if st is not None else None)
-                           or snap.projected_today())
+            # A projection from a lower bound is one too.
+            amount = plain_money((st.projected_usd if st is not None else None)
+                                 or snap.projected_today(),
+                                 unpriced=bool(row.unpriced_records
+                                               or snap.window.unpriced_records))
             tail = [_pick(width, f"  at this rate ~{amount} by midnight",
                           f"  ~{amount} by midnight", f"  ~{amount} today")]
         else:
             if st is None or st.projected_usd is None:
                 continue
-            amount = money(st.projected_usd)
+            amount = plain_money(st.projected_usd, unpriced=row.unpriced_records > 0)
             tail = [_pick(width, f"  at this pace ~{amount} by month end",
                           f"  ~{amount} by month end", f"  ~{amount} month")]
         if st is not None and st.reached_at is not None:
@@ -293,8 +307,8 @@ def _period_lines(snap: Snapshot, width: int) -> list[str]:
         lines.append(_fit_segments(tail, width, "; "))
     mins = f"{snap.window_minutes:g}"
     rate = short_count(snap.tokens_per_minute)
-    lines.append(_fit_segments([f"last {mins} min {rate:>6} tok/min",
-                                f"{money(snap.cost_per_hour)}/h"], width))
+    lines.append(_fit_segments([f"last {mins} min {rate:>6} tok/min", f"{_per_hour(snap)}/h"],
+                               width))
     return lines
 
 
@@ -379,9 +393,9 @@ def status_line(snap: Snapshot) -> str:
         text = f"{name}={money(row)} {name}_tokens={row.tokens}"
         st = by_period.get(period)
         if st is not None:
-            text += f" {name}_budget={st.fraction * 100:.0f}%"
+            text += f" {name}_budget={_used(st).replace('OVER ', '')}"
         parts.append(text)
-    parts.append(f"tok/min={snap.tokens_per_minute:.0f} cost/h={money(snap.cost_per_hour)}")
+    parts.append(f"tok/min={snap.tokens_per_minute:.0f} cost/h={_per_hour(snap)}")
     parts.append(f"running={sum(1 for s in snap.sessions if s.running)}")
     return " ".join(parts)
 

@@ -36,6 +36,7 @@ _BLOCK = 8 << 20
 # heaviest use (bench/gen_journal.py: 432 MB a year); a session whose previous
 # record is further back counts its running total from zero.
 LOOKBACK_BYTES = 32 << 20
+_FIRST_BLOCK = 64 << 10
 _BACK_BLOCK = 1 << 20
 _HEAD = b'{"ts":"'  # how records.py starts a line: the time can be compared unparsed
 
@@ -162,12 +163,15 @@ def quoted_forms(text: str) -> tuple[bytes, ...]:
 
 def _blocks_back(fd: int, end: int, limit: int) -> Iterator[tuple[int, bytes]]:
     """Whole lines before byte ``end``, newest block first: ``(offset, data)``.
+    Blocks grow from 64 KiB to 1 MiB (the recent window is mostly in the first).
     Reads back at most ``limit`` bytes (the line cut there is left out)."""
     stop = max(0, end - limit)
     carry = b""
     pos = end
+    size = _FIRST_BLOCK
     while pos > stop:
-        start = max(stop, pos - _BACK_BLOCK)
+        start = max(stop, pos - size)
+        size = min(size * 2, _BACK_BLOCK)
         data = os.pread(fd, pos - start, start) + carry
         pos = start
         if start > 0:
@@ -220,35 +224,33 @@ def _window_from_fd(fd: int, since: str, end: int, limit: int
                     ) -> list[tuple[int, UsageRecord]]:
     found: dict[int, UsageRecord] = {}
     cut = since.encode()
+    before: list[tuple[int, bytes]] = []  # lines read on the way, older than the window
     blocks = _blocks_back(fd, end, limit)
     for base, data in blocks:
-        older = False
-        rest: list[tuple[int, bytes]] = []
+        recent = old = False
         for off, line in _lines_back(base, data):
-            if older:
-                rest.append((off, line))
-                continue
-            if line.startswith(_HEAD) and line[7:31] < cut:
-                rec = _record(line)
-                older = rec is not None and rec.ts < since
-                if older:
-                    rest.append((off, line))
+            if line.startswith(_HEAD) and line[7:31] < cut:  # older, unparsed
+                before.append((off, line))
+                old = old or _record(line) is not None
                 continue
             rec = _record(line)
             if rec is None:
                 continue
             if rec.ts >= since:
                 found[off] = rec
+                recent = True
             else:
-                older = True
-                rest.append((off, line))
-        if older:
-            # The window is covered: the rest is only the history of its sessions.
-            keys = _session_keys(found.values())
-            if keys:
-                _history(keys, rest, found)
-                _history(keys, blocks, found)
+                before.append((off, line))
+                old = True
+        # Records are appended about when they happen, but not always (a transcript
+        # read at the end of a run): the window is covered once a whole block holds
+        # records from before it and none from it.
+        if old and not recent:
             break
+    keys = _session_keys(found.values())
+    if keys:
+        _history(keys, before, found)
+        _history(keys, blocks, found)
     return sorted(found.items())
 
 
@@ -256,8 +258,9 @@ def window_records(path: Path, since: str, *, end: int | None = None,
                    limit: int = LOOKBACK_BYTES) -> list[tuple[int, UsageRecord]]:
     """``(offset, record)``, in journal order, of what decides the usage after
     ``since`` (a journal time string): the records from then on, read back from the
-    journal's end (or ``end``) over any unreadable lines until a valid record older
-    than ``since``; then every earlier record of their sessions (by ``session`` or
+    journal's end (or ``end``) over any unreadable lines until a stretch of it (a
+    block, up to 1 MiB) holds valid records older than ``since`` and none newer;
+    then every earlier record of their sessions (by ``session`` or
     ``claude_session``): running totals rise from those, and they say which sources
     count. At most ``limit`` bytes are read. A missing journal has none; an
     unreadable one raises JournalError."""
