@@ -12,6 +12,11 @@ unknown model: its cost is None, never zero.
 
 Cache writes are priced at the 5-minute rate: records do not say which cache
 duration was written (the 1-hour rate is 1.6 times higher).
+
+A table may also carry rates learned from the journal (:mod:`claudewrap.price_fit`)
+for models without a list price: they are used only when no list price
+matches, by the model's own name, and every table knows where each of its
+rates came from (:meth:`PriceTable.origin`).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ else:  # pragma: no cover - Python 3.10
 
 ENV_VAR = "CLAUDEWRAP_PRICES"
 _RATES = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+SHIPPED, USER, LEARNED = "shipped", "user", "learned"  # where a rate came from
 
 
 class PriceFileError(ValueError):
@@ -99,11 +105,36 @@ def family_key(model: str) -> tuple[str, int, int] | None:
     return None
 
 
-class PriceTable:
-    """Prices by model id, with the matching rules of this module."""
+@dataclass(frozen=True)
+class Learned:
+    """Rates fitted from a model's printed costs (see :mod:`claudewrap.price_fit`).
 
-    def __init__(self, prices: Mapping[str, Price], aliases: Mapping[str, str] | None = None):
+    ``samples`` is the number of equations the fit had (journal buckets: one per
+    session, model and day), ``records`` the records behind them, ``error`` how far
+    the fitted rates miss the printed costs (summed, relative: 0.001 is 0.1 %).
+    """
+
+    price: Price
+    records: int
+    samples: int
+    error: float
+
+
+class PriceTable:
+    """Prices by model id, with the matching rules of this module.
+
+    ``origins`` says, per model and rate, where the rate came from (SHIPPED or
+    USER; missing: SHIPPED); ``learned`` holds rates learned from the journal for
+    models that have no list price.
+    """
+
+    def __init__(self, prices: Mapping[str, Price], aliases: Mapping[str, str] | None = None,
+                 *, origins: Mapping[str, Mapping[str, str]] | None = None,
+                 learned: Mapping[str, Learned] | None = None):
         self.prices = dict(prices)
+        self.aliases = dict(aliases or {})
+        self.origins = {m: dict(o) for m, o in (origins or {}).items()}
+        self.learned = {m.lower(): fit for m, fit in (learned or {}).items()}
         self._names: dict[str, Price] = {}
         self._families: dict[tuple[str, int, int], Price] = {}
         for key, price in self.prices.items():
@@ -117,22 +148,62 @@ class PriceTable:
         self._memo: dict[str | None, Price | None] = {}
 
     def lookup(self, model: str | None) -> Price | None:
-        """The price of ``model``, or None for an unknown model."""
+        """The price of ``model`` (its list price, else rates learned for it), or None
+        for an unknown model."""
         try:
             return self._memo[model]
         except KeyError:
             pass
-        found: Price | None = None
-        if model:
-            for name in _candidates(model):
-                found = self._names.get(name)
-                if found is not None:
-                    break
-            else:
-                fam = family_key(name)
-                found = self._families.get(fam) if fam is not None else None
+        found = self.list_price(model)
+        if found is None and model and self.learned:
+            fit = self.learned.get(model.strip().lower())
+            found = fit.price if fit is not None else None
         self._memo[model] = found
         return found
+
+    def list_price(self, model: str | None) -> Price | None:
+        """The shipped or user-file price that ``model`` matches, ignoring learned rates."""
+        if not model:
+            return None
+        for name in _candidates(model):
+            found = self._names.get(name)
+            if found is not None:
+                return found
+        fam = family_key(name)
+        return self._families.get(fam) if fam is not None else None
+
+    def origin(self, model: str, rate: str) -> str:
+        """Where a rate of the entry ``model`` (a key of :attr:`prices` or
+        :attr:`learned`) came from: SHIPPED, USER or LEARNED."""
+        if model in self.learned and model not in self.prices:
+            return LEARNED
+        return self.origins.get(model, {}).get(rate, SHIPPED)
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every entry, list prices first (in file order), then learned ones:
+        ``{"model", "rates": {RATE: USD per million or None}, "from": {RATE: SHIPPED |
+        USER | LEARNED}, "aliases": [...], "learned": None | {"records", "samples",
+        "error"}}`` (the ``claudewrap prices --json`` form)."""
+        out = []
+        learned = [(m, fit) for m, fit in self.learned.items() if m not in self.prices]
+        for model, price, fit in [*((m, p, None) for m, p in self.prices.items()),
+                                  *((m, f.price, f) for m, f in learned)]:
+            rates = {r: getattr(price, r) for r in _RATES}
+            out.append({
+                "model": model,
+                "rates": rates,
+                "from": {r: self.origin(model, r) for r, v in rates.items() if v is not None},
+                "aliases": sorted(a for a, target in self.aliases.items() if target == model),
+                "learned": None if fit is None else {"records": fit.records,
+                                                     "samples": fit.samples,
+                                                     "error": fit.error},
+            })
+        return out
+
+    def with_learned(self, learned: Mapping[str, Learned]) -> PriceTable:
+        """This table plus ``learned`` rates (for models without a list price)."""
+        return PriceTable(self.prices, self.aliases, origins=self.origins,
+                          learned={**self.learned, **learned})
 
     def cost(self, model: str | None, input_tokens: int = 0, output_tokens: int = 0,
              cache_read_tokens: int = 0, cache_write_tokens: int = 0) -> float | None:
@@ -152,8 +223,11 @@ def _rate(path: Path, model: str, key: str, value: Any) -> float:
     return float(value)
 
 
-def _parse(path: Path, text: str, base: Mapping[str, Price] | None = None
+def _parse(path: Path, text: str, base: Mapping[str, Price] | None = None,
+           origins: dict[str, dict[str, str]] | None = None, origin: str = SHIPPED
            ) -> tuple[dict[str, Price], dict[str, str]]:
+    """The prices of a file over ``base``; ``origins`` (if given) learns ``origin``
+    for each rate the file sets."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -182,6 +256,8 @@ def _parse(path: Path, text: str, base: Mapping[str, Price] | None = None
         old = prices.get(model.lower())
         prices[model.lower()] = (replace(old, **rates) if old is not None
                                  else Price(model=model.lower(), **rates))
+        if origins is not None:
+            origins.setdefault(model.lower(), {}).update(dict.fromkeys(rates, origin))
     return prices, aliases
 
 
@@ -212,10 +288,11 @@ def load_table(user_path: Path | None = None) -> PriceTable:
     except (OSError, UnicodeDecodeError) as exc:
         raise PriceFileError(f"cannot read the prices file {path}: {exc}; fix its"
                              f" permissions or remove it") from None
+    origins: dict[str, dict[str, str]] = {}
     if text is not None:
-        prices, more = _parse(path, text, prices)
+        prices, more = _parse(path, text, prices, origins, USER)
         aliases.update(more)
-    return PriceTable(prices, aliases)
+    return PriceTable(prices, aliases, origins=origins)
 
 
 @lru_cache(maxsize=1)
@@ -255,5 +332,5 @@ def cost_of(record: UsageRecord, *, table: PriceTable | None = None
                  record.cache_read_tokens, record.cache_write_tokens, table=table), True
 
 
-__all__ = ["Price", "PriceFileError", "PriceTable", "cost_of", "default_table", "family_key",
-           "load_table", "price", "user_prices_path"]
+__all__ = ["LEARNED", "SHIPPED", "USER", "Learned", "Price", "PriceFileError", "PriceTable",
+           "cost_of", "default_table", "family_key", "load_table", "price", "user_prices_path"]

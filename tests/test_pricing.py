@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from claudewrap.price_fit import fit_rates, learn_prices
 from claudewrap.pricing import (
+    Learned,
+    Price,
     PriceFileError,
     cost_of,
     default_table,
@@ -15,11 +18,16 @@ from claudewrap.pricing import (
     price,
 )
 from claudewrap.records import UsageRecord
+from claudewrap.report import UsageState
 
 M = 1_000_000
 
 # (model id as Claude Code / a provider may print it, input, output, cache write 5m, cache read)
 LIST_PRICES = [
+    ("claude-opus-5-5", 4, 20, 5, 0.20),  # Claude Code 2.1.332's default
+    ("claude-sonnet-5", 3, 15, 3.75, 0.30),
+    ("claude-fable-5", 10, 50, 12.5, 1.0),
+    ("claude-mythos-5", 10, 50, 12.5, 1.0),
     ("claude-opus-4-20250514", 15, 75, 18.75, 1.50),
     ("claude-opus-4-1-20250805", 15, 75, 18.75, 1.50),
     ("claude-opus-4-5-20251101", 5, 25, 6.25, 0.50),
@@ -94,7 +102,7 @@ def test_seed_models_have_their_prices() -> None:
     assert price("claude-3-sonnet-20240229", M, M, 0, 0) == pytest.approx(3 + 15)
 
 
-@pytest.mark.parametrize("model", ["claude-opus-5-5", "sonnet", "<synthetic>", "gpt-4o",
+@pytest.mark.parametrize("model", ["claude-opus-9-1", "sonnet", "<synthetic>", "gpt-4o",
                                    "claude-haiku-9", "", None])
 def test_an_unknown_model_has_no_price_never_zero(model: str | None) -> None:
     assert price(model, 1000, 10, 0, 0) is None
@@ -120,17 +128,21 @@ def test_user_file_overrides_a_field_and_adds_models(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     user = tmp_path / "prices.toml"
     user.write_text('[models."claude-sonnet-4-5-20250929"]\ninput = 2.0\n\n'
-                    '[models."claude-opus-5-5"]\ninput = 4\noutput = 20\n'
+                    '[models."claude-opus-9-1"]\ninput = 4\noutput = 20\n'
                     'aliases = ["opus-next"]\n')
     monkeypatch.setenv("CLAUDEWRAP_PRICES", str(user))
     assert price("claude-sonnet-4-5", M, M, 0, 0) == pytest.approx(2 + 15)  # output kept
-    assert price("claude-opus-5-5", M, M, 0, 0) == pytest.approx(24)
+    assert price("claude-opus-9-1", M, M, 0, 0) == pytest.approx(24)
     assert price("opus-next", M, 0, 0, 0) == pytest.approx(4)
-    assert price("claude-opus-5-5", 0, 0, 1, 0) is None  # no cache rate given
-    user.write_text('[models."claude-opus-5-5"]\ninput = 6\noutput = 20\n')
+    assert price("claude-opus-9-1", 0, 0, 1, 0) is None  # no cache rate given
+    table = default_table()
+    assert table.origin("claude-sonnet-4-5-20250929", "input") == "user"
+    assert table.origin("claude-sonnet-4-5-20250929", "output") == "shipped"
+    assert table.origin("claude-opus-9-1", "output") == "user"
+    user.write_text('[models."claude-opus-9-1"]\ninput = 6\noutput = 20\n')
     import os
     os.utime(user, (1, 1))  # a changed file is read again
-    assert price("claude-opus-5-5", M, 0, 0, 0) == pytest.approx(6)
+    assert price("claude-opus-9-1", M, 0, 0, 0) == pytest.approx(6)
 
 
 @pytest.mark.parametrize("text", ["not toml [", '[models."x"]\ninput = "cheap"\n',
@@ -162,3 +174,107 @@ def test_cost_of_reprices_a_stored_estimate_and_knows_unknowns() -> None:
     cost, estimated = cost_of(rec)
     assert estimated and cost == pytest.approx(1.0)
     assert cost_of(_rec(model="mystery", input_tokens=5)) == (None, True)
+
+
+# Requests of claude-opus-5-5 as Claude Code 2.1.332 reported them over OpenTelemetry
+# (../shared/captures/claude-code-2.1.332/otlp_logs_*.json and the stream-json
+# result): input, output, cache read, cache write, cost_usd.
+CAPTURED_OPUS_5_5 = [
+    (38172, 496, 25691, 755, 0.1715212),
+    (36803, 7563, 13654, 9550, 0.3489528),
+    (1234, 567, 8901, 2345, 0.029781199999999997),
+    (28524, 7259, 15664, 177, 0.2632938),
+]
+OPUS_5_5 = (4.0, 20.0, 0.20, 5.0)  # per million: input, output, cache read, cache write
+
+
+def _cost(rates: tuple[float, ...], i: int, o: int, cr: int, cw: int) -> float:
+    return (i * rates[0] + o * rates[1] + cr * rates[2] + cw * rates[3]) / M
+
+
+def test_shipped_opus_5_5_price_reproduces_claude_codes_printed_costs() -> None:
+    for i, o, cr, cw, printed in CAPTURED_OPUS_5_5:
+        assert price("claude-opus-5-5", i, o, cr, cw) == pytest.approx(printed, rel=1e-9)
+        assert price("claude-opus-5-5[1m]", i, o, cr, cw) == pytest.approx(printed, rel=1e-9)
+
+
+def test_fit_recovers_claude_codes_rates_from_its_printed_costs() -> None:
+    samples = [*CAPTURED_OPUS_5_5, (5000, 100, 0, 4000, _cost(OPUS_5_5, 5000, 100, 0, 4000))]
+    fit = fit_rates(samples)
+    assert fit is not None
+    rates, error = fit
+    assert rates == pytest.approx(OPUS_5_5)
+    assert error < 1e-9
+
+
+def test_fit_needs_one_sample_more_than_rates() -> None:
+    assert fit_rates(CAPTURED_OPUS_5_5) is None  # four rates, four samples: unchecked
+
+
+def test_fit_refuses_counts_that_cannot_tell_rates_apart() -> None:
+    # Output always twice the input: any split of 0.000044 $/token between them fits.
+    samples = [(n, 2 * n, 0, 0, n * 44 / M) for n in (100, 2000, 30000, 7)]
+    assert fit_rates(samples) is None
+
+
+def test_fit_refuses_costs_that_no_rates_explain() -> None:
+    noisy = [(i, o, cr, cw, c * f) for (i, o, cr, cw, c), f in
+             zip(CAPTURED_OPUS_5_5 * 2, (0.5, 1.7, 1.0, 0.6, 1.4, 0.9, 1.2, 0.7))]
+    assert fit_rates(noisy) is None
+
+
+def test_fit_leaves_unseen_rates_unknown_and_never_negative() -> None:
+    samples = [(i, o, 0, 0, _cost(OPUS_5_5, i, o, 0, 0)) for i, o, *_ in CAPTURED_OPUS_5_5]
+    fit = fit_rates(samples)
+    assert fit is not None and fit[0] == pytest.approx((4.0, 20.0, None, None))
+    # Input tokens that cost nothing: the fit says 0, not a negative rate.
+    free_input = [(i, o, 0, 0, o * 20 / M) for i, o, *_ in CAPTURED_OPUS_5_5]
+    fit = fit_rates(free_input)
+    assert fit is not None and fit[0][:2] == pytest.approx((0.0, 20.0))
+
+
+def _otel(session: str, day: int, model: str, i: int, o: int, cr: int, cw: int,
+          cost: float | None, source: str = "otel") -> UsageRecord:
+    return UsageRecord(ts=f"2026-07-{day:02d}T10:00:00.000Z", session=session, source=source,
+                       model=model, input_tokens=i, output_tokens=o, cache_read_tokens=cr,
+                       cache_write_tokens=cw, cost_usd=cost, request_id=f"req_{session}_{day}")
+
+
+def test_learned_rates_price_only_models_without_a_list_price() -> None:
+    rates = (6.0, 30.0, 0.6, 7.5)
+    state = UsageState()
+    state.add_records(_otel(f"s{n}", n + 1, model, i + n, o * (n + 1), cr, cw + 10 * n,
+                            _cost(rates, i + n, o * (n + 1), cr, cw + 10 * n))
+                      for n, (i, o, cr, cw, _) in enumerate(CAPTURED_OPUS_5_5 * 2)
+                      for model in ("claude-opus-9-1", "claude-sonnet-4-6"))
+    table = learn_prices(state, default_table())
+    assert set(table.learned) == {"claude-opus-9-1"}  # sonnet 4.6 keeps its list price
+    fit = table.learned["claude-opus-9-1"]
+    assert fit.records == 8 and fit.samples == 8
+    learned = table.lookup("claude-opus-9-1")
+    assert learned is not None
+    assert (learned.input, learned.output, learned.cache_read, learned.cache_write_5m) == \
+        pytest.approx(rates)
+    assert table.origin("claude-opus-9-1", "input") == "learned"
+    assert table.lookup("claude-opus-9") is None  # its own name only, never a family
+    assert table.lookup("claude-sonnet-4-6") == default_table().lookup("claude-sonnet-4-6")
+
+
+def test_a_list_price_wins_over_a_learned_one() -> None:
+    base = default_table()
+    odd = Learned(Price(model="claude-opus-5-5", input=99.0), records=9, samples=9, error=0.0)
+    assert base.with_learned({"claude-opus-5-5": odd}).lookup("claude-opus-5-5") == \
+        base.lookup("claude-opus-5-5")
+
+
+def test_rounded_screen_totals_teach_nothing() -> None:
+    rates = (6.0, 30.0, 0.6, 7.5)
+    state = UsageState()
+    records = []
+    for n, (i, o, cr, cw, _) in enumerate(CAPTURED_OPUS_5_5 * 2):
+        rec = _otel(f"s{n}", n + 1, "claude-opus-9-1", i, o + n, cr, cw,
+                    _cost(rates, i, o + n, cr, cw), source="pty")
+        records.append(UsageRecord(**{**rec.to_dict(), "kind": "total", "approximate": True,
+                                      "request_id": None}))
+    state.add_records(records)
+    assert learn_prices(state, default_table()).learned == {}
