@@ -191,17 +191,35 @@ _BLOCK_COST_RE = re.compile(
     rf"\b(?:total|estimated)\s+cost\s*:\s*\$\s*(?P<cost>{_COST})(?![\d.,]|\s+\d)", _I)
 _BLOCK_MODELS_RE = re.compile(r"\busage\s+by\s+model\s*:", _I)
 # A model row: the name (whatever precedes the colon, after decoration such as
-# ⎿ or │), then counts.
+# ⎿ or │), then counts; or only the first count (and part of its word) where the
+# row was wrapped right after it.
 _BLOCK_ROW_RE = re.compile(
-    rf"^[\W_]*?(?P<model>[a-z0-9][^:]*?)\s*:\s+(?P<rest>(?:{_COUNT})\s+(?:input|output|cache)\b.*)",
+    rf"^[\W_]*?(?P<model>[a-z0-9][^:]*?)\s*:\s+"
+    rf"(?P<rest>{_COUNT}(?:\s+(?:input|output|cache)\b.*|(?:\s+[ioc][a-z]*)?$))",
     _I,
 )
-_ROW_ITEM_RE = re.compile(
-    rf"(?P<n>{_COUNT})\s+(?P<what>input|output|cache\s+(?:read|write|creation))\b", _I
+# What a row holds, as Claude Code prints it (its cost tracker: "N input, N output,
+# N cache read, N cache write[, N web search] ($x)"; 0.2.x without the cost). A
+# row must read exactly so: a renderer that redraws only the cells that changed
+# leaves gaps ("inp t", "1 5k", "$15.9 )"), and a row wrapped onto the next line
+# stops short ("…, 469.1k", "cache w"); neither gives a number.
+_ROW_WHAT = r"input|output|cache\s+(?:read|write|creation)|web\s+search(?:es)?(?:\s+requests?)?"
+_ROW_ITEM = rf"{_COUNT}\s+(?:{_ROW_WHAT})\b"
+_ROW_BODY_RE = re.compile(
+    rf"(?P<items>{_ROW_ITEM}(?:\s*,\s*{_ROW_ITEM})*)"
+    rf"(?:\s*\(\$(?P<cost>{_COST})\)(?:\s.*)?|[\s│|]*)",
+    _I,
 )
-# Digits, a gap, digits: a partial redraw (see _BLOCK_COST_RE), never a real row.
-_REDRAW_GAP_RE = re.compile(r"\d\s+\d")
-_ROW_COST_RE = re.compile(rf"\(\s*\$\s*(?P<cost>{_COST})\s*\)")
+_ROW_ITEM_RE = re.compile(rf"(?P<n>{_COUNT})\s+(?P<what>{_ROW_WHAT})\b", _I)
+# Where a row ends and the next begins on one line: a screen line exactly as wide
+# as the window was joined to the next one (see scan.py), which was a row of its own.
+_ROW_SPLIT_RE = re.compile(
+    rf"(?:(?<=\))|(?<=write))\s+(?=[a-z0-9][\w.\-]*(?:\[[^\]]*\])?\s*:\s+{_COUNT}\s+"
+    rf"(?:input|output|cache)\b)",
+    _I,
+)
+# Decoration around a continuation line or at the end of a cut row (a dialog border).
+_ROW_EDGE = " \t│|"
 # Lines of a /cost block that carry nothing we record.
 _BLOCK_MEMBER_RE = re.compile(
     r"total\s+duration|total\s+code\s+changes|prompt\s+cache|to\s+switch|esc\s+to\s+close"
@@ -225,10 +243,19 @@ _STREAM_HINT_RE = re.compile(r'\{\s*"type"\s*:\s*"(?:system|assistant|user|strea
 
 @dataclass
 class _Block:
-    """A /cost block being read: its cost line and its rows by printed model name."""
+    """A /cost block being read: its cost line and its rows by printed model name.
+
+    ``last`` is the row read last (its printed name, its text, its event or None
+    while it does not read as a whole row) while the next line may still
+    continue it: Claude Code wraps a row that is wider than the
+    terminal onto the next line, and a scrollback shows a row wider than the
+    window on two lines. ``lost`` says a row could not be read.
+    """
 
     cost: float | None
     rows: dict[str, UsageEvent]
+    last: tuple[str, str, UsageEvent | None] | None = None
+    lost: bool = False
 
 
 class Matcher:
@@ -388,17 +415,32 @@ class Matcher:
 
     def _block_line(self, line: str, out: list[UsageEvent]) -> bool:
         """Read ``line`` as part of the open block; False when it ends the block."""
+        first, *more = _ROW_SPLIT_RE.split(line)
+        if not self._block_part(first, out):
+            return False
+        for row in more:  # each starts a row: none ends the block
+            self._block_part(row, out)
+        return True
+
+    def _block_part(self, line: str, out: list[UsageEvent]) -> bool:
         block = self._block
         assert block is not None
         m = _BLOCK_ROW_RE.search(line)
         # A seed `Tokens: … input, … output` line is not a model named "tokens".
         if m is not None and not _SEED_TOKENS_RE.search(line):
-            row = _row_event(m)
+            _end_row(block)
+            model = m.group("model")
+            row = _row_event(model, m.group("rest"))
+            block.last = (model, m.group("rest"), row)
             if row is not None:
                 # The same row printed again (a redraw inside the block): the last counts.
-                block.rows[m.group("model")] = row
+                block.rows[model] = row
+            return True
+        if block.last is not None:
+            if _continue_row(block, line):
                 return True
-        if block.rows:
+            _end_row(block)
+        if block.rows or block.lost:
             # The rows are over: report now rather than when the dialog closes.
             self._close_block(out)
             return False
@@ -415,9 +457,12 @@ class Matcher:
         if block is None:
             return
         self._block = None
+        _end_row(block)
         rows = _merge_models(block.rows.values())
         if rows:
-            if len(rows) == 1 and rows[0].cost_usd is None:
+            # One row without a cost of its own (0.2.x) costs what the block
+            # does, unless another row was lost: its cost is in there too.
+            if len(rows) == 1 and rows[0].cost_usd is None and not block.lost:
                 rows[0].cost_usd = block.cost
             out.extend(rows)
         elif block.cost is not None:
@@ -509,30 +554,58 @@ def _merge_models(events: Iterable[UsageEvent]) -> list[UsageEvent]:
     return list(merged.values())
 
 
-def _row_event(m: re.Match[str]) -> UsageEvent | None:
-    """One ``model:  1.2k input, 5.3k output, ... ($0.55)`` row of a /cost block."""
-    event = UsageEvent(
-        kind="total", model=normalise_model(m.group("model")),
-        approximate=True, pattern="cost-block",
-    )
-    rest = m.group("rest")
-    if _REDRAW_GAP_RE.search(rest):
+def _row_event(model: str, rest: str) -> UsageEvent | None:
+    """One ``model:  1.2k input, 5.3k output, ... ($0.55)`` row of a /cost block;
+    None unless ``rest`` reads exactly as a whole row (see _ROW_BODY_RE)."""
+    body = _ROW_BODY_RE.fullmatch(rest)
+    if body is None:
         return None
-    found = False
-    for item in _ROW_ITEM_RE.finditer(rest):
+    event = UsageEvent(kind="total", model=normalise_model(model), approximate=True,
+                       pattern="cost-block")
+    for item in _ROW_ITEM_RE.finditer(body.group("items")):
+        field = _ROW_FIELDS.get(" ".join(item.group("what").lower().split()))
+        if field is None:
+            continue  # web searches: not tokens
         try:
             value, _ = parse_count(item.group("n"))
         except ValueError:
             return None
-        what = " ".join(item.group("what").lower().split())
-        setattr(event, _ROW_FIELDS[what], value)
-        found = True
-    if not found:
-        return None
-    cm = _ROW_COST_RE.search(rest)
-    if cm is not None:
-        event.cost_usd = _cost_or_none(cm.group("cost"))
+        setattr(event, field, value)
+    if body.group("cost") is not None:
+        event.cost_usd = _cost_or_none(body.group("cost"))
     return event
+
+
+def _continue_row(block: _Block, line: str) -> bool:
+    """Whether ``line`` continues the row read last, which then takes it in.
+
+    A row that has its cost is whole. Otherwise the row and the line are read
+    as one: joined by a space (wrapped between words; Claude Code's renderer
+    also drops the indent) or directly (a scrollback line cut mid-word).
+    """
+    assert block.last is not None
+    model, rest, held = block.last
+    if held is not None and held.cost_usd is not None:
+        return False
+    head = rest.rstrip(_ROW_EDGE)
+    tail = line.strip(_ROW_EDGE)
+    if not tail:
+        return False
+    for joined in (f"{head} {tail}", head + line.lstrip("│|")):
+        row = _row_event(model, joined)
+        if row is not None:
+            block.last = (model, joined, row)
+            block.rows[model] = row
+            return True
+    return False
+
+
+def _end_row(block: _Block) -> None:
+    """The row read last is over: lost if it never read as a whole row."""
+    if block.last is not None:
+        if block.last[2] is None:
+            block.lost = True
+        block.last = None
 
 
 def _int(value: Any) -> int:

@@ -236,6 +236,28 @@ def test_rows_of_one_model_with_and_without_decoration_add_up() -> None:
     assert found[0].cost_usd == pytest.approx(0.30)
 
 
+def test_row_with_web_searches_keeps_its_tokens_and_cost() -> None:
+    """Claude Code adds ", N web search" to a row when the model searched."""
+    row = ("   claude-sonnet-4-6:  1.2k input, 5.3k output, 940.0k cache read, 50.0k cache write,"
+           " 3 web search ($0.58)")
+    found = events(tui("Total cost: $0.58", "Usage by model:", row) + AFTER)
+    assert [(e.model, e.input_tokens, e.cache_write_tokens, e.cost_usd) for e in found] == [
+        ("claude-sonnet-4-6", 1200, 50000, 0.58)]
+
+
+def test_row_wrapped_onto_the_next_line_by_claude_code_is_read_whole() -> None:
+    """A narrow terminal: Claude Code ends the row's first line and draws the
+    rest on the next, indented with a cursor move."""
+    data = (b"Total cost: $3.17\r\nUsage by model:\r\n"
+            b"\x1b[3G claude-haiku-4-5:\x1b[26G12.3k input, 1.5k output, 100.2k cache read,\r\r\n"
+            b"\x1b[3G5.1k cache write ($0.0421)\r\r\n"
+            b"\x1b[3Gclaude-sonnet-4-6:\x1b[26G1.2k input, 5.3k output, 940.0k cache read, 50.0k\r\r\n"
+            b"\x1b[3Gcache write ($3.13)\r\r\n\r\r\nEsc to cancel\r\n")
+    assert [(e.model, e.cache_read_tokens, e.cache_write_tokens, e.cost_usd)
+            for e in events(data)] == [("claude-haiku-4-5", 100200, 5100, 0.0421),
+                                        ("claude-sonnet-4-6", 940000, 50000, 3.13)]
+
+
 def test_several_models_without_row_cost_leave_cost_unknown() -> None:
     assert [e.cost_usd for e in events(COST_0_2)] == [None, None]
 
