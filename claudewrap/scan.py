@@ -4,6 +4,11 @@ The flow is the launcher's, with a captured scrollback as the output:
 capture (``tmux capture-pane``, ``screen -X hardcopy``) -> Scanner -> Matcher
 -> records with ``source="scan"`` -> journal.
 
+A line wider than the pane shows on several lines. tmux knows which lines it
+wrapped and joins them (``capture-pane -J``); a screen hardcopy does not say,
+so a line exactly as wide as the window is taken to go on in the next one (see
+:func:`unwrap`). Rows that Claude Code wrapped itself are the parser's to join.
+
 Scanning is idempotent. Every pane or window has a stable identity (host,
 tmux pane id and its shell's pid; host, ``$STY`` and window number), and a
 record's session id starts with a hash of it. An event already in the
@@ -29,6 +34,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +53,8 @@ _TMUX_FORMAT = ("#{pane_id}\t#{pane_pid}\t#{session_name}\t#{window_index}\t#{pa
                 "\t#{pane_current_path}")
 _SCREEN_SESSION_RE = re.compile(r"^\s+(\d+\.\S+)\s+\(", re.MULTILINE)
 _SCREEN_WINDOW_RE = re.compile(r"(?:^|\s\s)(\d+)[^\s\d]*\s")
+# `screen -Q info`: "(x,y)/(width,height)+history ..."
+_SCREEN_SIZE_RE = re.compile(rb"/\((\d+),\d+\)")
 _TIMEOUT = 10.0
 
 
@@ -203,10 +211,54 @@ def _screen_windows(session: str) -> list[str]:
 
 
 def screen_capture(target: Target, wait: float = 5.0) -> bytes:
-    """The window's scrollback and screen (``hardcopy -h``).
+    """The window's scrollback and screen (``hardcopy -h``), wrapped lines joined."""
+    width = screen_width(target)
+    data = _hardcopy(target, wait)
+    return unwrap(data, width) if width else data
 
-    screen writes the file after the command returns, so wait (at most
-    ``wait`` seconds) until it exists and stops growing.
+
+def screen_width(target: Target) -> int | None:
+    """The window's width in columns (``screen -Q info``); None if screen does not say."""
+    done = _run(["screen", "-S", target.address["session"], "-p", target.address["window"],
+                 "-Q", "info"], "screen sessions")
+    m = _SCREEN_SIZE_RE.search(done.stdout)
+    return int(m.group(1)) if done.returncode == 0 and m else None
+
+
+def unwrap(data: bytes, width: int) -> bytes:
+    """``data`` (a hardcopy of a window ``width`` columns wide) with each line that
+    fills the window joined to the next one, which the terminal wrapped it onto.
+
+    A line that is exactly as wide by itself is joined too (screen keeps no
+    mark of a wrap); the parser splits rows joined so. A line wrapped at a
+    space is one column short (the hardcopy drops trailing spaces): the parser
+    joins that one.
+    """
+    out: list[str] = []
+    held: list[str] = []
+    for line in data.decode("utf-8", "replace").split("\n"):
+        held.append(line)
+        if _cells(line.rstrip("\r")) != width:
+            out.append("".join(held))
+            held = []
+    if held:
+        out.append("".join(held))
+    return "\n".join(out).encode()
+
+
+def _cells(text: str) -> int:
+    """Columns ``text`` takes on a terminal: wide characters take two, combining
+    and format characters none."""
+    if text.isascii():
+        return len(text)
+    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F")
+               else 0 if unicodedata.category(c) in ("Mn", "Me", "Cf") else 1
+               for c in text)
+
+
+def _hardcopy(target: Target, wait: float) -> bytes:
+    """The file ``hardcopy -h`` writes. screen writes it after the command
+    returns, so wait (at most ``wait`` seconds) until it exists and stops growing.
     """
     folder = tempfile.mkdtemp(prefix="claudewrap-scan-")
     path = Path(folder) / "hardcopy.txt"
