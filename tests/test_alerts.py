@@ -19,6 +19,8 @@ import pytest
 from test_capture_e2e import P_JSON
 
 from claudewrap import budget
+from claudewrap.journal import append_records
+from claudewrap.records import UsageRecord, utc_now_iso
 
 # The API as `claudewrap run` uses it (stdout is a pipe here: no pty involved).
 RUN = ("import sys; from claudewrap.api import run_claude; "
@@ -112,6 +114,23 @@ def test_one_notice_and_one_post_per_crossing(env: dict[str, str], tmp_path: Pat
     assert third.stderr == ""
     time.sleep(0.5)
     assert len(receiver.requests) == 1
+
+
+def test_a_crossing_with_unpriced_usage_says_the_spend_is_a_lower_bound(
+        env: dict[str, str], tmp_path: Path, receiver: Receiver) -> None:
+    configure(env, tmp_path, receiver.url, daily=0.01)
+    # Earlier today: usage of a model without a price (its cost is unknown, not $0).
+    append_records(Path(env["CLAUDEWRAP_JOURNAL"]), [UsageRecord(
+        ts=utc_now_iso(), session="by-hand", source="manual", model="mystery-model-9",
+        input_tokens=500, output_tokens=50)])
+    done, _ = run(env, tmp_path)  # $0.0123 known, over $0.01
+    assert done.stderr.splitlines() == [(
+        "claudewrap: budget reached: today's spending $0.0123+? is over your daily budget"
+        " of $0.01 (see `claudewrap monitor`)")]
+    wait_for(lambda: len(receiver.requests) == 1)
+    body = receiver.requests[0][1]
+    assert body["cost_usd"] == pytest.approx(0.012345) and body["unpriced_records"] == 1
+    assert body["tokens"]["input"] == 510
 
 
 @pytest.mark.parametrize("receiver", ["fail-first"], indirect=True)
