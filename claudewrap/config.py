@@ -120,51 +120,72 @@ def load_user_patterns(path: Path | None = None) -> list[UserPattern]:
     else:  # pragma: no cover
         import tomli as tomllib
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise PatternError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise PatternError(f"{path}: bad TOML: {_one_line(str(e))}") from None
+        # tomllib says "Invalid value (at line 3, column 9)": lead with the line.
+        message = _one_line(str(e))
+        at = re.search(_TOML_AT, message)
+        where = f"{path}: line {at['line']}" if at and at["line"] else str(path)
+        detail = message[:at.start()].rstrip() if at else message
+        raise PatternError(f"{where}: bad TOML: {detail}{_FIX}") from None
     entries = data.get("patterns", [])
     if not isinstance(entries, list):
-        raise PatternError(f"{path}: 'patterns' must be an array of tables ([[patterns]])")
-    return [_user_pattern(path, i, entry) for i, entry in enumerate(entries, 1)]
+        raise PatternError(f"{path}: 'patterns' must be an array of tables ([[patterns]]){_FIX}")
+    lines = [text.count("\n", 0, m.start()) + 1
+             for m in re.finditer(_PATTERNS_HEADER, text, re.MULTILINE)]
+    if len(lines) != len(entries):  # written as an inline array: no line per pattern
+        lines = []
+    return [_user_pattern(f"{path}: line {lines[i - 1]}" if lines else str(path), i, entry)
+            for i, entry in enumerate(entries, 1)]
+
+
+# What every problem in the file's contents ends with (issue 12: the message a
+# `claude` typed in the shell shows, in one line).
+_FIX = " \N{EM DASH} fix or move the file"
+# Compiled when used, not at import: this module is on the launch path.
+_TOML_AT = r"\s*\(at line (?P<line>\d+), column \d+\)|\s*\(at end of document\)"
+_PATTERNS_HEADER = r"^[ \t]*\[\[[ \t]*patterns[ \t]*\]\]"
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _user_pattern(path: Path, index: int, entry: Any) -> UserPattern:
+def _user_pattern(file: str, index: int, entry: Any) -> UserPattern:
+    """One ``[[patterns]]`` entry; ``file`` is the path (and line) to name in errors."""
     if not isinstance(entry, dict):
-        raise PatternError(f"{path}: pattern #{index}: must be a table ([[patterns]])")
+        raise PatternError(f"{file}: pattern #{index}: must be a table ([[patterns]]){_FIX}")
     name = entry.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise PatternError(f"{path}: pattern #{index}: needs a name = \"...\"")
-    where = f"{path}: pattern {name!r}"
+        raise PatternError(f"{file}: pattern #{index}: needs a name = \"...\"{_FIX}")
+    where = f"{file}: pattern {name!r}"
     unknown = sorted(set(entry) - {"name", "regex", "kind"})
     if unknown:
-        raise PatternError(f"{where}: unknown key {unknown[0]!r} (allowed: name, regex, kind)")
+        raise PatternError(f"{where}: unknown key {unknown[0]!r} (allowed: name, regex, kind){_FIX}")
     source = entry.get("regex")
     if not isinstance(source, str) or not source:
-        raise PatternError(f"{where}: needs a regex = '...'")
+        raise PatternError(f"{where}: needs a regex = '...'{_FIX}")
     kind = entry.get("kind", "delta")
     if kind not in KINDS:
-        raise PatternError(f"{where}: kind must be \"delta\" or \"total\", not {kind!r}")
+        raise PatternError(f"{where}: kind must be \"delta\" or \"total\", not {kind!r}{_FIX}")
     try:
         regex = re.compile(source, re.IGNORECASE)
     except re.error as e:
-        raise PatternError(f"{where}: bad regex: {_one_line(str(e))}") from None
+        raise PatternError(f"{where}: bad regex: {_one_line(str(e))}{_FIX}") from None
     groups = set(regex.groupindex)
     bad = sorted(groups - set(USER_GROUPS))
     if bad:
         raise PatternError(
-            f"{where}: unknown group {bad[0]!r} (allowed: {', '.join(USER_GROUPS)})"
+            f"{where}: unknown group {bad[0]!r} (allowed: {', '.join(USER_GROUPS)}){_FIX}"
         )
     if not groups & set(NUMERIC_GROUPS):
         raise PatternError(
             f"{where}: needs at least one of the groups (?P<input>...), (?P<output>...), "
-            "(?P<cache_read>...), (?P<cache_write>...), (?P<cost>...)"
+            f"(?P<cache_read>...), (?P<cache_write>...), (?P<cost>...){_FIX}"
         )
     return UserPattern(name=name, regex=regex, kind=kind)
 

@@ -49,7 +49,12 @@ def _run(claude_args: list[str]) -> None:
     except runner.LaunchError as exc:
         sys.stderr.write(f"{exc}\n")
         sys.exit(exc.status)
-    except (runner.TagError, PatternError):
+    except PatternError as exc:
+        # Before anything ran; one line, as commands/run.py says it (what the
+        # shell's `claude` shows before it runs the real binary untracked).
+        sys.stderr.write(f"claudewrap: {exc}\n")
+        exit_now(2)
+    except runner.TagError:
         return  # raised before anything ran: click reports it with the usage line
     exit_now(outcome.exit_status)
 

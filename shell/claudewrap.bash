@@ -28,16 +28,19 @@ __claudewrap_real() {
 }
 
 # Exit status 0 when claudewrap (at path $1) can start a command and read
-# the user's patterns: what `claude` needs from it. No output, no side effects.
+# the user's patterns: what `claude` needs from it; 1 when it cannot start;
+# 2 when the pattern config is invalid (`claudewrap run` said so in one line).
+# No output, no side effects.
 __claudewrap_works() {
   \builtin local __claudewrap_true
   __claudewrap_true=$(\builtin type -P true) || __claudewrap_true=/bin/true
-  "$1" run --no-capture --claude "$__claudewrap_true" -- </dev/null >/dev/null 2>&1 &&
-    "$1" parse probe </dev/null >/dev/null 2>&1
+  "$1" run --no-capture --claude "$__claudewrap_true" -- </dev/null >/dev/null 2>&1 ||
+    \builtin return 1
+  "$1" parse probe </dev/null >/dev/null 2>&1 || \builtin return 2
 }
 
 __claudewrap_claude() {
-  \builtin local __claudewrap_cw='' __claudewrap_line='' __claudewrap_status=0
+  \builtin local __claudewrap_cw='' __claudewrap_line='' __claudewrap_status=0 __claudewrap_why=0
   case ${CLAUDEWRAP_DISABLE-} in
     '' | 0) ;;
     *)
@@ -71,8 +74,12 @@ __claudewrap_claude() {
   # cannot run a command now did claude not run: then, and only then, run it.
   case $__claudewrap_status in
     1 | 2 | 126 | 127)
-      if ! __claudewrap_works "$__claudewrap_cw"; then
-        __claudewrap_warn "cannot start (see: claudewrap --version); running claude without usage tracking"
+      __claudewrap_works "$__claudewrap_cw" || __claudewrap_why=$?
+      if [ "$__claudewrap_why" -ne 0 ]; then
+        # 2: a bad config, already named in claudewrap's one line: say no more
+        if [ "$__claudewrap_why" -ne 2 ]; then
+          __claudewrap_warn "cannot start (see: claudewrap --version); running claude without usage tracking"
+        fi
         __claudewrap_real ${1+"$@"}
         \builtin return
       fi

@@ -28,19 +28,21 @@ function __claudewrap_real {
 }
 
 # Exit status 0 when claudewrap (at path $1) can start a command and read
-# the user's patterns: what `claude` needs from it. No output, no side effects.
+# the user's patterns: what `claude` needs from it; 1 when it cannot start;
+# 2 when the pattern config is invalid (`claudewrap run` said so in one line).
+# No output, no side effects.
 function __claudewrap_works {
   \builtin emulate -L zsh
   local t=${commands[true]:-/bin/true}
-  "$1" run --no-capture --claude "$t" -- </dev/null >/dev/null 2>&1 &&
-    "$1" parse probe </dev/null >/dev/null 2>&1
+  "$1" run --no-capture --claude "$t" -- </dev/null >/dev/null 2>&1 || \builtin return 1
+  "$1" parse probe </dev/null >/dev/null 2>&1 || \builtin return 2
 }
 
 function __claudewrap_claude {
   \builtin emulate -L zsh
   local cw='' line=''
   local -a words
-  integer st=0
+  integer st=0 why=0
   if [[ -n ${CLAUDEWRAP_DISABLE-} && ${CLAUDEWRAP_DISABLE-} != 0 ]]; then
     __claudewrap_real "$@"
     \builtin return
@@ -70,10 +72,15 @@ function __claudewrap_claude {
   # 1, 2, 126, 127 are also what a claudewrap that failed to start returns
   # (Python errors, a bad config, a broken interpreter). Only when claudewrap
   # cannot run a command now did claude not run: then, and only then, run it.
-  if (( st == 1 || st == 2 || st == 126 || st == 127 )) && ! __claudewrap_works "$cw"; then
-    __claudewrap_warn "cannot start (see: claudewrap --version); running claude without usage tracking"
-    __claudewrap_real "$@"
-    \builtin return
+  if (( st == 1 || st == 2 || st == 126 || st == 127 )); then
+    __claudewrap_works "$cw" || why=$?
+    if (( why )); then
+      # 2: a bad config, already named in claudewrap's one line: say no more
+      (( why == 2 )) ||
+        __claudewrap_warn "cannot start (see: claudewrap --version); running claude without usage tracking"
+      __claudewrap_real "$@"
+      \builtin return
+    fi
   fi
   \builtin return $st
 }

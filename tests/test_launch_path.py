@@ -67,8 +67,8 @@ def test_a_run_that_prints_usage_loads_the_parser(env: dict[str, str],
 
 def test_run_without_options_reports_a_bad_config_like_click(env: dict[str, str],
                                                             tmp_path: Path) -> None:
-    """The fast entry hands errors that need a usage line to click: same text,
-    exit status 2, and claude never starts."""
+    """The fast entry says a bad config as the click command does: the same one
+    line, exit status 2, and claude never starts."""
     config = tmp_path / "bad.toml"
     config.write_text('[[patterns]]\nname = "x"\nregex = "(?P<input>[0-9]+"\n')
     marker = tmp_path / "ran"
@@ -76,7 +76,8 @@ def test_run_without_options_reports_a_bad_config_like_click(env: dict[str, str]
     fast = cw(["run", "--", "argsfile"], env)
     slow = cw(["run", "--no-otel", "--", "argsfile"], env)
     assert fast.returncode == slow.returncode == 2
-    assert "bad regex" in fast.stderr and fast.stderr.startswith("Usage: claudewrap run")
+    assert "bad regex" in fast.stderr and fast.stderr.startswith(f"claudewrap: {config}: line 1:")
+    assert fast.stderr.count("\n") == 1
     assert fast.stderr == slow.stderr
     assert not marker.exists()
 

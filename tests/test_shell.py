@@ -216,19 +216,41 @@ def test_broken_claudewrap_falls_back_and_claude_runs_once(
         sh.close()
 
 
+# A config.toml a person got wrong, and the line (1-based) the error is on.
+BAD_CONFIGS = {
+    "toml": ("[[patterns]]\nname = x\nregex = '(?P<input>\\d+)'\n", 2, "bad TOML"),
+    "regex": ("# mine\n\n[[patterns]]\nname = 'x'\nregex = '(?P<input>\\d+'\n", 3,
+              "pattern 'x': bad regex"),
+    "group": (("[[patterns]]\nname = 'ok'\nregex = '(?P<input>\\d+)'\n\n"
+               "[[patterns]]\nname = 'odd'\nregex = '(?P<tokens>\\d+)'\n"), 5,
+              "pattern 'odd': unknown group 'tokens'"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_CONFIGS))
 @pytest.mark.parametrize("shell", ["bash", "zsh"])
-def test_bad_pattern_config_falls_back_and_claude_runs_once(
-        senv: dict[str, str], tmp_path: Path, shell: str) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text('[[patterns]]\nname = "x"\nregex = "(unclosed"\n')
-    env = dict(senv, CLAUDEWRAP_CONFIG=str(config))
-    sh = Shell(shell, env, load_line(shell, "source"))
+def test_bad_config_is_one_line_then_claude_runs_once_with_its_status(
+        senv: dict[str, str], tmp_path: Path, shell: str, kind: str) -> None:
+    text, lineno, what = BAD_CONFIGS[kind]
+    config = Path(senv["XDG_CONFIG_HOME"]) / "claudewrap" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(text)
+    err = tmp_path / "stderr.txt"
+    sh = Shell(shell, senv, load_line(shell, "eval"))
     try:
-        out, status = sh.run("claude logrun 0 x")
-        assert status == 0
-        assert runs(env) == [{"args": ["x"], "depth": ""}]
-        assert "config.toml" in out  # claudewrap's own message says what to fix
-        assert len([w for w in warnings(out) if "without usage tracking" in w]) == 1
+        out, status = sh.run(f"claude logrun 3 -p hi 2>{err}")
+        assert status == 3
+        assert runs(senv) == [{"args": ["-p", "hi"], "depth": ""}]  # the real binary, once
+        (line,) = err.read_text().splitlines()
+        assert line.startswith(f"claudewrap: {config}: line {lineno}: "), line
+        assert what in line and line.endswith("fix or move the file")
+        assert warnings(out) == []  # nothing else said, on stdout either
+        # Fixed: through the wrapper again, and a status of 2 is claude's own.
+        config.write_text("[[patterns]]\nname = 'x'\nregex = '(?P<input>\\d+) in'\n")
+        out, status = sh.run(f"claude logrun 2 -p hi 2>{err}")
+        assert status == 2
+        assert runs(senv) == [{"args": ["-p", "hi"], "depth": "1"}]
+        assert err.read_text() == "" and warnings(out) == []
     finally:
         sh.close()
 

@@ -52,6 +52,7 @@ def run(claude_path: str | None, journal_path: str | None, config_path: str | No
         sys.exit(exc.status)
     except api.TagError as exc:
         raise click.BadParameter(str(exc), param_hint="--tag") from exc
-    except PatternError as exc:
-        raise click.UsageError(str(exc)) from exc
+    except PatternError as exc:  # one line: the shell's `claude` shows it, then runs claude
+        click.echo(f"claudewrap: {exc}", err=True)
+        sys.exit(2)
     exit_now(outcome.exit_status)
