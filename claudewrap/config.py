@@ -73,6 +73,63 @@ def journal_path(option: str | os.PathLike[str] | None = None) -> Path:
     return default_journal_path()
 
 
+def journal_source(option: str | os.PathLike[str] | None = None) -> str:
+    """Where :func:`journal_path` takes the journal from: ``"option"`` (``--journal``),
+    ``"env"`` (``$CLAUDEWRAP_JOURNAL``) or ``"default"``."""
+    if option is not None and os.fspath(option) != "":
+        return "option"
+    return "env" if os.environ.get(JOURNAL_ENV) else "default"
+
+
+def journal_directory_fix(path: Path, source: str) -> str:
+    """What to do when the journal ``path`` is a directory, for where it was named
+    (``source``, as :func:`journal_source` says, or ``""`` when unknown)."""
+    example = path / "journal.jsonl"
+    if source == "option":
+        return f"pass --journal a file path (e.g. {example})"
+    if source == "env":
+        return f"set {JOURNAL_ENV} to a file path (e.g. {example})"
+    if source == "default":
+        return f"move that folder away, or set {JOURNAL_ENV} to a file path (e.g. {example})"
+    return f"choose a file with --journal or ${JOURNAL_ENV} (e.g. {example})"
+
+
+def journal_is_directory(path: Path, source: str) -> str:
+    """The one line that says the journal ``path`` is a directory, and the fix."""
+    return f"the journal {path} is a directory: {journal_directory_fix(path, source)}"
+
+
+def fallback_journal() -> Path | None:
+    """The private file where a run keeps records its journal cannot take
+    (``$TMPDIR/claudewrap-UID/journal-unsaved.jsonl``, folder 0700), or None
+    when that folder is not safely ours."""
+    import stat
+    import tempfile
+
+    folder = Path(tempfile.gettempdir()) / f"claudewrap-{os.getuid()}"
+    try:
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            pass
+        st = os.lstat(folder)
+        # In a shared /tmp someone else may have made that name first.
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            return None
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            os.chmod(folder, 0o700)
+    except OSError:
+        return None
+    return folder / "journal-unsaved.jsonl"
+
+
+def add_back_advice(saved: Path, journal: Path) -> str:
+    """How to put records saved in ``saved`` into ``journal``: a shell command."""
+    import shlex
+
+    return f"cat {shlex.quote(str(saved))} >> {shlex.quote(str(journal))} && rm {shlex.quote(str(saved))}"
+
+
 class LazyJournal:
     """Appends records to the journal, opened on the first append.
 

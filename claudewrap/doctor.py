@@ -80,6 +80,12 @@ def _probe_write(folder: Path) -> str | None:
 def check_journal(env: Mapping[str, str], journal: str | None = None) -> Check:
     """The journal's folder is writable and private (0700), the file 0600."""
     path = _journal(env, journal)
+    if path.is_dir():
+        from claudewrap.config import journal_directory_fix
+
+        source = "option" if journal else "env" if env.get("CLAUDEWRAP_JOURNAL") else "default"
+        return Check("journal", FAIL, f"{path} is a directory",
+                     journal_directory_fix(path, source))
     folder = path.parent
     other = "or choose another journal with CLAUDEWRAP_JOURNAL=/path/journal.jsonl"
     existing = folder
@@ -220,6 +226,8 @@ def check_prices(env: Mapping[str, str], journal: str | None = None) -> Check:
     from claudewrap.rollup import load_state
 
     path = _journal(env, journal)
+    if path.is_dir():
+        return Check("prices", INFO, "not checked: the journal is a directory (see above)")
     try:
         table = default_table()
         state = load_state(path)
@@ -249,7 +257,10 @@ def check_prices(env: Mapping[str, str], journal: str | None = None) -> Check:
 def check_live(env: Mapping[str, str], journal: str | None = None) -> Check:
     from claudewrap import api
 
-    running = api.running_sessions(_journal(env, journal))
+    path = _journal(env, journal)
+    if path.is_dir():
+        return Check("sessions", INFO, "not checked: the journal is a directory (see above)")
+    running = api.running_sessions(path)
     if not running:
         return Check("sessions", INFO, "no wrapped claude session running now")
     names = ", ".join(f"{s.session[:8]} ({s.project or '-'})" for s in running[:5])

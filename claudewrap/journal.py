@@ -26,7 +26,6 @@ from claudewrap.records import UsageRecord
 # without this module's dependencies.
 ENV_VAR = _config.JOURNAL_ENV
 default_path = _config.default_journal_path
-resolve_path = _config.journal_path
 
 # O_RDWR rather than O_WRONLY: the writer reads the last byte (under the lock) to
 # find a torn tail. O_APPEND still puts every write at the end.
@@ -49,6 +48,20 @@ class JournalError(Exception):
         super().__init__(message)
         self.reason = reason or message
         self.written = written
+
+
+def resolve_path(option: str | os.PathLike[str] | None = None) -> Path:
+    """The journal to use: ``option`` (``--journal``), else ``$CLAUDEWRAP_JOURNAL``,
+    else the one in the user data folder.
+
+    Raises JournalError when that is a directory: one line naming it and the fix,
+    where each reader would otherwise fail on it in its own words (issue 12).
+    """
+    path = _config.journal_path(option)
+    if os.path.isdir(path):
+        raise JournalError(_config.journal_is_directory(path, _config.journal_source(option)),
+                           reason="Is a directory")
+    return path
 
 
 def write_all(fd: int, parts: Iterable[bytes | memoryview]) -> None:
@@ -264,15 +277,19 @@ class JournalWriter:
             return None
         count = len(self.pending) + dropped
         plural = "" if count == 1 else "s"
-        message = (f"claudewrap: could not write {count} usage record{plural}"
-                   f" to {self.path}: {self._reason}")
+        target = self.path
+        if os.path.isdir(self.path):
+            target = self.path / "journal.jsonl"
+            message = (f"claudewrap: {_config.journal_is_directory(self.path, '')}; could not"
+                       f" write {count} usage record{plural}")
+        else:
+            message = (f"claudewrap: could not write {count} usage record{plural}"
+                       f" to {self.path}: {self._reason}")
         if self.pending:
             saved = self._save_elsewhere()
             if saved is not None:
-                import shlex
-
                 message += (f"; saved them to {saved} (add them with:"
-                            f" cat {shlex.quote(str(saved))} >> {shlex.quote(str(self.path))})")
+                            f" {_config.add_back_advice(saved, target)})")
             else:
                 message += "; they are lost"
         if dropped:
@@ -307,22 +324,9 @@ class JournalWriter:
 
     def _save_elsewhere(self) -> Path | None:
         """Append the pending records to a private file in the temp dir; its path or None."""
-        import tempfile
-
         try:
-            folder = Path(tempfile.gettempdir()) / f"claudewrap-{os.getuid()}"
-            try:
-                os.mkdir(folder, 0o700)
-            except FileExistsError:
-                pass
-            st = os.lstat(folder)
-            # In a shared /tmp someone else may have made that name first.
-            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-                return None
-            if stat.S_IMODE(st.st_mode) & 0o077:
-                os.chmod(folder, 0o700)
-            target = folder / "journal-unsaved.jsonl"
-            if target == self.path:
+            target = _config.fallback_journal()
+            if target is None or target == self.path:
                 return None
             lines = [_encode(r) for r in self.pending]
             _append_lines(target, lines, _CLOSE_LOCK_TIMEOUT, os.O_NOFOLLOW)

@@ -24,18 +24,26 @@ def main(argv: Sequence[str] | None = None) -> None:
         _usage()  # never returns
     from claudewrap.cli import main as click_main
 
-    if args[:1] not in (["usage"], ["stats"]):
-        click_main(args)
-        return
-    # A report leaves a big state in memory (usage_view keeps it):
-    # freeing it object by object costs more than the report; leave at once.
     try:
         click_main(args)
     except SystemExit as exc:
+        if args[:1] not in (["usage"], ["stats"]):
+            raise
+        # A report leaves a big state in memory (usage_view keeps it):
+        # freeing it object by object costs more than the report; leave at once.
         code = exc.code
         if isinstance(code, str):
             sys.stderr.write(code + "\n")
         exit_now(code if isinstance(code, int) else (0 if code is None else 1))
+    except Exception as exc:
+        # A command that lets a JournalError through (a journal path that is a
+        # directory, say) still ends in one line, as click says its errors.
+        from claudewrap.journal import JournalError
+
+        if not isinstance(exc, JournalError):
+            raise
+        sys.stderr.write(f"Error: {exc}\n")
+        sys.exit(1)
 
 
 def _run(claude_args: list[str]) -> None:
@@ -67,8 +75,8 @@ def _usage() -> None:
     from claudewrap.pricing import PriceFileError, default_table
     from claudewrap.report import Filters
 
-    path = resolve_path(None)
     try:
+        path = resolve_path(None)
         report = usage_view.summary(path, tz=None, use_cache=True, since=None, until=None,
                                     dims=usage_view.VIEW_GROUPS, filters=Filters(),
                                     table=default_table(), count_sessions=False)

@@ -119,6 +119,9 @@ def run_claude(args: Sequence[str] = (), *, project: str | None = None,
     real = launcher.find_claude(claude)
     session = session or new_session_id()
     journal_option = os.fspath(journal) if journal is not None else None
+    misplaced: tuple[Path, str] | None = None
+    if capture:
+        journal_option, misplaced = _usable_journal(journal_option)
     cap: Capture | None = None
     if capture:
         cap = _make_capture(session, journal_option, config, project, tags)
@@ -150,7 +153,9 @@ def run_claude(args: Sequence[str] = (), *, project: str | None = None,
     records: list[UsageRecord] = []
     if cap is not None and journal_path is not None:
         records = _records_since(journal_path, start, session) or list(cap.records)
-        if alerts and records:
+        if misplaced is not None and records:
+            warnings.insert(0, _misplaced_warning(*misplaced, journal_path))
+        elif alerts and records:
             warnings.extend(_budget_alerts(journal_path, config, cap, session))
     if print_warnings:
         for line in warnings:
@@ -206,6 +211,30 @@ def _live(session: str, cap: Capture | None, journal: Path | None) -> Any:
     from claudewrap import live
 
     return live.register(session, cap.attribution, journal=journal)
+
+
+def _usable_journal(option: str | None) -> tuple[str | None, tuple[Path, str] | None]:
+    """``option`` as it is; or, when the journal it names is a directory (a wrong
+    ``$CLAUDEWRAP_JOURNAL``), the fallback file, with that directory and where it
+    was named: every source of the run writes to the fallback then, and one line
+    at the end says where the records are and what to fix (issue 12)."""
+    from claudewrap.config import fallback_journal, journal_path, journal_source
+
+    path = journal_path(option)
+    if not os.path.isdir(path):
+        return option, None
+    fallback = fallback_journal()
+    if fallback is None:  # the writers keep the records in memory and say so
+        return option, None
+    return os.fspath(fallback), (path, journal_source(option))
+
+
+def _misplaced_warning(directory: Path, source: str, saved: Path) -> str:
+    from claudewrap.config import add_back_advice, journal_is_directory
+
+    return (f"claudewrap: {journal_is_directory(directory, source)}; this run's usage is"
+            f" saved in {saved} (then add it with:"
+            f" {add_back_advice(saved, directory / 'journal.jsonl')})")
 
 
 def _journal_mark(option: str | None) -> tuple[Path, int]:

@@ -120,6 +120,29 @@ def test_option_beats_env_var_beats_platform_default(
     assert resolve_path(tmp_path / "p.jsonl") == tmp_path / "p.jsonl"
 
 
+def test_a_journal_path_that_is_a_directory_is_one_error_naming_the_setting_to_fix(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    monkeypatch.setenv(ENV_VAR, str(folder))
+    with pytest.raises(JournalError) as info:
+        resolve_path()
+    assert str(info.value) == (f"the journal {folder} is a directory: set {ENV_VAR} to a"
+                               f" file path (e.g. {folder}/journal.jsonl)")
+    with pytest.raises(JournalError, match="pass --journal a file path"):
+        resolve_path(folder)
+    monkeypatch.delenv(ENV_VAR)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    default_path().mkdir(parents=True)
+    with pytest.raises(JournalError, match="move that folder away, or set"):
+        resolve_path()
+    # A symlink to a folder is a folder too; a file beside it is fine.
+    (tmp_path / "link").symlink_to(folder)
+    with pytest.raises(JournalError, match="is a directory"):
+        resolve_path(tmp_path / "link")
+    assert resolve_path(folder / "journal.jsonl") == folder / "journal.jsonl"
+
+
 def test_file_identity_follows_the_inode(journal: Path) -> None:
     assert file_identity(journal) is None
     append_records(journal, [rec()])
@@ -415,6 +438,26 @@ def test_writer_close_saves_what_it_could_not_write_in_a_private_temp_file(
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     assert stat.S_IMODE(saved.parent.stat().st_mode) == 0o700
     assert capfd.readouterr() == ("", "")
+
+
+def test_writer_close_for_a_directory_advises_a_file_inside_it_not_the_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    writer = JournalWriter(folder)
+    assert writer.append([rec(1), rec(2)]) is False
+    warning = writer.close()
+    saved = tmp_path / "tmp" / f"claudewrap-{os.getuid()}" / "journal-unsaved.jsonl"
+    assert warning == (f"claudewrap: the journal {folder} is a directory: choose a file with"
+                       f" --journal or ${ENV_VAR} (e.g. {folder}/journal.jsonl); could not"
+                       f" write 2 usage records; saved them to {saved} (add them with:"
+                       f" cat {saved} >> {folder}/journal.jsonl && rm {saved})")
+    assert tokens(saved) == [1, 2]
+    # The advice, run as it is, moves the records into that file.
+    subprocess.run(["sh", "-c", warning.split("add them with: ")[1][:-1]], check=True)
+    assert tokens(folder / "journal.jsonl") == [1, 2] and not saved.exists()
 
 
 def test_writer_close_says_records_are_lost_when_no_fallback_works(

@@ -28,8 +28,8 @@ def _tags(tags: tuple[str, ...]) -> dict[str, str]:
 
 
 def _write(path_option: str | None, records: list[UsageRecord]) -> Path:
-    path = resolve_path(path_option)
     try:
+        path = resolve_path(path_option)
         append_records(path, records)
     except JournalError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -145,18 +145,21 @@ def journal() -> None:
 @click.option("--journal", "journal_path", metavar="PATH", help=JOURNAL_HELP)
 def journal_path_cmd(journal_path: str | None) -> None:
     """Print the journal's path."""
-    click.echo(str(resolve_path(journal_path)))
+    try:
+        click.echo(str(resolve_path(journal_path)))
+    except JournalError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @journal.command("check")
 @click.option("--journal", "journal_path", metavar="PATH", help=JOURNAL_HELP)
 def journal_check(journal_path: str | None) -> None:
     """Count good and unreadable lines; exit status 1 when some are unreadable."""
-    path = resolve_path(journal_path)
-    if not path.exists():
-        click.echo(f"{path}: no journal yet (nothing recorded)")
-        return
     try:
+        path = resolve_path(journal_path)
+        if not path.exists():
+            click.echo(f"{path}: no journal yet (nothing recorded)")
+            return
         stats = check(path)
     except JournalError as exc:
         raise click.ClickException(str(exc)) from exc

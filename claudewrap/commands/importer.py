@@ -41,8 +41,8 @@ def import_cmd(since: str | None, journal_path: str | None, dry_run: bool,
         dirs = ", ".join(str(d / "projects") for d in transcripts.config_dirs())
         raise click.ClickException(f"no Claude Code transcripts found in {dirs}; "
                                    f"pass the folder or files to import as PATHS")
-    journal = resolve_path(journal_path)
     try:
+        journal = resolve_path(journal_path)
         result = transcripts.import_paths(roots, journal, since=since_epoch, dry_run=dry_run)
     except JournalError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -48,8 +48,8 @@ def metrics(textfile: Path | None, push_url: str | None, job: str, window: float
     """
     from claudewrap import metrics as m
 
-    path = resolve_path(journal)
     try:
+        path = resolve_path(journal)
         snap = m.collect(path, window=window, use_cache=not no_cache)
     except (JournalError, PriceFileError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -96,9 +96,9 @@ def serve(host: str, port: int, window: float, journal: Path | None, no_cache: b
     """
     from claudewrap import exporter
 
-    path = resolve_path(journal)
     try:
+        path = resolve_path(journal)
         exporter.serve(path, host=host, port=port, window=window, use_cache=not no_cache,
                        announce=lambda line: click.echo(line, err=True))
-    except exporter.ExporterError as exc:
+    except (exporter.ExporterError, JournalError) as exc:
         raise click.ClickException(str(exc)) from None

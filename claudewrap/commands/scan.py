@@ -70,8 +70,8 @@ def scan(use_tmux: bool, pane: str | None, socket_name: str | None,
     except PatternError as exc:
         raise click.ClickException(str(exc)) from None
 
-    path = resolve_path(journal_path)
     try:
+        path = resolve_path(journal_path)
         journal = list(read_records(path))
         targets: list[Target] = []
         if use_tmux:
