@@ -28,6 +28,11 @@ from the price table (:mod:`claudewrap.pricing`) when the report is made, and
 that amount is reported separately as estimated. Tokens of a model without a
 price have no cost: they are counted in ``unpriced_records``, never as $0.
 
+4. **Never less than Claude Code displayed** (a screen total that rule 2 set
+   aside is a floor for its session, per model, beyond its rounding); see
+   :mod:`claudewrap.rule`, the plain reference of all four rules, which tests
+   compare this module's fast path with.
+
 The state (:class:`UsageState`) is kept per session and source, compact enough to
 be saved by :mod:`claudewrap.rollup` and continued with new journal lines.
 """
@@ -51,12 +56,8 @@ from typing import Any
 
 from claudewrap.pricing import Price, PriceTable, default_table
 from claudewrap.records import UsageRecord
+from claudewrap.rule import PER_REQUEST, PRIORITY, SCREEN, cost_slack, displayed_slack
 
-# Source ranking for rule 1 (higher wins); approximate records rank below all exact ones.
-_PRIORITY = {"otel": 6, "transcript": 6, "pty": 5, "scan": 4, "manual": 3}
-# Rule 2: sources that see each request, and sources that read totals off the screen.
-_PER_REQUEST = ("otel", "transcript")
-_SCREEN = ("pty", "scan")
 _UNKNOWN = "unknown"
 _NONE = "(none)"
 DIMENSIONS = ("model", "day", "week", "month", "project", "session", "pane", "host", "source")
@@ -407,6 +408,10 @@ class UsageState:
         self.rids: dict[str, int] = {}
         self.rid_index = RidIndex()  # the request ids before: sealed, or from the rollup
         self.replaced: list[int] = []  # positions of records that a better source replaced
+        # The same, of records from before the first line fed (found in rid_index):
+        # in a part read by a second process (rollup.scan_parallel) their positions
+        # are already the whole journal's, not the part's, so merge() must not shift them.
+        self.replaced_before: list[int] = []
         # Line numbers and the byte offsets where they start, one at least every
         # _MARK_EVERY bytes fed (see feed_block).
         self.marks: tuple[list[int], list[int]] = ([], [])
@@ -546,7 +551,7 @@ class UsageState:
             unit = self.units[ukey] = Unit()
         elif unit.__class__ is list:
             unit = self.units[ukey] = Unit.from_saved(unit)
-        return [session, source, cs, approx, unit, ukey, 1 if approx else _PRIORITY.get(source, 2)]
+        return [session, source, cs, approx, unit, ukey, 1 if approx else PRIORITY.get(source, 2)]
 
     def _feed(self, objs: list[Any], first: int, positions: Sequence[int]) -> None:
         """The hot loop: one pass over parsed lines; ``positions[n]``: line ``n``'s position.
@@ -561,6 +566,7 @@ class UsageState:
         rids = self.rids
         rid_index = self.rid_index if self.rid_index else None
         replaced = self.replaced
+        replaced_before = self.replaced_before
         attr_ids = self._attr_ids
         attrs = self.attrs
         days = self._days
@@ -676,12 +682,16 @@ class UsageState:
             rid = r.request_id
             if rid:
                 prev = rids.get(rid)
-                if prev is None and rid_index is not None:
-                    prev = rid_index.get(rid)
                 if prev is not None:
                     if prio <= prev & 7:
                         continue  # the same request, already counted from a source as good
                     replaced.append(prev >> 3)
+                elif rid_index is not None:
+                    prev = rid_index.get(rid)
+                    if prev is not None:
+                        if prio <= prev & 7:
+                            continue
+                        replaced_before.append(prev >> 3)  # numbered as before this part
                 rids[rid] = (positions[n] << 3) | prio
             if not (unit is b_unit and day is b_day and aid == b_aid and printed is b_printed
                     and model == b_model):
@@ -738,7 +748,8 @@ class UsageState:
         ``fetch(position)`` returns the record at that position (a line number),
         called in increasing order.
         """
-        replaced, self.replaced = self.replaced, []
+        replaced = self.replaced + self.replaced_before
+        self.replaced, self.replaced_before = [], []
         for position in sorted(replaced):
             self._take_back(fetch(position))
 
@@ -761,7 +772,8 @@ class UsageState:
         shift = self.stats.lines  # other's line 1 is our line shift + 1
         for seg in other.rid_index.segments:
             seg.values = array("Q", map(add, seg.values, repeat(shift << 3)))
-        other.replaced = [p + shift for p in other.replaced]
+        other.replaced = [p + shift for p in other.replaced] + other.replaced_before
+        other.replaced_before = []
         self.marks[0].extend(line + shift for line in other.marks[0])
         self.marks[1].extend(other.marks[1])
         self._fed_end = -1
@@ -895,7 +907,7 @@ class UsageState:
     # --- what counts --------------------------------------------------------------
 
     def buckets(self, filters: Filters | None = None) -> Iterator[tuple[UnitKey, Sequence[Any]]]:
-        """What counts under rules 2 and 3 (rule 1 is applied while feeding).
+        """What counts under rules 2 to 4 (rule 1 is applied while feeding).
 
         Yields ``(unit key, [model, day, attribution id, cost printed?, records,
         input, output, cache read, cache write, printed cost])``; with
@@ -906,10 +918,32 @@ class UsageState:
         check = filters.active()
         attrs = self.attrs
         # Rule 2: sessions seen request by request by an exact source.
-        per_request = {key for k in self.units if k[1] in _PER_REQUEST and not k[3]
+        per_request = {key for k in self.units if k[1] in PER_REQUEST and not k[3]
                        for key in (k[0], k[2])}
-        units = [(k, u) for k, u in self.units.items()
-                 if not (k[1] in _SCREEN and (k[0] in per_request or k[2] in per_request))]
+        units = []
+        set_aside = []
+        for k, u in self.units.items():
+            if k[1] in SCREEN and (k[0] in per_request or k[2] in per_request):
+                if _has_total(u):
+                    set_aside.append((k, u))
+            else:
+                units.append((k, u))
+        rows: Iterable[tuple[UnitKey, Sequence[Any]]] = self._counted(units)
+        if set_aside and self.since is None and self.until is None:
+            counted = list(rows)
+            rows = counted + self._floor(counted, set_aside)
+        for k, row in rows:
+            day = row[1]
+            if (since is not None and day < since) or (until is not None and day >= until):
+                continue
+            if check and not _matches(filters, row[0], attrs[row[2]]):
+                continue
+            yield k, row
+
+    @staticmethod
+    def _counted(units: list[tuple[UnitKey, Unit | list[Any]]]
+                 ) -> Iterator[tuple[UnitKey, Sequence[Any]]]:
+        """Rules 2 (its second half) and 3 over the units rule 2 kept."""
         with_total = [(k, u) for k, u in units if _has_total(u)]
         exact_totals = {k[2] for k, u in with_total if not k[3]}
         has_total: set[tuple[str, str]] = set()
@@ -921,14 +955,63 @@ class UsageState:
             if totals and k[3] and k[2] in exact_totals:
                 continue
             for row in _unit_rows(u, totals):
-                if row[4] <= 0:
-                    continue
-                day = row[1]
-                if (since is not None and day < since) or (until is not None and day >= until):
-                    continue
-                if check and not _matches(filters, row[0], attrs[row[2]]):
-                    continue
-                yield k, row
+                if row[4] > 0:
+                    yield k, row
+
+    def _floor(self, counted: list[tuple[UnitKey, Sequence[Any]]],
+               screens: list[tuple[UnitKey, Unit | list[Any]]]
+               ) -> list[tuple[UnitKey, Sequence[Any]]]:
+        """Rule 4 (claudewrap.rule.floor_rows, which tests compare this with): what
+        the screen totals that rule 2 set aside showed beyond the exact rows."""
+        parent: dict[str, str] = {}
+
+        def find(x: str) -> str:
+            while parent.setdefault(x, x) != x:
+                x = parent[x]
+            return x
+
+        for k, _row in counted:
+            if k[1] in PER_REQUEST and not k[3]:
+                parent[find(k[0])] = find(k[2])
+        for k, _u in screens:
+            parent[find(k[0])] = find(k[2])
+        exact: dict[tuple[str, Any], list[Any]] = {}
+        for k, row in counted:
+            if k[1] in PER_REQUEST and not k[3]:
+                e = exact.get((find(k[0]), row[0]))
+                if e is None:
+                    e = exact[(find(k[0]), row[0])] = [0, 0, 0, 0, 0.0, True]
+                for j in range(5):
+                    e[j] += row[j + 5]
+                e[5] = e[5] and row[3]
+        shown: dict[tuple[str, Any], list[Any]] = {}
+        where: dict[tuple[str, Any], tuple[Any, ...]] = {}
+        for k, u in sorted(screens, key=lambda ku: ku[0]):
+            highest = ({row[0]: row[1:] for row in u[1]} if isinstance(u, list)
+                       else u.tot_max)
+            for model, mx in highest.items():
+                gm = (find(k[0]), model)
+                have = shown.setdefault(gm, [[0, 0, 0, 0, 0.0], False])
+                have[0] = [max(a, b) for a, b in zip(have[0], mx)]
+                have[1] = have[1] or k[3]
+                for row in _unit_rows(u, True):
+                    if row[0] == model:
+                        rank = (row[1], k, repr(self.attrs[row[2]]))
+                        if gm not in where or rank > where[gm][0]:
+                            where[gm] = (rank, k, row[1], row[2])
+        out: list[tuple[UnitKey, Sequence[Any]]] = []
+        for gm, (mx, approximate) in sorted(shown.items(), key=lambda kv: repr(kv[0])):
+            e = exact.get(gm, [0, 0, 0, 0, 0.0, True])
+            more = [mx[j] - e[j] if mx[j] - e[j] > displayed_slack(mx[j], approximate) else 0
+                    for j in range(4)]
+            cost_printed = bool(mx[4] > 0 and e[5])
+            cost = (mx[4] - e[4] if cost_printed and mx[4] - e[4] > cost_slack(mx[4])
+                    else 0.0)
+            if not (any(more) or cost) or gm not in where:
+                continue
+            _rank, k, day, aid = where[gm]
+            out.append((k, [gm[1], day, aid, cost_printed, 1, *more, cost]))
+        return out
 
     # --- persistence (rollup.py) --------------------------------------------------
 
@@ -1073,6 +1156,7 @@ class Report:
     skipped_lines: int = 0
     first_bad_lines: list[int] = field(default_factory=list)
     records_read: int = 0  # good journal records, whether or not the filters kept them
+    table: PriceTable | None = None  # the prices used, with any learned from the journal
 
 
 def period_days(today: date) -> dict[str, str]:
@@ -1147,9 +1231,31 @@ def make_report(state: UsageState, *, dims: Iterable[tuple[str, ...]] = (),
 
     ``today`` (default: today in the state's zone) anchors today/this week/this
     month. Without ``count_sessions`` the rows' ``sessions`` stay 0 (faster).
+    Usage of a model without a list price is priced with rates learned from the
+    state's exact records of it (:func:`claudewrap.price_fit.learn_prices`).
     """
-    filters = filters or Filters()
     table = table or default_table()
+    dims = tuple(dims)  # used twice below
+    report = _priced_report(state, dims=dims, filters=filters, today=today, table=table,
+                            count_sessions=count_sessions)
+    # Only a report with unpriced usage can change: no second pass otherwise.
+    if report.total.unpriced_records:
+        from claudewrap.price_fit import learn_prices
+
+        learned = learn_prices(state, table)
+        if learned is not table:
+            report = _priced_report(state, dims=dims, filters=filters, today=today,
+                                    table=learned, count_sessions=count_sessions)
+            table = learned
+    report.table = table
+    return report
+
+
+def _priced_report(state: UsageState, *, dims: Iterable[tuple[str, ...]],
+                   filters: Filters | None, today: date | None, table: PriceTable,
+                   count_sessions: bool) -> Report:
+    """make_report with ``table`` as it is."""
+    filters = filters or Filters()
     if today is None:
         now = datetime.now(timezone.utc)
         today = (now.astimezone(state.tz) if state.tz is not None else now.astimezone()).date()

@@ -135,7 +135,7 @@ def scan(fd: int, state: UsageState, start: int, stop: int | None = None,
             offset += len(carry)
             carry = b""
             skipping = True
-    if resolve and state.replaced:
+    if resolve and (state.replaced or state.replaced_before):
         state.resolve(fetcher(fd, state))
     state.seal()
     return offset, bool(carry) or skipping
@@ -218,7 +218,8 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
             own.segments = other.rid_index.segments[before:]
             sizes, rid_parts = own.to_parts()
             meta = {"state": other.to_json(), "end": end, "tail": tail,
-                    "replaced": other.replaced, "rids": sizes,
+                    "replaced": other.replaced, "replaced_before": other.replaced_before,
+                    "rids": sizes,
                     "tot_log": [[*key, positions] for key, positions in other.tot_log.items()]}
             write_all(wfd, [_dumps(meta), b"\n", *rid_parts])
             code = 0
@@ -240,6 +241,7 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
     other.tot_log = {(tuple(ukey), model): positions
                      for ukey, model, positions in meta["tot_log"]}
     other.replaced = meta["replaced"]
+    other.replaced_before = meta["replaced_before"]
     other.rid_index = RidIndex(meta["rids"], memoryview(payload)[nl + 1:])
     state.merge(other, fetcher(fd, state))
     return int(meta["end"]), bool(meta["tail"])

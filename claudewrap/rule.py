@@ -1,0 +1,220 @@
+"""The summing rule, plainly: journal records in, what counts out.
+
+This is the reference. It is short and slow on purpose: it holds no state
+between calls and takes no shortcut. The fast path (:class:`claudewrap.report.UsageState`,
+its rollup, its parallel read) must give the same rows; tests/test_rule.py checks
+that on random journals. When the rule changes, it changes here first.
+
+1. **The same request counts once.** Delta records with the same ``request_id``
+   are one API request seen by several sources: the most exact source counts
+   (otel = transcript > pty > scan > manual; an approximate record below all
+   exact ones; among equals the first in the journal).
+2. **Exact sources win over the screen.** A session (wrapper ``session`` or
+   Claude session) with per-request records (otel, transcript) ignores its pty
+   and scan records. Otherwise an approximate ``total`` is dropped where the
+   same Claude session has an exact ``total`` (a ``-p`` JSON result).
+3. **Within one session and source, totals replace deltas.** Totals count as a
+   running total per model: each counter counts the highest value it reached,
+   each rise dated at the record that shows it.
+4. **Never less than Claude Code displayed.** Where rule 2 set a screen total
+   aside, the session's exact records per model must reach what that block
+   displayed, beyond the block's rounding (``1.2k`` is 1,150-1,249; a cost
+   printed with 4 decimals is +-0.00005); the rest counts as the screen's.
+   Sessions linked by a record (a wrapper session and the Claude session it
+   ran) are one session here. Not applied to a state cut at a time (``--since
+   24h``): its exact part and the whole block cannot be compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from claudewrap.records import UsageRecord
+
+PRIORITY = {"otel": 6, "transcript": 6, "pty": 5, "scan": 4, "manual": 3}
+PER_REQUEST = ("otel", "transcript")
+SCREEN = ("pty", "scan")
+
+Attribution = tuple[Any, Any, Any, tuple[tuple[str, str], ...]]  # project, host, pane, tags
+UnitKey = tuple[str, str, str, bool]  # session, source, Claude session, approximate
+# (unit, model, day, attribution, cost printed?) -> [records, in, out, cache read,
+# cache write, printed cost]
+RowKey = tuple[UnitKey, Any, str, Attribution, bool]
+
+
+def priority(r: UsageRecord) -> int:
+    """Rule 1's rank of a record (higher wins)."""
+    return 1 if r.approximate else PRIORITY.get(r.source, 2)
+
+
+def unit_of(r: UsageRecord) -> UnitKey:
+    return (r.session, r.source, r.claude_session or r.session, r.approximate)
+
+
+def attribution_of(r: UsageRecord) -> Attribution:
+    return (r.project, r.host, r.tmux_pane or r.screen_session,
+            tuple(sorted(r.tags.items())) if r.tags else ())
+
+
+def printed(r: UsageRecord) -> bool:
+    return r.cost_usd is not None and not r.cost_estimated
+
+
+def counted_requests(records: Sequence[UsageRecord]) -> set[int]:
+    """Rule 1: the positions of delta records that another record of the same
+    request outranks (they do not count)."""
+    best: dict[str, int] = {}
+    out: set[int] = set()
+    for n, r in enumerate(records):
+        if r.kind != "delta" or not r.request_id:
+            continue
+        first = best.get(r.request_id)
+        if first is None:
+            best[r.request_id] = n
+        elif priority(r) > priority(records[first]):
+            out.add(first)
+            best[r.request_id] = n
+        else:
+            out.add(n)
+    return out
+
+
+def _add(rows: dict[RowKey, list[Any]], key: RowKey, values: Sequence[Any]) -> None:
+    have = rows.setdefault(key, [0, 0, 0, 0, 0, 0.0])
+    for j, v in enumerate(values):
+        have[j] += v
+
+
+def unit_rows(records: Sequence[UsageRecord], day: Callable[[str], str]
+              ) -> tuple[dict[UnitKey, dict[RowKey, list[Any]]],
+                         dict[UnitKey, dict[RowKey, list[Any]]],
+                         dict[UnitKey, dict[Any, list[Any]]]]:
+    """Per unit: the rows of its deltas (less rule 1's losers), the rises of its
+    running totals (rule 3), and each model's highest values (for rule 4)."""
+    lost = counted_requests(records)
+    deltas: dict[UnitKey, dict[RowKey, list[Any]]] = {}
+    rises: dict[UnitKey, dict[RowKey, list[Any]]] = {}
+    highest: dict[UnitKey, dict[Any, list[Any]]] = {}
+    for n, r in enumerate(records):
+        unit = unit_of(r)
+        deltas.setdefault(unit, {})
+        rises.setdefault(unit, {})
+        key: RowKey = (unit, r.model, day(r.ts), attribution_of(r), printed(r))
+        if r.kind == "delta":
+            if n not in lost:
+                _add(deltas[unit], key, [1, r.input_tokens, r.output_tokens,
+                                         r.cache_read_tokens, r.cache_write_tokens,
+                                         r.cost_usd if printed(r) else 0.0])
+            continue
+        mx = highest.setdefault(unit, {}).setdefault(r.model, [0, 0, 0, 0, 0.0])
+        now = [r.input_tokens, r.output_tokens, r.cache_read_tokens, r.cache_write_tokens,
+               r.cost_usd if printed(r) else 0.0]
+        rise = [max(0, now[j] - mx[j]) for j in range(5)]
+        if not any(rise):
+            continue
+        mx[:] = [mx[j] + rise[j] for j in range(5)]
+        _add(rises[unit], key, [1, *rise])
+    return deltas, rises, highest
+
+
+def displayed_slack(value: float, approximate: bool) -> float:
+    """How far below the true count a displayed count may be (rule 4): ``1.2k`` or
+    ``1.2m`` are rounded to one decimal; smaller counts are shown whole."""
+    if not approximate:
+        return 0.0
+    if value >= 999_950:
+        return 50_000.0
+    if value >= 999.5:
+        return 50.0
+    return 0.5
+
+
+def cost_slack(value: float) -> float:
+    """Claude Code prints a cost with 4 decimals up to $0.50, with 2 above."""
+    return 0.005 if value > 0.5 else 0.00005
+
+
+def effective_rows(records: Iterable[UsageRecord], day: Callable[[str], str],
+                   floor: bool = True) -> dict[RowKey, list[Any]]:
+    """What counts of ``records`` (in journal order, times in the journal's UTC form):
+    rows with records > 0 (and rule 4's rows), keyed by unit, model, local day
+    (``day(ts)``), attribution and whether the cost was printed."""
+    records = list(records)
+    deltas, rises, highest = unit_rows(records, day)
+    units = list(deltas)
+    # Rule 2.
+    per_request = {key for u in units if u[1] in PER_REQUEST and not u[3] for key in (u[0], u[2])}
+    set_aside = [u for u in units if u[1] in SCREEN and (u[0] in per_request or u[2] in per_request)]
+    kept = [u for u in units if u not in set_aside]
+    exact_totals = {u[2] for u in kept if rises[u] and not u[3]}
+    with_totals = {(u[0], u[1]) for u in kept if rises[u] and not (u[3] and u[2] in exact_totals)}
+    out: dict[RowKey, list[Any]] = {}
+    for u in kept:
+        totals = (u[0], u[1]) in with_totals
+        if totals and u[3] and u[2] in exact_totals:
+            continue
+        for key, values in (rises[u] if totals else deltas[u]).items():
+            if values[0] > 0:
+                out[key] = list(values)
+    if floor:
+        for key, values in floor_rows(out, [u for u in set_aside if rises[u]], rises,
+                                      highest).items():
+            _add(out, key, values)
+    return out
+
+
+def floor_rows(counted: dict[RowKey, list[Any]], screens: list[UnitKey],
+               rises: dict[UnitKey, dict[RowKey, list[Any]]],
+               highest: dict[UnitKey, dict[Any, list[Any]]]) -> dict[RowKey, list[Any]]:
+    """Rule 4: what the screen totals set aside showed beyond the session's exact rows."""
+    # Sessions linked by a per-request unit (its wrapper session and Claude session).
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for key in counted:
+        u = key[0]
+        if u[1] in PER_REQUEST and not u[3]:
+            parent[find(u[0])] = find(u[2])
+    for u in screens:
+        parent[find(u[0])] = find(u[2])
+    exact: dict[tuple[str, Any], list[Any]] = {}  # (group, model) -> in, out, cr, cw, cost, all printed
+    for (u, model, _day, _attr, was_printed), v in counted.items():
+        if u[1] in PER_REQUEST and not u[3]:
+            e = exact.setdefault((find(u[0]), model), [0, 0, 0, 0, 0.0, True])
+            for j in range(5):
+                e[j] += v[j + 1]
+            e[5] = e[5] and was_printed
+    shown: dict[tuple[str, Any], list[Any]] = {}  # (group, model) -> highest, approximate
+    where: dict[tuple[str, Any], tuple[Any, ...]] = {}  # -> the latest row that showed it
+    for u in sorted(screens):
+        for model, mx in highest.get(u, {}).items():
+            gm = (find(u[0]), model)
+            have = shown.setdefault(gm, [[0, 0, 0, 0, 0.0], False])
+            have[0] = [max(a, b) for a, b in zip(have[0], mx)]
+            have[1] = have[1] or u[3]
+            for (_u, m, d, attr, _p) in rises[u]:
+                if m == model:
+                    rank = (d, u, repr(attr))
+                    if gm not in where or rank > where[gm][0]:
+                        where[gm] = (rank, u, d, attr)
+    out: dict[RowKey, list[Any]] = {}
+    for gm, (mx, approximate) in sorted(shown.items(), key=lambda kv: repr(kv[0])):
+        e = exact.get(gm, [0, 0, 0, 0, 0.0, True])
+        more = [mx[j] - e[j] if mx[j] - e[j] > displayed_slack(mx[j], approximate) else 0
+                for j in range(4)]
+        cost_printed = mx[4] > 0 and e[5]
+        cost = mx[4] - e[4] if cost_printed and mx[4] - e[4] > cost_slack(mx[4]) else 0.0
+        if not (any(more) or cost):
+            continue
+        _rank, u, d, attr = where[gm]
+        _add(out, (u, gm[1], d, attr, bool(cost_printed)), [1, *more, cost])
+    return out
+
+
+__all__ = ["PER_REQUEST", "PRIORITY", "SCREEN", "cost_slack", "displayed_slack",
+           "effective_rows", "floor_rows", "priority", "unit_rows"]
