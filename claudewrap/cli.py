@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "monitor": "monitor:monitor",
     "cost": "cost:cost",
     "doctor": "doctor:doctor",
+    "prices": "prices:prices",
 }
 
 ALIASES: dict[str, str] = {"stats": "usage"}

@@ -112,9 +112,12 @@ class _Out:
         return "\n".join(self.buffer) + "\n"
 
 
-def _notes(out: _Out, rows: Sequence[Row]) -> None:
+def _notes(out: _Out, rows: Sequence[Row], table: PriceTable | None = None) -> None:
     if any(r.cost_estimated_usd > 0 for r in rows):
         out.line("~ estimated from list prices where Claude Code printed no cost", dim=True)
+        for model, fit in sorted((table.learned if table is not None else {}).items()):
+            out.line(f"~ {model}: no list price; rates learned from {count(fit.records)} "
+                     f"exact records of the journal (see: claudewrap prices)", dim=True)
     if any(r.unpriced_records for r in rows):
         out.line("+? includes models without a known price (add them to prices.toml)",
                  dim=True)
@@ -175,7 +178,7 @@ def render_default(report: Report, *, width: int, color: bool, journal: Path,
             out.line(line)
         if len(rows) > _TOP:
             out.line(f"(and {len(rows) - _TOP} more: --by {dim})", dim=True)
-    _notes(out, shown)
+    _notes(out, shown, report.table)
     return out.text()
 
 
@@ -207,7 +210,7 @@ def render_grouped(report: Report, dims: tuple[str, ...], *, width: int, color: 
     for line in lines[1:-1]:
         out.line(line)
     out.line(lines[-1], bold=True)
-    _notes(out, [report.total])
+    _notes(out, [report.total], report.table)
     return out.text()
 
 
