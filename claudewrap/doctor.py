@@ -220,8 +220,12 @@ def check_config(env: Mapping[str, str]) -> Check:
 
 
 def check_prices(env: Mapping[str, str], journal: str | None = None) -> Check:
-    """Every model in the journal whose cost was not printed has a price."""
+    """Every model in the journal whose cost was not printed has a price (a list
+    price, or rates learned from the journal). Records that name no model are
+    not a price problem (the seed's ``Tokens: N input, M output`` line has none):
+    an informational note says how to give them one."""
     from claudewrap.journal import JournalError
+    from claudewrap.price_fit import learn_prices, unpriced_usage
     from claudewrap.pricing import PriceFileError, default_table, user_prices_path
     from claudewrap.rollup import load_state
 
@@ -233,25 +237,36 @@ def check_prices(env: Mapping[str, str], journal: str | None = None) -> Check:
         state = load_state(path)
     except (JournalError, PriceFileError) as exc:
         return Check("prices", FAIL, str(exc), "fix the file it names")
-    models: dict[str, int] = {}
-    unpriced: dict[str, int] = {}
-    for _, row in state.buckets():
-        model, printed, n = row[0] or "(no model)", row[3], row[4]
-        models[model] = models.get(model, 0) + n
-        if not printed and table.lookup(row[0]) is None and any(row[5:9]):
-            unpriced[model] = unpriced.get(model, 0) + n
+    table = learn_prices(state, table)
+    models = {row[0] for _, row in state.buckets() if row[0]}
+    per_model = unpriced_usage(state, table)
+    no_model = per_model.pop(None, 0)
+    unpriced = {m: n for m, n in per_model.items() if m is not None}
     bad = f"; {state.stats.skipped} unreadable journal lines (claudewrap journal check)" \
         if state.stats.skipped else ""
+    learned = sorted(m for m in table.learned if m in models)
+    taught = f"; {', '.join(learned)} priced with rates learned from the journal" \
+        f" (claudewrap prices)" if learned else ""
+    anonymous = f"; {_records(no_model)} without a model: unpriced" if no_model else ""
     if unpriced:
-        names = ", ".join(f"{m} ({n} record{'s' if n != 1 else ''})"
-                          for m, n in sorted(unpriced.items()))
+        names = ", ".join(f"{m} ({_records(n)})" for m, n in sorted(unpriced.items()))
         example = next(iter(sorted(unpriced)))
-        return Check("prices", FAIL, f"no price for {names}{bad}",
+        return Check("prices", FAIL, f"no price for {names}{anonymous}{bad}",
                      f"add [models.\"{example}\"] with input = ..., output = ... (USD per "
                      f"million tokens) to {user_prices_path()}")
-    if not models:
+    if not models and not no_model:
         return Check("prices", OK, f"no usage recorded yet{bad}")
-    return Check("prices", OK, f"known for all {len(models)} models in the journal{bad}")
+    known = f"known for all {len(models)} model{'s' if len(models) != 1 else ''} in the" \
+        f" journal{taught}" if models else "no record names a model"
+    if no_model:
+        return Check("prices", INFO, f"{known}{anonymous}{bad}",
+                     "to price such records, give their model: claudewrap log --model ID,"
+                     " or a `model` group in your pattern")
+    return Check("prices", OK, f"{known}{bad}")
+
+
+def _records(n: int) -> str:
+    return f"{n:,} record{'s' if n != 1 else ''}"
 
 
 def check_live(env: Mapping[str, str], journal: str | None = None) -> Check:

@@ -89,7 +89,7 @@ def test_healthy_set_up_is_all_ticks(env: dict[str, str], tmp_path: Path,
     assert str(tmp_path / "dbin" / "claude") in line(lines, "claude")
     assert "(1" not in line(lines, "journal") and "private" in line(lines, "journal")
     assert "runs through claudewrap" in line(lines, "shell")
-    assert "known for all 1 models" in line(lines, "prices")
+    assert "known for all 1 model in the journal" in line(lines, "prices")
     assert line(lines, "exporter").startswith("\u2713") and exporter in line(lines, "exporter")
     assert line(lines, "tmux/screen").startswith("\u00b7")
     assert not any("fix:" in text for text in lines)
@@ -149,3 +149,56 @@ def test_journal_under_a_file_and_a_claude_shim_first_on_path(env: dict[str, str
     assert journal.startswith("\u2717") and f"{blocker} is not a folder" in journal
     claude = line(lines, "claude")
     assert claude.startswith("\u2713") and f"skipping {shim}" in claude
+
+
+def test_records_without_a_model_are_a_note_not_a_price_failure(
+        env: dict[str, str], tmp_path: Path, exporter: str) -> None:
+    env = dict(setup(env, tmp_path), CLAUDEWRAP_EXPORTER_URL=exporter)
+    seed = "Tokens: 1234 input, 567 output"  # the seed's line: no model in it
+    for args in (["run", "--", "print", seed], ["parse", "--write", seed],
+                 ["log", "100", "50"]):
+        done = subprocess.run([*CW, *args], env=env, capture_output=True, text=True,
+                              check=False, timeout=60)
+        assert done.returncode == 0, done.stderr
+    code, lines = doctor(env)
+    assert code == 0, lines
+    prices = line(lines, "prices")
+    assert prices.startswith("\u00b7 prices "), prices
+    assert "known for all 1 model in the journal; 3 records without a model" in prices
+    assert "no price for" not in prices and "(no model)" not in prices
+    assert "fix: to price such records, give their model: claudewrap log --model ID" in prices
+    code, lines = doctor(env, "--json")
+    check = next(c for c in json.loads("\n".join(lines)) if c["name"] == "prices")
+    assert check["ok"] is True and check["status"] == "info"
+
+
+def test_a_model_without_a_price_still_fails_next_to_modelless_records(
+        env: dict[str, str], tmp_path: Path) -> None:
+    env = setup(env, tmp_path, model="claude-imaginary-9")
+    done = subprocess.run([*CW, "log", "10", "5"], env=env, capture_output=True, text=True,
+                          check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    code, lines = doctor(env)
+    assert code == 1
+    prices = line(lines, "prices")
+    assert prices.startswith("\u2717 prices ")
+    assert "no price for claude-imaginary-9 (1 record); 1 record without a model" in prices
+    assert 'fix: add [models."claude-imaginary-9"]' in prices
+
+
+def test_a_model_priced_by_learned_rates_is_known(env: dict[str, str], tmp_path: Path) -> None:
+    env = setup(env, tmp_path, model="claude-opus-9-1")
+    rates = (6.0, 30.0, 0.6, 7.5)
+    counts = [(38172, 496, 25691, 755), (36803, 7563, 13654, 9550), (1234, 567, 8901, 2345),
+              (28524, 7259, 15664, 177), (5000, 100, 0, 4000), (900, 9000, 1200, 30)]
+    append_records(Path(env["CLAUDEWRAP_JOURNAL"]), [
+        UsageRecord(ts=f"2026-07-{d + 2:02d}T10:00:00.000Z", session=f"run{d}", source="otel",
+                    model="claude-opus-9-1", input_tokens=i, output_tokens=o,
+                    cache_read_tokens=cr, cache_write_tokens=cw,
+                    cost_usd=(i * rates[0] + o * rates[1] + cr * rates[2] + cw * rates[3]) / 1e6,
+                    request_id=f"req_{d}")
+        for d, (i, o, cr, cw) in enumerate(counts)])
+    _code, lines = doctor(env)
+    prices = line(lines, "prices")
+    assert prices.startswith("\u2713 prices "), prices
+    assert "claude-opus-9-1 priced with rates learned from the journal" in prices
