@@ -35,8 +35,11 @@ class Capture:
     def __init__(self, *, session: str, journal: str | None = None,
                  user_patterns: list[UserPattern] | None = None,
                  attribution: dict[str, Any] | None = None, source: str = "pty",
-                 write: bool = True) -> None:
+                 write: bool = True, claude_session: str | None = None) -> None:
         self.session = session
+        # The Claude session this run continues (runner.resumed_session): what the
+        # screen shows belongs to it unless the output names its own.
+        self.claude_session = claude_session
         self.source = source
         self.attribution = attribution or {}
         self.records: list[UsageRecord] = []
@@ -106,6 +109,8 @@ class Capture:
             if key in self._seen:
                 continue
             self._seen.add(key)
+            if self.claude_session and not event.claude_session:
+                event.claude_session = self.claude_session
             fresh.append(UsageRecord.from_event(
                 event, session=self.session, source=self.source, attribution=self.attribution))
         if not fresh:

@@ -56,7 +56,14 @@ from typing import Any
 
 from claudewrap.pricing import Price, PriceTable, default_table
 from claudewrap.records import UsageRecord
-from claudewrap.rule import PER_REQUEST, PRIORITY, SCREEN, cost_slack, displayed_slack
+from claudewrap.rule import (
+    PER_REQUEST,
+    PRIORITY,
+    SCREEN,
+    cost_slack,
+    displayed_slack,
+    unit_key,
+)
 
 _UNKNOWN = "unknown"
 _NONE = "(none)"
@@ -545,7 +552,7 @@ class UsageState:
 
         The priority is rule 1's rank of the source.
         """
-        ukey = (session, source, cs or session, approx)
+        ukey = unit_key(session, source, cs, approx)
         unit = self.units.get(ukey)
         if unit is None:
             unit = self.units[ukey] = Unit()
@@ -887,8 +894,8 @@ class UsageState:
         return unit
 
     def _subtract(self, r: UsageRecord) -> None:
-        unit = self.working_unit((r.session, r.source, r.claude_session or r.session,
-                                  r.approximate))
+        unit = self.working_unit(unit_key(r.session, r.source, r.claude_session,
+                                          r.approximate))
         aid = self._attr_ids.get((r.project, r.host, r.tmux_pane or r.screen_session,
                                   tuple(sorted(r.tags.items())) if r.tags else ()))
         if unit is None or aid is None:

@@ -15,7 +15,9 @@ that on random journals. When the rule changes, it changes here first.
    same Claude session has an exact ``total`` (a ``-p`` JSON result).
 3. **Within one session and source, totals replace deltas.** Totals count as a
    running total per model: each counter counts the highest value it reached,
-   each rise dated at the record that shows it.
+   each rise dated at the record that shows it. A rounded screen total of a
+   known Claude session (``claude -p --resume ID /cost`` names it) is that
+   session's, whichever wrapped run showed it (:func:`unit_key`).
 4. **Never less than Claude Code displayed.** Where rule 2 set a screen total
    aside, the session's exact records per model must reach what that block
    displayed, beyond the block's rounding (``1.2k`` is 1,150-1,249; a cost
@@ -48,8 +50,23 @@ def priority(r: UsageRecord) -> int:
     return 1 if r.approximate else PRIORITY.get(r.source, 2)
 
 
+def unit_key(session: str, source: str, claude_session: str | None, approximate: bool
+             ) -> UnitKey:
+    """The group a record's numbers add up in: its session, source, Claude session
+    and whether it was printed rounded.
+
+    A rounded screen total of a known Claude session belongs to that session
+    wherever it was shown: ``claude -p --resume ID /cost`` prints a finished
+    session's whole block again, in another wrapped run, and it is one running
+    total with every other block of that session.
+    """
+    if approximate and claude_session and source in SCREEN:
+        session = claude_session
+    return (session, source, claude_session or session, approximate)
+
+
 def unit_of(r: UsageRecord) -> UnitKey:
-    return (r.session, r.source, r.claude_session or r.session, r.approximate)
+    return unit_key(r.session, r.source, r.claude_session, r.approximate)
 
 
 def attribution_of(r: UsageRecord) -> Attribution:
@@ -217,4 +234,4 @@ def floor_rows(counted: dict[RowKey, list[Any]], screens: list[UnitKey],
 
 
 __all__ = ["PER_REQUEST", "PRIORITY", "SCREEN", "cost_slack", "displayed_slack",
-           "effective_rows", "floor_rows", "priority", "unit_rows"]
+           "effective_rows", "floor_rows", "priority", "unit_key", "unit_of", "unit_rows"]

@@ -124,7 +124,8 @@ def run_claude(args: Sequence[str] = (), *, project: str | None = None,
         journal_option, misplaced = _usable_journal(journal_option)
     cap: Capture | None = None
     if capture:
-        cap = _make_capture(session, journal_option, config, project, tags)
+        cap = _make_capture(session, journal_option, config, project, tags,
+                            resumed_session(args))
     exact = _exact_sources(cap, journal_option, otel)
     env = exact.child_env() or dict(os.environ)
     env[SESSION_ENV] = session
@@ -165,9 +166,29 @@ def run_claude(args: Sequence[str] = (), *, project: str | None = None,
                       journal=journal_path)
 
 
+def resumed_session(args: Sequence[str]) -> str | None:
+    """The Claude session that ``claude ARGS`` continues (``--resume ID``, ``-r ID``,
+    ``--resume=ID``, ``--session-id ID``), or None.
+
+    What the wrapper reads off the screen then belongs to that session: a
+    ``claude -p --resume ID /cost`` prints the finished session's whole block
+    (Claude Code 2.1.332), which must count once with that session's other records.
+    """
+    found = None
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg in ("--resume", "-r", "--session-id") and i + 1 < len(args):
+            value = args[i + 1]
+            found = value if value and not value.startswith("-") else found
+        elif arg.startswith(("--resume=", "--session-id=")):
+            found = arg.partition("=")[2] or found
+    return found
+
+
 def _make_capture(session: str, journal: str | None, config: str | os.PathLike[str] | None,
-                  project: str | None, tags: Mapping[str, str] | Sequence[str] | None
-                  ) -> Capture:
+                  project: str | None, tags: Mapping[str, str] | Sequence[str] | None,
+                  claude_session: str | None = None) -> Capture:
     from pathlib import Path
 
     from claudewrap import context
@@ -178,7 +199,8 @@ def _make_capture(session: str, journal: str | None, config: str | os.PathLike[s
     path = Path(config) if config is not None else default_config_path()
     patterns = load_user_patterns(path) if config is not None or path.exists() else []
     return Capture(session=session, journal=journal, user_patterns=patterns,
-                   attribution=context.collect(project=project, tags=tag_dict))
+                   attribution=context.collect(project=project, tags=tag_dict),
+                   claude_session=claude_session)
 
 
 class _NoExactSources:
