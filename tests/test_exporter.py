@@ -123,6 +123,17 @@ def test_metrics_follow_the_journal_as_it_grows(serve: Serve, journal: Path) -> 
     assert value(serve.scrape(), "claude_api_tokens_input_total") == 1022
 
 
+def test_a_fresh_serve_shows_history_at_once_and_new_series_from_zero(serve: Serve,
+                                                                      journal: Path) -> None:
+    # What the README promises: the first export of a journal shows every series
+    # at its value; a series that appears later starts at 0 once (increase()).
+    first = serve.scrape()
+    assert value(first, "claude_api_tokens_input_total", project="api") == 10
+    write(journal, [rec(10, "s3", project="brand-new", input_tokens=42)], "a")
+    assert value(serve.scrape(), "claude_api_tokens_input_total", project="brand-new") == 0
+    assert value(serve.scrape(), "claude_api_tokens_input_total", project="brand-new") == 42
+
+
 def test_rotated_and_truncated_journal(serve: Serve, journal: Path, tmp_path: Path) -> None:
     """A new journal is a real reset; its series show 0 once, then their values
     (so that Prometheus's increase() counts its first usage)."""
