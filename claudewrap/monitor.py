@@ -128,9 +128,8 @@ class Monitor:
         returning = {r.session for _, r in new if r.session not in self._recent}
         if returning:
             # New to the window (or back after a pause): their earlier records first.
-            keys = {k for _, r in new if r.session in returning
-                    for k in (r.session, r.claude_session) if k}
-            self._keep(session_history(self.path, keys, chunk.base))
+            self._keep(session_history(self.path, [r for _, r in new if r.session in returning],
+                                       chunk.base))
         self._keep(new)
 
     def _keep(self, pairs: Sequence[tuple[int, UsageRecord]]) -> None:

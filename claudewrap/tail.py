@@ -205,10 +205,20 @@ def _session_keys(records: Iterable[UsageRecord]) -> set[str]:
     return {k for r in records for k in (r.session, r.claude_session) if k}
 
 
-def _history(keys: set[str], blocks: Iterable[tuple[int, bytes]],
-             found: dict[int, UsageRecord]) -> None:
-    """Add to ``found`` the records in ``blocks`` whose session or Claude session is
-    one of ``keys`` (a byte search first; the match is made on the decoded record)."""
+def _total_key(r: UsageRecord) -> tuple[str, str, str, bool, str | None]:
+    """A running total's series: its unit (report.py) and model."""
+    return (r.session, r.source, r.claude_session or r.session, r.approximate, r.model)
+
+
+def _history(records: Iterable[UsageRecord], blocks: Iterable[tuple[int, bytes]],
+             found: dict[int, UsageRecord]) -> bool:
+    """Add to ``found`` the records in ``blocks`` (newest first) of the sessions of
+    ``records`` (their session or Claude session ids; a byte search first, the
+    match made on the decoded record), until each running total among ``records``
+    has an earlier one (its baseline). True once they all have."""
+    records = list(records)
+    keys = _session_keys(records)
+    needs = {_total_key(r) for r in records if r.kind == "total"}
     needles = tuple(n for k in sorted(keys) for n in quoted_forms(k))
     for base, data in blocks:
         if not any(n in data for n in needles):
@@ -217,7 +227,14 @@ def _history(keys: set[str], blocks: Iterable[tuple[int, bytes]],
             if any(n in line for n in needles):
                 rec = _record(line)
                 if rec is not None and (rec.session in keys or rec.claude_session in keys):
+                    if off not in found and rec.kind == "total":
+                        needs.discard(_total_key(rec))
                     found[off] = rec
+        if not needs:
+            # Every running total has its baseline. (A session that started in the
+            # window has none: the search goes on to the limit, for those minutes.)
+            return True
+    return False
 
 
 def _window_from_fd(fd: int, since: str, end: int, limit: int
@@ -247,10 +264,9 @@ def _window_from_fd(fd: int, since: str, end: int, limit: int
         # records from before it and none from it.
         if old and not recent:
             break
-    keys = _session_keys(found.values())
-    if keys:
-        _history(keys, before, found)
-        _history(keys, blocks, found)
+    window = list(found.values())
+    if window and not _history(window, before, found):
+        _history(window, blocks, found)
     return sorted(found.items())
 
 
@@ -281,17 +297,18 @@ def window_records(path: Path, since: str, *, end: int | None = None,
         os.close(fd)
 
 
-def session_history(path: Path, keys: set[str], end: int, limit: int = LOOKBACK_BYTES
-                    ) -> list[tuple[int, UsageRecord]]:
-    """``(offset, record)`` of the records before byte ``end`` of the sessions ``keys``
-    (a session seen again after a pause: its running totals' baseline), in journal order."""
+def session_history(path: Path, records: Iterable[UsageRecord], end: int,
+                    limit: int = LOOKBACK_BYTES) -> list[tuple[int, UsageRecord]]:
+    """``(offset, record)``, in journal order, of the records before byte ``end`` of
+    the sessions of ``records`` (new to the window, or back after a pause): as far
+    back as :func:`window_records` looks for a window's sessions."""
     found: dict[int, UsageRecord] = {}
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return []
     try:
-        _history(keys, _blocks_back(fd, end, limit), found)
+        _history(records, _blocks_back(fd, end, limit), found)
     except OSError:
         pass
     finally:
