@@ -220,7 +220,8 @@ def session_usage(session: str = "last", journal: str | os.PathLike[str] | None 
     Raises :class:`SessionNotFound`, or JournalError when the journal is unreadable.
     """
     from claudewrap.journal import JournalError, parse_line, resolve_path
-    from claudewrap.report import summarize
+    from claudewrap.report import Filters, make_report
+    from claudewrap.rollup import load_state
     from claudewrap.tail import quoted_forms
 
     path = resolve_path(journal)
@@ -252,7 +253,11 @@ def session_usage(session: str = "last", journal: str | os.PathLike[str] | None 
     if not recs and not running and session not in ("current", "last"):
         raise SessionNotFound(f"no records of session {sid} in {path}; `claudewrap usage"
                               f" --by session` lists the sessions")
-    report = summarize(recs, dims=[("model",)])
+    # Summed with the whole journal, as `usage` sums it: the rule links sessions
+    # (a wrapped run and the Claude session it ran), and prices are learned from
+    # every exact record.
+    state = load_state(path)
+    report = make_report(state, dims=[("model",)], filters=Filters(sessions=(sid,)))
     return SessionUsage(
         session=sid, usage=report.total,
         by_model={k[0]: row for k, row in report.groups[("model",)].items()},

@@ -31,7 +31,7 @@ from claudewrap.display import money as plain_money
 from claudewrap.display import row_money, short_count
 from claudewrap.records import UsageRecord
 from claudewrap.report import Filters, Row, UsageState, make_report, summarize, utc_iso
-from claudewrap.rollup import fetcher
+from claudewrap.rollup import load_state
 from claudewrap.tail import JournalTail, session_history, window_records
 
 
@@ -95,10 +95,8 @@ class Monitor:
             self._tail.close()
 
     def _restart(self, now: datetime) -> None:
-        local = now.astimezone()
-        start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        self._month = local.strftime("%Y-%m")
-        self._state = UsageState(since=utc_iso(start))
+        self._month = now.astimezone().strftime("%Y-%m")
+        self._state = UsageState()
         self._recent.clear()
         if self._tail is not None:
             self._tail.close()
@@ -108,16 +106,18 @@ class Monitor:
         """Read what was appended since the last update (OSError if unreadable)."""
         now = self.clock()
         if self._tail is None or now.astimezone().strftime("%Y-%m") != self._month:
-            self._restart(now)  # a new month starts from zero
+            self._restart(now)  # a new month: the window's sessions are read again
         assert self._tail is not None
         chunk = self._tail.poll()
         if chunk.reset:
             self._restart(now)
             chunk = self._tail.poll()
+        # Today, this month and the sessions come from the state every report shares
+        # (the rollup, continued with the new lines): the same rule, rule 4 included,
+        # and no copy of the journal in memory.
+        self._state = load_state(self.path)
         if not chunk.data:
             return
-        self._state.feed_block(chunk.data, chunk.base)
-        self._state.resolve(fetcher(self._tail.fd, self._state))
         if chunk.base == 0:
             # The first read: the window and its sessions' history, read back from
             # the end over whatever garbage is there, as `status` reads it.

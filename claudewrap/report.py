@@ -939,9 +939,12 @@ class UsageState:
         if set_aside and self.since is None and self.until is None:
             counted = list(rows)
             rows = counted + self._floor(counted, set_aside)
+        sessions = set(filters.sessions)
         for k, row in rows:
             day = row[1]
             if (since is not None and day < since) or (until is not None and day >= until):
+                continue
+            if sessions and k[0] not in sessions and k[2] not in sessions:
                 continue
             if check and not _matches(filters, row[0], attrs[row[2]]):
                 continue
@@ -1104,6 +1107,7 @@ class Filters:
     projects: tuple[str, ...] = ()
     models: tuple[str, ...] = ()  # case-insensitive substrings of the model id
     tags: tuple[tuple[str, str], ...] = ()
+    sessions: tuple[str, ...] = ()  # wrapper or Claude session ids
 
     def active(self) -> bool:
         return bool(self.projects or self.models or self.tags)

@@ -73,16 +73,18 @@ def test_monitor_reads_only_what_was_appended(tmp_path: Path) -> None:
     mon = Monitor(path)
     mon.update()
     assert mon.snapshot().today.cost_usd == 3.0
-    # Blank out the first line in place (same file, same size): a monitor that
-    # re-read the journal would lose its $1; one that follows it does not.
-    data = path.read_bytes()
-    first = data.index(b"\n")
-    path.write_bytes(b" " * first + data[first:])
     append_records(path, [rec("s3", utc_now_iso(), 4.0, 400)])
     mon.update()
     snap = mon.snapshot()
     assert snap.today.cost_usd == 7.0
     assert {s.session for s in snap.sessions} == {"s1", "s2", "s3"}
+    # Blank out the first line in place (same file, same size): the monitor shows
+    # what the journal says now, as `usage` does (the state they share sees the edit).
+    data = path.read_bytes()
+    first = data.index(b"\n")
+    path.write_bytes(b" " * first + data[first:])
+    mon.update()
+    assert mon.snapshot().today.cost_usd == 6.0
     # A rotated journal is a new one: read from its start.
     fresh = tmp_path / "new.jsonl"
     append_records(fresh, [rec("s9", utc_now_iso(), 0.5, 50)])
