@@ -6,6 +6,11 @@ recorded is a repaint of the same numbers and is not recorded again.
 
 Nothing heavy is imported until the first output arrives: the parser's
 modules load while `claude` itself starts up, not before it.
+
+What claude prints is untrusted (it shows files, logs, web pages): a line that
+the parser cannot read, or whose numbers no record can hold, costs that line or
+that event, never the rest of the session; :meth:`Capture.close` says how many
+in its one warning line.
 """
 
 from __future__ import annotations
@@ -54,6 +59,12 @@ class Capture:
         self._batch_size = 0
         self._scanner: Scanner | None = None
         self._matcher: Matcher | None = None
+        # Lines the parser raised on (each cost only itself), and the first error.
+        self._failed = 0
+        self._first_failure = ""
+        # Events dropped by matchers replaced after a failure (see Matcher.rejected).
+        self._rejected_before = 0
+        self._first_rejection: str | None = None
 
     def feed(self, chunk: bytes) -> None:
         # Called after every pty read, on the relay's critical path: only keep
@@ -64,11 +75,13 @@ class Capture:
             self.idle()
 
     def _parser(self) -> tuple[Scanner, Matcher]:
-        if self._scanner is None or self._matcher is None:
-            from claudewrap.patterns import Matcher
+        if self._scanner is None:
             from claudewrap.scanner import Scanner
 
             self._scanner = Scanner()
+        if self._matcher is None:
+            from claudewrap.patterns import Matcher
+
             self._matcher = Matcher(self._user_patterns)
         return self._scanner, self._matcher
 
@@ -88,15 +101,62 @@ class Capture:
         data = self._batch[0] if len(self._batch) == 1 else b"".join(self._batch)
         self._batch.clear()
         self._batch_size = 0
-        scanner, matcher = self._parser()
-        if self._skippable(data):
-            # Nothing here can start an event (most TUI output): keep only the
-            # scanner's place instead of parsing every line.
-            scanner.skip(data)
+        try:
+            scanner = self._parser()[0]
+            if self._skippable(data):
+                # Nothing here can start an event (most TUI output): keep only the
+                # scanner's place instead of parsing every line.
+                scanner.skip(data)
+                return
+            lines = scanner.feed(data)
+        except Exception as exc:  # noqa: BLE001 - a parser bug must not end capture
+            self._failure(exc)
+            self._scanner = None  # its state is unknown: a fresh one from the next batch
             return
-        lines = scanner.feed(data)
         if lines:
-            self._record(matcher.feed(lines))
+            self._record(self._match(lines))
+
+    def _match(self, lines: list[str]) -> list[UsageEvent]:
+        """The events of ``lines``. When the matcher raises, the batch is read
+        again a line at a time on a fresh matcher (the old one may be stuck
+        half-way), so that only the line it raises on is lost."""
+        try:
+            return self._parser()[1].feed(lines)
+        except Exception as exc:  # noqa: BLE001 - a parser bug must not end capture
+            error = exc
+        self._drop_matcher()
+        events: list[UsageEvent] = []
+        failed = self._failed
+        for line in lines:
+            try:
+                events += self._parser()[1].feed([line])
+            except Exception as exc:  # noqa: BLE001 - as above
+                self._drop_matcher()
+                self._failure(exc)
+        if self._failed == failed:  # no one line raises: the state before the batch did
+            self._failure(error)
+        return events
+
+    def _drop_matcher(self) -> None:
+        """Forget the matcher (keeping its count of rejected events)."""
+        matcher, self._matcher = self._matcher, None
+        if matcher is not None:
+            self._rejected_before += matcher.rejected
+            self._first_rejection = self._first_rejection or matcher.first_rejection
+
+    def _failure(self, exc: BaseException) -> None:
+        self._failed += 1
+        if not self._first_failure:
+            self._first_failure = f"{type(exc).__name__}: {str(exc)[:80]}"
+
+    @property
+    def rejected(self) -> tuple[int, str | None]:
+        """How many events no record could hold were dropped, and why the first was."""
+        matcher = self._matcher
+        if matcher is None:
+            return self._rejected_before, self._first_rejection
+        return (self._rejected_before + matcher.rejected,
+                self._first_rejection or matcher.first_rejection)
 
     def _record(self, events: list[UsageEvent]) -> None:
         if not events:
@@ -120,8 +180,27 @@ class Capture:
             self._journal.append(fresh)
 
     def close(self) -> str | None:
-        """End of output: flush what is pending; returns one warning line or None."""
+        """End of output: flush what is pending; returns one warning line or None.
+
+        The line joins what the journal writer has to say with how many events
+        were skipped (impossible numbers, or a line the parser raised on).
+        """
         self.idle()
         if self._scanner is not None and self._matcher is not None:
-            self._record(self._matcher.feed(self._scanner.flush()) + self._matcher.flush())
-        return self._journal.close() if self._journal is not None else None
+            try:
+                self._record(self._matcher.feed(self._scanner.flush()) + self._matcher.flush())
+            except Exception as exc:  # noqa: BLE001 - as in idle()
+                self._failure(exc)
+        warning = self._journal.close() if self._journal is not None else None
+        notes = []
+        rejected, why = self.rejected
+        if rejected:
+            notes.append(f"skipped {rejected} usage event{'' if rejected == 1 else 's'}"
+                         f" with impossible numbers (first: {why})")
+        if self._failed:
+            notes.append(f"skipped {self._failed} output line{'' if self._failed == 1 else 's'}"
+                         f" the parser failed on (first: {self._first_failure});"
+                         " please report it")
+        if not notes:
+            return warning
+        return (warning + "; " if warning else "claudewrap: ") + "; ".join(notes)

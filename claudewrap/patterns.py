@@ -24,7 +24,11 @@
 
 The one place where printed numbers are parsed is :func:`parse_count` and
 :func:`parse_cost`; the one place where model names are normalised is
-:func:`normalise_model`.
+:func:`normalise_model`. What claude shows includes files, logs and web pages,
+so every line is untrusted: a number that no record can hold (records.py,
+MAX_TOKENS) does not parse, a JSON result is read within bounds, and an event
+that still cannot be a record is dropped and counted (:attr:`Matcher.rejected`),
+never raised.
 
 A redraw that prints the same block again gives the same events again; the
 caller drops repeats by ``(session, UsageEvent.values_key())``.
@@ -48,7 +52,7 @@ from claudewrap.config import (
     default_config_path,
     load_user_patterns,
 )
-from claudewrap.records import UsageEvent
+from claudewrap.records import MAX_TOKENS, UsageEvent, cost_value, count_value
 
 __all__ = [
     "CONFIG_ENV",
@@ -82,7 +86,8 @@ def parse_count(text: str) -> tuple[int, bool]:
     """A printed token count and whether it was rounded.
 
     ``"1,234"`` -> ``(1234, False)``; ``"1.2k"`` -> ``(1200, True)``;
-    ``"2.0m"`` -> ``(2000000, True)``. Raises ValueError for anything else.
+    ``"2.0m"`` -> ``(2000000, True)``. Raises ValueError for anything else,
+    and for a count above what one record holds (``999…k``).
     """
     m = _COUNT_FULL_RE.fullmatch(text.strip())
     if m is None:
@@ -93,16 +98,30 @@ def parse_count(text: str) -> tuple[int, bool]:
         raise ValueError(f"not a token count: {text!r}") from None
     suffix = m.group(2).lower()
     value = number * _MULTIPLIERS[suffix]
+    if value > MAX_TOKENS:  # before int(): 400 nines and a "k" make no record
+        raise ValueError(f"not a plausible token count: {_clip(text)}")
     whole = int(value.to_integral_value(rounding=ROUND_HALF_UP))
     return whole, bool(suffix) or whole != value
 
 
 def parse_cost(text: str) -> float:
-    """A printed dollar amount: ``"$0.55"``, ``"0.0298"``, ``"$1,234.50"``."""
+    """A printed dollar amount: ``"$0.55"``, ``"0.0298"``, ``"$1,234.50"``.
+
+    Raises ValueError for anything else, and for an amount above what one
+    record holds (``$`` and 400 nines is not Infinity dollars).
+    """
     m = _COST_FULL_RE.fullmatch(text.strip())
     if m is None:
-        raise ValueError(f"not a cost: {text!r}")
-    return float(m.group(1).replace(",", ""))
+        raise ValueError(f"not a cost: {_clip(text)}")
+    try:
+        return cost_value(float(m.group(1).replace(",", "")))
+    except ValueError:
+        raise ValueError(f"not a plausible cost: {_clip(text)}") from None
+
+
+def _clip(text: str) -> str:
+    """``text`` for a message, at most about 40 characters of it."""
+    return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
 _MODEL_DECORATION_RE = re.compile(r"\s*\[[^\]]*\]\s*$")
@@ -269,6 +288,9 @@ class Matcher:
         self._json: list[str] | None = None  # lines of a JSON object being read
         self._json_chars = 0
         self._stream = False  # seen stream-json lines: results are "stream-json"
+        # Events dropped because no record can hold them, and why the first was.
+        self.rejected = 0
+        self.first_rejection: str | None = None
 
     @property
     def busy(self) -> bool:
@@ -307,7 +329,7 @@ class Matcher:
             self._line(line, out)
             pos += len(line) + 1
             i += 1
-        return out
+        return self._plausible(out) if out else out
 
     def flush(self) -> list[UsageEvent]:
         """End of stream: the events a pending line or block still holds."""
@@ -317,7 +339,24 @@ class Matcher:
         if self._json is not None:
             self._finish_json(out, final=True)
             self._json = None
-        return out
+        return self._plausible(out)
+
+    def _plausible(self, events: list[UsageEvent]) -> list[UsageEvent]:
+        """``events`` less those no record can hold (rows of a block that add
+        up beyond the ceiling, say), which are counted in :attr:`rejected`."""
+        kept = []
+        for event in events:
+            problem = event.problem()
+            if problem is None:
+                kept.append(event)
+            else:
+                self._reject(f"{event.pattern}: {problem}")
+        return kept
+
+    def _reject(self, why: str) -> None:
+        self.rejected += 1
+        if self.first_rejection is None:
+            self.first_rejection = why
 
     # -- dispatch --
 
@@ -510,15 +549,25 @@ class Matcher:
             return
         try:
             obj = json.loads(text)
-        except ValueError:
+        except ValueError:  # also a number of more than 4300 digits
             if pretty or final:
                 self._json = None
             return  # a long line the scanner cut: wait for the rest
+        except (RecursionError, OverflowError, MemoryError) as exc:
+            # Braces nested thousands deep: json gives up in C, cleanly; only
+            # this object is lost.
+            self._json = None
+            self._reject(f"JSON result: {type(exc).__name__}")
+            return
         self._json = None
         if isinstance(obj, dict):
             if obj.get("type") != "result" and _STREAM_HINT_RE.match(text):
                 self._stream = True
-            out.extend(_result_events(obj, "stream-json" if self._stream else "p-json"))
+            rejected: list[str] = []
+            out.extend(_result_events(obj, "stream-json" if self._stream else "p-json",
+                                      rejected))
+            for why in rejected:
+                self._reject(why)
 
 
 def _cost_or_none(text: str) -> float | None:
@@ -608,16 +657,19 @@ def _end_row(block: _Block) -> None:
         block.last = None
 
 
-def _int(value: Any) -> int:
+def _int(name: str, value: Any) -> int:
+    """A count of a JSON result: 0 when absent or not a number; ValueError when
+    a number no record can hold (Infinity, negative, 300 digits)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 0
-    return int(value)
+    return count_value(name, value)
 
 
 def _float(value: Any) -> float | None:
+    """A cost of a JSON result: None when absent or not a number; ValueError as _int."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    return cost_value(value)
 
 
 # The token counts of a result: per model in ``modelUsage``, in all in ``usage``.
@@ -629,33 +681,49 @@ _USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_input_tokens",
 
 def _result_total(usage: dict[str, Any], keys: tuple[str, str, str, str], **fields: Any
                   ) -> UsageEvent:
-    i, o, cr, cw = (_int(usage.get(k)) for k in keys)
+    """ValueError when a count cannot be one (see _int)."""
+    i, o, cr, cw = (_int(k, usage.get(k)) for k in keys)
     return UsageEvent(kind="total", input_tokens=i, output_tokens=o, cache_read_tokens=cr,
                       cache_write_tokens=cw, **fields)
 
 
-def _result_events(obj: dict[str, Any], pattern: str) -> list[UsageEvent]:
-    """Exact totals of a ``claude -p`` result object: one event per model."""
+def _result_events(obj: dict[str, Any], pattern: str, rejected: list[str]
+                   ) -> list[UsageEvent]:
+    """Exact totals of a ``claude -p`` result object: one event per model.
+
+    A model whose numbers no record can hold gives no event; why goes to
+    ``rejected`` (the other models still count).
+    """
     if obj.get("type") != "result":
         return []
     session = obj.get("session_id")
     session = session if isinstance(session, str) and session else None
     model_usage = obj.get("modelUsage")
     if isinstance(model_usage, dict):
-        per_model = [
-            _result_total(usage, _MODEL_USAGE_KEYS, model=normalise_model(str(name)),
-                          cost_usd=_float(usage.get("costUSD")), pattern=pattern,
-                          claude_session=session)
-            for name, usage in model_usage.items()
-            if isinstance(usage, dict)
-        ]
-        if per_model:
+        per_model = []
+        tried = False  # a model was there: never fall back to "usage" for it
+        for name, usage in model_usage.items():
+            if not isinstance(usage, dict):
+                continue
+            tried = True
+            try:
+                per_model.append(_result_total(
+                    usage, _MODEL_USAGE_KEYS, model=normalise_model(str(name)),
+                    cost_usd=_float(usage.get("costUSD")), pattern=pattern,
+                    claude_session=session))
+            except ValueError as exc:
+                rejected.append(f"{pattern}: {exc}")
+        if tried:
             return _merge_models(per_model)
     usage = obj.get("usage")
-    cost = _float(obj.get("total_cost_usd"))
-    if not isinstance(usage, dict):
-        if cost is None:
-            return []
-        usage = {}
-    return [_result_total(usage, _USAGE_KEYS, cost_usd=cost, pattern=pattern,
-                          claude_session=session)]
+    try:
+        cost = _float(obj.get("total_cost_usd"))
+        if not isinstance(usage, dict):
+            if cost is None:
+                return []
+            usage = {}
+        return [_result_total(usage, _USAGE_KEYS, cost_usd=cost, pattern=pattern,
+                              claude_session=session)]
+    except ValueError as exc:
+        rejected.append(f"{pattern}: {exc}")
+        return []

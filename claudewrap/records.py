@@ -8,14 +8,79 @@ object per line. Only counts, costs and names are ever stored, never text.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
 SCHEMA_VERSION = 1
 
+# What one plausible record holds (issue 13): whole, non-negative token counts of
+# at most MAX_TOKENS per field, and a finite, non-negative cost of at most
+# MAX_COST_USD. Both ceilings are generous on purpose: a running total of a
+# whole session (kind "total") is the largest thing a record holds; the largest
+# context windows are ~1-2M tokens a request, so 10^10 is thousands of full
+# requests, and 10^10 tokens at the highest list rate ($75 per million) is
+# $750,000, under the cost ceiling. Anything beyond is a printed line that only
+# looks like usage (a file or log that claude displayed), or a bug: it is never
+# written, and readers skip such a line and count it (`claudewrap journal check`
+# lists it with the reason). The fast journal decoder (report._fast_decoder)
+# holds its fields to the same bounds.
+MAX_TOKENS = 10**10  # the messages below say 10^10 and $10^6
+MAX_COST_USD = 10**6
+COUNT_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
 SOURCES = ("pty", "manual", "transcript", "otel", "scan")
 KINDS = ("delta", "total")
+
+
+def count_value(name: str, value: Any) -> int:
+    """``value`` as a plausible token count; ValueError saying why it is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} is not a number")  # noqa: TRY004 - bad data, one error type
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} is not a finite number ({value})")
+        if not value.is_integer():
+            raise ValueError(f"{name} is not a whole number ({value})")
+    if value < 0:
+        raise ValueError(f"{name} is negative ({_short(value)})")
+    if value > MAX_TOKENS:
+        raise ValueError(f"{name} is above 10^10 per record ({_short(value)})")
+    return int(value)
+
+
+def cost_value(value: Any) -> float:
+    """``value`` as a plausible cost in USD; ValueError saying why it is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("cost_usd is not a number")  # noqa: TRY004 - as above
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"cost_usd is not a finite number ({value})")
+    if value < 0:
+        raise ValueError(f"cost_usd is negative ({_short(value)})")
+    if value > MAX_COST_USD:
+        raise ValueError(f"cost_usd is above $10^6 per record ({_short(value)})")
+    return float(value)
+
+
+def usage_problem(counts: tuple[int, int, int, int], cost: float | None) -> str | None:
+    """Why these numbers cannot be one record (None when they can)."""
+    try:
+        for name, value in zip(COUNT_FIELDS, counts):
+            count_value(name, value)
+        if cost is not None:
+            cost_value(cost)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _short(value: float) -> str:
+    """A number for a message: a 300-digit count as ``1e+299``, not 300 digits."""
+    try:
+        return f"{value:g}" if abs(value) >= 1e15 else f"{value:,}"
+    except OverflowError:  # an int beyond any float
+        return "more than 1e+308"
 
 
 def utc_now_iso() -> str:
@@ -57,6 +122,11 @@ class UsageEvent:
             self.cost_usd,
             self.request_id,
         )
+
+    def problem(self) -> str | None:
+        """Why this event cannot be recorded (see MAX_TOKENS), or None."""
+        return usage_problem((self.input_tokens, self.output_tokens, self.cache_read_tokens,
+                              self.cache_write_tokens), self.cost_usd)
 
 
 @dataclass
@@ -120,15 +190,31 @@ class UsageRecord:
         # Keep lines short: drop empty optional fields, keep counts and flags.
         return {k: v for k, v in d.items() if v is not None and v != {}}
 
+    def problem(self) -> str | None:
+        """Why this record is not plausible (see MAX_TOKENS), or None."""
+        return usage_problem((self.input_tokens, self.output_tokens, self.cache_read_tokens,
+                              self.cache_write_tokens), self.cost_usd)
+
     def to_json(self) -> str:
-        """The journal line for this record, without the newline."""
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        """The journal line for this record, without the newline.
+
+        ValueError for a record that readers would skip (:meth:`problem`): a
+        line every reader skips is never written, and no line holds NaN or
+        Infinity, which are not JSON.
+        """
+        problem = self.problem()
+        if problem is not None:
+            raise ValueError(f"not a plausible record: {problem}")
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UsageRecord:
         """Tolerant parse: unknown fields are ignored, missing ones defaulted.
 
-        Raises ValueError when the object is not a usage record at all.
+        Raises ValueError, saying why, when the object is not a usage record at
+        all or not a plausible one (see MAX_TOKENS): every reader skips and
+        counts such a line, whoever wrote it.
         """
         if not isinstance(d, dict):
             raise ValueError("not a JSON object")  # noqa: TRY004 - bad data, one error type for callers
@@ -139,14 +225,15 @@ class UsageRecord:
             if f.name not in d:
                 continue
             value = d[f.name]
-            if f.name in _INT_FIELDS:
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ValueError(f"{f.name} is not a number")
+            if f.name in _COUNT_FIELDS:
+                value = count_value(f.name, value)
+            elif f.name == "v":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                        isinstance(value, float) and not value.is_integer()):
+                    raise ValueError("v is not a whole number")
                 value = int(value)
             elif f.name == "cost_usd" and value is not None:
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ValueError("cost_usd is not a number")
-                value = float(value)
+                value = cost_value(value)
             elif f.name == "tags":
                 value = {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
             kwargs[f.name] = value
@@ -161,4 +248,4 @@ class UsageRecord:
 
 
 _FIELD_NAMES = {f.name for f in fields(UsageRecord)}
-_INT_FIELDS = {"input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "v"}
+_COUNT_FIELDS = frozenset(COUNT_FIELDS)
