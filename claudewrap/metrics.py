@@ -72,8 +72,8 @@ _COMPACT_EVERY = 600.0
 _OLD = "-"  # the bucket "day" of usage before the retention (sorts before any minute)
 _CHECK = 4096
 _REWRITE = 1 << 20  # new journal bytes worth rewriting the state cache for
-_MAGIC = b"claudewrap-metrics 5\n"  # 5: request ids with where each starts
-_COUNTERS_VERSION = 1
+_MAGIC = b"claudewrap-metrics 6\n"  # 6: implausible records skipped (issue 13): older states may hold +Inf
+_COUNTERS_VERSION = 2  # 2: as _MAGIC 6: older counters may hold +Inf
 
 Key = tuple[str, ...]
 

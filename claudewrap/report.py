@@ -52,10 +52,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from itertools import accumulate, repeat
 from operator import add, attrgetter
-from typing import Any
+from typing import Annotated, Any
 
 from claudewrap.pricing import Price, PriceTable, default_table
-from claudewrap.records import UsageRecord
+from claudewrap.records import MAX_COST_USD, MAX_TOKENS, UsageRecord
 from claudewrap.rule import (
     PER_REQUEST,
     PRIORITY,
@@ -82,39 +82,47 @@ def _fast_decoder() -> Callable[[bytes], list[Any]] | None:
 
     It accepts only lines in the canonical journal form; a block with anything
     else goes line by line through UsageRecord.from_dict, the reference parser.
+    Its counts and cost carry the bounds of a plausible record (records.py,
+    MAX_TOKENS), checked in C: a line beyond them (Infinity, -1000, 1e35) fails
+    here and goes the slow way, which skips and counts it. (A class body cannot
+    say Annotated[...] here: this module's annotations are strings, and the
+    names are local; hence defstruct.)
     """
     try:
         import msgspec
     except ImportError:  # pragma: no cover - depends on the environment
         return None
 
-    class _Line(msgspec.Struct, gc=False):
-        ts: str
-        session: str
-        source: str = "pty"
-        kind: str = "delta"
-        model: str | None = None
-        input_tokens: int = 0
-        output_tokens: int = 0
-        cache_read_tokens: int = 0
-        cache_write_tokens: int = 0
-        cost_usd: float | None = None
-        cost_estimated: bool = False
-        approximate: bool = False
-        project: str | None = None
-        host: str | None = None
-        tmux_pane: str | None = None
-        screen_session: str | None = None
-        request_id: str | None = None
-        claude_session: str | None = None
-        tags: dict[str, str] | None = None
+    count = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
+    cost = Annotated[float, msgspec.Meta(ge=0, le=MAX_COST_USD)]
+    line = msgspec.defstruct("_Line", [
+        ("ts", str),
+        ("session", str),
+        ("source", str, "pty"),
+        ("kind", str, "delta"),
+        ("model", str | None, None),
+        ("input_tokens", count, 0),
+        ("output_tokens", count, 0),
+        ("cache_read_tokens", count, 0),
+        ("cache_write_tokens", count, 0),
+        ("cost_usd", cost | None, None),
+        ("cost_estimated", bool, False),
+        ("approximate", bool, False),
+        ("project", str | None, None),
+        ("host", str | None, None),
+        ("tmux_pane", str | None, None),
+        ("screen_session", str | None, None),
+        ("request_id", str | None, None),
+        ("claude_session", str | None, None),
+        ("tags", dict[str, str] | None, None),
+    ], gc=False)
 
-    decode = msgspec.json.Decoder(_Line).decode_lines
+    decode = msgspec.json.Decoder(line).decode_lines
 
     def decode_lines(block: bytes) -> list[Any]:
         try:
             return decode(block)
-        except msgspec.MsgspecError:
+        except (msgspec.MsgspecError, RecursionError):  # RecursionError: braces nested deep
             raise ValueError("not in the canonical form") from None
 
     return decode_lines

@@ -67,7 +67,7 @@ def _loads(data: bytes) -> Any:
 
     return json.loads(data)
 
-MAGIC = b"claudewrap-rollup 6\n"  # 6: request ids with where each starts
+MAGIC = b"claudewrap-rollup 7\n"  # 7: implausible records skipped (issue 13): older states may hold +Inf
 SUFFIX = ".rollup"
 # Small reads keep the decoded objects of a block in the CPU cache: 128 KiB reads
 # are 16% faster than 8 MiB ones (1M-record bench). Long lines grow the read.
