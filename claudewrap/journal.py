@@ -458,3 +458,61 @@ def check(path: Path) -> ReadStats:
     if stats.incomplete_tail:
         stats._bad(stats._lines + 1)
     return stats
+
+
+def why_skipped(line: bytes) -> str | None:
+    """Why every reader skips this journal line (None when it reads)."""
+    if not line.strip():
+        return None
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        return "not a record: JSON nested too deeply"
+    except ValueError as exc:
+        return f"not JSON ({getattr(exc, 'msg', exc)}): torn by a crash, or not written by claudewrap"
+    try:
+        UsageRecord.from_dict(obj)
+    except (ValueError, TypeError, OverflowError, AttributeError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def skipped_lines(path: Path, stats: ReadStats) -> list[tuple[int, str]]:
+    """``(line number, why)`` for :attr:`ReadStats.first_bad_lines` of a
+    :func:`check` of ``path``: the file read again up to the last of them."""
+    wanted = set(stats.first_bad_lines)
+    if not wanted:
+        return []
+    last = max(wanted)
+    out: list[tuple[int, str]] = []
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        return [(n, f"cannot read it again: {_reason(exc)}") for n in sorted(wanted)]
+    with f:
+        lineno = 0
+        while lineno < last:
+            line = f.readline(_MAX_LINE + 1)
+            if not line:
+                break
+            if not line.endswith(b"\n"):
+                if len(line) <= _MAX_LINE:  # the last line, without its newline
+                    lineno += 1
+                    if lineno in wanted:
+                        out.append((lineno, ("incomplete last line (no newline):"
+                                            " being written, or torn by a crash")))
+                    break
+                while line and not line.endswith(b"\n"):  # over-long: skip to its end
+                    line = f.readline(_READ_BLOCK)
+                lineno += 1
+                if lineno in wanted:
+                    out.append((lineno, f"longer than {_MAX_LINE >> 20} MiB: not a record"))
+                continue
+            lineno += 1
+            if lineno in wanted:
+                out.append((lineno, why_skipped(line[:-1]) or "not a usage record"))
+    return out

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from claudewrap import context
-from claudewrap.journal import JournalError, append_records, check, resolve_path
+from claudewrap.journal import JournalError, append_records, check, resolve_path, skipped_lines
 from claudewrap.patterns import Matcher, PatternError, load_user_patterns, parse_cost, parse_count
 from claudewrap.records import UsageEvent, UsageRecord
 from claudewrap.scanner import Scanner
@@ -154,13 +154,15 @@ def journal_path_cmd(journal_path: str | None) -> None:
 @journal.command("check")
 @click.option("--journal", "journal_path", metavar="PATH", help=JOURNAL_HELP)
 def journal_check(journal_path: str | None) -> None:
-    """Count good and unreadable lines; exit status 1 when some are unreadable."""
+    """Count good and unreadable lines, and say why each of the first ten is
+    skipped (not JSON, impossible numbers, ...); exit status 1 when some are."""
     try:
         path = resolve_path(journal_path)
         if not path.exists():
             click.echo(f"{path}: no journal yet (nothing recorded)")
             return
         stats = check(path)
+        reasons = skipped_lines(path, stats)
     except JournalError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{path}: {stats.good:,} good records, {stats.skipped:,} unreadable lines")
@@ -168,4 +170,7 @@ def journal_check(journal_path: str | None) -> None:
         where = ", ".join(str(n) for n in stats.first_bad_lines)
         click.echo(f"unreadable lines (first {len(stats.first_bad_lines)}): {where}"
                    + ("; the last line is incomplete" if stats.incomplete_tail else ""))
+        for lineno, why in reasons:
+            click.echo(f"  line {lineno}: {why}")
+        click.echo("every report skips these lines: they count nothing")
         sys.exit(1)
