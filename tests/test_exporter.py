@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -297,3 +300,150 @@ def test_push_to_nothing_is_one_line(tmp_path: Path, journal: Path) -> None:
     err = result.stderr.decode()
     assert err.count("\n") == 1 and err.startswith(f"Error: cannot push to {url}: ")
     assert "is the Pushgateway running there?" in err
+
+
+# ------------------------------------------------------------------------- under load
+
+
+def scrape_seconds(url: str, timeout: float = 15) -> float:
+    started = time.monotonic()
+    status, _, body = get(url, timeout=timeout)
+    assert status == 200 and b"claude_api_tokens_input_total" in body
+    return time.monotonic() - started
+
+
+def test_200_concurrent_scrapes_are_all_answered(serve: Serve) -> None:
+    """Issue 13 item 10: with a backlog of 5, 13 of 200 timed out."""
+    url = serve.url + "/metrics"
+    times: list[float] = []
+    errors: list[str] = []
+    gate = threading.Barrier(201)
+
+    def one() -> None:
+        try:
+            gate.wait(10)
+            times.append(scrape_seconds(url))
+        except (OSError, AssertionError, threading.BrokenBarrierError) as exc:
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=one, daemon=True) for _ in range(200)]
+    for t in threads:
+        t.start()
+    gate.wait(10)
+    deadline = time.monotonic() + 30
+    for t in threads:
+        t.join(max(0.1, deadline - time.monotonic()))
+    assert not [t for t in threads if t.is_alive()]
+    assert errors == []
+    assert len(times) == 200
+    print(f"\n200 concurrent scrapes: median {statistics.median(times) * 1000:.0f} ms,"
+          f" slowest {max(times) * 1000:.0f} ms")
+    assert max(times) < 10
+
+
+def closed_after(sock: socket.socket, limit: float) -> float | None:
+    """Seconds until the server closes ``sock`` (None: still open after ``limit``)."""
+    started = time.monotonic()
+    sock.settimeout(limit)
+    try:
+        while sock.recv(4096):
+            pass
+    except TimeoutError:
+        return None
+    except ConnectionResetError:
+        pass
+    return time.monotonic() - started
+
+
+def test_a_scrape_during_slowloris_is_as_fast_as_without(serve: Serve) -> None:
+    """50 connections trickling a request head (one byte a second) and one that sends
+    nothing are dropped after a few seconds; meanwhile scrapes go as fast as alone."""
+    url = serve.url + "/metrics"
+    alone = statistics.median(scrape_seconds(url) for _ in range(5))
+    head = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100 + b"\r\n\r\n"
+    silent = socket.create_connection(("127.0.0.1", serve.port), timeout=5)
+    slow = [socket.create_connection(("127.0.0.1", serve.port), timeout=5) for _ in range(50)]
+    stop_trickle = threading.Event()
+    refused: list[int] = []
+
+    def trickle() -> None:
+        for i in range(len(head)):
+            if stop_trickle.wait(1.0):
+                return
+            for n, s in enumerate(slow):
+                try:
+                    s.send(head[i:i + 1])
+                except OSError:
+                    if n not in refused:
+                        refused.append(n)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        time.sleep(1.5)
+        during = statistics.median(scrape_seconds(url) for _ in range(5))
+        print(f"\nscrape alone {alone * 1000:.0f} ms, during slowloris {during * 1000:.0f} ms")
+        assert during < 3 * alone + 0.25
+        # the server drops them once their time to send a request head is up
+        assert closed_after(silent, 10) is not None
+        waited = closed_after(slow[0], 10)
+        assert waited is not None
+        for s in slow[1:]:
+            assert closed_after(s, 2) is not None
+        assert scrape_seconds(url) < 3 * alone + 0.25
+    finally:
+        stop_trickle.set()
+        thread.join(5)
+        silent.close()
+        for s in slow:
+            s.close()
+    assert not thread.is_alive()
+
+
+def raw_request(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_malformed_requests_get_a_short_answer(serve: Serve) -> None:
+    assert raw_request(serve.port, b"HELLO\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    assert raw_request(serve.port, b"POST /metrics HTTP/1.1\r\n\r\n").startswith(
+        b"HTTP/1.1 405 ")
+    huge = b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
+    assert raw_request(serve.port, huge).startswith(b"HTTP/1.1 431 ")
+    answer = raw_request(serve.port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\n")
+    assert int(answer.split(b"Content-Length: ")[1].split(b"\r\n")[0]) > 0
+    assert stop(serve.proc, signal.SIGTERM) == 0  # nothing in all that hurt it
+
+
+def test_scrapes_that_arrive_during_a_render_share_the_next_one() -> None:
+    """The coalescing of claudewrap.exporter.Renders, with a real (slow) render."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from claudewrap.exporter import Renders
+
+    started: list[int] = []
+
+    def render() -> int:
+        started.append(len(started))
+        time.sleep(0.2)
+        return len(started)
+
+    async def burst() -> list[int]:
+        renders: Renders[int] = Renders(render, executor)
+        first = asyncio.ensure_future(renders.get())
+        await asyncio.sleep(0.05)  # the first render is running
+        rest = [asyncio.ensure_future(renders.get()) for _ in range(50)]
+        later = await asyncio.gather(first, *rest)
+        after = await renders.get()  # one that comes later gets a render of its own
+        return [*later, after]
+
+    with ThreadPoolExecutor(2) as executor:
+        results = asyncio.run(asyncio.wait_for(burst(), 10))
+    assert len(started) == 3
+    assert results == [1] + [2] * 50 + [3]
