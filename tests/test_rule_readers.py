@@ -1,0 +1,104 @@
+"""Every reader's numbers are the reference rule's (claudewrap.rule), on random journals.
+
+`metrics` (its counters), `status` (today), `monitor` (today, this month, and each
+session it lists) and `cost --session` (every session) are compared with the plain
+reference over the same records, moved to end a minute ago so that today and
+yesterday both occur.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given
+from test_rule import SETTINGS, journals, write
+
+from claudewrap import api, metrics
+from claudewrap.commands.status import read_status
+from claudewrap.monitor import Monitor
+from claudewrap.records import UsageRecord
+from claudewrap.rule import RowKey, effective_rows
+
+TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+def _parse(ts: str) -> datetime:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+def local_day(ts: str) -> str:
+    return _parse(ts).astimezone().strftime("%Y-%m-%d")
+
+
+def recent(records: list[UsageRecord]) -> list[UsageRecord]:
+    """The same records, moved so that the last one was a minute ago."""
+    shift = datetime.now(timezone.utc) - timedelta(minutes=1) - _parse(records[-1].ts)
+    out = []
+    for r in records:
+        when = (_parse(r.ts) + shift).astimezone(timezone.utc)
+        ts = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+        out.append(dataclasses.replace(r, ts=ts))
+    return out
+
+
+def tokens(rows: dict[RowKey, list[Any]], keep: Any = lambda key: True) -> list[int]:
+    sums = [0, 0, 0, 0]
+    for key, v in rows.items():
+        if keep(key):
+            for j in range(4):
+                sums[j] += v[j + 1]
+    return sums
+
+
+def of(row: Any) -> list[int]:
+    return [getattr(row, name) for name in TOKENS]
+
+
+@SETTINGS
+@given(journals())
+def test_every_reader_shows_the_reference_numbers(tmp_path_factory: Any,
+                                                  records: list[UsageRecord]) -> None:
+    records = recent(records)
+    path = tmp_path_factory.mktemp("j") / "journal.jsonl"
+    write(path, records)
+    rows = effective_rows(records, local_day)
+    today = datetime.now().astimezone().strftime("%Y-%m-%d")
+    month = today[:7]
+
+    # metrics: its counters, per model.
+    snap = metrics.JournalMetrics(path, use_cache=False)
+    snap.update()
+    counters = snap.snapshot().counters
+    by_model: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0, 0])
+    for j, name in enumerate(("tokens_input", "tokens_output", "tokens_cache_read",
+                              "tokens_cache_write")):
+        for key, value in counters[name].items():
+            by_model[key[0]][j] += value
+    want: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for key, v in rows.items():
+        for j in range(4):
+            want[key[1] or "unknown"][j] += v[j + 1]
+    assert {m: v for m, v in by_model.items() if any(v)} == {
+        m: v for m, v in want.items() if any(v)}
+
+    # status and monitor: today (and this month).
+    expected_today = tokens(rows, lambda key: key[2] == today)
+    assert read_status(path).today.tokens == sum(expected_today)
+    mon = Monitor(Path(path))
+    mon.update()
+    shown = mon.snapshot()
+    assert of(shown.today) == expected_today
+    assert of(shown.month) == tokens(rows, lambda key: key[2][:7] == month)
+    for line in shown.sessions:
+        assert of(line.usage) == tokens(rows, lambda key, s=line.session: key[0][0] == s)
+    mon.close()
+
+    # cost --session: every session and Claude session id of the journal.
+    for sid in {k for r in records for k in (r.session, r.claude_session) if k}:
+        found = api.session_usage(sid, str(path))
+        assert of(found.usage) == tokens(
+            rows, lambda key, s=sid: key[0][0] == s or key[0][2] == s), sid
