@@ -431,6 +431,7 @@ class JournalMetrics:
         self.window = window
         self.use_cache = use_cache
         self.table = table
+        self._learned: tuple[int, PriceTable, PriceTable] | None = None
         self._live = live
         self.state = MinuteState()
         self.offset = 0
@@ -523,6 +524,18 @@ class JournalMetrics:
 
     # adding up
 
+    def _table(self) -> PriceTable:
+        """The prices, with rates learned from the journal's exact records for models
+        without a list price (as `usage` prices them); learned again only when new
+        lines were read."""
+        from claudewrap.price_fit import learn_prices
+
+        base = self.table or default_table()
+        lines = self.state.stats.lines
+        if self._learned is None or self._learned[0] != lines or self._learned[1] is not base:
+            self._learned = (lines, base, learn_prices(self.state, base))
+        return self._learned[2]
+
     def snapshot(self, now: float | None = None) -> Snapshot:
         """The metrics as of ``now`` (default: the clock), after :meth:`update`."""
         now = time.time() if now is None else now
@@ -531,8 +544,8 @@ class JournalMetrics:
         since = _minute(now - self.window + 60)
         span = self.window
         # Usage dated in the future counts once its minute comes (a minute of skew is ok).
-        totals, recent = usage_sums(self.state, self.table or default_table(), since,
-                                    _minute(now + 60))
+        table = self._table()
+        totals, recent = usage_sums(self.state, table, since, _minute(now + 60))
         truth = counter_values(totals)
         self.counters = sync_counters(self.journal, self.mark, self.counters, truth,
                                       seen=self.exported)
@@ -542,7 +555,7 @@ class JournalMetrics:
         # minutes say which series were used in the last day (idle ones drop out).
         report = recent_usage(self.journal, datetime.fromtimestamp(now - span, timezone.utc),
                               until=datetime.fromtimestamp(now + 60, timezone.utc),
-                              dims=[LABELS], table=self.table)
+                              dims=[LABELS], table=table)
         window: dict[Key, list[float]] = {key: [0, 0, 0, 0, 0.0] for key in recent}
         for labels, row in report.groups[LABELS].items():
             # The report says "(none)" where the metrics say "unknown".

@@ -135,6 +135,16 @@ def test_exact_records_teach_the_rates_of_a_model_without_a_price(
     assert learned["learned"]["records"] == 13 and learned["learned"]["samples"] == 6
     assert entries["claude-opus-5-5"]["learned"] is None
 
+    # metrics and cost price it the same way.
+    text = cw(["metrics"], penv).stdout
+    estimated = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                    if line.startswith("claude_api_cost_dollars_total{")
+                    and 'estimated="true"' in line and f'model="{NEW}"' in line)
+    assert estimated == pytest.approx(unprinted, abs=1e-6)
+    session = json.loads(cw(["cost", "--session", "sess-new", "--json"], penv).stdout)
+    assert session["unpriced_records"] == 0
+    assert session["cost_estimated_usd"] == pytest.approx(unprinted, abs=1e-6)
+
 
 def test_too_few_exact_records_teach_nothing(penv: dict[str, str], tmp_path: Path) -> None:
     otel_sessions(Path(penv["CLAUDEWRAP_JOURNAL"]), NEW, NEW_RATES, sessions=3)
