@@ -147,7 +147,7 @@ class Capture:
     def _failure(self, exc: BaseException) -> None:
         self._failed += 1
         if not self._first_failure:
-            self._first_failure = f"{type(exc).__name__}: {str(exc)[:80]}"
+            self._first_failure = f"{type(exc).__name__}: {' '.join(str(exc).split())[:80]}"
 
     @property
     def rejected(self) -> tuple[int, str | None]:
@@ -196,7 +196,7 @@ class Capture:
         rejected, why = self.rejected
         if rejected:
             notes.append(f"skipped {rejected} usage event{'' if rejected == 1 else 's'}"
-                         f" with impossible numbers (first: {why})")
+                         f" that could not be recorded (first: {why})")
         if self._failed:
             notes.append(f"skipped {self._failed} output line{'' if self._failed == 1 else 's'}"
                          f" the parser failed on (first: {self._first_failure});"

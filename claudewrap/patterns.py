@@ -549,15 +549,17 @@ class Matcher:
             return
         try:
             obj = json.loads(text)
-        except ValueError:  # also a number of more than 4300 digits
+        except json.JSONDecodeError:
             if pretty or final:
                 self._json = None
             return  # a long line the scanner cut: wait for the rest
-        except (RecursionError, OverflowError, MemoryError) as exc:
-            # Braces nested thousands deep: json gives up in C, cleanly; only
-            # this object is lost.
+        except (ValueError, RecursionError, OverflowError, MemoryError) as exc:
+            # A number of more than 4300 digits (ValueError), or braces nested
+            # thousands deep (json gives up in C, cleanly): more lines cannot
+            # mend it, and only this object is lost.
             self._json = None
-            self._reject(f"JSON result: {type(exc).__name__}")
+            self._reject(f"a JSON result nested too deeply or with too many digits"
+                         f" ({type(exc).__name__})")
             return
         self._json = None
         if isinstance(obj, dict):
@@ -622,6 +624,8 @@ def _row_event(model: str, rest: str) -> UsageEvent | None:
         setattr(event, field, value)
     if body.group("cost") is not None:
         event.cost_usd = _cost_or_none(body.group("cost"))
+        if event.cost_usd is None:
+            return None  # a cost no record holds: not a row (nor one the next line completes)
     return event
 
 

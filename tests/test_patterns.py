@@ -575,3 +575,89 @@ def test_tokens_line_right_after_a_cost_block_is_its_own_event() -> None:
         ("total", "claude-sonnet-4-6", 1200, 5300),
         ("delta", None, 100, 20),
     ]
+
+
+# --- numbers no record can hold (issue 13) ---------------------------------------------
+
+@pytest.mark.parametrize("text", ["9" * 400, "9" * 40 + "k", "10,000,000,001", "10.1b",
+                                  "10000000.5k"])
+def test_parse_count_refuses_a_count_no_record_can_hold(text: str) -> None:
+    with pytest.raises(ValueError, match="not a plausible token count"):
+        parse_count(text)
+
+
+def test_parse_count_keeps_the_ceiling_itself() -> None:
+    assert parse_count("10,000,000,000") == (10**10, False)
+    assert parse_count("10b") == (10**10, True)
+
+
+@pytest.mark.parametrize("text", ["$" + "9" * 400, "1" + "0" * 310, "$1,000,000.01"])
+def test_parse_cost_refuses_infinity_and_amounts_no_record_can_hold(text: str) -> None:
+    with pytest.raises(ValueError, match="not a plausible cost"):
+        parse_cost(text)
+
+
+def test_printed_lines_with_absurd_numbers_record_nothing() -> None:
+    nines = "9" * 400
+    found = events(tui(f"Cost: ${nines}", f"Usage: ${nines} (12 tokens)",
+                       f"Tokens: {nines}k input, 5 output", "Tokens: 3 input, 4 output"))
+    assert [(e.input_tokens, e.output_tokens, e.cost_usd) for e in found] == [(3, 4, None)]
+
+
+def test_a_cost_row_with_an_impossible_cost_swallows_no_later_line() -> None:
+    found = events(tui("Total cost: $0", "Usage by model:",
+                       "  claude-x:  0 input, 5 output, 0 cache read, 0 cache write ($1000001)",
+                       "reply", "Tokens: 1004 input, 4 output"))
+    assert ("delta", None, 1004, 4) in [(e.kind, e.model, e.input_tokens, e.output_tokens)
+                                        for e in found]
+    assert all(e.cost_usd is None or e.cost_usd <= 10**6 for e in found)
+
+
+def test_rows_that_add_up_beyond_the_ceiling_are_rejected_and_counted() -> None:
+    matcher = Matcher()
+    scanner = Scanner()
+    found = matcher.feed(scanner.feed(tui(
+        "Total cost: $5", "Usage by model:",
+        "  claude-x:  9,000,000,000 input, 0 output, 0 cache read, 0 cache write ($1)",
+        "  claude-x[1m]:  9,000,000,000 input, 0 output, 0 cache read, 0 cache write ($1)",
+        "done"))) + matcher.flush()
+    assert found == []
+    assert matcher.rejected == 1
+    assert matcher.first_rejection is not None and "input_tokens is above" in matcher.first_rejection
+
+
+@pytest.mark.parametrize(("result", "why"), [
+    ({"total_cost_usd": float("inf")}, "cost_usd is not a finite number"),
+    ({"total_cost_usd": float("nan")}, "cost_usd is not a finite number"),
+    ({"total_cost_usd": -3.5}, "cost_usd is negative"),
+    ({"usage": {"input_tokens": float("inf")}}, "input_tokens is not a finite number"),
+    ({"usage": {"output_tokens": -1000}}, "output_tokens is negative"),
+    ({"usage": {"cache_read_input_tokens": int("9" * 300)}}, "cache_read_input_tokens is above"),
+    ({"modelUsage": {"m": {"inputTokens": 10**35}}}, "inputTokens is above"),
+])
+def test_a_p_result_with_impossible_numbers_is_one_rejected_event(
+        result: dict[str, Any], why: str) -> None:
+    matcher = Matcher()
+    line = json.dumps({"type": "result", "result": "x", "session_id": "s", **result})
+    found = matcher.feed([line, "Tokens: 1 input, 2 output"]) + matcher.flush()
+    assert [(e.pattern, e.input_tokens) for e in found] == [("seed-tokens", 1)]
+    assert matcher.rejected == 1 and why in (matcher.first_rejection or "")
+
+
+def test_one_bad_model_of_a_p_result_costs_only_its_own_event() -> None:
+    matcher = Matcher()
+    line = json.dumps({"type": "result", "result": "x", "total_cost_usd": 0.3, "modelUsage": {
+        "claude-a": {"inputTokens": 5, "costUSD": 0.1},
+        "claude-b": {"inputTokens": 7, "costUSD": float("inf")}}})
+    found = matcher.feed([line]) + matcher.flush()
+    assert [(e.model, e.input_tokens) for e in found] == [("claude-a", 5)]
+    assert matcher.rejected == 1
+
+
+@pytest.mark.parametrize("inner", ["[" * 100_000 + "]" * 100_000, "1" * 5000])
+def test_a_hostile_json_result_is_one_lost_object_not_an_exception(inner: str) -> None:
+    matcher = Matcher()
+    line = '{"type":"result","result":"x","usage":' + inner + "}"
+    found = matcher.feed([line, "Tokens: 1 input, 2 output"]) + matcher.flush()
+    assert [(e.input_tokens, e.output_tokens) for e in found] == [(1, 2)]
+    assert matcher.rejected == 1 and not matcher.busy

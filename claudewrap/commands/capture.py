@@ -13,7 +13,7 @@ import click
 from claudewrap import context
 from claudewrap.journal import JournalError, append_records, check, resolve_path, skipped_lines
 from claudewrap.patterns import Matcher, PatternError, load_user_patterns, parse_cost, parse_count
-from claudewrap.records import UsageEvent, UsageRecord
+from claudewrap.records import MAX_COST_USD, MAX_TOKENS, UsageEvent, UsageRecord
 from claudewrap.scanner import Scanner
 
 JOURNAL_HELP = ("Journal file (default: $CLAUDEWRAP_JOURNAL, else the user data folder; "
@@ -39,7 +39,10 @@ def _write(path_option: str | None, records: list[UsageRecord]) -> Path:
 def _count(value: str, name: str) -> tuple[int, bool]:
     try:
         count, approx = parse_count(value)
-    except ValueError:
+    except ValueError as exc:
+        if str(exc).startswith("not a plausible"):
+            raise click.BadParameter(f"{value!r} is more than one record can hold"
+                                     f" ({MAX_TOKENS:,} tokens)", param_hint=name) from None
         raise click.BadParameter(f"{value!r} is not a token count (e.g. 1234, 1,234, 1.2k)",
                                  param_hint=name) from None
     if count < 0:
@@ -76,7 +79,10 @@ def log(input_tokens: str, output_tokens: str, cost: str | None, model: str | No
     if cost is not None:
         try:
             cost_usd = parse_cost(cost)
-        except ValueError:
+        except ValueError as exc:
+            if str(exc).startswith("not a plausible"):
+                raise click.BadParameter(f"{cost!r} is more than one record can hold"
+                                         f" (${MAX_COST_USD:,})", param_hint="COST") from None
             raise click.BadParameter(f"{cost!r} is not an amount (e.g. 0.02 or $0.02)",
                                      param_hint="COST") from None
         if cost_usd < 0:
@@ -105,7 +111,8 @@ def parse(lines: tuple[str, ...], write: bool, config_path: str | None, project:
 
     With no LINES (or `-`), reads standard input, so a saved session log can be
     checked: `claudewrap parse < session.log`. Escape sequences are handled as
-    in a live session.
+    in a live session. Events whose numbers no record can hold are not shown;
+    a line on stderr counts them and says why the first was dropped.
     """
     try:
         matcher = Matcher(load_user_patterns(Path(config_path) if config_path else None))
@@ -134,6 +141,9 @@ def parse(lines: tuple[str, ...], write: bool, config_path: str | None, project:
         click.echo(f"wrote {len(records)} records to {path}", err=True)
     elif not events:
         click.echo("no usage found", err=True)
+    if matcher.rejected:
+        click.echo(f"skipped {matcher.rejected} event{'' if matcher.rejected == 1 else 's'}"
+                   f" that could not be recorded (first: {matcher.first_rejection})", err=True)
 
 
 @click.group()
