@@ -230,7 +230,8 @@ def test_an_unreadable_journal_is_one_line(env: Path, tmp_path: Path,
     monkeypatch.setenv("CLAUDEWRAP_JOURNAL", str(tmp_path))
     result = CliRunner().invoke(cli, ["usage"])
     assert result.exit_code == 1
-    assert result.output.startswith("Error: cannot read the journal")
+    assert result.output.startswith(f"Error: the journal {tmp_path} is a directory: set"
+                                    " CLAUDEWRAP_JOURNAL to a file path"), result.output
     assert len(result.output.splitlines()) == 1
 
 

@@ -176,8 +176,8 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
         dims = ("day",)
         groupings.append(dims)
 
-    path = resolve_path(journal)
     try:
+        path = resolve_path(journal)
         report = summary(path, tz=tz, use_cache=not no_cache,
                          since=utc_iso(since_w.at) if windowed and since_w else None,
                          until=utc_iso(until_w.at) if windowed and until_w else None,
@@ -236,9 +236,9 @@ def export(fmt: str, journal: Path | None, no_cache: bool) -> None:
     """
     from claudewrap.journal import ReadStats
 
-    path = resolve_path(journal)
     stdout = click.get_binary_stream("stdout")
     try:
+        path = resolve_path(journal)
         if fmt == "prometheus":
             from claudewrap.metrics import render_prometheus
 
