@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from claudewrap import claude_dirs
-from claudewrap.records import UsageRecord
+from claudewrap.records import UsageRecord, count_value
 
 # Where Claude Code keeps transcripts: claude_dirs.py, light enough for the
 # end of every wrapped run.
@@ -90,9 +90,10 @@ class Request:
 
 
 def _count(value: Any) -> int:
+    """ValueError for a count no record can hold (Infinity, 1e35): see parse_line."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 0
-    return max(0, int(value))
+    return count_value("a token count", max(0, value))
 
 
 def _ts(value: Any) -> str | None:
@@ -136,16 +137,22 @@ def parse_line(line: bytes | str) -> Request | None:
 
     session = obj.get("sessionId")
     cwd = obj.get("cwd")
+    try:
+        counts = [_count(usage.get(k)) for k in ("input_tokens", "output_tokens",
+                                                  "cache_read_input_tokens",
+                                                  "cache_creation_input_tokens")]
+    except ValueError:
+        return None  # numbers no record can hold (issue 13): not a real request
     return Request(
         request_id=rid,
         claude_session=session if isinstance(session, str) and session else None,
         model=normalise_model(model) if isinstance(model, str) and model else None,
         ts=_ts(obj.get("timestamp")),
         cwd=cwd if isinstance(cwd, str) and cwd else None,
-        input_tokens=_count(usage.get("input_tokens")),
-        output_tokens=_count(usage.get("output_tokens")),
-        cache_read_tokens=_count(usage.get("cache_read_input_tokens")),
-        cache_write_tokens=_count(usage.get("cache_creation_input_tokens")),
+        input_tokens=counts[0],
+        output_tokens=counts[1],
+        cache_read_tokens=counts[2],
+        cache_write_tokens=counts[3],
         sidechain=bool(obj.get("isSidechain")),
     )
 

@@ -323,3 +323,22 @@ def test_random_bytes_never_raise_and_record_only_plausible_records(
         records = journal_records(journal)
     assert warning is None or "\n" not in warning
     assert all(plausible(r) for r in records), records
+
+
+def test_import_skips_transcript_lines_with_impossible_counts(env: dict[str, str]) -> None:
+    projects = Path(env["HOME"]) / ".claude" / "projects" / "-work"
+    projects.mkdir(parents=True)
+
+    def line(rid: str, usage: str) -> str:
+        return ('{"type":"assistant","requestId":"' + rid + '","sessionId":"s","timestamp":'
+                '"2026-01-01T00:00:00.000Z","message":{"model":"claude-x","id":"' + rid
+                + '","usage":' + usage + "}}")
+    (projects / "s.jsonl").write_text("\n".join([
+        line("r1", '{"input_tokens":Infinity,"output_tokens":1}'),
+        line("r2", '{"input_tokens":' + str(10**35) + ',"output_tokens":1}'),
+        line("r3", '{"input_tokens":5,"output_tokens":1}'),
+    ]) + "\n")
+    res = cw(["import"], env)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    records = journal_records(Path(env["CLAUDEWRAP_JOURNAL"]))
+    assert [(r["request_id"], r["input_tokens"]) for r in records] == [("r3", 5)]
