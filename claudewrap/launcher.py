@@ -15,7 +15,9 @@ In every mode stderr is left alone (inherited) unless it is the same terminal
 as stdout in ``pty`` mode, each output chunk is written to our stdout first and
 then handed to the tap (the parser), and a failing tap is switched off without
 disturbing the session. Signals become events on a wakeup pipe, handled in the
-one relay loop.
+one relay loop. When stdout is a terminal, the terminal modes the child left
+on (alternate screen, hidden cursor, mouse reporting, ...) are switched back
+when it ends (claudewrap.term_modes).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ import termios
 import tty
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+
+from claudewrap.term_modes import TermModes
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
 if TYPE_CHECKING:
@@ -362,8 +366,9 @@ def run(argv: Sequence[str], tap: Tap | None = None, *, env: dict[str, str] | No
                 os.close(slave)
             in_fd = None
 
+        modes = TermModes() if os.isatty(stdout_fd) else None
         with raw_mode(stdin_fd) if mode == "pty" else nullcontext() as raw_saved:
-            _relay(pid, out_fd, in_fd, stdout_fd, wake_r, mode, tap, result, raw_saved)
+            _relay(pid, out_fd, in_fd, stdout_fd, wake_r, mode, tap, result, raw_saved, modes)
     finally:
         signal.set_wakeup_fd(old_wakeup)
         for sig, handler in old_handlers.items():
@@ -375,8 +380,13 @@ def run(argv: Sequence[str], tap: Tap | None = None, *, env: dict[str, str] | No
 
 def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int,
            mode: str, tap: Tap | None, result: RunResult,
-           raw_saved: list[Any] | None) -> None:
-    """The one copy loop: child output → stdout (then tap), stdin → child."""
+           raw_saved: list[Any] | None, modes: TermModes | None = None) -> None:
+    """The one copy loop: child output → stdout (then tap), stdin → child.
+
+    ``modes`` follows the terminal modes the output switches; what the child
+    left on is switched back once it has ended, before the terminal's own
+    settings are restored.
+    """
     os.set_blocking(out_fd, False)
     stdin_fd_raw = in_fd if in_fd is not None else 0
     pending_input = bytearray()
@@ -413,6 +423,8 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
                 # Reader gone (EPIPE) or terminal hung up (EIO): keep reading
                 # and parsing until the child ends, writing nothing more.
                 stdout_ok = False
+            if modes is not None:
+                modes.feed(data)
         call_tap("feed", data)
         return True
 
@@ -534,6 +546,13 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
     os.close(out_fd)
     if child_status is None:
         child_status = _wait_blocking(pid)
+    if modes is not None and stdout_ok:
+        resets = modes.resets()  # b"" when the child switched everything back
+        if resets:
+            try:
+                _write_all(stdout_fd, resets)
+            except OSError:
+                pass
     result.exit_status, result.signal_number = exit_status_of(child_status)
 
 
