@@ -22,6 +22,7 @@ export Claude Code sends on its way out.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
@@ -107,6 +108,8 @@ def _value(v: Any) -> Any:
             return int(v["intValue"])
         except (TypeError, ValueError):
             return None
+        except OverflowError:  # Infinity: kept, so that _int refuses the record
+            return v["intValue"]
     return None
 
 
@@ -121,16 +124,20 @@ def _attrs(items: Any, wanted: frozenset[str]) -> dict[str, Any]:
 
 
 def _int(value: Any) -> int:
+    """A count as OTLP JSON sends it (a number, or an intValue string); 0 when
+    missing. A value that is no finite number (``Infinity``, ``NaN``, ``1e400``)
+    becomes one above every plausible count, so the record is refused
+    (records.usage_problem) instead of raising here."""
     if isinstance(value, bool):
         return 0
-    if isinstance(value, (int, float)):
-        return max(0, round(value))
-    if isinstance(value, str):
-        try:
-            return max(0, round(float(value)))
-        except ValueError:
-            return 0
-    return 0
+    number = _float(value)
+    if number is None:
+        return 0
+    if not math.isfinite(number):
+        from claudewrap.records import MAX_TOKENS
+
+        return MAX_TOKENS + 1
+    return max(0, round(number))
 
 
 def _float(value: Any) -> float | None:
@@ -141,7 +148,7 @@ def _float(value: Any) -> float | None:
     if isinstance(value, str):
         try:
             return float(value)
-        except ValueError:
+        except (ValueError, OverflowError):
             return None
     return None
 
@@ -280,6 +287,8 @@ def parse_metrics(payload: Any) -> list[MetricPoint]:
                     value = _float(dp.get("asDouble"))
                     if value is None:
                         value = float(_int(dp.get("asInt")))
+                    if not (math.isfinite(value) and 0 <= value <= 1e12):
+                        continue  # no usage is that: a hostile or broken point
                     model = _str(a.get("model"))
                     points.append(MetricPoint(
                         claude_session=_str(a.get("session.id")) or "",
@@ -574,7 +583,9 @@ class Receiver:
         except (ValueError, RecursionError):
             raise ValueError("not JSON") from None
         if signal == "/v1/logs":
-            return self._add_events(parse_logs(payload))
+            events = parse_logs(payload)
+            # A number no record can hold (Infinity, 1e400, NaN) costs only its event.
+            return self._add_events([e for e in events if e.event.problem() is None])
         if signal == "/v1/metrics":
             points = parse_metrics(payload)
             with self._lock:

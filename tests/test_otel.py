@@ -188,6 +188,26 @@ def test_receiver_writes_records_for_chunked_gzip_and_plain_bodies(tmp_path: Pat
     assert "REDACTED" not in journal.read_text()
 
 
+def test_impossible_numbers_cost_only_their_own_event(tmp_path: Path) -> None:
+    # Infinity, NaN and 1e400 in one export (JSON as Python reads it): the good
+    # events of the same body are recorded, the receiver keeps answering.
+    journal = tmp_path / "j.jsonl"
+    r = otel.Receiver(session="w", journal=str(journal)).start()
+    path = endpoint_path(r, "/v1/logs")
+    body = json.dumps(logs(api_request("req_ok", seq=1),
+                           api_request("req_inf", seq=2, tokens=(10**400, 1, 1, 1)),
+                           api_request("req_nan", seq=3, cost=float("nan")),
+                           api_request("req_ok2", seq=4))).encode()
+    body = body.replace(str(10**400).encode(), b"Infinity")
+    assert post(r, path, body) == 200
+    assert post(r, path, json.dumps(logs(api_request("req_after", seq=5))).encode()) == 200
+    r.close()
+    lines = journal.read_text().splitlines()
+    assert [json.loads(line)["request_id"] for line in lines] == ["req_ok", "req_ok2",
+                                                                  "req_after"]
+    assert all("Infinity" not in line and "NaN" not in line for line in lines)
+
+
 def test_receiver_rejects_strangers_and_protobuf(tmp_path: Path) -> None:
     r = otel.Receiver(session="w", journal=str(tmp_path / "j.jsonl")).start()
     body = json.dumps(logs(api_request("req_x"))).encode()
