@@ -1004,19 +1004,19 @@ class UsageState:
                 e[5] = e[5] and row[3]
         shown: dict[tuple[str, Any], list[Any]] = {}
         where: dict[tuple[str, Any], tuple[Any, ...]] = {}
-        for k, u in sorted(screens, key=lambda ku: ku[0]):
+        for k, u in screens:
+            group = find(k[0])
             highest = ({row[0]: row[1:] for row in u[1]} if isinstance(u, list)
                        else u.tot_max)
             for model, mx in highest.items():
-                gm = (find(k[0]), model)
-                have = shown.setdefault(gm, [[0, 0, 0, 0, 0.0], False])
+                have = shown.setdefault((group, model), [[0, 0, 0, 0, 0.0], False])
                 have[0] = [max(a, b) for a, b in zip(have[0], mx)]
                 have[1] = have[1] or k[3]
-                for row in _unit_rows(u, True):
-                    if row[0] == model:
-                        rank = (row[1], k, repr(self.attrs[row[2]]))
-                        if gm not in where or rank > where[gm][0]:
-                            where[gm] = (rank, k, row[1], row[2])
+            for row in _unit_rows(u, True):  # where each model showed it last
+                gm = (group, row[0])
+                rank = (row[1], k, repr(self.attrs[row[2]]))
+                if gm not in where or rank > where[gm][0]:
+                    where[gm] = (rank, k, row[1], row[2])
         out: list[tuple[UnitKey, Sequence[Any]]] = []
         for gm, (mx, approximate) in sorted(shown.items(), key=lambda kv: repr(kv[0])):
             e = exact.get(gm, [0, 0, 0, 0, 0.0, True])
