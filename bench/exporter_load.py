@@ -172,6 +172,7 @@ def main() -> None:
                 kept = args.slow - len(slow.dropped)
                 dropped = sorted(slow.dropped)
                 slow.close()
+            alone += sequential(url, 20)  # before and after: the machine's drift
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -191,7 +192,7 @@ def main() -> None:
         print(f"  concurrent wall / sequential total: {wall / seq_total:.2f}x;"
               f" slowest concurrent / sequential total: {max(times) / seq_total:.2f}x")
     a, d = statistics.median(alone), statistics.median(during)
-    print(f"scrape alone: median {ms(a)}; during {args.slow} slowloris connections:"
+    print(f"scrape alone (before and after): median {ms(a)}; during {args.slow} slowloris connections:"
           f" median {ms(d)} (slowest {ms(max(during))}); ratio {d / a:.2f}x")
     when = f", after {dropped[0]:.0f}-{dropped[-1]:.0f} s" if dropped else ""
     print(f"  slowloris connections dropped by the server within 8 s: {len(dropped)}"

@@ -20,9 +20,10 @@ costs a few KiB and never a thread:
   scrapes costs about two renders, not N; each format (text, OpenMetrics, gzip)
   of a render is encoded once (:class:`Exposition`), and a render whose
   snapshot equals the previous one reuses its encodings.
-  ``bench/exporter_load.py`` (20,000 records, a 250 KB exposition): 200
-  concurrent scrapes went from 183 answered, the slowest after 28 s, to all
-  answered, the slowest after well under a second.
+  ``bench/exporter_load.py`` (20,000 records, a 250 KB exposition, 2 busy
+  cores): 200 concurrent scrapes went from 183 answered (17 timed out at 30 s,
+  the slowest answer after 28 s) to all 200, the slowest after 0.4-0.7 s; a
+  scrape of an unchanged journal from 73 ms to about 30 ms (encodings reused).
 """
 
 from __future__ import annotations
