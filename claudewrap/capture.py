@@ -201,6 +201,8 @@ class Capture:
             notes.append(f"skipped {self._failed} output line{'' if self._failed == 1 else 's'}"
                          f" the parser failed on (first: {self._first_failure});"
                          " please report it")
+        # A user pattern too slow to run (patterns.py switched it off).
+        notes += [p.switched_off for p in self._user_patterns if p.switched_off]
         if not notes:
             return warning
         return (warning + "; " if warning else "claudewrap: ") + "; ".join(notes)

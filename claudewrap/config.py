@@ -33,14 +33,23 @@ class PatternError(ValueError):
 
 
 class UserPattern:
-    """A pattern from the user's config: a regex with named groups."""
+    """A pattern from the user's config: a regex with named groups.
 
-    __slots__ = ("kind", "name", "regex")
+    ``regex`` is compiled with :mod:`re` to check it at start-up; the parser
+    runs it with a time limit (patterns.py). ``where`` names the config file
+    (and line) it comes from; ``switched_off`` says why the parser stopped
+    using it for the rest of the session ("" while it is in use).
+    """
 
-    def __init__(self, name: str, regex: re.Pattern[str], kind: str = "delta") -> None:
+    __slots__ = ("kind", "name", "regex", "switched_off", "where")
+
+    def __init__(self, name: str, regex: re.Pattern[str], kind: str = "delta",
+                 where: str = "") -> None:
         self.name = name
         self.regex = regex
         self.kind = kind
+        self.where = where
+        self.switched_off = ""
 
     def __repr__(self) -> str:
         return f"UserPattern(name={self.name!r}, regex={self.regex.pattern!r}, kind={self.kind!r})"
@@ -244,6 +253,6 @@ def _user_pattern(file: str, index: int, entry: Any) -> UserPattern:
             f"{where}: needs at least one of the groups (?P<input>...), (?P<output>...), "
             f"(?P<cache_read>...), (?P<cache_write>...), (?P<cost>...){_FIX}"
         )
-    return UserPattern(name=name, regex=regex, kind=kind)
+    return UserPattern(name=name, regex=regex, kind=kind, where=file)
 
 

@@ -38,9 +38,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+import time
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from itertools import accumulate
 from typing import Any
 
 from claudewrap.config import (
@@ -134,9 +137,153 @@ def normalise_model(name: str) -> str:
 
 # --- user patterns ----------------------------------------------------------
 
+# A user's regex may backtrack for minutes on one line (nested repeats such as
+# (a|aa)+), and the relay waits while a batch is parsed (issue 13). So user
+# patterns run in the `regex` package, whose searches take a time limit; they
+# never see a line longer than USER_LINE_MAX; and a pattern that needs more
+# than its share of USER_BUDGET on one batch is switched off for the session
+# (UserPattern.switched_off says why; the run prints it at the end).
+# Measured on 64 KiB of words and numbers: a plain pattern reads it in 1-2 ms,
+# one that tries at every digit ((?P<input>\d+)\s+tokens) in 4-7 ms (as with
+# re); (a|aa)+$ on 30 a's and a b is cut off at its share instead of minutes.
+USER_LINE_MAX = 4096
+USER_BUDGET = 0.05  # seconds of CPU per USER_BUDGET_CHARS of output, all user patterns
+USER_SHARE_MIN = 0.01  # ... but at least this much for each (many patterns)
+USER_BUDGET_CHARS = 1 << 16
+# Matches skipped on lines already read before a search starts again at the next line.
+_SKIP_LIMIT = 8
 
-def _user_event(pattern: UserPattern, m: re.Match[str]) -> UsageEvent | None:
-    """The event of one user-pattern match; None when its numbers do not parse."""
+
+@dataclass
+class _UserRegex:
+    """A user pattern as the parser runs it, compiled by `regex` (which has no
+    type hints): ``line`` searches one line; ``batch`` (MULTILINE, string
+    anchors made line anchors) searches a batch of lines joined by newlines.
+    ``peeks``: it has look-arounds, which in a batch see the next or previous
+    line, so its batch matches are checked on their line alone."""
+
+    pattern: UserPattern
+    line: Any
+    batch: Any
+    peeks: bool
+
+
+def _compile_user(patterns: Sequence[UserPattern]) -> list[_UserRegex]:
+    """The patterns still in use, compiled to run with a time limit; one that
+    the `regex` package does not take is switched off."""
+    live = [p for p in patterns if not p.switched_off]
+    if not live:
+        return []
+    import regex  # only with user patterns; config.py checked them with re at start-up
+
+    compiled = []
+    for pattern in live:
+        source = pattern.regex.pattern
+        flags = regex.V0 | regex.IGNORECASE  # as config.py compiles it
+        try:
+            line = regex.compile(source, flags)
+            batch = regex.compile(_batch_source(source), flags | regex.MULTILINE)
+        except (regex.error, ValueError) as exc:
+            _switch_off(pattern, f"cannot run it with a time limit ({_one_line(exc)})")
+            continue
+        peeks = any(look in source for look in ("(?=", "(?!", "(?<=", "(?<!"))
+        compiled.append(_UserRegex(pattern, line, batch, peeks))
+    return compiled
+
+
+def _batch_source(source: str) -> str:
+    r"""``source`` to search lines joined by newlines: ``\A`` and ``\Z`` (the
+    line's start and end when it is searched alone) become ``^`` and ``$``."""
+    return re.sub(r"(?<!\\)((?:\\\\)*)\\([AZ])",
+                  lambda m: m.group(1) + ("^" if m.group(2) == "A" else "$"), source)
+
+
+def _switch_off(pattern: UserPattern, why: str) -> None:
+    where = f" ({pattern.where})" if pattern.where else ""
+    pattern.switched_off = (f"pattern {pattern.name!r}{where} is off for the rest of this"
+                            f" session: {why}; simplify its regex")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:100]
+
+
+def _user_matches(users: list[_UserRegex], batch: list[str]
+                  ) -> tuple[dict[int, list[UsageEvent]], list[_UserRegex]]:
+    """The events the user patterns find in ``batch`` (by line index), and the
+    patterns that needed more than their share of the budget (now switched off;
+    what they found before counts)."""
+    lines = [line if len(line) <= USER_LINE_MAX else "" for line in batch]
+    text = "\n".join(lines)
+    starts = list(accumulate((len(line) + 1 for line in lines), initial=0))
+    share = max(USER_BUDGET / len(users), USER_SHARE_MIN) * max(1.0, len(text) / USER_BUDGET_CHARS)
+    found: dict[int, list[UsageEvent]] = {}
+    slow = []
+    for user in users:
+        deadline = time.process_time() + share  # the clock `regex` checks its timeout with
+        try:
+            for i, m in _user_search(user, lines, text, starts, deadline):
+                event = _user_event(user.pattern, m)
+                if event is not None:
+                    found.setdefault(i, []).append(event)
+                _left(deadline)  # reading the numbers counts too
+        except TimeoutError:
+            _switch_off(user.pattern, f"it took over {share * 1000:.0f} ms of CPU for"
+                                      f" {len(text):,} characters of output (nested repeats"
+                                      " such as (a|aa)+ can take minutes on one line)")
+            slow.append(user)
+    return found, slow
+
+
+def _user_search(user: _UserRegex, lines: list[str], text: str, starts: list[int],
+                 deadline: float) -> Iterator[tuple[int, Any]]:
+    """``user``'s first match on each line of ``lines`` that has one, with the
+    line's index; ``text`` is the lines joined, ``starts`` where each begins.
+    TimeoutError once ``deadline`` (process CPU time) has passed.
+
+    One search goes through the batch; a match that lies within its line is
+    that line's match. Where a match runs over into the next lines, or the
+    pattern looks around, the lines concerned are searched alone.
+    """
+    done = -1  # the lines up to this one are read
+    pos = 0
+    while pos <= len(text):
+        skipped = 0
+        for m in user.batch.finditer(text, pos, timeout=_left(deadline)):
+            i = bisect_right(starts, m.start()) - 1
+            if i <= done:
+                skipped += 1
+                if skipped > _SKIP_LIMIT:  # many matches on one line: go on at the next
+                    break
+                continue
+            skipped = 0
+            if m.end() < starts[i + 1] and not user.peeks:
+                yield i, m
+                done = i
+                continue
+            last = max(i, bisect_right(starts, m.end() - 1) - 1)
+            for k in range(i, last + 1):
+                if lines[k]:
+                    alone = user.line.search(lines[k], timeout=_left(deadline))
+                    if alone is not None:
+                        yield k, alone
+            done = last
+        else:
+            return
+        pos = starts[done + 1]
+
+
+def _left(deadline: float) -> float:
+    """Seconds of CPU left before ``deadline``; TimeoutError when none are."""
+    left = deadline - time.process_time()
+    if left <= 0:
+        raise TimeoutError
+    return left
+
+
+def _user_event(pattern: UserPattern, m: Any) -> UsageEvent | None:
+    """The event of one user-pattern match (a `regex` match); None when its
+    numbers do not parse."""
     groups = {k: v for k, v in m.groupdict().items() if v is not None}
     if not groups.keys() & set(NUMERIC_GROUPS):
         return None
@@ -159,18 +306,6 @@ def _user_event(pattern: UserPattern, m: re.Match[str]) -> UsageEvent | None:
     if groups.get("model", "").strip():
         event.model = normalise_model(groups["model"])
     return event
-
-
-def _line_prefilter(pattern: UserPattern) -> re.Pattern[str] | None:
-    """The pattern compiled to search a batch of lines joined by newlines.
-
-    None when the pattern could match a line alone but not inside the batch
-    (string anchors, DOTALL): such a pattern is tried on every line.
-    """
-    source = pattern.regex.pattern
-    if pattern.regex.flags & re.DOTALL or re.search(r"\\[AZz]|\(\?[a-zA-Z]*s", source):
-        return None
-    return re.compile(source, pattern.regex.flags | re.MULTILINE)
 
 
 # --- built-in patterns --------------------------------------------------------
@@ -281,8 +416,10 @@ class Matcher:
     """Finds usage in a stream of clean lines; keeps multi-line state between calls."""
 
     def __init__(self, user_patterns: Sequence[UserPattern] = ()) -> None:
-        self._user = list(user_patterns)
-        self._user_batch = [_line_prefilter(p) for p in self._user]
+        self._user_patterns = list(user_patterns)
+        self._user = _compile_user(self._user_patterns)
+        self._user_at: list[int] = []  # where the lines user patterns matched start, in feed()
+        self._builtin_hit: int | None = None  # see _next_hit
         self._pending: UsageEvent | None = None  # a Tokens line waiting for its Cost line
         self._block: _Block | None = None
         self._json: list[str] | None = None  # lines of a JSON object being read
@@ -310,6 +447,8 @@ class Matcher:
         batch = lines if isinstance(lines, list) else list(lines)
         out: list[UsageEvent] = []
         n = len(batch)
+        user = self._user_lines(batch)
+        self._builtin_hit = None
         i = 0
         joined: str | None = None
         pos = 0  # where batch[i] starts in joined
@@ -326,7 +465,7 @@ class Matcher:
                 if k >= 0:
                     pos = k + 1
             line = batch[i]
-            self._line(line, out)
+            self._line(line, out, user.get(i))
             pos += len(line) + 1
             i += 1
         return self._plausible(out) if out else out
@@ -362,25 +501,49 @@ class Matcher:
 
     def _next_hit(self, joined: str, pos: int) -> int:
         """Where the first line at or after ``pos`` that needs a look starts (or -1)."""
-        m = _PREFILTER_RE.search(joined, pos)
-        hit = m.start() if m else -1
-        if "{" in joined:  # memchr: much cheaper than looking for "\n{"
-            if joined.startswith("{", pos):
-                brace = pos
-            else:
-                brace = joined.find("\n{", pos)
-                brace = brace + 1 if brace >= 0 else -1
-            if brace >= 0 and (hit < 0 or brace < hit):
-                hit = brace
-        for batch_re in self._user_batch:
-            if batch_re is None:
-                return pos  # this pattern must see every line
-            um = batch_re.search(joined, pos)
-            if um is not None and (hit < 0 or um.start() < hit):
-                hit = um.start()
+        hit = self._builtin_hit
+        # The built-in patterns' next line found before still is while ``pos`` has
+        # not passed it: with a user pattern matching a line in two, searching
+        # the rest of the batch again at each made feed() quadratic
+        # (/tmp/measure.py "anynumber": 85 ms -> 30 ms for 64 KiB).
+        if hit is None or 0 <= hit < pos:
+            m = _PREFILTER_RE.search(joined, pos)
+            hit = m.start() if m else -1
+            if "{" in joined:  # memchr: much cheaper than looking for "\n{"
+                if joined.startswith("{", pos):
+                    brace = pos
+                else:
+                    brace = joined.find("\n{", pos)
+                    brace = brace + 1 if brace >= 0 else -1
+                if brace >= 0 and (hit < 0 or brace < hit):
+                    hit = brace
+            self._builtin_hit = hit
+        k = bisect_left(self._user_at, pos)
+        if k < len(self._user_at) and (hit < 0 or self._user_at[k] < hit):
+            hit = self._user_at[k]
         return hit
 
-    def _line(self, line: str, out: list[UsageEvent]) -> None:
+    def _user_lines(self, batch: list[str]) -> dict[int, list[UsageEvent]]:
+        """What the user patterns find in ``batch``, by line index, within their
+        budget (see _user_matches); sets where those lines start for _next_hit."""
+        if not self._user:
+            self._user_at = []
+            return {}
+        found, slow = _user_matches(self._user, batch)
+        for user in slow:
+            self._user.remove(user)
+        starts = list(accumulate((len(line) + 1 for line in batch), initial=0))
+        self._user_at = [starts[i] for i in sorted(found)]
+        return found
+
+    @property
+    def switched_off(self) -> list[str]:
+        """Why each user pattern that is no longer used was switched off."""
+        return [p.switched_off for p in self._user_patterns if p.switched_off]
+
+    def _line(self, line: str, out: list[UsageEvent],
+              found: list[UsageEvent] | None = None) -> None:
+        """Read ``line``; ``found`` holds the events user patterns found in it."""
         if self._pending is not None:
             # A Tokens line waits for this line: a Cost line completes it.
             event = self._pending
@@ -391,17 +554,10 @@ class Matcher:
                 return
         if (self._json is not None or line[:1] == "{") and self._json_line(line, out):
             return
-        if self._user:
-            found = []
-            for pattern in self._user:
-                um = pattern.regex.search(line)
-                user_event = _user_event(pattern, um) if um is not None else None
-                if user_event is not None:
-                    found.append(user_event)
-            if found:
-                self._close_block(out)
-                out.extend(found)
-                return
+        if found:
+            self._close_block(out)
+            out.extend(found)
+            return
         if self._block is not None and self._block_line(line, out):
             return
         if _PREFILTER_RE.search(line):
