@@ -176,7 +176,13 @@ def _compile_user(patterns: Sequence[UserPattern]) -> list[_UserRegex]:
     live = [p for p in patterns if not p.switched_off]
     if not live:
         return []
-    import regex  # only with user patterns; config.py checked them with re at start-up
+    try:
+        import regex  # only with user patterns; config.py checked them with re at start-up
+    except ImportError:  # a dependency, but an install can lose it
+        for pattern in live:
+            _switch_off(pattern, "the regex package, which runs it with a time limit, is"
+                                 " missing", fix="install it (pip install regex)")
+        return []
 
     compiled = []
     for pattern in live:
@@ -200,10 +206,10 @@ def _batch_source(source: str) -> str:
                   lambda m: m.group(1) + ("^" if m.group(2) == "A" else "$"), source)
 
 
-def _switch_off(pattern: UserPattern, why: str) -> None:
+def _switch_off(pattern: UserPattern, why: str, fix: str = "simplify its regex") -> None:
     where = f" ({pattern.where})" if pattern.where else ""
     pattern.switched_off = (f"pattern {pattern.name!r}{where} is off for the rest of this"
-                            f" session: {why}; simplify its regex")
+                            f" session: {why}; {fix}")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -282,3 +282,23 @@ def test_user_patterns_read_each_line_as_a_search_of_that_line_alone(
     assert matcher.switched_off == []
     got = [(e.pattern, e.input_tokens, e.output_tokens, e.cost_usd) for e in events]
     assert got == per_line_reference(patterns, lines)
+
+
+def test_without_the_regex_package_user_patterns_are_off_in_one_line(
+        env: dict[str, str], tmp_path: Path) -> None:
+    """An install that lost the `regex` package: user patterns are off (never
+    run without a time limit), the built-in parser works, and one line says
+    how to fix it."""
+    config = write_config(tmp_path)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "regex.py").write_text("raise ImportError('no regex here')\n")
+    env = dict(env, PYTHONPATH=f"{broken}:{env['PYTHONPATH']}")
+    done = cw(["parse", "--config", str(config), "mytool: 1 in / 2 out",
+               "Tokens: 5 input, 6 output"], env)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [e["pattern"] for e in events] == ["seed-tokens"]
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.count("install it (pip install regex)") == 3
+    assert f"pattern 'good' ({config}: line 9) is off" in done.stderr

@@ -144,8 +144,8 @@ def parse(lines: tuple[str, ...], write: bool, config_path: str | None, project:
     if matcher.rejected:
         click.echo(f"skipped {matcher.rejected} event{'' if matcher.rejected == 1 else 's'}"
                    f" that could not be recorded (first: {matcher.first_rejection})", err=True)
-    for note in matcher.switched_off:  # a user pattern too slow to run (issue 13)
-        click.echo(f"claudewrap: {note}", err=True)
+    if matcher.switched_off:  # user patterns too slow to run (issue 13): one line
+        click.echo("claudewrap: " + "; ".join(matcher.switched_off), err=True)
 
 
 @click.group()
