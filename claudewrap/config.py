@@ -108,35 +108,78 @@ def journal_is_directory(path: Path, source: str) -> str:
     return f"the journal {path} is a directory: {journal_directory_fix(path, source)}"
 
 
-def fallback_journal() -> Path | None:
-    """The private file where a run keeps records its journal cannot take
-    (``$TMPDIR/claudewrap-UID/journal-unsaved.jsonl``, folder 0700), or None
-    when that folder is not safely ours."""
+FALLBACK_STEM = "journal-unsaved"
+
+
+def fallback_folder(create: bool = True) -> Path | None:
+    """The private folder of the fallback files (``$TMPDIR/claudewrap-UID``,
+    0700), made when ``create``; None when it is not safely ours (or, without
+    ``create``, not there)."""
     import stat
     import tempfile
 
     folder = Path(tempfile.gettempdir()) / f"claudewrap-{os.getuid()}"
     try:
-        try:
-            os.mkdir(folder, 0o700)
-        except FileExistsError:
-            pass
+        if create:
+            try:
+                os.mkdir(folder, 0o700)
+            except FileExistsError:
+                pass
         st = os.lstat(folder)
         # In a shared /tmp someone else may have made that name first.
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
             return None
-        if stat.S_IMODE(st.st_mode) & 0o077:
+        if create and stat.S_IMODE(st.st_mode) & 0o077:
             os.chmod(folder, 0o700)
     except OSError:
         return None
-    return folder / "journal-unsaved.jsonl"
+    return folder
 
 
-def add_back_advice(saved: Path, journal: Path) -> str:
-    """How to put records saved in ``saved`` into ``journal``: a shell command."""
+def fallback_journal(index: int = 0) -> Path | None:
+    """The private file where a run keeps records its journal cannot take
+    (``$TMPDIR/claudewrap-UID/journal-unsaved.jsonl``, folder 0700), or None
+    when that folder is not safely ours.
+
+    ``index`` 1, 2, ... names the next files (``journal-unsaved-2.jsonl``, ...),
+    used when a file-size limit (``ulimit -f``) leaves no room in the ones before.
+    """
+    folder = fallback_folder()
+    if folder is None:
+        return None
+    return folder / (f"{FALLBACK_STEM}.jsonl" if index == 0
+                     else f"{FALLBACK_STEM}-{index + 1}.jsonl")
+
+
+def fallback_files() -> list[Path]:
+    """The fallback files there are now, in the order they are filled (none made)."""
+    folder = fallback_folder(create=False)
+    if folder is None:
+        return []
+    found: list[tuple[int, Path]] = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    for name in names:
+        match = re.fullmatch(rf"{FALLBACK_STEM}(?:-([1-9][0-9]{{0,5}}))?\.jsonl", name)
+        if match:
+            found.append((int(match[1] or 1), folder / name))
+    return [path for _, path in sorted(found)]
+
+
+def recover_advice(journal: Path) -> str:
+    """The command that moves the fallback files' records into ``journal`` once
+    (``--journal`` named only when a plain ``claudewrap journal recover`` would
+    choose another file)."""
     import shlex
 
-    return f"cat {shlex.quote(str(saved))} >> {shlex.quote(str(journal))} && rm {shlex.quote(str(saved))}"
+    command = "claudewrap journal recover"
+    try:
+        same = os.path.abspath(journal) == os.path.abspath(journal_path(None))
+    except Exception:  # noqa: BLE001 - platformdirs failing only means: name the file
+        same = False
+    return command if same else f"{command} --journal {shlex.quote(str(journal))}"
 
 
 class LazyJournal:

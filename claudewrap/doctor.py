@@ -121,6 +121,22 @@ def check_journal(env: Mapping[str, str], journal: str | None = None) -> Check:
     return Check("journal", OK, f"{path} (no records yet; folder private and writable)")
 
 
+def check_saved(env: Mapping[str, str], journal: str | None = None) -> Check:
+    """No records wait in the fallback files, where a run that could not write
+    its journal saved them (in this process's temp folder)."""
+    from claudewrap.config import recover_advice
+    from claudewrap.display import count
+    from claudewrap.journal import saved_in, saved_records
+
+    lines, files = saved_records()
+    if not lines:
+        return Check("saved records", OK, "none waiting: every run could write its journal")
+    return Check("saved records", FAIL,
+                 f"{count(lines)} record{'' if lines == 1 else 's'} that runs could not write to a"
+                 f" journal wait in {saved_in(files)}",
+                 f"add them once with: {recover_advice(_journal(env, journal))}")
+
+
 def _rc_file(shell: str, env: Mapping[str, str]) -> str:
     home = env.get("HOME", "~")
     if shell == "zsh":
@@ -315,6 +331,7 @@ def run_checks(env: Mapping[str, str] | None = None, journal: str | None = None
     checks: list[tuple[str, Callable[[], Check]]] = [
         ("claude", lambda: check_claude(env)),
         ("journal", lambda: check_journal(env, journal)),
+        ("saved records", lambda: check_saved(env, journal)),
         ("config", lambda: check_config(env)),
         ("prices", lambda: check_prices(env, journal)),
         ("shell", lambda: check_shell(env)),
@@ -344,5 +361,5 @@ def render(checks: list[Check]) -> str:
 
 
 __all__ = ["Check", "check_claude", "check_config", "check_exporter", "check_journal",
-           "check_live", "check_multiplexer", "check_otel", "check_prices", "check_shell",
-           "render", "run_checks"]
+           "check_live", "check_multiplexer", "check_otel", "check_prices", "check_saved",
+           "check_shell", "render", "run_checks"]

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
+import re
 import stat
 import time
 from collections.abc import Iterable, Iterator
@@ -35,19 +37,24 @@ _MAX_LINE = 16 << 20  # a longer "line" is skipped without being held in memory
 _MAX_BAD_LINES = 10
 _CLOSE_LOCK_TIMEOUT = 2.0
 _MAX_LOCK_SLEEP = 0.01
+# ulimit -f 1 fits two records a file: 1,000 files hold a long session.
+_MAX_FALLBACK_FILES = 1000
 
 
 class JournalError(Exception):
     """The journal could not be written or read; the message says what to do.
 
     ``reason`` is the short cause (``Permission denied``); ``written`` is how many
-    records of the failed batch are nevertheless complete in the file (usually 0).
+    records of the failed batch are nevertheless complete in the file (the first
+    ones: a file-size limit takes what fits); ``errno`` the OSError's, if any.
     """
 
-    def __init__(self, message: str, *, reason: str = "", written: int = 0) -> None:
+    def __init__(self, message: str, *, reason: str = "", written: int = 0,
+                 errno: int | None = None) -> None:
         super().__init__(message)
         self.reason = reason or message
         self.written = written
+        self.errno = errno
 
 
 def resolve_path(option: str | os.PathLike[str] | None = None) -> Path:
@@ -127,6 +134,7 @@ def _write_error(path: Path, exc: Exception, written: int = 0) -> JournalError:
         f" with --journal or ${ENV_VAR}",
         reason=reason,
         written=written,
+        errno=exc.errno if isinstance(exc, OSError) else None,
     )
 
 
@@ -193,8 +201,9 @@ def _append_lines(path: Path, lines: list[bytes], lock_timeout: float,
                   extra_flags: int = 0) -> None:
     """Append ``lines`` (each ending in ``\\n``) with one write, under the lock.
 
-    On failure nothing of the batch stays in the file when that can be helped
-    (a short write is truncated away); JournalError.written says otherwise.
+    On failure the lines written whole stay (a file-size limit takes what fits)
+    and a line written in part is truncated away: a record is in the file whole
+    or not at all. JournalError.written says how many stayed.
     """
     if not lines:
         return
@@ -205,39 +214,53 @@ def _append_lines(path: Path, lines: list[bytes], lock_timeout: float,
     try:
         try:
             _lock(fd, path, lock_timeout)
-            st = os.fstat(fd)
-            if stat.S_IMODE(st.st_mode) & 0o077:
-                try:
-                    os.fchmod(fd, 0o600)
-                except OSError:
-                    pass
-            size = st.st_size
-            # A writer that died mid-write left a line without its newline: end
-            # that line first, so the torn bytes spoil no more than themselves.
-            prefix = b"\n" if size and os.pread(fd, 1, size - 1) != b"\n" else b""
         except OSError as exc:
             raise _write_error(path, exc) from None
-        data = memoryview(prefix + b"".join(lines))
-        written = 0
-        try:
-            while written < len(data):  # a short write continues; the lock holds
-                n = os.write(fd, data[written:])
-                if n <= 0:
-                    raise OSError(errno.EIO, "write() wrote nothing")
-                written += n
-        except OSError as exc:
-            complete = 0
-            if written:
-                try:
-                    os.ftruncate(fd, size)
-                except OSError:
-                    complete = _complete_lines(lines, written - len(prefix))
-            raise _write_error(path, exc, complete) from None
+        _append_locked(fd, path, lines)
     finally:
         try:
             os.close(fd)  # releases the lock
         except OSError:
             pass
+
+
+def _append_locked(fd: int, path: Path, lines: list[bytes]) -> None:
+    """The write of :func:`_append_lines`, on ``fd`` whose lock the caller holds."""
+    try:
+        st = os.fstat(fd)
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            try:
+                os.fchmod(fd, 0o600)
+            except OSError:
+                pass
+        size = st.st_size
+        # A writer that died mid-write left a line without its newline: end
+        # that line first, so the torn bytes spoil no more than themselves.
+        prefix = b"\n" if size and os.pread(fd, 1, size - 1) != b"\n" else b""
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+    data = memoryview(prefix + b"".join(lines))
+    written = 0
+    try:
+        while written < len(data):  # a short write continues; the lock holds
+            n = os.write(fd, data[written:])
+            if n <= 0:
+                raise OSError(errno.EIO, "write() wrote nothing")
+            written += n
+    except OSError as exc:
+        # EFBIG (ulimit -f) after a short write, ENOSPC, EIO: keep the lines
+        # that are whole, cut the one written in part.
+        complete = _complete_lines(lines, written - len(prefix))
+        if written:
+            keep = size
+            if complete:
+                keep += len(prefix) + sum(len(line) for line in lines[:complete])
+            if keep < size + written:
+                try:
+                    os.ftruncate(fd, keep)
+                except OSError:
+                    pass  # readers skip the torn line; the next writer ends it
+        raise _write_error(path, exc, complete) from None
 
 
 def append_records(path: Path, records: Iterable[UsageRecord], lock_timeout: float = 2.0) -> None:
@@ -252,16 +275,21 @@ class JournalWriter:
     """Used inside a wrapped ``claude`` session: never raises, never blocks the session for long.
 
     Records that cannot be written now stay in :attr:`pending` and are retried,
-    first and in order, by the next :meth:`append`; :meth:`close` tries a last
-    time and returns at most one warning line. It never prints by itself.
+    first and in order, by the next :meth:`append`; a file-size limit takes the
+    ones that fit. :meth:`close` tries a last time, saves what is left in the
+    fallback files (``claudewrap journal recover`` moves them in, once) and
+    returns at most one warning line. It never prints by itself.
     """
 
     def __init__(self, path: Path, lock_timeout: float = 0.2) -> None:
         self.path = path
         self.lock_timeout = lock_timeout
         self.pending: list[UsageRecord] = []
+        self._lines: list[bytes] = []  # pending[:len(_lines)], encoded once, retried often
         self._reason = ""
+        self._written = 0  # records of this writer that are in the journal
         self._dropped = 0  # records that could not be serialised at all
+        self._dropped_reason = ""
 
     def append(self, records: Iterable[UsageRecord]) -> bool:
         """Write pending and new records; True if all are in the journal now."""
@@ -275,65 +303,314 @@ class JournalWriter:
         dropped, self._dropped = self._dropped, 0
         if not self.pending and not dropped:
             return None
-        count = len(self.pending) + dropped
-        plural = "" if count == 1 else "s"
+        from claudewrap.display import count
+
+        def records(n: int) -> str:
+            return f"{count(n)} record{'' if n == 1 else 's'}"
+
+        unwritten = len(self.pending)
+        total = self._written + unwritten
+        files, why = self._save_elsewhere()
+        saved, lost = unwritten - len(self.pending), len(self.pending)
         target = self.path
         if os.path.isdir(self.path):
             target = self.path / "journal.jsonl"
-            message = (f"claudewrap: {_config.journal_is_directory(self.path, '')}; could not"
-                       f" write {count} usage record{plural}")
+            parts = [f"claudewrap: {_config.journal_is_directory(self.path, '')}"]
+        elif unwritten:
+            parts = [f"claudewrap: the journal {self.path} was not writable ({self._reason})"]
         else:
-            message = (f"claudewrap: could not write {count} usage record{plural}"
-                       f" to {self.path}: {self._reason}")
-        if self.pending:
-            saved = self._save_elsewhere()
-            if saved is not None:
-                message += (f"; saved them to {saved} (add them with:"
-                            f" {_config.add_back_advice(saved, target)})")
-            else:
-                message += "; they are lost"
+            parts = [f"claudewrap: could not write to the journal {self.path}"]
+        if self._written and unwritten:
+            parts.append(f"{count(self._written)} of {records(total)} are in it")
+        if lost:
+            parts.append(f"{records(lost)} could not be saved anywhere ({why}): they are lost")
         if dropped:
-            message += f" ({dropped} could not be serialised)"
-        return message
+            parts.append(f"{records(dropped)} could not be serialised ({self._dropped_reason})")
+        if saved:
+            parts.append(f"{records(saved)} saved in {saved_in(files)} \N{EM DASH} add them once"
+                         " with:"
+                         f" {_config.recover_advice(target)}")
+        self._written = 0
+        return "; ".join(parts)
 
-    def _flush(self, lock_timeout: float) -> bool:
-        lines: list[bytes] = []
-        keep: list[UsageRecord] = []
-        for record in self.pending:
+    def _encode_pending(self) -> None:
+        i = len(self._lines)
+        while i < len(self.pending):
             try:
-                lines.append(_encode(record))
+                line = _encode(self.pending[i])
             except (TypeError, ValueError) as exc:
                 self._dropped += 1
-                self._reason = f"cannot serialise a record: {exc}"
-            else:
-                keep.append(record)
-        self.pending[:] = keep
-        if not lines:
+                self._dropped_reason = str(exc)
+                del self.pending[i]
+                continue
+            self._lines.append(line)
+            i += 1
+
+    def _take(self, n: int) -> None:
+        """The first ``n`` pending records are written (to the journal or elsewhere)."""
+        del self.pending[:n]
+        del self._lines[:n]
+
+    def _flush(self, lock_timeout: float) -> bool:
+        self._encode_pending()
+        if not self._lines:
             return True
         try:
-            _append_lines(self.path, lines, lock_timeout)
+            _append_lines(self.path, self._lines, lock_timeout)
         except JournalError as exc:
-            del self.pending[:exc.written]
+            self._written += exc.written
+            self._take(exc.written)
             self._reason = exc.reason
             return False
         except OSError as exc:  # not expected: _append_lines wraps them
             self._reason = _reason(exc)
             return False
-        self.pending.clear()
+        self._written += len(self._lines)
+        self._take(len(self._lines))
         return True
 
-    def _save_elsewhere(self) -> Path | None:
-        """Append the pending records to a private file in the temp dir; its path or None."""
+    def _save_elsewhere(self) -> tuple[list[Path], str]:
+        """Append the pending records to the private fallback files: the first,
+        and the next ones while a file-size limit leaves no room in those before.
+        The files that took records, and why the rest (if any) could not be saved.
+        """
+        files: list[Path] = []
+        why = ""
+        for index in range(_MAX_FALLBACK_FILES):
+            if not self._lines:
+                break
+            target = _config.fallback_journal(index)
+            if target is None:
+                why = "no private folder for it in the temp dir"
+                break
+            if target == self.path:  # the run writes to the fallback already
+                continue
+            try:
+                _append_lines(target, self._lines, _CLOSE_LOCK_TIMEOUT, os.O_NOFOLLOW)
+            except JournalError as exc:
+                why = f"{target}: {exc.reason}"
+                if exc.written:
+                    files.append(target)
+                    self._take(exc.written)
+                elif exc.errno == errno.EFBIG and _is_empty(target):
+                    break  # a record larger than the limit: no other file takes it
+                if exc.errno != errno.EFBIG:
+                    break
+                continue
+            files.append(target)
+            self._take(len(self._lines))
+        return files, why
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return os.stat(path).st_size == 0
+    except OSError:
+        return True
+
+
+# --- recovering what a run saved in the fallback files ---------------------------
+
+
+@dataclass
+class Recovery:
+    """What :func:`recover` found in the fallback files and did with it."""
+
+    journal: Path
+    files: list[Path] = field(default_factory=list)  # fallback files that held lines
+    saved: int = 0  # records in them
+    added: int = 0  # appended to the journal (with dry_run: would be)
+    present: int = 0  # already in the journal (or saved twice): not added again
+    unreadable: int = 0  # lines no reader can read (torn by a crash): emptied with the files
+
+
+def recover(journal: Path, *, dry_run: bool = False, lock_timeout: float = 10.0) -> Recovery:
+    """Move the records of the fallback files (:func:`config.fallback_files`) into
+    ``journal`` once, then empty those files.
+
+    A record is already there when the journal holds one with the same
+    canonical line (same ts, session, source, kind, model, counts, cost, request
+    id, ...): it is not added again, nor twice when saved twice (a session never
+    records the same numbers at the same millisecond twice: capture takes that
+    for a repaint). The files stay locked throughout (a run saving more waits)
+    and are emptied only once the journal took the records and was synced: a
+    kill at any point, or a second run, adds nothing twice. JournalError (one
+    line) when that cannot be done; nothing is moved then.
+    """
+    result = Recovery(journal)
+    saved: dict[bytes, bytes] = {}  # fingerprint -> canonical line
+    held: list[int] = []
+    try:
+        for path in _config.fallback_files():
+            fd = _open_fallback(path, journal, dry_run, lock_timeout)
+            if fd is not None:
+                held.append(fd)
+                if _read_saved(fd, saved, result):
+                    result.files.append(path)
+        if saved:
+            _add_missing(journal, saved, result, dry_run, lock_timeout)
+        if not dry_run:
+            for fd in held:
+                os.ftruncate(fd, 0)  # only after the journal's fsync
+    except OSError as exc:
+        raise JournalError(f"cannot recover the saved records: {_reason(exc)}",
+                           reason=_reason(exc), errno=exc.errno) from None
+    finally:
+        for fd in held:
+            os.close(fd)  # releases the locks
+    return result
+
+
+def saved_in(files: list[Path]) -> str:
+    """``F``, or ``F and 3 more files beside it``: where records were saved."""
+    more = len(files) - 1
+    if not more:
+        return str(files[0])
+    return f"{files[0]} and {more} more file{'' if more == 1 else 's'} beside it"
+
+
+def saved_records() -> tuple[int, list[Path]]:
+    """How many lines the fallback files hold (records a run could not write
+    to its journal, for :func:`recover`), and the files that hold them."""
+    lines, files = 0, []
+    for path in _config.fallback_files():
         try:
-            target = _config.fallback_journal()
-            if target is None or target == self.path:
-                return None
-            lines = [_encode(r) for r in self.pending]
-            _append_lines(target, lines, _CLOSE_LOCK_TIMEOUT, os.O_NOFOLLOW)
-        except (OSError, JournalError, TypeError, ValueError):
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                continue
+            with open(path, "rb") as f:
+                n = sum(block.count(b"\n") for block in iter(lambda: f.read(_READ_BLOCK), b""))
+        except OSError:
+            continue
+        if n:
+            lines += n
+            files.append(path)
+    return lines, files
+
+
+def _open_fallback(path: Path, journal: Path, dry_run: bool, lock_timeout: float
+                   ) -> int | None:
+    """``path`` open (and locked, unless ``dry_run``), or None when it is not a
+    regular file. JournalError when it is the journal itself."""
+    flags = (os.O_RDONLY if dry_run else os.O_RDWR) | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
             return None
-        self.pending.clear()
-        return target
+        if file_identity(journal) == (st.st_dev, st.st_ino):
+            raise JournalError(
+                f"the journal {journal} is the file the saved records are in; name the"
+                " journal to move them to with --journal PATH", reason="same file")
+        if not dry_run:
+            _lock(fd, path, lock_timeout)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _fingerprint(line: bytes) -> tuple[bytes, bytes] | None:
+    """``(fingerprint, canonical line)`` of a journal line; None when it is no record."""
+    record = parse_line(line)
+    if record is None:
+        return None
+    try:
+        canonical = _encode(record)
+    except (TypeError, ValueError):
+        return None
+    return hashlib.sha256(canonical).digest(), canonical
+
+
+def _read_saved(fd: int, saved: dict[bytes, bytes], result: Recovery) -> bool:
+    """Add the records of the fallback file open on ``fd`` to ``saved``; True if
+    it held anything."""
+    data = bytearray()
+    while block := os.pread(fd, _READ_BLOCK, len(data)):
+        data += block
+    lines = bytes(data).split(b"\n")
+    if lines[-1]:  # no newline at the end: torn by a crash (the lock keeps writers out)
+        result.unreadable += 1
+    for line in lines[:-1]:
+        if not line.strip():
+            continue
+        found = _fingerprint(line)
+        if found is None:
+            result.unreadable += 1
+            continue
+        key, canonical = found
+        saved.setdefault(key, canonical)
+        result.saved += 1
+    return bool(data)
+
+
+# The ts of a journal line, to skip the lines of other times without decoding them.
+_TS = re.compile(rb'"ts"\s*:\s*"([^"\\]*)"')
+
+
+def _find_present(fd: int, start: int, saved: dict[bytes, bytes], times: set[bytes],
+                  present: set[bytes]) -> int:
+    """Add to ``present`` the fingerprints of ``saved`` that the journal open on
+    ``fd`` holds from byte ``start``; returns the offset after its last whole line."""
+    pos = start
+    rest = b""
+    while block := os.pread(fd, _READ_BLOCK, pos):
+        pos += len(block)
+        lines = (rest + block).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            ts = _TS.search(line)
+            if ts is not None and ts[1] not in times:
+                continue
+            found = _fingerprint(line)
+            if found is not None and found[0] in saved:
+                present.add(found[0])
+    return pos - len(rest)
+
+
+def _add_missing(journal: Path, saved: dict[bytes, bytes], result: Recovery,
+                 dry_run: bool, lock_timeout: float) -> None:
+    """Append to ``journal`` the saved records it does not hold yet, and sync it."""
+    times = {ts[1] for line in saved.values() if (ts := _TS.search(line))}
+    present: set[bytes] = set()
+    try:
+        if dry_run:
+            fd = os.open(journal, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO: no wait
+        else:
+            fd = _open(journal, 0)
+    except FileNotFoundError as exc:
+        if not dry_run:
+            raise _write_error(journal, exc) from None
+        fd = -1  # no journal yet: nothing in it
+    except (OSError, ValueError) as exc:
+        raise _write_error(journal, exc) from None
+    try:
+        if fd >= 0:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise JournalError(f"the journal {journal} is not a regular file; choose"
+                                   f" one with --journal or ${ENV_VAR}", reason="not a file")
+            # Most of the journal is read before taking its lock, so that runs
+            # writing meanwhile are not held up; the rest is read under it.
+            end = _find_present(fd, 0, saved, times, present)
+            if not dry_run:
+                _lock(fd, journal, lock_timeout)
+                if os.fstat(fd).st_size < end:  # cut meanwhile: read it all again
+                    present.clear()
+                    end = 0
+                _find_present(fd, end, saved, times, present)
+        missing = [line for key, line in saved.items() if key not in present]
+        result.added = len(missing)
+        result.present = result.saved - result.added
+        if missing and not dry_run:
+            _append_locked(fd, journal, missing)
+        if not dry_run:
+            os.fsync(fd)
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 # --- reading -------------------------------------------------------------------

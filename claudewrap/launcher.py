@@ -319,6 +319,12 @@ def run(argv: Sequence[str], tap: Tap | None = None, *, env: dict[str, str] | No
     mode = mode or choose_mode(stdin_fd, stdout_fd)
     child_env = _child_env(env)
     result = RunResult(exit_status=0, mode=mode)
+    # Under a file-size limit (ulimit -f) a journal write must fail with EFBIG,
+    # so the writer keeps what fits and saves the rest, rather than SIGXFSZ
+    # killing us. Python ignores it at start-up; a program embedding us may
+    # not, and it stays ignored for the writes after the child ended. The child
+    # gets the default back (preexec in _spawn_pty; Popen's restore_signals).
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
     # Signals become bytes on a pipe, read in the loop (no handler races it).
     wake_r, wake_w = os.pipe()

@@ -252,11 +252,11 @@ def _usable_journal(option: str | None) -> tuple[str | None, tuple[Path, str] | 
 
 
 def _misplaced_warning(directory: Path, source: str, saved: Path) -> str:
-    from claudewrap.config import add_back_advice, journal_is_directory
+    from claudewrap.config import journal_is_directory, recover_advice
 
     return (f"claudewrap: {journal_is_directory(directory, source)}; this run's usage is"
-            f" saved in {saved} (then add it with:"
-            f" {add_back_advice(saved, directory / 'journal.jsonl')})")
+            f" saved in {saved} \N{EM DASH} then add it once with:"
+            f" {recover_advice(directory / 'journal.jsonl')}")
 
 
 def _journal_mark(option: str | None) -> tuple[Path, int]:

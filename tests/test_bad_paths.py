@@ -115,13 +115,14 @@ def test_run_with_a_directory_journal_runs_claude_and_says_where_the_usage_went(
     assert os.listdir(folder) == []
 
     # The advice works as written: the usage lands in the suggested file, once.
-    command = warning.split("(then add it with: ", 1)[1].removesuffix(")")
-    assert f">> {folder}/journal.jsonl" in command
-    subprocess.run(["sh", "-c", command], check=True, timeout=10)
+    command = warning.split("then add it once with: claudewrap ", 1)[1].split()
+    assert command == ["journal", "recover", "--journal", f"{folder}/journal.jsonl"]
+    for _ in range(2):
+        assert cw(command, dir_env).returncode == 0
     fixed = dict(dir_env, CLAUDEWRAP_JOURNAL=str(folder / "journal.jsonl"))
     report = json.loads(cw(["usage", "--json"], fixed).stdout)
     assert report["total"]["input_tokens"] == 1200
-    assert not saved.exists()
+    assert saved.read_bytes() == b""
 
 
 def test_run_in_a_terminal_with_a_directory_journal_keeps_claudes_exit_status(
