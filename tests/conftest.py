@@ -28,6 +28,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     (bin_dir / "claude").symlink_to(FAKE)
     home = tmp_path / "home"
     home.mkdir()
+    (tmp_path / "tmp").mkdir()
     e = {k: v for k, v in os.environ.items()
          if not k.startswith(("CLAUDEWRAP_", "TMUX", "STY", "OTEL_"))}
     e.update({
@@ -36,6 +37,9 @@ def env(tmp_path: Path) -> dict[str, str]:
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
         "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        # The wrapper's fallback files live in $TMPDIR/claudewrap-UID: private too,
+        # or one test's saved records would show in another's doctor.
+        "TMPDIR": str(tmp_path / "tmp"),
         "CLAUDEWRAP_JOURNAL": str(tmp_path / "journal.jsonl"),
         "PYTHONPATH": str(ROOT),
         "TERM": "xterm-256color",
