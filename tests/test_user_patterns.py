@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from claudewrap.config import UserPattern, load_user_patterns
 from claudewrap.patterns import USER_BUDGET, USER_LINE_MAX, USER_SHARE_MIN, Matcher
+from claudewrap.records import MAX_COST_USD, MAX_TOKENS
 
 # The pattern of the issue: 161 s on one line with re. The `regex` package
 # happens to see through it, so the run below also holds one that it cannot.
@@ -263,8 +264,9 @@ def per_line_reference(patterns: list[UserPattern], lines: list[str]
             if m is None:
                 continue
             groups = {k: v for k, v in m.groupdict().items() if v}
-            if not groups:
-                continue
+            if not groups or any(int(v) > (MAX_COST_USD if k == "cost" else MAX_TOKENS)
+                                 for k, v in groups.items()):
+                continue  # no match, or numbers no record holds
             found.append((f"user:{pattern.name}", int(groups.get("input", 0)),
                           int(groups.get("output", 0)),
                           float(groups["cost"]) if "cost" in groups else None))
