@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from conftest import cw, read_all, spawn
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from claudewrap.config import UserPattern, load_user_patterns
@@ -273,8 +273,9 @@ def per_line_reference(patterns: list[UserPattern], lines: list[str]
     return found
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.text(alphabet="12 inx\t.", max_size=30), max_size=30))
+@example(["1 1i1", "1 1"])  # "1\n1" ran over into the next line, hiding its "1 1"
 def test_user_patterns_read_each_line_as_a_search_of_that_line_alone(
         lines: list[str]) -> None:
     patterns = [UserPattern(f"p{i}", re.compile(source, re.IGNORECASE))
