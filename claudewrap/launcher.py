@@ -31,6 +31,7 @@ import signal
 import struct
 import sys
 import termios
+import time
 import tty
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -60,6 +61,11 @@ READ_SIZE = 65536
 # to the shared pty/pipe only this long once no more data comes.
 DRAIN_IDLE_SECONDS = 0.05
 IDLE_SECONDS = 0.25
+# After `fg`, the window is one column narrower until this long after the child
+# first writes again (it runs, its pending SIGWINCH was taken), at most
+# REPAINT_LIMIT: the child sees a size change and repaints (_relay.nudge_size).
+REPAINT_SECONDS = 0.1
+REPAINT_LIMIT = 0.5
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
 
@@ -242,38 +248,151 @@ def check_depth(env: dict[str, str] | None = None) -> None:
 
 def _spawn_pty(argv: Sequence[str], env: dict[str, str], winsize: tuple[int, int] | None,
                attrs: list[Any] | None, stderr_fd: int | None) -> tuple[int, int]:
-    """Fork the child on a new pty as its controlling terminal. Returns (pid, master)."""
-    import ptyprocess
+    """Start claude on a new pty as its controlling terminal, under a session
+    leader of ours (:func:`_session_leader`). Returns (the leader's pid, master).
 
-    def preexec() -> None:
-        # Python ignores SIGPIPE and SIGXFSZ; the real CLI must not inherit that.
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(sig, signal.SIG_DFL)
-        if attrs is not None:
-            try:
-                termios.tcsetattr(0, termios.TCSANOW, attrs)
-            except termios.error:
-                pass
-        if stderr_fd is not None:
-            os.dup2(stderr_fd, 2)
-            os.close(stderr_fd)
-
+    Why the leader: a process group none of whose members has a parent in
+    another group of the same session is orphaned, and the kernel discards a
+    SIGTSTP sent to it. Claude as the leader of its pty's session, with us (in
+    the user's session) as parent, was such a group: the SIGTSTP Claude Code
+    sends itself on Ctrl-Z was dropped and the terminal hung (issue 14). With
+    the leader as claude's parent in the same session, claude stops as it does
+    unwrapped; the leader then stops itself (SIGSTOP, which is never
+    discarded), and the relay sees that and stops the job (``_relay.reap``).
+    """
+    path = argv[0]
+    if os.sep not in path:
+        path = shutil.which(path, path=env.get("PATH")) or path
+    err_r, err_w = os.pipe()  # close-on-exec: EOF once claude is exec'd
     try:
-        proc = ptyprocess.PtyProcess.spawn(
-            list(argv), env=env, echo=True, preexec_fn=preexec,
-            dimensions=winsize or (24, 80),
-            pass_fds=(stderr_fd,) if stderr_fd is not None else (),
-        )
-    except FileNotFoundError as exc:
-        raise LaunchError(f"claudewrap: {argv[0]}: {exc}", 127) from exc
+        pid, master = os.forkpty()
     except OSError as exc:
-        raise LaunchError(f"claudewrap: cannot start {argv[0]}: {exc.strerror or exc}", 126) from exc
-    # We relay and reap ourselves: keep our own copy of the master and mark the
-    # PtyProcess closed, so its finaliser neither closes our fd nor kills the child.
-    master = os.dup(proc.fd)
-    proc.fileobj.close()
-    proc.closed = True
-    return proc.pid, master
+        os.close(err_r)
+        os.close(err_w)
+        raise LaunchError(f"claudewrap: cannot open a terminal for {argv[0]}: "
+                          f"{exc.strerror or exc}", 126) from exc
+    if pid == 0:  # pragma: no cover - runs in the child
+        status = 126
+        try:
+            status = _session_leader(path, argv, env, winsize, attrs, stderr_fd, err_w)
+        finally:
+            os._exit(status)
+    os.close(err_w)
+    report = b""
+    while True:
+        chunk = os.read(err_r, 512)
+        if not chunk:
+            break
+        report += chunk
+    os.close(err_r)
+    if report:
+        os.close(master)
+        _wait_blocking(pid)
+        code = int(report) if report.isdigit() else errno.EIO
+        if code == errno.ENOENT:
+            raise LaunchError(f"claudewrap: {argv[0]}: no such file", 127)
+        raise LaunchError(f"claudewrap: cannot start {argv[0]}: {os.strerror(code)}", 126)
+    set_winsize(master, winsize or (24, 80))
+    return pid, master
+
+
+def _session_leader(path: str, argv: Sequence[str], env: dict[str, str],
+                    winsize: tuple[int, int] | None, attrs: list[Any] | None,
+                    stderr_fd: int | None, err_w: int) -> int:
+    """The pty session's leader (in the forked child): starts claude in a process
+    group of its own, the terminal's foreground group, and waits for it.
+
+    When claude stops (Ctrl-Z in Claude Code, kill -STOP), the leader stops
+    itself; when continued, it continues claude's group. Signals the relay
+    forwards to it go on to claude. Returns claude's exit status; when a signal
+    killed claude, the leader dies of the same signal.
+    """
+    signal.set_wakeup_fd(-1)
+    for sig in (*FORWARDED_SIGNALS, signal.SIGWINCH, signal.SIGCHLD, signal.SIGCONT):
+        signal.signal(sig, signal.SIG_DFL)
+    set_winsize(0, winsize or (24, 80))
+    if attrs is not None:
+        try:
+            termios.tcsetattr(0, termios.TCSANOW, attrs)
+        except termios.error:
+            pass
+    if stderr_fd is not None:
+        os.dup2(stderr_fd, 2)
+    # Only the terminal and the error pipe go on (as ptyprocess did: no fd of ours leaks).
+    os.closerange(3, err_w)
+    os.closerange(err_w + 1, max(err_w + 1, min(os.sysconf("SC_OPEN_MAX"), 1 << 20)))
+    # tcsetpgrp from what becomes a background group must not stop us.
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+    try:
+        child = os.fork()
+    except OSError as exc:
+        os.write(err_w, b"%d" % (exc.errno or errno.EAGAIN))
+        return 126
+    if child == 0:
+        _exec_claude(path, argv, env, err_w, mask)
+    os.close(err_w)
+    try:  # as the child does too: whichever runs first, claude is in front before it reads
+        os.setpgid(child, child)
+        os.tcsetpgrp(0, child)
+    except OSError:
+        pass
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in FORWARDED_SIGNALS:
+        signal.signal(sig, forward)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    while True:
+        try:
+            _, status = os.waitpid(child, os.WUNTRACED)
+        except ChildProcessError:
+            return 0
+        if not os.WIFSTOPPED(status):
+            break
+        os.kill(os.getpid(), signal.SIGSTOP)  # the relay sees it and stops the job
+        try:
+            os.killpg(child, signal.SIGCONT)
+        except OSError:
+            pass
+    if os.WIFSIGNALED(status):
+        killer = os.WTERMSIG(status)
+        import resource  # only here: our own death must not write a core file
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        for blocked in FORWARDED_SIGNALS:
+            signal.signal(blocked, signal.SIG_DFL)
+        try:
+            signal.signal(killer, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass  # SIGKILL, SIGSTOP: already the default
+        os.kill(os.getpid(), killer)
+        return 128 + killer
+    return os.waitstatus_to_exitcode(status)
+
+
+def _exec_claude(path: str, argv: Sequence[str], env: dict[str, str], err_w: int,
+                 mask: set[int | signal.Signals]) -> None:
+    """In the grandchild: own process group in front on the terminal, then exec."""
+    try:
+        os.setpgid(0, 0)
+        os.tcsetpgrp(0, os.getpid())
+    except OSError:
+        pass
+    # Python ignores SIGPIPE and SIGXFSZ, the leader SIGTTOU: the real CLI must
+    # not inherit that (ignored signals stay ignored across exec).
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTTOU):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    try:
+        os.execve(path, list(argv), env)
+    except OSError as exc:
+        os.write(err_w, b"%d" % (exc.errno or errno.EIO))
+        os._exit(127 if exc.errno == errno.ENOENT else 126)
 
 
 def _spawn_plain(argv: Sequence[str], env: dict[str, str],
@@ -400,6 +519,8 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
     stdout_ok = True
     child_status: int | None = None
     output_open = True
+    size_back_at: float | None = None  # when to undo nudge_size
+    nudged = False  # narrowed, and the child has not written since
 
     def handle_output() -> bool:
         """Copy what the child wrote; False once its side is closed.
@@ -410,7 +531,7 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
         the whole pipeline (child -> us -> terminal) then runs slower
         (bench/passthrough.py: 1 read ~80 MB/s, up to 16 ~50 MB/s).
         """
-        nonlocal stdout_ok
+        nonlocal stdout_ok, size_back_at, nudged
         try:
             data = os.read(out_fd, READ_SIZE)
         except BlockingIOError:
@@ -421,6 +542,9 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
             return False
         if not data:
             return False
+        if nudged and size_back_at is not None:
+            nudged = False
+            size_back_at = min(size_back_at, time.monotonic() + REPAINT_SECONDS)
         result.output_bytes += len(data)
         if stdout_ok:
             try:
@@ -451,9 +575,24 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
 
     def resume_raw() -> None:
         _enter_raw(stdin_fd_raw)
+        pass_size()
+
+    def pass_size() -> None:
         size = get_winsize(stdout_fd)
         if size:
+            if size_back_at is not None:  # nudged: stay narrow until the child took it
+                size = (size[0], size[1] - 1 if size[1] > 1 else 2)
             set_winsize(out_fd, size)
+
+    def nudge_size() -> None:
+        """Make the child repaint after `fg`: programs redraw when their window
+        size changes (Node's 'resize' is emitted only when the size differs),
+        so narrow it by a column now; the loop sets it back once the child has
+        run for a moment (a stopped child takes one SIGWINCH for both changes)."""
+        nonlocal size_back_at, nudged
+        size_back_at = time.monotonic() + REPAINT_LIMIT
+        nudged = True
+        pass_size()
 
     def reap() -> int | None:
         """SIGCHLD: the child exited, or stopped (Ctrl-Z in its pty)."""
@@ -466,11 +605,18 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
         if not os.WIFSTOPPED(status):
             return status
         if raw_saved is not None:
-            # Job control: stop ourselves as the child did; on `fg`, go raw
-            # again, pass on the window size and wake the child.
+            # Job control: claude stopped (Ctrl-Z in Claude Code, kill -STOP),
+            # and so did its session leader. Give the shell its terminal back
+            # as it was and stop as claude would have; on `fg`, go raw again,
+            # wake claude (the leader continues its group) and make it repaint.
+            # What it wrote before it stopped ("... has been suspended") is shown first.
+            for _ in range(64):
+                if not select.select([out_fd], [], [], 0)[0] or not handle_output():
+                    break
             restore_terminal(stdin_fd_raw, raw_saved)
-            os.kill(os.getpid(), signal.SIGSTOP)
+            _stop_self()
             resume_raw()
+            nudge_size()  # before it runs: the SIGWINCH waits for it, narrow
         try:
             os.kill(pid, signal.SIGCONT)
         except ProcessLookupError:
@@ -515,10 +661,18 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
             timeout: float | None = DRAIN_IDLE_SECONDS
         else:
             timeout = IDLE_SECONDS if tap is not None and tap_dirty else None
+        if size_back_at is not None:
+            left = max(0.0, size_back_at - time.monotonic())
+            timeout = left if timeout is None else min(timeout, left)
         try:
             readable, writable, _ = select.select(rlist, wlist, [], timeout)
         except InterruptedError:
             continue
+        if size_back_at is not None and time.monotonic() >= size_back_at:
+            size_back_at = None
+            pass_size()
+            if not readable and not writable:
+                continue
         if not readable and not writable:
             if child_status is not None:
                 break  # child gone and nothing more came: a grandchild holds the pty
@@ -560,6 +714,16 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
             except OSError:
                 pass
     result.exit_status, result.signal_number = exit_status_of(child_status)
+
+
+def _stop_self() -> None:
+    """Stop this process as a job does on Ctrl-Z (SIGTSTP: the shell reports it
+    stopped); returns once it is continued (`fg`, `bg`, SIGCONT). Sent to this
+    very thread, so it stops before the call returns even while other threads
+    (the OpenTelemetry receiver) run. An orphaned group would not stop: it returns at once."""
+    import threading
+
+    signal.pthread_kill(threading.get_ident(), signal.SIGTSTP)
 
 
 def _enter_raw(fd: int) -> None:

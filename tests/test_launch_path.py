@@ -25,8 +25,10 @@ DRIVER = """
 import os, sys
 heavy = [m for m in {heavy!r} if m not in sys.modules]
 real_exit = os._exit
+wrapper = os.getpid()  # not the pty's session leader, a fork of it
 def report_and_exit(status):
-    os.write(2, ("LOADED[" + ",".join(m for m in heavy if m in sys.modules) + "]\\n").encode())
+    if os.getpid() == wrapper:
+        os.write(2, ("LOADED[" + ",".join(m for m in heavy if m in sys.modules) + "]\\n").encode())
     real_exit(status)
 os._exit = report_and_exit
 from claudewrap.main import main
