@@ -7,6 +7,13 @@ usage` (or `stats`) without options, what `claude_usage` runs: the same view as
 :mod:`claudewrap.commands.usage` shows, from :mod:`claudewrap.usage_view`.
 Everything else, including `run` with options and every error that needs a
 usage message, goes through the click command line in :mod:`claudewrap.cli`.
+
+The shell's `claude` runs us as `claude ARGS` (so that `jobs` reads as the user
+typed it) with $CLAUDEWRAP_REPORT naming a file that does not exist yet: we
+create it and write ``started`` once we can run, ``config`` when the pattern
+config is bad (the shell then runs the real claude untracked); when our exit
+status is not one a failed start also gives (1, 2, 126, 127) we remove it, as
+the shell will not look. So the shell never starts us a second time to ask.
 """
 
 from __future__ import annotations
@@ -15,11 +22,20 @@ import os
 import sys
 from collections.abc import Sequence
 
+REPORT_ENV = "CLAUDEWRAP_REPORT"
+# Exit statuses a claudewrap that could not start gives too: only after these
+# does the shell read the report.
+AMBIGUOUS = (1, 2, 126, 127)
+
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    # Never passed on: claude, and a claudewrap it runs, must not write our report.
+    report = os.environ.pop(REPORT_ENV, None)
+    if report is not None and argv is None:
+        args = ["run", "--", *args]  # the shell's `claude ARGS`
     if args[:1] == ["run"] and args[1:2] in ([], ["--"]):
-        _run(args[2:])  # returns only when click should say what went wrong
+        _run(args[2:], report if argv is None else None)  # returns only when click should say what went wrong
     if args in (["usage"], ["stats"]):
         _usage()  # never returns
     from claudewrap.cli import main as click_main
@@ -46,25 +62,64 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(1)
 
 
-def _run(claude_args: list[str]) -> None:
+def _run(claude_args: list[str], report: str | None = None) -> None:
     """`claudewrap run -- ARGS` with every option at its default, exactly as
-    `claudewrap.commands.run` does it."""
+    `claudewrap.commands.run` does it; ``report``: the shell's file (see above)."""
     from claudewrap import runner
     from claudewrap.config import PatternError
 
+    fd = _report_start(report)
     try:
         outcome = runner.run_claude(claude_args)
     except runner.LaunchError as exc:
         sys.stderr.write(f"{exc}\n")
-        sys.exit(exc.status)
+        _report_end(fd, report, exc.status)
+        exit_now(exc.status)
     except PatternError as exc:
         # Before anything ran; one line, as commands/run.py says it (what the
         # shell's `claude` shows before it runs the real binary untracked).
         sys.stderr.write(f"claudewrap: {exc}\n")
+        _report_end(fd, report, 2, b"config\n")
         exit_now(2)
     except runner.TagError:
+        _report_end(fd, report, 1, b"")  # click reports it; the shell falls back
         return  # raised before anything ran: click reports it with the usage line
+    _report_end(fd, report, outcome.exit_status)
     exit_now(outcome.exit_status)
+
+
+def _report_start(path: str | None) -> int | None:
+    """Create the shell's report file (never an existing file or a symlink) and
+    say ``started`` in it; its fd, or None."""
+    if not path:
+        return None
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return None  # not ours to write: the shell sees no report and says so
+    try:
+        os.write(fd, b"started\n")
+    except OSError:
+        pass
+    return fd
+
+
+def _report_end(fd: int | None, path: str | None, status: int,
+                word: bytes | None = None) -> None:
+    """Replace the report with ``word`` (if given); remove it when the shell
+    will not read it (``status`` not in AMBIGUOUS)."""
+    if fd is None or path is None:
+        return
+    try:
+        if word is not None:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, word, 0)
+        if status not in AMBIGUOUS:
+            os.unlink(path)
+    except OSError:
+        pass
+    os.close(fd)
 
 
 def _usage() -> None:

@@ -27,20 +27,48 @@ __claudewrap_real() {
   \command "${CLAUDEWRAP_CLAUDE:-claude}" ${1+"$@"}
 }
 
-# Exit status 0 when claudewrap (at path $1) can start a command and read
-# the user's patterns: what `claude` needs from it; 1 when it cannot start;
-# 2 when the pattern config is invalid (`claudewrap run` said so in one line).
-# No output, no side effects.
-__claudewrap_works() {
-  \builtin local __claudewrap_true
-  __claudewrap_true=$(\builtin type -P true) || __claudewrap_true=/bin/true
-  "$1" run --no-capture --claude "$__claudewrap_true" -- </dev/null >/dev/null 2>&1 ||
-    \builtin return 1
-  "$1" parse probe </dev/null >/dev/null 2>&1 || \builtin return 2
+# Run claudewrap (at path $1) as `claude ARGS`: `jobs` and `fg` then show
+# `claude ARGS` as typed. $CLAUDEWRAP_REPORT names a fresh file that claudewrap
+# creates once it can run (see `claudewrap/main.py`); the caller reads it.
+__claudewrap_run() {
+  \builtin local __claudewrap_path=$1 __claudewrap_aliases=0 __claudewrap_rc=0 __claudewrap_e=0
+  \builtin shift
+  if \builtin declare -F claude >/dev/null 2>&1; then
+    # a function of yours named claude would run instead of the hashed path
+    "$__claudewrap_path" ${1+"$@"} || __claudewrap_rc=$?
+    \builtin return "$__claudewrap_rc"
+  fi
+  # The word `claude` must reach the hash table, not the alias.
+  if \builtin shopt -q expand_aliases; then
+    __claudewrap_aliases=1
+    \builtin shopt -u expand_aliases
+  fi
+  # set -e would end the shell inside eval, `||` or not (bash 5.2)
+  case $- in
+    *e*)
+      __claudewrap_e=1
+      \builtin set +e
+      ;;
+  esac
+  \builtin hash -p "$__claudewrap_path" claude
+  if [ $# -gt 0 ]; then
+    \builtin eval "claude$(\builtin printf ' %q' "$@")"
+  else
+    \builtin eval claude
+  fi
+  __claudewrap_rc=$?
+  \builtin hash -d claude 2>/dev/null
+  if [ "$__claudewrap_e" = 1 ]; then
+    \builtin set -e
+  fi
+  if [ "$__claudewrap_aliases" = 1 ]; then
+    \builtin shopt -s expand_aliases
+  fi
+  \builtin return "$__claudewrap_rc"
 }
 
 __claudewrap_claude() {
-  \builtin local __claudewrap_cw='' __claudewrap_line='' __claudewrap_status=0 __claudewrap_why=0
+  \builtin local __claudewrap_cw='' __claudewrap_line='' __claudewrap_status=0 __claudewrap_said=''
   case ${CLAUDEWRAP_DISABLE-} in
     '' | 0) ;;
     *)
@@ -68,21 +96,30 @@ __claudewrap_claude() {
       fi
       ;;
   esac
-  "$__claudewrap_cw" run -- ${1+"$@"} || __claudewrap_status=$?
+  \builtin local -x CLAUDEWRAP_REPORT="${TMPDIR:-/tmp}/claudewrap-report.$$.$RANDOM$RANDOM"
+  __claudewrap_run "$__claudewrap_cw" ${1+"$@"} || __claudewrap_status=$?
   # 1, 2, 126, 127 are also what a claudewrap that failed to start returns
-  # (Python errors, a bad config, a broken interpreter). Only when claudewrap
-  # cannot run a command now did claude not run: then, and only then, run it.
+  # (Python errors, a bad config, a broken interpreter): its report says which.
+  # Only when claudewrap did not run claude, run it.
   case $__claudewrap_status in
     1 | 2 | 126 | 127)
-      __claudewrap_works "$__claudewrap_cw" || __claudewrap_why=$?
-      if [ "$__claudewrap_why" -ne 0 ]; then
-        # 2: a bad config, already named in claudewrap's one line: say no more
-        if [ "$__claudewrap_why" -ne 2 ]; then
-          __claudewrap_warn "cannot start (see: claudewrap --version); running claude without usage tracking"
-        fi
-        __claudewrap_real ${1+"$@"}
-        \builtin return
-      fi
+      IFS= \builtin read -r __claudewrap_said <"$CLAUDEWRAP_REPORT" 2>/dev/null || :
+      \command rm -f -- "$CLAUDEWRAP_REPORT"
+      \builtin unset CLAUDEWRAP_REPORT
+      case $__claudewrap_said in
+        started) ;;
+        *)
+          # config: a bad config, already named in claudewrap's one line: say no more
+          if [ "$__claudewrap_said" != config ]; then
+            __claudewrap_warn "cannot start (see: claudewrap --version); running claude without usage tracking"
+          fi
+          __claudewrap_real ${1+"$@"}
+          \builtin return
+          ;;
+      esac
+      ;;
+    148) # stopped (Ctrl-Z): bash goes on without it; no one will read the report
+      \command rm -f -- "$CLAUDEWRAP_REPORT"
       ;;
   esac
   \builtin return "$__claudewrap_status"

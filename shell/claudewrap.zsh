@@ -27,22 +27,11 @@ function __claudewrap_real {
   \command "${CLAUDEWRAP_CLAUDE:-claude}" "$@"
 }
 
-# Exit status 0 when claudewrap (at path $1) can start a command and read
-# the user's patterns: what `claude` needs from it; 1 when it cannot start;
-# 2 when the pattern config is invalid (`claudewrap run` said so in one line).
-# No output, no side effects.
-function __claudewrap_works {
-  \builtin emulate -L zsh
-  local t=${commands[true]:-/bin/true}
-  "$1" run --no-capture --claude "$t" -- </dev/null >/dev/null 2>&1 || \builtin return 1
-  "$1" parse probe </dev/null >/dev/null 2>&1 || \builtin return 2
-}
-
 function __claudewrap_claude {
   \builtin emulate -L zsh
-  local cw='' line=''
+  local cw='' line='' said='' report=''
   local -a words
-  integer st=0 why=0
+  integer st=0
   if [[ -n ${CLAUDEWRAP_DISABLE-} && ${CLAUDEWRAP_DISABLE-} != 0 ]]; then
     __claudewrap_real "$@"
     \builtin return
@@ -68,19 +57,26 @@ function __claudewrap_claude {
       \builtin return
     fi
   fi
-  "$cw" run -- "$@" || st=$?
+  # claudewrap creates $CLAUDEWRAP_REPORT, a fresh file, once it can run, and
+  # says there whether it ran claude (see claudewrap/main.py): `claudewrap ARGS`
+  # with it set is `claudewrap run -- ARGS`.
+  report=${TMPDIR:-/tmp}/claudewrap-report.$$.$RANDOM$RANDOM
+  CLAUDEWRAP_REPORT=$report "$cw" "$@" || st=$?
   # 1, 2, 126, 127 are also what a claudewrap that failed to start returns
-  # (Python errors, a bad config, a broken interpreter). Only when claudewrap
-  # cannot run a command now did claude not run: then, and only then, run it.
+  # (Python errors, a bad config, a broken interpreter): its report says which.
+  # Only when claudewrap did not run claude, run it.
   if (( st == 1 || st == 2 || st == 126 || st == 127 )); then
-    __claudewrap_works "$cw" || why=$?
-    if (( why )); then
-      # 2: a bad config, already named in claudewrap's one line: say no more
-      (( why == 2 )) ||
+    IFS= \builtin read -r said <"$report" 2>/dev/null
+    \command rm -f -- "$report"
+    if [[ $said != started ]]; then
+      # config: a bad config, already named in claudewrap's one line: say no more
+      [[ $said == config ]] ||
         __claudewrap_warn "cannot start (see: claudewrap --version); running claude without usage tracking"
       __claudewrap_real "$@"
       \builtin return
     fi
+  elif (( st == 148 )); then
+    \command rm -f -- "$report"  # stopped (Ctrl-Z): no one will read it
   fi
   \builtin return $st
 }
