@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from passthrough import clean_install, pct  # noqa: E402  (one copy of the helpers)
+from passthrough import clean_install, pct  # one copy of the helpers
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = Path(os.environ.get("CLAUDEWRAP_CAPTURES", ROOT.parent / "shared" / "captures"))
@@ -78,7 +78,7 @@ def claude_like(rng: random.Random, usage_every_line: bool) -> bytes:
         if r < 0.3:
             words.insert(rng.randint(0, len(words)), rng.choice(PATHS))
         elif r < 0.5:
-            words.append('{"name": "x", "id": %d}' % rng.randint(0, 999))
+            words.append(f'{{"name": "x", "id": {rng.randint(0, 999)}}}')
         elif r < 0.6:
             words.insert(0, "Note:")
         elif r < 0.65:
