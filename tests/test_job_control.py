@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from claude_code import claude_cli  # noqa: F401 - a fixture
 from conftest import ROOT, require, spawn, wait_until
+from test_claude_code import Setup, api, cc  # noqa: F401 - fixtures
 
 PROMPT = "PROMPT> "
 SNIPPET = {"bash": ROOT / "shell" / "claudewrap.bash", "zsh": ROOT / "shell" / "claudewrap.zsh"}
@@ -226,3 +228,35 @@ def test_ctrl_z_and_fg_in_tmux_and_screen(jenv: dict[str, str], tmp_path: Path,
         assert (home / "after.txt").read_text() == (home / "before.txt").read_text()
     finally:
         pane.close()
+
+
+# -------------------------------------------------------------------- the real Claude Code
+
+
+def test_real_claude_code_ctrl_z_fg_and_exit(cc: Setup) -> None:  # noqa: F811
+    env = dict(cc.env, PS1=PROMPT)
+    child = pexpect.spawn("bash", ["--norc", "--noprofile", "-i"], env=env, cwd=str(cc.work),
+                          dimensions=(30, 100), timeout=40)
+    try:
+        child.expect_exact(PROMPT)
+        before = stty(child)
+        child.sendline(f"{sys.executable} -m claudewrap run")
+        child.expect("shortcuts")
+        time.sleep(1)
+        child.send(b"\x1a")
+        child.expect("suspended")
+        child.expect_exact(PROMPT)  # before issue 14: never came back
+        assert stty(child) == before
+        child.sendline("fg")
+        child.expect("shortcuts")  # repainted
+        time.sleep(1)
+        child.send(b"/exit")
+        time.sleep(0.5)
+        child.send(b"\r")
+        child.expect_exact(PROMPT)
+        child.sendline("echo STATUS=$?")
+        child.expect(r"STATUS=0")
+        child.expect_exact(PROMPT)
+        assert stty(child) == before
+    finally:
+        child.close(force=True)
