@@ -79,26 +79,146 @@ def write_all(fd: int, parts: Iterable[bytes | memoryview]) -> None:
             view = view[os.write(fd, view):]
 
 
-def atomic_write(path: Path, parts: Iterable[bytes | memoryview], mode: int) -> None:
+def file_kind(mode: int) -> str:
+    """What a file of ``st_mode`` ``mode`` is, for a message: "a named pipe (FIFO)"."""
+    for test, name in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+class NotRegularFile(OSError):
+    """The path is a FIFO, a device, a socket or a directory: never read or written
+    (a FIFO blocks its reader and its writer, and keeps nothing)."""
+
+    def __init__(self, path: str | os.PathLike[str], mode: int) -> None:
+        super().__init__(errno.EINVAL, f"it is {file_kind(mode)}, not a regular file",
+                         os.fspath(path))
+
+    def __str__(self) -> str:  # the caller names the file: no "[Errno 22]" in a message
+        return str(self.strerror)
+
+
+def open_regular(path: str | os.PathLike[str], flags: int, mode: int = 0o600) -> int:
+    """``os.open`` for the journal and its caches: never blocks (O_NONBLOCK, so a FIFO
+    in their place cannot hang us) and returns only a regular file's descriptor.
+
+    Raises OSError; NotRegularFile when ``path`` is something else. O_NONBLOCK
+    stays set: it does nothing to a regular file.
+    """
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+    try:
+        st_mode = os.fstat(fd).st_mode
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(st_mode):
+        os.close(fd)
+        raise NotRegularFile(path, st_mode)
+    return fd
+
+
+def read_regular(path: str | os.PathLike[str]) -> bytes:
+    """The whole of a small regular file (a cache); OSError otherwise (a FIFO: at once)."""
+    fd = open_regular(path, os.O_RDONLY)
+    try:
+        parts = []
+        while chunk := os.read(fd, 1 << 20):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
+
+
+# Temporaries of atomic_write: ``.NAME.HOST.PID.NS.tmp`` (before: ``.NAME.PID.NS.tmp``).
+# A writer killed between creating one and moving it in place leaves it behind:
+# writers remove those of a dead process of this host, and any older than this.
+_STALE_TMP = 60.0
+
+
+def _tmp_host() -> str:
+    return "".join(c if c.isalnum() or c == "-" else "-" for c in os.uname().nodename)[:64] or "-"
+
+
+def remove_stale_temporaries(path: Path) -> int:
+    """Remove the temporaries that killed writers of ``path`` left (see atomic_write);
+    how many. Never raises."""
+    prefix = f".{path.name}."
+    host = _tmp_host()
+    removed = 0
+    try:
+        names = [n for n in os.listdir(path.parent or ".")
+                 if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return 0
+    now = time.time()
+    for name in names:
+        fields = name[len(prefix):-4].split(".")
+        if len(fields) not in (2, 3) or not all(f.isdigit() for f in fields[-2:]):
+            continue  # not one of ours
+        tmp = path.parent / name
+        try:
+            st = os.lstat(tmp)
+            ours = len(fields) == 2 or fields[0] == host
+            if not (now - st.st_mtime > _STALE_TMP or (ours and not _pid_alive(int(fields[-2])))):
+                continue
+            os.unlink(tmp)
+            removed += 1
+        except (OSError, ValueError):
+            continue
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process (EPERM): it exists
+    return True
+
+
+def atomic_write(path: Path, parts: Iterable[bytes | memoryview], mode: int, *,
+                 cache: bool = False) -> None:
     """Write ``parts`` one after the other to a new file beside ``path`` (mode
     ``mode``) and move it in place: readers see the old file or the new one,
-    never half of one. OSError when that cannot be done (nothing is left behind).
+    never half of one. OSError when that cannot be done (nothing is left behind;
+    temporaries that killed writers left are removed).
+
+    ``cache``: ``path`` is a cache, which takes the place of a regular file only:
+    a FIFO, socket or device there is left alone (NotRegularFile).
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
+    if cache:
         try:
-            write_all(fd, parts)
-            os.fchmod(fd, mode)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
+            st_mode = os.lstat(path).st_mode
+        except FileNotFoundError:
             pass
-        raise
+        else:
+            if not (stat.S_ISREG(st_mode) or stat.S_ISLNK(st_mode)):
+                raise NotRegularFile(path, st_mode)
+    tmp = path.with_name(f".{path.name}.{_tmp_host()}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                write_all(fd, parts)
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+    finally:
+        remove_stale_temporaries(path)
 
 
 def file_identity(path: Path) -> tuple[int, int] | None:
@@ -138,6 +258,16 @@ def _write_error(path: Path, exc: Exception, written: int = 0) -> JournalError:
     )
 
 
+def read_error(path: Path, exc: OSError) -> JournalError:
+    """The one line of a journal that cannot be read (``exc``), with the fix."""
+    reason = _reason(exc)
+    fix = ("move it away, or choose a regular file with --journal or"
+           if isinstance(exc, NotRegularFile) else
+           "check its permissions, or choose another file with --journal or")
+    return JournalError(f"cannot read the journal {path}: {reason}; {fix} ${ENV_VAR}",
+                        reason=reason)
+
+
 def _make_folder(folder: Path) -> None:
     """Create the journal's folder 0700; leave a pre-existing folder alone."""
     try:
@@ -157,11 +287,13 @@ def _make_folder(folder: Path) -> None:
 
 
 def _open(path: Path, extra_flags: int) -> int:
+    # A FIFO in the journal's place would take a few records into its buffer (lost
+    # when it closes) and then block the session in write(): regular files only.
     try:
-        return os.open(path, _OPEN_FLAGS | extra_flags, 0o600)
+        return open_regular(path, _OPEN_FLAGS | extra_flags)
     except FileNotFoundError:
         _make_folder(path.parent)
-        return os.open(path, _OPEN_FLAGS | extra_flags, 0o600)
+        return open_regular(path, _OPEN_FLAGS | extra_flags)
 
 
 def _lock(fd: int, path: Path, timeout: float) -> None:
@@ -677,14 +809,13 @@ def read_records(path: Path, stats: ReadStats | None = None, start: int = 0
     st = stats if stats is not None else ReadStats()
     st.incomplete_tail = False
     try:
-        f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the with below
+        # A FIFO would block the read for ever: regular files only.
+        f = os.fdopen(open_regular(path, os.O_RDONLY), "rb", buffering=0)
     except (FileNotFoundError, NotADirectoryError):
         st.end_offset = 0
         return
     except OSError as exc:
-        raise JournalError(f"cannot read the journal {path}: {_reason(exc)}; check its"
-                           f" permissions, or choose another file with --journal or"
-                           f" ${ENV_VAR}", reason=_reason(exc)) from None
+        raise read_error(path, exc) from None
     with f:
         f.seek(start)
         st.end_offset = start
@@ -767,7 +898,7 @@ def skipped_lines(path: Path, stats: ReadStats) -> list[tuple[int, str]]:
     last = max(wanted)
     out: list[tuple[int, str]] = []
     try:
-        f = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        f = os.fdopen(open_regular(path, os.O_RDONLY), "rb")
     except OSError as exc:
         return [(n, f"cannot read it again: {_reason(exc)}") for n in sorted(wanted)]
     with f:
