@@ -26,7 +26,10 @@ shared among the series that grew. A series that appears after the first export
 (a new model, project or host) shows 0 once before its value, or increase()
 would never count the usage that created it. The counters are kept in
 ``<journal>.counters`` (under a lock: `serve`, cron textfiles and `export` agree)
-and start again from the journal when it is replaced or truncated: a real reset.
+and start again from the journal when it is replaced, truncated or rewritten (as
+:mod:`claudewrap.rollup` tells a rewrite: the covered part's digest, or the same
+size with another modification time): a real reset. ``--no-cache`` neither reads
+nor writes that file: the counters are the journal's own numbers.
 
 Reading is incremental: :class:`JournalMetrics` remembers its byte offset and
 the journal's identity (a rotated, truncated or rewritten journal is read again
@@ -38,11 +41,10 @@ reads only the new lines. prometheus_client is imported only here.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import math
 import os
-import stat
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
@@ -50,7 +52,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from claudewrap import rollup
-from claudewrap.journal import JournalError, atomic_write, file_identity
+from claudewrap.journal import (
+    atomic_write,
+    file_identity,
+    open_regular,
+    read_error,
+    read_regular,
+    remove_stale_temporaries,
+)
 from claudewrap.pricing import Price, PriceTable, default_table
 from claudewrap.report import UsageState, estimated_cost
 from claudewrap.tail import recent_usage
@@ -70,10 +79,13 @@ _NONE = "(none)"  # report.py's label of a missing project or host
 _RETENTION = MAX_WINDOW + 120  # minute buckets kept; older usage is summed in one
 _COMPACT_EVERY = 600.0
 _OLD = "-"  # the bucket "day" of usage before the retention (sorts before any minute)
-_CHECK = 4096
 _REWRITE = 1 << 20  # new journal bytes worth rewriting the state cache for
-_MAGIC = b"claudewrap-metrics 6\n"  # 6: implausible records skipped (issue 13): older states may hold +Inf
-_COUNTERS_VERSION = 2  # 2: as _MAGIC 6: older counters may hold +Inf
+# 7: rollup's cache format 8 (a CRC, the journal's stamp, sampled digests; issue 13)
+_MAGIC = b"claudewrap-metrics 7\n"
+# The counters' file: this line with the CRC-32 of the JSON after it (issue 13: a
+# corrupted digit there would be exported for ever, counters never going down).
+_COUNTERS_MAGIC = b"claudewrap-counters 3 "
+_LOCK_TIMEOUT = 2.0
 
 Key = tuple[str, ...]
 
@@ -264,39 +276,46 @@ def advance_counters(prev: dict[str, dict[Key, float]], truth: dict[str, dict[Ke
 # --- the counters' file -----------------------------------------------------------------
 
 
-def _digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
 @dataclass(frozen=True)
 class JournalMark:
-    """Which journal a set of counters belongs to: identity, bytes covered, first bytes."""
+    """Which journal a set of counters belongs to: its identity, the bytes covered,
+    their digest (rollup.file_checks) and the journal's stamp (rollup.stamp)."""
 
     identity: tuple[int, int] | None
     size: int
-    head: str  # digest of the first min(size, 4 KiB) bytes
+    checks: list[str] = field(default_factory=list)
+    stamp: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"identity": list(self.identity) if self.identity else None,
-                "size": self.size, "head": self.head}
+                "size": self.size, "checks": self.checks, "stamp": self.stamp}
 
     def continues(self, other: Any, journal: Path) -> bool:
-        """Whether the journal seen as ``other`` (saved JSON) grew into this one."""
+        """Whether the journal seen as ``other`` (saved JSON) grew into this one:
+        the same file, not smaller, not rewritten in place (rollup.rewritten), the
+        same digest of the bytes it covered."""
         if not isinstance(other, dict):
             return False
-        ident = other.get("identity")
         size = other.get("size")
-        if (list(self.identity) if self.identity else None) != ident:
+        if ((list(self.identity) if self.identity else None) != other.get("identity")
+                or not isinstance(size, int) or not 0 <= size <= self.size):
             return False
-        if not isinstance(size, int) or size > self.size:
+        if rollup.rewritten(self.stamp, other.get("stamp")):
             return False
-        if size == self.size or size >= _CHECK:  # the same bytes as our head digest
-            return bool(other.get("head") == self.head)
+        if size == self.size:
+            return bool(other.get("checks") == self.checks)
         try:
-            with open(journal, "rb") as fh:
-                return bool(other.get("head") == _digest(fh.read(size)))
+            fd = open_regular(journal, os.O_RDONLY)
         except OSError:
             return False
+        try:
+            st = os.fstat(fd)
+            return ((st.st_dev, st.st_ino) == self.identity
+                    and other.get("checks") == rollup.file_checks(fd, size))
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
 
 
 def counters_path(journal: Path) -> Path:
@@ -313,7 +332,8 @@ def _counters_from_json(data: Any) -> dict[str, dict[Key, float]]:
     for name in COUNTERS:
         rows = data.get(name, []) if isinstance(data, dict) else []
         out[name] = {tuple(str(x) for x in row[:-1]): row[-1] for row in rows
-                     if isinstance(row, list) and row and isinstance(row[-1], (int, float))}
+                     if isinstance(row, list) and row and isinstance(row[-1], (int, float))
+                     and math.isfinite(row[-1]) and row[-1] >= 0}
     return out
 
 
@@ -340,25 +360,75 @@ def _introduce(before: dict[str, dict[Key, float]], after: dict[str, dict[Key, f
                 family[key] = 0.0 if name == "cost" else 0
 
 
+def _lock_counters(path: Path) -> int | None:
+    """The counters' lock file, open and locked (waiting at most 2 s); None when it
+    cannot be (not writable, something else than a regular file in its place, or
+    held for longer: a stopped exporter must not hang the others)."""
+    try:
+        fd = open_regular(str(path) + ".lock", os.O_RDWR | os.O_CREAT)
+    except OSError:
+        return None
+    deadline = time.monotonic() + _LOCK_TIMEOUT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(0.01)
+                continue
+        except OSError:
+            pass
+        os.close(fd)
+        return None
+
+
+def _read_counters(path: Path) -> Any:
+    """The saved counters' JSON object, or None: a file that cannot be read for any
+    reason (not there, another version, a CRC that does not match, deep nesting, a
+    FIFO in its place) is as good as none."""
+    import json
+
+    try:
+        data = read_regular(path)
+        if not data.startswith(_COUNTERS_MAGIC):
+            return None
+        head = len(_COUNTERS_MAGIC) + 9
+        if (data[head - 1:head] != b"\n"
+                or int(data[len(_COUNTERS_MAGIC):head - 1], 16) != zlib.crc32(data[head:])):
+            return None
+        raw = json.loads(data[head:])
+    except Exception:  # noqa: BLE001 - a cache: whatever is wrong, start from the journal
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
+def _write_counters(path: Path, mark: JournalMark, values: dict[str, dict[Key, float]]
+                    ) -> None:
+    import json
+
+    body = json.dumps({"journal": mark.to_json(), "counters": _counters_to_json(values)},
+                      separators=(",", ":")).encode()
+    try:
+        atomic_write(path, [_COUNTERS_MAGIC, b"%08x\n" % zlib.crc32(body), body], 0o600,
+                     cache=True)
+    except OSError:
+        pass
+
+
 def sync_counters(journal: Path, mark: JournalMark, mine: dict[str, dict[Key, float]],
-                  truth: dict[str, dict[Key, float]], *, seen: bool = False
-                  ) -> dict[str, dict[Key, float]]:
+                  truth: dict[str, dict[Key, float]], *, seen: bool = False,
+                  use_file: bool = True) -> dict[str, dict[Key, float]]:
     """The counters to export now: ``mine`` (this process's last ones) and the saved
-    ones advanced to ``truth``, saved again. Without a writable folder, ``mine`` only.
+    ones advanced to ``truth``, saved again. Without a writable folder (or with
+    ``use_file`` False: ``--no-cache``), ``mine`` only.
 
     Series new since the last export (``seen``: this process exported before; else
     the saved counters) start at 0; the first export of a journal shows its values.
     """
-    import json
-
     path = counters_path(journal)
-    lock_fd = None
-    try:
-        lock_fd = os.open(str(path) + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
-    except OSError:
-        if lock_fd is not None:
-            os.close(lock_fd)
+    lock_fd = _lock_counters(path) if use_file else None
+    if lock_fd is None:
         after = advance_counters(mine, truth)
         if seen:
             _introduce(mine, after)
@@ -366,29 +436,20 @@ def sync_counters(journal: Path, mark: JournalMark, mine: dict[str, dict[Key, fl
     try:
         saved: dict[str, dict[Key, float]] = {}
         known = seen
-        raw: Any = None
-        try:
-            raw = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            pass
-        if isinstance(raw, dict) and raw.get("v") == _COUNTERS_VERSION:
-            old = raw.get("journal")
-            if mark.continues(old, journal):
-                saved = _counters_from_json(raw.get("counters"))
-                known = True
-            elif isinstance(old, dict) and old.get("identity") is None:
-                known = True  # there was no journal then: all of it is new usage
+        raw = _read_counters(path)
+        old = raw.get("journal") if raw is not None else None
+        if mark.continues(old, journal):
+            assert raw is not None
+            saved = _counters_from_json(raw.get("counters"))
+            known = True
+        elif isinstance(old, dict) and old.get("identity") is None:
+            known = True  # there was no journal then: all of it is new usage
         before = _merge_max(saved, mine)
         after = advance_counters(before, truth)
         if known:
             _introduce(before, after)
-        if after != saved or not isinstance(raw, dict) or raw.get("journal") != mark.to_json():
-            payload = {"v": _COUNTERS_VERSION, "journal": mark.to_json(),
-                       "counters": _counters_to_json(after)}
-            try:
-                atomic_write(path, [json.dumps(payload, separators=(",", ":")).encode()], 0o600)
-            except OSError:
-                pass
+        if after != saved or old != mark.to_json():
+            _write_counters(path, mark, after)
         return after
     finally:
         os.close(lock_fd)
@@ -456,25 +517,22 @@ class JournalMetrics:
         now = time.time() if now is None else now
         path = self.journal
         try:
-            # O_NONBLOCK: a FIFO in the journal's place must not hang the exporter.
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            # A FIFO in the journal's place must not hang the exporter.
+            fd = open_regular(path, os.O_RDONLY)
         except (FileNotFoundError, NotADirectoryError):
             if self.identity is not None or self.offset:
                 self._reset()
             self.identity = None
-            self.mark = JournalMark(None, 0, _digest(b""))
+            self.mark = JournalMark(None, 0)
             return
         except OSError as exc:
-            raise JournalError(f"cannot read the journal {path}: {exc.strerror or exc}; check"
-                               f" its permissions, or choose another file with --journal") from None
+            raise read_error(path, exc) from None
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise JournalError(f"cannot read the journal {path}: not a regular file;"
-                                   f" choose another file with --journal")
             identity = (st.st_dev, st.st_ino)
             fresh = (identity != self.identity or st.st_size < self.offset
-                     or (self.offset and rollup.file_checks(fd, self.offset) != self.checks))
+                     or (self.offset and (rollup.rewritten(rollup.stamp(st), self.stamp)
+                                          or rollup.file_checks(fd, self.offset) != self.checks)))
             if fresh:
                 self._reset()
                 self.identity = identity
@@ -483,8 +541,8 @@ class JournalMetrics:
             self.state.compact(now, force=bool(fresh) and not self.offset)
             self.offset, _ = rollup.scan(fd, self.state, self.offset)
             self.checks = rollup.file_checks(fd, self.offset)
-            self.mark = JournalMark(identity, self.offset,
-                                    _digest(os.pread(fd, min(self.offset, _CHECK), 0)))
+            self.stamp = rollup.stamp(os.fstat(fd))
+            self.mark = JournalMark(identity, self.offset, self.checks, self.stamp)
             if (self.use_cache and self.offset - max(self.saved_offset, 0) > _REWRITE
                     and file_identity(path) == identity):
                 self._save_cache(fd)
@@ -492,8 +550,10 @@ class JournalMetrics:
             os.close(fd)
 
     def _load_cache(self, fd: int, size: int, now: float) -> None:
-        cached = rollup.read_cache(state_cache_path(self.journal), _MAGIC, self.identity or (),
-                                   size, fd, MinuteState.from_json)
+        path = state_cache_path(self.journal)
+        remove_stale_temporaries(path)  # what killed writers left
+        cached = rollup.read_cache(path, _MAGIC, self.identity or (), size, fd,
+                                   MinuteState.from_json)
         if cached is None:
             return
         state, offset = cached
@@ -512,12 +572,13 @@ class JournalMetrics:
         if not self.use_cache or self.identity is None or self.offset == self.saved_offset:
             return
         try:
-            fd = os.open(self.journal, os.O_RDONLY | os.O_CLOEXEC)
+            fd = open_regular(self.journal, os.O_RDONLY)
         except OSError:
             return
         try:
             st = os.fstat(fd)
             if ((st.st_dev, st.st_ino) == self.identity and st.st_size >= self.offset
+                    and not rollup.rewritten(rollup.stamp(st), self.stamp)
                     and rollup.file_checks(fd, self.offset) == self.checks):
                 self._save_cache(fd)
         finally:
@@ -553,7 +614,7 @@ class JournalMetrics:
         totals, recent = usage_sums(self.state, table, since, _minute(now + 60))
         truth = counter_values(totals)
         self.counters = sync_counters(self.journal, self.mark, self.counters, truth,
-                                      seen=self.exported)
+                                      seen=self.exported, use_file=self.use_cache)
         self.exported = True
         # The window itself is the one `status` and `monitor` show (tail.recent_usage:
         # read back from the journal's end, with its sessions' baselines); the state's

@@ -2,18 +2,26 @@
 
 ``<journal>.rollup`` holds a :class:`claudewrap.report.UsageState` (per-session
 state, not just sums: a new ``total`` replaces what its session counted so far)
-with the byte offset it covers, the journal's file identity and digests of the
-first and the last 4 KiB it covered. A report loads it, reads only the lines
+with the byte offset it covers, the journal's file identity, size and times
+when it was saved, and a digest of the part it covers (all of it up to 256 KiB;
+beyond, its first and last 4 KiB and 16 blocks spread between), behind a CRC-32
+of the whole. A report loads it, reads only the lines
 appended since, and saves it again (temp file + ``os.replace``, mode 0600), so
 concurrent readers and writers see one whole cache or another, never half of one.
 A report that found less than 1 MiB of new lines does not rewrite it: reading
 them again next time is cheaper.
 
 The cache is never a source of wrong numbers: a different identity (the journal
-was replaced or rotated), a smaller size (truncated), other bytes where the
-covered part was (rewritten), another format or time resolution: any mismatch
-means a full re-read. Estimated costs are not cached; they are priced at report
-time, so a changed price file takes effect at once.
+was replaced or rotated), a smaller size (truncated), the same size with another
+modification or change time (rewritten in place), other bytes where the digest
+looked (rewritten), another format or time resolution: any mismatch means a full
+re-read. What a rewrite that also appended can keep: a same-length edit of a
+big journal outside the sampled blocks (``--no-cache`` reads it right). A cache
+is only a cache: one that cannot be read (a CRC that does not match, any
+exception while decoding, a FIFO or folder in its place) is rebuilt, and a FIFO,
+socket or device in its place is never opened nor replaced. Estimated costs are
+not cached; they are priced at report time, so a changed price file takes
+effect at once.
 
 Request ids (rule 1 of report.py) are stored after the JSON part as the
 segments of a :class:`claudewrap.report.RidIndex` (sorted ids and their
@@ -23,8 +31,8 @@ values), only split when new lines carry request ids.
 from __future__ import annotations
 
 import os
-import stat
 import sys
+import zlib
 from bisect import bisect_right
 from collections.abc import Callable
 from datetime import tzinfo
@@ -32,10 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from claudewrap.journal import (
-    JournalError,
     atomic_write,
     file_identity,
+    open_regular,
+    read_error,
+    read_regular,
     record_at,
+    remove_stale_temporaries,
     write_all,
 )
 from claudewrap.records import UsageRecord
@@ -67,13 +78,19 @@ def _loads(data: bytes) -> Any:
 
     return json.loads(data)
 
-MAGIC = b"claudewrap-rollup 7\n"  # 7: implausible records skipped (issue 13): older states may hold +Inf
+# 8: a CRC of the rest, the journal's stamp, sampled digests (issue 13)
+MAGIC = b"claudewrap-rollup 8\n"
 SUFFIX = ".rollup"
 # Small reads keep the decoded objects of a block in the CPU cache: 128 KiB reads
 # are 16% faster than 8 MiB ones (1M-record bench). Long lines grow the read.
 _BLOCK = 128 << 10
 _MAX_LINE = 16 << 20
 _CHECK = 4096
+# The covered part is digested whole up to _WHOLE bytes (1.5 ms on the slowest
+# machine we measured); beyond, its first and last _CHECK bytes and _SAMPLES
+# blocks spread between (0.3 ms for 130 MB, bench/usage_bench.py's journal).
+_WHOLE = 256 << 10
+_SAMPLES = 16
 _PARALLEL = 32 << 20  # below this a second process costs more than it saves
 _REWRITE = 1 << 20  # new journal bytes worth saving a new rollup for
 
@@ -82,14 +99,36 @@ def cache_path(journal: Path) -> Path:
     return journal.with_name(journal.name + SUFFIX)
 
 
-def _digest(fd: int, start: int, end: int) -> str:
-    return blake2b(os.pread(fd, max(0, end - start), start), digest_size=16).hexdigest()
-
-
 def file_checks(fd: int, offset: int) -> list[str]:
-    """Digests of the first and the last 4 KiB before ``offset``: a cache is only
-    valid for a journal that still has these bytes."""
-    return [_digest(fd, 0, min(offset, _CHECK)), _digest(fd, max(0, offset - _CHECK), offset)]
+    """A digest of the first ``offset`` bytes of the file open on ``fd``: of all of
+    them up to 256 KiB; beyond, of the first and the last 4 KiB and 16 blocks of
+    4 KiB spread evenly between. A cache is only valid for a journal that still
+    has these bytes (an edit elsewhere in a big journal goes unseen: :func:`stamp`
+    catches one that did not also append)."""
+    h = blake2b(offset.to_bytes(8, "little"), digest_size=16)
+    if offset <= _WHOLE:
+        h.update(os.pread(fd, offset, 0))
+    else:
+        spans = [0, *((offset * k // (_SAMPLES + 1)) & -_CHECK for k in range(1, _SAMPLES + 1))]
+        for start in spans:
+            h.update(os.pread(fd, min(_CHECK, offset - start), start))
+        h.update(os.pread(fd, _CHECK, offset - _CHECK))
+    return [h.hexdigest()]
+
+
+def stamp(st: os.stat_result) -> list[int]:
+    """The journal's size, modification and change time: saved with a cache."""
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def rewritten(now: list[int], saved: object) -> bool:
+    """Whether the journal changed in place between its :func:`stamp` ``saved`` and
+    ``now``: it is smaller, or as big with another modification or change time
+    (an edit that kept the length; or a chmod or touch, which costs a re-read)."""
+    if not isinstance(saved, list) or len(saved) != 3:
+        return True
+    size = saved[0]
+    return bool(now[0] < size or (now[0] == size and now != saved))
 
 
 def scan(fd: int, state: UsageState, start: int, stop: int | None = None,
@@ -249,27 +288,36 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
 
 def read_cache(path: Path, magic: bytes, identity: tuple[int, ...], size: int, fd: int,
                make_state: Callable[[Any], UsageState]) -> tuple[UsageState, int] | None:
-    """A state cache (``magic``, then the JSON part, then the request-id index) and the
-    journal offset it covers; None unless it was made for this journal (open on ``fd``,
-    ``size`` bytes) as it is. ``make_state`` builds the state from its JSON form.
+    """A state cache (``magic``, the CRC-32 of the rest, the JSON part, then the
+    request-id index) and the journal offset it covers; None unless it was made for
+    this journal (open on ``fd``, ``size`` bytes) as it is. ``make_state`` builds
+    the state from its JSON form.
+
+    None, too, for a cache that cannot be read for any reason (a cache is only a
+    cache: the caller reads the journal instead); a FIFO in its place is not waited on.
     """
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except OSError:
         return None
-    if not data.startswith(magic):
-        return None
-    end = data.find(b"\n", len(magic))
     try:
-        meta = _loads(data[len(magic):end])
+        head = len(magic) + 9
+        if not data.startswith(magic) or data[head - 1:head] != b"\n":
+            return None
+        body = memoryview(data)[head:]
+        if int(data[len(magic):head - 1], 16) != zlib.crc32(body):
+            return None  # torn or corrupted: 2.5 ms for bench/usage_bench.py's 6 MB rollup
+        end = data.index(b"\n", head)
+        meta = _loads(data[head:end])
         offset = int(meta["offset"])
-        if (meta["identity"] != list(identity) or offset > size
+        if (meta["identity"] != list(identity) or not 0 <= offset <= size
                 or meta["byteorder"] != sys.byteorder
+                or rewritten(stamp(os.fstat(fd)), meta["stamp"])
                 or meta["checks"] != file_checks(fd, offset)):
             return None
         state = make_state(meta["state"])
         state.rid_index = RidIndex(meta["rids"], memoryview(data)[end + 1:])  # split when used
-    except (ValueError, KeyError, TypeError, IndexError, OSError):
+    except Exception:  # noqa: BLE001 - whatever is wrong with a cache, the journal is right
         return None
     return state, offset
 
@@ -277,13 +325,19 @@ def read_cache(path: Path, magic: bytes, identity: tuple[int, ...], size: int, f
 def write_cache(path: Path, magic: bytes, state: UsageState, identity: tuple[int, ...],
                 offset: int, fd: int) -> bool:
     """Save what :func:`read_cache` reads (mode 0600); False if it could not be written
-    (a cache that cannot be written only costs speed)."""
+    (a cache that cannot be written only costs speed; a FIFO, socket or device in
+    its place is left alone)."""
     state.seal()
     sizes, rid_parts = state.rid_index.to_parts()
     meta = {"identity": list(identity), "offset": offset, "byteorder": sys.byteorder,
-            "checks": file_checks(fd, offset), "rids": sizes, "state": state.to_json()}
+            "stamp": stamp(os.fstat(fd)), "checks": file_checks(fd, offset), "rids": sizes,
+            "state": state.to_json()}
+    body = [_dumps(meta), b"\n", *rid_parts]
+    crc = 0
+    for part in body:
+        crc = zlib.crc32(part, crc)
     try:
-        atomic_write(path, [magic, _dumps(meta), b"\n", *rid_parts], 0o600)
+        atomic_write(path, [magic, b"%08x\n" % crc, *body], 0o600, cache=True)
     except OSError:
         return False
     return True
@@ -305,6 +359,8 @@ def _load_state(fd: int, journal: Path, identity: tuple[int, int], size: int,
     if (use_cache and (cached is None or end - start > _REWRITE)
             and file_identity(journal) == identity):
         write_cache(cpath, MAGIC, state, identity, end, fd)
+    elif use_cache:
+        remove_stale_temporaries(cpath)  # what killed writers left (write_cache does it too)
     return state
 
 
@@ -318,20 +374,13 @@ def load_state(journal: Path, *, use_cache: bool = True, tz: tzinfo | None = Non
     """
     windowed = since is not None or until is not None
     try:
-        fd = os.open(journal, os.O_RDONLY | os.O_CLOEXEC)
+        fd = open_regular(journal, os.O_RDONLY)  # a FIFO: refused at once, not waited on
     except (FileNotFoundError, NotADirectoryError):
         return UsageState(tz, since, until)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise JournalError(f"cannot read the journal {journal}: {reason}; check its"
-                           f" permissions, or choose another file with --journal",
-                           reason=reason) from None
+        raise read_error(journal, exc) from None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise JournalError(f"cannot read the journal {journal}: not a regular file;"
-                               f" choose another file with --journal",
-                               reason="not a regular file")
         identity = (st.st_dev, st.st_ino)
         with no_cyclic_gc():
             return _load_state(fd, journal, identity, st.st_size, use_cache and not windowed,
@@ -341,4 +390,4 @@ def load_state(journal: Path, *, use_cache: bool = True, tz: tzinfo | None = Non
 
 
 __all__ = ["RidIndex", "cache_path", "fetcher", "file_checks", "load_state", "read_cache",
-           "scan", "write_cache"]
+           "rewritten", "scan", "stamp", "write_cache"]
