@@ -165,11 +165,14 @@ def resolve_session(which: str, journal: str | os.PathLike[str] | None = None,
 
 
 def _last_session(path: Path) -> str | None:
-    """The session of the last record a wrapped run wrote, reading the journal backwards."""
-    from claudewrap.journal import parse_line
+    """The session of the last record a wrapped run wrote, reading the journal backwards.
+    JournalError when something else than a regular file is in its place."""
+    from claudewrap.journal import NotRegularFile, open_regular, parse_line, read_error
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = open_regular(path, os.O_RDONLY)  # a FIFO: refused, not waited on
+    except NotRegularFile as exc:
+        raise read_error(path, exc) from None
     except OSError:
         return None
     try:
@@ -219,7 +222,7 @@ def session_usage(session: str = "last", journal: str | os.PathLike[str] | None 
 
     Raises :class:`SessionNotFound`, or JournalError when the journal is unreadable.
     """
-    from claudewrap.journal import JournalError, parse_line, resolve_path
+    from claudewrap.journal import open_regular, parse_line, read_error, resolve_path
     from claudewrap.report import Filters, make_report
     from claudewrap.rollup import load_state
     from claudewrap.tail import quoted_forms
@@ -232,7 +235,7 @@ def session_usage(session: str = "last", journal: str | os.PathLike[str] | None 
     needles = quoted_forms(sid)
     recs = []
     try:
-        with open(path, "rb") as fh:
+        with os.fdopen(open_regular(path, os.O_RDONLY), "rb") as fh:
             carry = b""
             while block := fh.read(8 << 20):
                 data = carry + block
@@ -248,8 +251,7 @@ def session_usage(session: str = "last", journal: str | os.PathLike[str] | None 
     except FileNotFoundError:
         pass
     except OSError as exc:
-        raise JournalError(f"cannot read the journal {path}: {exc.strerror or exc}; check its"
-                           f" permissions, or choose another file with --journal") from None
+        raise read_error(path, exc) from None
     if not recs and not running and session not in ("current", "last"):
         raise SessionNotFound(f"no records of session {sid} in {path}; `claudewrap usage"
                               f" --by session` lists the sessions")

@@ -273,14 +273,18 @@ def claim(journal: Path, keys: list[str], *, now: float | None = None,
     """Of ``keys``, those not alerted before: recorded now, under a lock.
 
     A file that cannot be written claims nothing (no alert rather than alerts
-    repeated at every session).
+    repeated at every session); nor does a FIFO, socket or device in its place
+    (never waited on). One that cannot be read (torn, deeply nested, not an
+    object) is as good as empty.
     """
+    from claudewrap.journal import open_regular
+
     if not keys:
         return []
     path = claims_path(journal)
     now = time.time() if now is None else now
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = open_regular(path, os.O_RDWR | os.O_CREAT)
     except OSError:
         return []
     try:
@@ -300,7 +304,7 @@ def claim(journal: Path, keys: list[str], *, now: float | None = None,
             seen = json.loads(raw) if raw.strip() else {}
             if not isinstance(seen, dict):
                 seen = {}
-        except ValueError:
+        except Exception:  # noqa: BLE001 - RecursionError too: start again, empty
             seen = {}
         fresh = [k for k in dict.fromkeys(keys) if k not in seen]
         if not fresh:

@@ -76,6 +76,18 @@ def _write(path: str, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _read_marker(path: str) -> bytes:
+    """A marker's bytes; OSError for anything but a regular file (a FIFO named
+    like a marker must not hang `status` or the exporter)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if (os.fstat(fd).st_mode & 0o170000) != 0o100000:  # S_ISREG, without stat
+            raise OSError(f"{path}: not a regular file")
+        return os.read(fd, 1 << 16)
+    finally:
+        os.close(fd)
+
+
 class Marker:
     """The marker of one running session; a context manager (see :func:`register`)."""
 
@@ -157,10 +169,9 @@ def active(journal_path: str | os.PathLike[str], *, clean: bool = True) -> list[
             continue
         path = os.path.join(folder, name)
         try:
-            with open(path, "rb") as fh:
-                data = json.loads(fh.read())
+            data = json.loads(_read_marker(path))
             pid = int(data["pid"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             continue  # being written, or not ours
         if not isinstance(data, dict):
             continue

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from claudewrap.journal import JournalError, parse_line
+from claudewrap.journal import open_regular, parse_line, read_error
 from claudewrap.records import UsageRecord
 
 if TYPE_CHECKING:
@@ -118,7 +118,8 @@ class JournalTail:
             return True
         changed = self._identity is not None or self._fd is not None
         self.close()
-        self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        # Regular files only (NotRegularFile): a FIFO would block every poll.
+        self._fd = open_regular(self.path, os.O_RDONLY)
         self._identity = identity
         if self._from_end:
             self._from_end = False
@@ -301,18 +302,16 @@ def window_records(path: Path, since: str, *, end: int | None = None,
     count. At most ``limit`` bytes are read. A missing journal has none; an
     unreadable one raises JournalError."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        fd = open_regular(path, os.O_RDONLY)
     except (FileNotFoundError, NotADirectoryError):
         return []
     except OSError as exc:
-        raise JournalError(f"cannot read the journal {path}: {exc.strerror or exc}; check its"
-                           f" permissions, or choose another file with --journal") from None
+        raise read_error(path, exc) from None
     try:
         size = os.fstat(fd).st_size
         return _window_from_fd(fd, since, size if end is None else min(end, size), limit)
     except OSError as exc:
-        raise JournalError(f"cannot read the journal {path}: {exc.strerror or exc}; choose"
-                           f" another file with --journal") from None
+        raise read_error(path, exc) from None
     finally:
         os.close(fd)
 
@@ -324,7 +323,7 @@ def session_history(path: Path, records: Iterable[UsageRecord], end: int,
     back as :func:`window_records` looks for a window's sessions."""
     found: dict[int, UsageRecord] = {}
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        fd = open_regular(path, os.O_RDONLY)
     except OSError:
         return []
     try:
