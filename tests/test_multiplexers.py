@@ -144,6 +144,38 @@ def test_tmux_status_right_shows_todays_cost(menv: dict[str, str], tmux: str) ->
         client.terminate(force=True)
 
 
+@pytest.mark.parametrize("how", ["console script", "python -m"])
+def test_tmux_lines_from_shell_init_work_without_claudewrap_on_the_servers_path(
+        menv: dict[str, str], tmux: str, tmp_path: Path, how: str) -> None:
+    # The documented set-up: `claudewrap shell-init tmux >> ~/.tmux.conf`. The tmux
+    # server here has a PATH without claudewrap (and without Python's folder).
+    records = [UsageRecord.from_event(UsageEvent(kind="delta", model="claude-sonnet-4-5",
+                                                 input_tokens=30000, output_tokens=0,
+                                                 cost_usd=1.25), session="s1", source="pty")]
+    Path(menv["CLAUDEWRAP_JOURNAL"]).write_text(records[0].to_json() + "\n")
+    script = shutil.which("claudewrap")
+    if how == "console script" and script is None:
+        pytest.skip("claudewrap is not installed as a console script here")
+    cmd = [script] if how == "console script" and script else [sys.executable, "-m",
+                                                                "claudewrap"]
+    lines = subprocess.run([*cmd, "shell-init", "tmux"], env=menv, capture_output=True,
+                           text=True, timeout=30, check=True).stdout
+    assert "#(/" in lines and "status --format tmux" in lines
+    conf = tmp_path / "tmux.conf"
+    conf.write_text(lines.replace("status-interval 15", "status-interval 1"))
+    bare = {k: v for k, v in menv.items() if k != "PYTHONPATH"}
+    bare["PATH"] = "/usr/bin:/bin"
+    t = Tmux(tmux, bare)
+    t("new-session", "-d", "-s", "st", "-x", "100", "-y", "20", "sleep 60")
+    t("source-file", str(conf))
+    client = spawn(["tmux", "-L", tmux, "attach", "-t", "st"], bare, rows=20, cols=100,
+                   timeout=30)
+    try:
+        client.expect_exact("claude $1.25 3,000 tok/min")
+    finally:
+        client.terminate(force=True)
+
+
 # -------------------------------------------------------------------- screen
 
 
