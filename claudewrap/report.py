@@ -59,7 +59,7 @@ from claudewrap.records import MAX_COST_USD, MAX_TOKENS, UsageRecord
 from claudewrap.rule import (
     PER_REQUEST,
     PRIORITY,
-    SCREEN,
+    SUMMARY,
     cost_slack,
     displayed_slack,
     unit_key,
@@ -938,7 +938,7 @@ class UsageState:
         units = []
         set_aside = []
         for k, u in self.units.items():
-            if k[1] in SCREEN and (k[0] in per_request or k[2] in per_request):
+            if k[1] in SUMMARY and (k[0] in per_request or k[2] in per_request):
                 if _has_total(u):
                     set_aside.append((k, u))
             else:
@@ -994,14 +994,21 @@ class UsageState:
         for k, _u in screens:
             parent[find(k[0])] = find(k[2])
         exact: dict[tuple[str, Any], list[Any]] = {}
+        every: dict[str, list[Any]] = {}  # the same over all models: for a cost alone
         for k, row in counted:
             if k[1] in PER_REQUEST and not k[3]:
-                e = exact.get((find(k[0]), row[0]))
+                group = find(k[0])
+                e = exact.get((group, row[0]))
                 if e is None:
-                    e = exact[(find(k[0]), row[0])] = [0, 0, 0, 0, 0.0, True]
+                    e = exact[(group, row[0])] = [0, 0, 0, 0, 0.0, True]
+                a = every.get(group)
+                if a is None:
+                    a = every[group] = [0, 0, 0, 0, 0.0, True]
                 for j in range(5):
                     e[j] += row[j + 5]
+                    a[j] += row[j + 5]
                 e[5] = e[5] and row[3]
+                a[5] = a[5] and row[3]
         shown: dict[tuple[str, Any], list[Any]] = {}
         where: dict[tuple[str, Any], tuple[Any, ...]] = {}
         for k, u in screens:
@@ -1020,6 +1027,8 @@ class UsageState:
         out: list[tuple[UnitKey, Sequence[Any]]] = []
         for gm, (mx, approximate) in sorted(shown.items(), key=lambda kv: repr(kv[0])):
             e = exact.get(gm, [0, 0, 0, 0, 0.0, True])
+            if gm[1] is None and not any(mx[:4]):  # a session's cost alone: every model
+                e = every.get(gm[0], [0, 0, 0, 0, 0.0, True])
             more = [mx[j] - e[j] if mx[j] - e[j] > displayed_slack(mx[j], approximate) else 0
                     for j in range(4)]
             cost_printed = bool(mx[4] > 0 and e[5])

@@ -37,6 +37,11 @@ from claudewrap.records import UsageRecord
 PRIORITY = {"otel": 6, "transcript": 6, "pty": 5, "scan": 4, "manual": 3}
 PER_REQUEST = ("otel", "transcript")
 SCREEN = ("pty", "scan")
+# Sources that show a session's running totals rather than each request: the
+# screen, Claude Code's status-line input (the session's exact running cost) and
+# ~/.claude.json (the last session's totals). Rule 2 sets them aside for
+# per-request records; rule 4 holds those to them.
+SUMMARY = (*SCREEN, "statusline", "claude_json")
 
 Attribution = tuple[Any, Any, Any, tuple[tuple[str, str], ...]]  # project, host, pane, tags
 UnitKey = tuple[str, str, str, bool]  # session, source, Claude session, approximate
@@ -162,10 +167,14 @@ def effective_rows(records: Iterable[UsageRecord], day: Callable[[str], str],
     units = list(deltas)
     # Rule 2.
     per_request = {key for u in units if u[1] in PER_REQUEST and not u[3] for key in (u[0], u[2])}
-    set_aside = [u for u in units if u[1] in SCREEN and (u[0] in per_request or u[2] in per_request)]
+    set_aside = [u for u in units if u[1] in SUMMARY
+                 and (u[0] in per_request or u[2] in per_request)]
     kept = [u for u in units if u not in set_aside]
-    exact_totals = {u[2] for u in kept if rises[u] and not u[3]}
-    with_totals = {(u[0], u[1]) for u in kept if rises[u] and not (u[3] and u[2] in exact_totals)}
+    # A unit "has totals" once it has a total record, even one that raised nothing.
+    has_totals = {unit_of(r) for r in records if r.kind == "total"}
+    exact_totals = {u[2] for u in kept if u in has_totals and not u[3]}
+    with_totals = {(u[0], u[1]) for u in kept
+                   if u in has_totals and not (u[3] and u[2] in exact_totals)}
     out: dict[RowKey, list[Any]] = {}
     for u in kept:
         totals = (u[0], u[1]) in with_totals
@@ -175,7 +184,7 @@ def effective_rows(records: Iterable[UsageRecord], day: Callable[[str], str],
             if values[0] > 0:
                 out[key] = list(values)
     if floor:
-        for key, values in floor_rows(out, [u for u in set_aside if rises[u]], rises,
+        for key, values in floor_rows(out, [u for u in set_aside if u in has_totals], rises,
                                       highest).items():
             _add(out, key, values)
     return out
@@ -200,12 +209,14 @@ def floor_rows(counted: dict[RowKey, list[Any]], screens: list[UnitKey],
     for u in screens:
         parent[find(u[0])] = find(u[2])
     exact: dict[tuple[str, Any], list[Any]] = {}  # (group, model) -> in, out, cr, cw, cost, all printed
+    every: dict[str, list[Any]] = {}  # group -> the same over all models
     for (u, model, _day, _attr, was_printed), v in counted.items():
         if u[1] in PER_REQUEST and not u[3]:
-            e = exact.setdefault((find(u[0]), model), [0, 0, 0, 0, 0.0, True])
-            for j in range(5):
-                e[j] += v[j + 1]
-            e[5] = e[5] and was_printed
+            for e in (exact.setdefault((find(u[0]), model), [0, 0, 0, 0, 0.0, True]),
+                      every.setdefault(find(u[0]), [0, 0, 0, 0, 0.0, True])):
+                for j in range(5):
+                    e[j] += v[j + 1]
+                e[5] = e[5] and was_printed
     shown: dict[tuple[str, Any], list[Any]] = {}  # (group, model) -> highest, approximate
     where: dict[tuple[str, Any], tuple[Any, ...]] = {}  # -> the latest row that showed it
     for u in sorted(screens):
@@ -222,6 +233,10 @@ def floor_rows(counted: dict[RowKey, list[Any]], screens: list[UnitKey],
     out: dict[RowKey, list[Any]] = {}
     for gm, (mx, approximate) in sorted(shown.items(), key=lambda kv: repr(kv[0])):
         e = exact.get(gm, [0, 0, 0, 0, 0.0, True])
+        if gm[1] is None and not any(mx[:4]):
+            # A session's cost alone (`Total cost:` without rows, the status line):
+            # it covers every model of the session.
+            e = every.get(gm[0], [0, 0, 0, 0, 0.0, True])
         more = [mx[j] - e[j] if mx[j] - e[j] > displayed_slack(mx[j], approximate) else 0
                 for j in range(4)]
         cost_printed = mx[4] > 0 and e[5]
@@ -233,5 +248,5 @@ def floor_rows(counted: dict[RowKey, list[Any]], screens: list[UnitKey],
     return out
 
 
-__all__ = ["PER_REQUEST", "PRIORITY", "SCREEN", "cost_slack", "displayed_slack",
+__all__ = ["PER_REQUEST", "PRIORITY", "SCREEN", "SUMMARY", "cost_slack", "displayed_slack",
            "effective_rows", "floor_rows", "priority", "unit_key", "unit_of", "unit_rows"]

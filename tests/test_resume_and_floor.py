@@ -158,3 +158,31 @@ def test_resumed_session_args_name_the_claude_session() -> None:
     assert resumed_session(["--resume"]) is None  # the picker: no id given
     assert resumed_session(["--continue", "-p", "hi"]) is None
     assert resumed_session(["--", "--resume", "x"]) is None
+
+
+def cost_alone(session: str, source: str, cost: float, claude_session: str | None = None
+               ) -> UsageRecord:
+    """A session's cost with no rows: `Total cost: $x` on screen, or the status line."""
+    return UsageRecord(ts="2026-11-30T10:09:30.000Z", session=session, source=source,
+                       kind="total", cost_usd=cost, claude_session=claude_session)
+
+
+@pytest.mark.parametrize("source", ["pty", "statusline"])
+def test_a_cost_alone_is_held_against_every_model_of_the_session(
+        env: dict[str, str], journal: Path, source: str) -> None:
+    # Two models' exact requests add up to what the session's cost line says: nothing
+    # is added (a cost alone covers every model, not the records without one).
+    exact = requests(2, session="wrap-5", source="otel")
+    side = UsageRecord(ts="2026-11-30T10:05:00.000Z", session="wrap-5", source="otel",
+                       model="claude-haiku-4-5", input_tokens=100, cost_usd=0.0123,
+                       request_id="req_side", claude_session=SID)
+    total = sum(r.cost_usd or 0 for r in exact) + 0.0123
+    shown = cost_alone("wrap-5" if source == "pty" else SID, source, round(total, 4),
+                       claude_session=None if source == "pty" else SID)
+    write(journal, [*exact, side, shown])
+    assert usage_json(env)["total"]["cost_usd"] == pytest.approx(total, abs=1e-4)
+    # Requests missing from the exact records: the session's cost is the floor.
+    write(journal, [exact[0], side, shown])
+    data = usage_json(env)
+    assert data["total"]["cost_usd"] == pytest.approx(round(total, 4), abs=1e-6)
+    assert data["total"]["input_tokens"] == exact[0].input_tokens + 100

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from claudewrap import rollup
 from claudewrap.records import UsageRecord
 from claudewrap.report import UsageState, make_report
-from claudewrap.rule import RowKey, effective_rows
+from claudewrap.rule import SUMMARY, RowKey, effective_rows, unit_of
 
 UTC = timezone.utc
 WRAPPERS = ["w0", "w1", "w2"]
@@ -51,21 +51,28 @@ def journals(draw: st.DrawFn) -> list[UsageRecord]:
     for _ in range(n):
         minute += rnd.randint(0, 7)
         ts = f"2026-11-{1 + minute // 1440:02d}T{minute % 1440 // 60:02d}:{minute % 60:02d}:00.000Z"
-        source = rnd.choice(["otel", "transcript", "pty", "scan", "manual"])
+        source = rnd.choice(["otel", "transcript", "pty", "scan", "manual", "statusline"])
         session = rnd.choice(WRAPPERS + CLAUDES)
         claude = rnd.choice([None, *CLAUDES])
         if source == "transcript" and rnd.random() < 0.5:
             session = claude = claude or "c0"  # imported: its own session
-        total = source in ("pty", "scan", "manual") and rnd.random() < 0.5
-        approximate = total and source != "manual" and rnd.random() < 0.5
+        if source == "statusline":  # the status line: a Claude session's cost alone
+            session = claude = claude or "c1"
+        total = source in ("pty", "scan", "manual") and rnd.random() < 0.5 or (
+            source == "statusline")
+        approximate = total and source in ("pty", "scan") and rnd.random() < 0.5
+        cost_alone = source == "statusline" or (total and rnd.random() < 0.15)
         rid = None if total else rnd.choice([None, "r0", "r1", "r2", "r3", "r4"])
         cost = None if rnd.random() < 0.4 else round(rnd.uniform(0, 2), 4)
+        if cost_alone:  # `Total cost:` without rows, or the status line's cost
+            cost = round(rnd.uniform(0, 3), 4)
         out.append(UsageRecord(
             ts=ts, session=session, source=source, kind="total" if total else "delta",
-            model=rnd.choice(MODELS), input_tokens=rnd.randint(0, 3000),
-            output_tokens=rnd.randint(0, 3000),
-            cache_read_tokens=rnd.choice([0, rnd.randint(0, 2_000_000)]),
-            cache_write_tokens=rnd.randint(0, 3000), cost_usd=cost,
+            model=None if cost_alone else rnd.choice(MODELS),
+            input_tokens=0 if cost_alone else rnd.randint(0, 3000),
+            output_tokens=0 if cost_alone else rnd.randint(0, 3000),
+            cache_read_tokens=0 if cost_alone else rnd.choice([0, rnd.randint(0, 2_000_000)]),
+            cache_write_tokens=0 if cost_alone else rnd.randint(0, 3000), cost_usd=cost,
             cost_estimated=cost is not None and rnd.random() < 0.1,
             approximate=approximate, request_id=rid, claude_session=claude,
             project=PROJECTS[session], tags={"k": session[-1]} if session < "w" else {}))
@@ -201,10 +208,12 @@ def test_the_floor_never_reports_less_than_a_displayed_block(records: list[Usage
     exact = [r for r in records if r.source in ("otel", "transcript") and not r.approximate]
     seen_exactly = {k for r in exact for k in (r.session, r.claude_session or r.session)}
     links: dict[str, set[str]] = {}
-    aside = [r for r in records if r.kind == "total" and r.source in ("pty", "scan") and (
-        r.session in seen_exactly or (r.claude_session or r.session) in seen_exactly)]
+    # A total's session as the rule groups it (a rounded screen total of a known
+    # Claude session is that session's: rule 3).
+    aside = [r for r in records if r.kind == "total" and r.source in SUMMARY and (
+        unit_of(r)[0] in seen_exactly or unit_of(r)[2] in seen_exactly)]
     for r in exact + aside:
-        a, b = r.session, r.claude_session or r.session
+        a, b = unit_of(r)[0], unit_of(r)[2]
         links.setdefault(a, set()).add(b)
         links.setdefault(b, set()).add(a)
 
@@ -219,7 +228,7 @@ def test_the_floor_never_reports_less_than_a_displayed_block(records: list[Usage
 
     rows = effective_rows(records, day)
     for r in aside:
-        g = group(r.session)
+        g = group(unit_of(r)[0])
         have = [0, 0, 0, 0]
         for (unit, model, _d, _a, _p), v in rows.items():
             if model == r.model and (unit[0] in g or unit[2] in g):
