@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "shell-init": "shell:shell_init",
     "scan": "scan:scan",
     "status": "status:status",
+    "statusline": "statusline:statusline",
     "metrics": "metrics_cmd:metrics",
     "serve": "metrics_cmd:serve",
     "monitor": "monitor:monitor",

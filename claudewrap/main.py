@@ -5,8 +5,10 @@ every time, goes straight to :func:`claudewrap.runner.run_claude` without loadin
 click: that saves about a third of the wrapper's start-up. So does `claudewrap
 usage` (or `stats`) without options, what `claude_usage` runs: the same view as
 :mod:`claudewrap.commands.usage` shows, from :mod:`claudewrap.usage_view`.
-Everything else, including `run` with options and every error that needs a
-usage message, goes through the click command line in :mod:`claudewrap.cli`.
+So does `claudewrap statusline` without options, which Claude Code runs after
+every message (:mod:`claudewrap.statusline`). Everything else, including `run`
+with options and every error that needs a usage message, goes through the click
+command line in :mod:`claudewrap.cli`.
 
 The shell's `claude` runs us as `claude ARGS` (so that `jobs` reads as the user
 typed it) with $CLAUDEWRAP_REPORT naming a file that does not exist yet: we
@@ -38,6 +40,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         _run(args[2:], report if argv is None else None)  # returns only when click should say what went wrong
     if args in (["usage"], ["stats"]):
         _usage()  # never returns
+    if args == ["statusline"]:  # Claude Code runs it after every message
+        from claudewrap.statusline import main as statusline
+
+        exit_now(statusline())
     from claudewrap.cli import main as click_main
 
     try:

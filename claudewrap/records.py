@@ -30,7 +30,7 @@ MAX_TOKENS = 10**10  # the messages below say 10^10 and $10^6
 MAX_COST_USD = 10**6
 COUNT_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
-SOURCES = ("pty", "manual", "transcript", "otel", "scan")
+SOURCES = ("pty", "manual", "transcript", "otel", "scan", "statusline", "claude_json")
 KINDS = ("delta", "total")
 
 
