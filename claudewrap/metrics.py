@@ -12,7 +12,12 @@ the recent rates:
   ``claude_cost_per_hour_dollars`` over a recent window (default 15 min), for
   the series used in the last day (idle ones drop out: bounded),
   ``claude_sessions_active`` (live markers, claudewrap.live) and
-  ``claude_journal_skipped_lines``.
+  ``claude_journal_skipped_lines``;
+- gauges ``claude_rate_limit_used_ratio`` (0-1) and
+  ``claude_rate_limit_resets_timestamp_seconds``, labelled ``window``
+  (``five_hour``, ``seven_day``) and ``host``: a Claude.ai plan's rate-limit
+  windows as Claude Code's status line last gave them (claudewrap.limits), only
+  until the window resets (then the series ends: no stale value, no guess).
 
 **Counters never go down for a given journal.** The summing rules can lower what
 a series counts: an exact record replaces a rounded one from another source, a
@@ -51,7 +56,7 @@ from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from claudewrap import rollup
+from claudewrap import limits, rollup
 from claudewrap.journal import (
     atomic_write,
     file_identity,
@@ -473,6 +478,8 @@ class Snapshot:
     skipped_lines: int
     window: float
     hosts: set[str] = field(default_factory=set)
+    # The plan's rate-limit windows that have not reset (claudewrap.limits.latest).
+    rate_limits: tuple[limits.Snapshot, ...] = ()
 
 
 class JournalMetrics:
@@ -642,10 +649,13 @@ class JournalMetrics:
             host = str(marker.get("host") or this_host)
             active[host] = active.get(host, 0) + 1
         hosts = {key[3] for family in self.counters.values() for key in family}
+        fresh = limits.latest(self.journal, now=now)
+        windows = tuple(fresh[w] for w in limits.WINDOWS if w in fresh)
+        hosts |= {lim.host or UNKNOWN for lim in windows}
         return Snapshot(counters=self.counters, tokens_per_minute=per_minute,
                         cost_per_hour=per_hour, sessions_active=active,
                         skipped_lines=self.state.stats.skipped, window=self.window,
-                        hosts=hosts | set(active))
+                        hosts=hosts | set(active), rate_limits=windows)
 
 
 def _hostname() -> str:
@@ -716,6 +726,20 @@ def families(snap: Snapshot, host: str | None = None) -> Iterator[Metric]:
         if host is None or h == host:
             active.add_metric((h,), count)
     yield active
+    used = GaugeMetricFamily("claude_rate_limit_used_ratio",
+                             "Share (0-1) of the Claude.ai plan's rate-limit window used, as"
+                             " Claude Code's status line last reported it; absent once the"
+                             " window has reset", labels=("window", "host"))
+    resets = GaugeMetricFamily("claude_rate_limit_resets_timestamp_seconds",
+                               "When the Claude.ai plan's rate-limit window resets (Unix"
+                               " seconds)", labels=("window", "host"))
+    for lim in snap.rate_limits:
+        h = lim.host or UNKNOWN
+        if host is None or h == host:
+            used.add_metric((lim.window, h), lim.used)
+            resets.add_metric((lim.window, h), lim.resets_at)
+    yield used
+    yield resets
     if host is None or host == _hostname():
         yield GaugeMetricFamily("claude_journal_skipped_lines",
                                 "Journal lines that could not be read (see `claudewrap"

@@ -11,7 +11,9 @@ three show the same rate. All sums are the reports' (claudewrap.report).
 :func:`render` turns a :class:`Snapshot` into lines that fit the terminal;
 :func:`run_live` redraws them in place on the alternate screen and always gives
 the terminal back as it was; :func:`status_line` is the plain one-line form for
-a stdout that is not a terminal.
+a stdout that is not a terminal. Each view adds a line per plan-limit window
+that Claude Code's status line reported and that has not reset yet
+(claudewrap.limits); none without such data.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from claudewrap.api import LiveSession
 from claudewrap.budget import Budget, Standing, standings
 from claudewrap.display import money as plain_money
 from claudewrap.display import row_money, short_count
+from claudewrap.limits import Snapshot as LimitSnapshot
+from claudewrap.limits import latest as latest_limits
+from claudewrap.limits_view import NAMES, clock, ordered, percent, window_line
 from claudewrap.records import UsageRecord
 from claudewrap.report import Filters, Row, UsageState, make_report, summarize, utc_iso
 from claudewrap.rollup import load_state
@@ -58,6 +63,8 @@ class Snapshot:
     project: str | None = None
     interval: float = 2.0
     skipped_lines: int = 0
+    # The plan's rate-limit windows by name, fresh ones only (claudewrap.limits.latest).
+    limits: dict[str, LimitSnapshot] = field(default_factory=dict)
 
     @property
     def tokens_per_minute(self) -> float:
@@ -214,7 +221,8 @@ class Monitor:
                         budgets=standings(self._state, list(budgets), now=now,
                                           cost_per_hour=cost_per_hour),
                         project=self.project, interval=interval,
-                        skipped_lines=report.skipped_lines)
+                        skipped_lines=report.skipped_lines,
+                        limits=latest_limits(self.path, now=now.timestamp()))
 
     def _session_projects(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -308,6 +316,21 @@ def _period_lines(snap: Snapshot, width: int) -> list[str]:
     rate = short_count(snap.tokens_per_minute)
     lines.append(_fit_segments([f"last {mins} min {rate:>6} tok/min", f"{_per_hour(snap)}/h"],
                                width))
+    lines += _limit_lines(snap, width)
+    return lines
+
+
+def _limit_lines(snap: Snapshot, width: int) -> list[str]:
+    """A line per plan-limit window: its use, reset and pace, worded to fit."""
+    now = snap.now.timestamp()
+    lines = []
+    for lim in ordered(snap.limits):
+        short = NAMES[lim.window][1]
+        full = lim.pace(now)
+        pace = f", 100% ~{clock(full, now)}" if full is not None else ""
+        lines.append(_pick(width, window_line(lim, now),
+                           f"{short} {percent(lim)} used, resets {clock(lim.resets_at, now)}{pace}",
+                           f"{short} {percent(lim)} used"))
     return lines
 
 
@@ -396,6 +419,14 @@ def status_line(snap: Snapshot) -> str:
         parts.append(text)
     parts.append(f"tok/min={snap.tokens_per_minute:.0f} cost/h={_per_hour(snap)}")
     parts.append(f"running={sum(1 for s in snap.sessions if s.running)}")
+    now = snap.now.timestamp()
+    for lim in ordered(snap.limits):
+        short = NAMES[lim.window][1]
+        text = f"{short}={percent(lim)} {short}_resets={clock(lim.resets_at, now).replace(' ', '_')}"
+        full = lim.pace(now)
+        if full is not None:
+            text += f" {short}_full={clock(full, now).replace(' ', '_')}"
+        parts.append(text)
     return " ".join(parts)
 
 

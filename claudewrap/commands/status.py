@@ -4,7 +4,9 @@ status bar (tmux runs it every `status-interval` seconds).
 Today's numbers come from the rollup (claudewrap.rollup: only journal lines
 added since the last read are parsed); the rate from the recent window that
 `monitor` and the metrics show too (claudewrap.tail.recent_usage), summed by
-the same rule as every report (claudewrap.report).
+the same rule as every report (claudewrap.report). The plan-limit windows are
+the newest fresh snapshots Claude Code's status line gave (claudewrap.limits):
+none, no line.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from claudewrap.journal import JournalError, resolve_path
 
 if TYPE_CHECKING:
     from claudewrap.budget import Standing
+    from claudewrap.limits import Snapshot
     from claudewrap.report import Row
 
 
@@ -31,6 +34,9 @@ class Status:
     minutes: int
     # How each budget on all usage stands (claudewrap.budget), daily first.
     budgets: list[Standing] = field(default_factory=list)
+    # The plan's rate-limit windows by name (claudewrap.limits.latest): fresh ones only.
+    limits: dict[str, Snapshot] = field(default_factory=dict)
+    now: float = 0.0  # Unix seconds: what the windows' times and pace are read against
 
     @property
     def rate(self) -> float:
@@ -46,6 +52,7 @@ def read_status(path: Path, minutes: int = 10, now: datetime | None = None,
     Raises budget.BudgetError when the budget config is wrong, JournalError when
     the journal cannot be read."""
     from claudewrap import budget
+    from claudewrap.limits import latest
     from claudewrap.report import make_report
     from claudewrap.rollup import load_state
     from claudewrap.tail import recent_usage
@@ -56,7 +63,9 @@ def read_status(path: Path, minutes: int = 10, now: datetime | None = None,
     overall = [b for b in budget.load_config(config).budgets if b.project is None]
     standings = budget.standings(state, overall, now=now) if overall else []
     window = recent_usage(path, now - timedelta(minutes=minutes)).total
-    return Status(today=today, window=window, minutes=minutes, budgets=standings)
+    stamp = now.timestamp()
+    return Status(today=today, window=window, minutes=minutes, budgets=standings,
+                  limits=latest(path, now=stamp), now=stamp)
 
 
 def _used(st: Standing) -> str:
@@ -65,11 +74,15 @@ def _used(st: Standing) -> str:
 
 
 def format_status(st: Status, fmt: str) -> str:
+    from claudewrap.limits_view import ordered, tmux_segment, window_line
+
     cost = row_money(st.today)
     if fmt == "tmux":
         # No '#' in the output: tmux would read it as a format.
         used = "".join(f" {b.budget.period} {_used(b)}" for b in st.budgets)
-        return f"claude {cost} {short_count(st.rate)} tok/min{used}"
+        windows = tmux_segment(st.limits)
+        return f"claude {cost} {short_count(st.rate)} tok/min{used}" + (
+            f" {windows}" if windows else "")
     plural = "" if st.today.sessions == 1 else "s"
     lines = [f"today: {cost}, {count(st.today.tokens)} tokens, {st.today.sessions} session{plural}",
              f"last {st.minutes} min: {count(st.rate)} tokens/min"]
@@ -77,6 +90,7 @@ def format_status(st: Status, fmt: str) -> str:
         what = "daily" if b.budget.period == "day" else "monthly"
         lines.append(f"{what} budget: {row_money(b.row)} of {money(b.budget.usd)}"
                      f" ({_used(b)})")
+    lines += [window_line(snap, st.now) for snap in ordered(st.limits)]
     return "\n".join(lines)
 
 
@@ -88,7 +102,8 @@ def format_status(st: Status, fmt: str) -> str:
 @click.option("--journal", "journal_path", metavar="PATH",
               help="Journal file (default: $CLAUDEWRAP_JOURNAL, else the user data folder).")
 def status(fmt: str, minutes: int, journal_path: str | None) -> None:
-    """Today's cost and tokens per minute, e.g. for tmux's status bar.
+    """Today's cost and tokens per minute, and the plan's 5-hour and 7-day windows
+    when Claude Code's status line reported them; e.g. for tmux's status bar.
 
     \b
     ~/.tmux.conf:
