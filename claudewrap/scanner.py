@@ -22,7 +22,8 @@ What a line is:
 - A line that reaches ``max_line`` characters is emitted in pieces of
   ``max_line``; an OSC/DCS string longer than 4096 characters, a CSI with more
   than 128 parameter bytes or an ESC with more than 16 intermediate bytes is
-  abandoned there and the rest is read as text. Memory stays bounded.
+  abandoned there and the rest is read as text (so is a string still open when
+  the stream ends). Memory stays bounded.
 
 Bytes that are not UTF-8 become U+FFFD. An 8-bit C1 CSI (byte 0x9b) is not
 UTF-8 either and is read as U+FFFD, not as a CSI.
@@ -173,29 +174,48 @@ class Scanner:
         """The clean text of the line not yet ended."""
         return "".join(self._parts)
 
-    def skip(self, data: bytes) -> None:
-        """Consume ``data`` whose lines nobody needs, far cheaper than feed().
+    @property
+    def pending(self) -> bool:
+        """True while the next chunk continues what this one began (a line, an
+        escape sequence or a UTF-8 character)."""
+        return bool(self._parts or self._tail or self._undecoded)
 
-        Only the text after its last LF is read (the next chunk may continue
-        that line); the partial line and everything before that LF are dropped.
-        This equals feed() for the lines that follow unless the LF sits inside
-        an escape string (an OSC title holding a newline).
+    def reset(self) -> None:
+        """Forget the unfinished line: the next chunk starts a new one.
+
+        Feeding from just after a CR or LF after a reset gives the lines feed()
+        would give from there, unless that CR or LF sits inside an escape
+        string (an OSC title holding a newline).
         """
-        i = data.rfind(b"\n")
-        if i < 0:
-            self.feed(data)
-            return
         self._undecoded = b""
         self._tail = ""
         self._tail_controls = False
         self._parts = []
         self._plen = 0
+
+    def skip(self, data: bytes) -> None:
+        """Consume ``data`` whose lines nobody needs, far cheaper than feed().
+
+        Only the text after its last LF is read (the next chunk may continue
+        that line); the partial line and everything before that LF are dropped
+        (see reset()).
+        """
+        i = data.rfind(b"\n")
+        if i < 0:
+            self.feed(data)
+            return
+        self.reset()
         self.feed(data[i + 1:])
 
     def flush(self) -> list[str]:
         """End of stream: the pending partial line, if it is not empty."""
         text = self._tail + _utf8_decode(self._undecoded, "replace", True)[0]
         controls = self._tail_controls
+        if _OPEN_STRING_RE.fullmatch(text):
+            # A string (ESC P, ESC ], ...) the stream ended in was never one:
+            # a lone "ESC P" in a log must not hide the lines after it.
+            text = text[2:]
+            controls = True
         self._undecoded = b""
         self._tail = ""
         self._tail_controls = False
