@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -654,6 +653,8 @@ def _fingerprint(line: bytes) -> tuple[bytes, bytes] | None:
         canonical = _encode(record)
     except (TypeError, ValueError):
         return None
+    import hashlib  # only `journal recover` needs it: loading OpenSSL costs every reader
+
     return hashlib.sha256(canonical).digest(), canonical
 
 

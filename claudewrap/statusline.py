@@ -33,9 +33,10 @@ import sys
 import time
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+from pathlib import Path
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from pathlib import Path
     from typing import Any, BinaryIO
 
     from claudewrap.limits import Snapshot
@@ -214,24 +215,36 @@ def _stamp(path: Path) -> list[int] | None:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
 
 
-def today_cost(journal: Path, state: dict[str, Any]) -> tuple[float, bool, bool] | None:
-    """Today's cost as ``usage`` sums it (cost, partly estimated, some unpriced);
-    None when it cannot be had. From ``state`` while the journal, the prices
-    file and the day are as they were; else from the rollup (and kept in ``state``)."""
-    from claudewrap.pricing import user_prices_path
+def today_cost(journal: Path, state: dict[str, Any],
+               env: Mapping[str, str]) -> tuple[float, bool, bool] | None:
+    """Today's cost as ``usage`` sums it (cost, partly estimated, some unpriced).
 
-    key = [_stamp(journal), _stamp(user_prices_path()), time.strftime("%Y-%m-%d"),
-           time.strftime("%z")]
+    From ``state`` while the journal, the prices file and the day are as they
+    were (the prices file's path as claudewrap.pricing found it last time, while
+    the variables it depends on are the same: loading pricing to ask again
+    would cost more than the rest); else from the rollup, and kept in ``state``.
+    Raises what the journal or the prices file raise.
+    """
+    key = [_stamp(journal), time.strftime("%Y-%m-%d"), time.strftime("%z"),
+           [env.get(v) for v in ("CLAUDEWRAP_PRICES", "XDG_CONFIG_HOME", "HOME")]]
     saved = state.get("today")
-    if isinstance(saved, list) and len(saved) == 7 and saved[:4] == key:
-        return float(saved[4]), bool(saved[5]), bool(saved[6])
+    if (isinstance(saved, dict) and saved.get("key") == key
+            and isinstance(saved.get("prices"), str)
+            and saved.get("prices_stamp") == _stamp(Path(saved["prices"]))):
+        value = saved.get("value")
+        if isinstance(value, list) and len(value) == 3:
+            return float(value[0]), bool(value[1]), bool(value[2])
+    from claudewrap.pricing import user_prices_path
     from claudewrap.report import make_report
     from claudewrap.rollup import load_state
 
+    prices = user_prices_path()
+    prices_stamp = _stamp(prices)
     row = make_report(load_state(journal), count_sessions=False).periods["today"]
     found = (row.cost_usd, row.cost_estimated_usd > 0, row.unpriced_records > 0)
     if key[0] == _stamp(journal):  # nothing was appended while we read
-        state["today"] = [*key, *found]
+        state["today"] = {"key": key, "prices": str(prices), "prices_stamp": prices_stamp,
+                          "value": list(found)}
     return found
 
 
@@ -367,11 +380,14 @@ def run(raw: bytes, *, journal: Path | None = None, env: Mapping[str, str] | Non
         if data is not None:
             try:
                 record_cost(journal, data, state, env)
-            except Exception:  # noqa: BLE001, S110 - an unwritable journal: still show the line
-                pass
+                written = True
+            except Exception:  # noqa: BLE001 - an unwritable journal: still show the line
+                written = False  # and no today: it would leave this session out
             windows = record_limits(journal, data)
+        else:
+            written = True
         try:
-            today = today_cost(journal, state)
+            today = today_cost(journal, state, env) if written else None
         except Exception:  # noqa: BLE001 - an unreadable journal, a broken prices file
             today = None
         if not windows and data is not None:
