@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """How long `claudewrap statusline` takes, next to the interpreter alone.
 
     python bench/statusline.py [--runs 20] [--records 100000]
