@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from claude_code import claude_cli, claude_env, seed_home  # noqa: F401 - a fixture
 from conftest import CW
 from fake_api import FakeAnthropic, Usage
@@ -203,3 +204,154 @@ def test_project_slug_matches_claude_code() -> None:
     # underscores included: the --no-otel test in test_claude_code.py finds
     # the real CLI's folder this way).
     assert transcripts.project_slug("/home/me/my_proj.v2") == "-home-me-my-proj-v2"
+
+
+# ------------------------------------------------------------------ ~/.claude.json
+
+CAPTURES = Path("/work/shared/captures")
+
+
+def claude_json_capture(version: str) -> dict[str, Any]:
+    """~/.claude.json as the real Claude Code of ``version`` left it after an
+    interactive session (../shared/captures)."""
+    for root in (Path(__file__).resolve().parent / "captures", CAPTURES):
+        path = root / f"claude-code-{version}" / "claude.json_after_interactive.json"
+        if path.is_file():
+            data: dict[str, Any] = json.loads(path.read_text())
+            return data
+    pytest.skip(f"no captured ~/.claude.json of Claude Code {version}")
+
+
+def cw_import(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CW, "import", *args], env=env, check=False, capture_output=True,
+                          text=True, timeout=60)
+
+
+def usage_total(env: dict[str, str]) -> dict[str, Any]:
+    out = subprocess.run([*CW, "usage", "--json"], env=env, check=True, capture_output=True,
+                         text=True, timeout=60)
+    total: dict[str, Any] = json.loads(out.stdout)["total"]
+    return total
+
+
+@pytest.mark.parametrize("version", ["2.1.197", "2.1.332"])
+def test_claude_json_last_session_imports_once_per_model(env: dict[str, str],
+                                                        version: str) -> None:
+    data = claude_json_capture(version)
+    (Path(env["HOME"]) / ".claude.json").write_text(json.dumps(data))
+    [(cwd, project)] = data["projects"].items()
+    first = cw_import(env)
+    assert first.returncode == 0, first.stderr
+    assert "1 Claude Code config file, 1 last session: added 1 record" in first.stdout
+    [rec] = read_records(Path(env["CLAUDEWRAP_JOURNAL"]))
+    [(model, used)] = project["lastModelUsage"].items()
+    assert (rec.source, rec.kind, rec.session, rec.claude_session) == (
+        "claude_json", "total", project["lastSessionId"], project["lastSessionId"])
+    assert rec.model == model.removesuffix("[1m]")
+    assert (rec.input_tokens, rec.output_tokens, rec.cache_read_tokens,
+            rec.cache_write_tokens, rec.cost_usd) == (
+        used["inputTokens"], used["outputTokens"], used["cacheReadInputTokens"],
+        used["cacheCreationInputTokens"], used["costUSD"])
+    assert (rec.project, rec.cwd, rec.cost_estimated) == ("proj", cwd, False)
+    if "lastStartTime" in project:  # 2.1.332: dated when the session ended
+        end = (project["lastStartTime"] + project["lastDuration"]) / 1000
+        assert rec.ts == time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(end)) + \
+            f"{int(end * 1000) % 1000:03d}Z"
+    again = cw_import(env)
+    assert "added 0 records" in again.stdout
+    total = usage_total(env)
+    assert total["cost_usd"] == pytest.approx(project["lastCost"], abs=1e-6)
+    assert total["input_tokens"] == project["lastTotalInputTokens"]
+    assert total["cache_read_tokens"] == project["lastTotalCacheReadInputTokens"]
+
+
+def test_claude_config_dir_holds_the_config_file(env: dict[str, str], tmp_path: Path) -> None:
+    data = claude_json_capture("2.1.332")
+    config = tmp_path / "cfg"
+    config.mkdir()
+    (config / ".claude.json").write_text(json.dumps(data))
+    other = json.loads(json.dumps(data))
+    for project in other["projects"].values():
+        project["lastSessionId"] = "not-this-one"
+    (Path(env["HOME"]) / ".claude.json").write_text(json.dumps(other))
+    out = cw_import({**env, "CLAUDE_CONFIG_DIR": str(config)})
+    assert out.returncode == 0, out.stderr
+    assert {r.session for r in read_records(Path(env["CLAUDEWRAP_JOURNAL"]))} == {
+        next(iter(data["projects"].values()))["lastSessionId"]}
+
+
+def test_a_continued_session_replaces_its_totals(env: dict[str, str]) -> None:
+    data = claude_json_capture("2.1.332")
+    path = Path(env["HOME"]) / ".claude.json"
+    path.write_text(json.dumps(data))
+    cw_import(env)
+    project = next(iter(data["projects"].values()))
+    project["lastCost"] += 1.0
+    for used in project["lastModelUsage"].values():
+        used["costUSD"] += 1.0
+        used["inputTokens"] += 100
+    path.write_text(json.dumps(data))
+    assert "added 1 record" in cw_import(env).stdout
+    total = usage_total(env)
+    assert total["cost_usd"] == pytest.approx(project["lastCost"], abs=1e-6)
+    assert total["input_tokens"] == project["lastTotalInputTokens"] + 100
+
+
+def test_per_request_records_of_the_session_count_instead_of_claude_json(
+        env: dict[str, str]) -> None:
+    data = claude_json_capture("2.1.332")
+    project = next(iter(data["projects"].values()))
+    sid = project["lastSessionId"]
+    [(model, used)] = project["lastModelUsage"].items()
+    halves = [UsageRecord(ts="2026-11-30T13:33:00.000Z", session="wrapped-run", source="otel",
+                          model=model, input_tokens=used["inputTokens"] // 2 + n,
+                          output_tokens=used["outputTokens"] // 2,
+                          cache_read_tokens=used["cacheReadInputTokens"] // 2,
+                          cache_write_tokens=used["cacheCreationInputTokens"] // 2,
+                          cost_usd=used["costUSD"] / 2, request_id=f"req_{n}",
+                          claude_session=sid) for n in range(2)]
+    journal = Path(env["CLAUDEWRAP_JOURNAL"])
+    append_records(journal, halves)
+    (Path(env["HOME"]) / ".claude.json").write_text(json.dumps(data))
+    assert cw_import(env).returncode == 0
+    assert [r.source for r in read_records(journal)] == ["otel", "otel", "claude_json"]
+    total = usage_total(env)
+    assert total["cost_usd"] == pytest.approx(used["costUSD"], abs=1e-6)
+    assert total["input_tokens"] == used["inputTokens"] // 2 * 2 + 1
+    assert total["output_tokens"] == used["outputTokens"]
+
+
+def test_a_session_the_status_line_recorded_is_not_imported_again(env: dict[str, str]) -> None:
+    data = claude_json_capture("2.1.332")
+    project = next(iter(data["projects"].values()))
+    live = UsageRecord(ts="2026-11-30T13:33:00.000Z", session=project["lastSessionId"],
+                       source="statusline", kind="total", cost_usd=project["lastCost"],
+                       claude_session=project["lastSessionId"])
+    append_records(Path(env["CLAUDEWRAP_JOURNAL"]), [live])
+    (Path(env["HOME"]) / ".claude.json").write_text(json.dumps(data))
+    out = cw_import(env)
+    assert "added 0 records" in out.stdout and "1 session the status line recorded" in out.stdout
+    assert usage_total(env)["cost_usd"] == pytest.approx(project["lastCost"], abs=1e-6)
+
+
+@pytest.mark.parametrize("content", [
+    "not json", "[]", '{"projects": 5}', '{"projects": {"/p": []}}',
+    '{"projects": {"/p": {"lastSessionId": "s", "lastModelUsage": {"m": {"inputTokens": -5}}}}}',
+    '{"projects": {"/p": {"lastSessionId": "s", "lastModelUsage": {"m": {"costUSD": 1e300}}}}}',
+    '{"projects": {"/p": {"lastSessionId": 7, "lastCost": 1}}}',
+])
+def test_a_bad_config_file_adds_nothing_and_says_so_in_one_line(env: dict[str, str],
+                                                                content: str) -> None:
+    (Path(env["HOME"]) / ".claude.json").write_text(content)
+    out = cw_import(env)
+    assert out.returncode == 0 and out.stderr == ""
+    assert out.stdout == (f"1 Claude Code config file, 0 last sessions: added 0 records to "
+                          f"{env['CLAUDEWRAP_JOURNAL']}\n")
+
+
+def test_a_session_cost_without_models_counts_as_a_cost_alone(env: dict[str, str]) -> None:
+    (Path(env["HOME"]) / ".claude.json").write_text(json.dumps(
+        {"projects": {"/w/p": {"lastSessionId": "s1", "lastCost": 0.5}}}))
+    assert "added 1 record" in cw_import(env).stdout
+    [rec] = read_records(Path(env["CLAUDEWRAP_JOURNAL"]))
+    assert (rec.model, rec.input_tokens, rec.cost_usd, rec.project) == (None, 0, 0.5, "p")

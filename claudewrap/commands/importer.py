@@ -1,4 +1,5 @@
-"""`claudewrap import`: Claude Code's session transcripts into the journal."""
+"""`claudewrap import`: Claude Code's session transcripts, and the last session's
+totals in its config file (``~/.claude.json``), into the journal."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from claudewrap import transcripts
+from claudewrap import claude_json, transcripts
 from claudewrap.journal import JournalError, resolve_path
 
 
@@ -21,12 +22,15 @@ from claudewrap.journal import JournalError, resolve_path
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 def import_cmd(since: str | None, journal_path: str | None, dry_run: bool,
                paths: tuple[Path, ...]) -> None:
-    """Add the exact usage in Claude Code's transcripts to the journal.
+    """Add the exact usage in Claude Code's transcripts and config file to the journal.
 
-    PATHS are transcript files or folders (default: the `projects` folder of
-    each Claude Code config dir: $CLAUDE_CONFIG_DIR, comma separated, else
-    ~/.config/claude and ~/.claude). One record per API request; running it
-    again adds nothing that is already in the journal.
+    PATHS are transcript files or folders, or Claude Code config files (*.json)
+    (default: the `projects` folder of each Claude Code config dir:
+    $CLAUDE_CONFIG_DIR, comma separated, else ~/.config/claude and ~/.claude;
+    and the config file: $CLAUDE_CONFIG_DIR/.claude.json, else ~/.claude.json).
+    One record per API request from transcripts; from the config file, each
+    project's last session's totals per model. Running it again adds nothing
+    that is already in the journal.
     """
     since_epoch = None
     if since:
@@ -36,18 +40,34 @@ def import_cmd(since: str | None, journal_path: str | None, dry_run: bool,
             since_epoch = parse_when(since, tz=None, now=datetime.now(timezone.utc)).at.timestamp()
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--since") from None
-    roots = list(paths) or transcripts.default_roots()
-    if not roots:
+    if paths:
+        configs = [p for p in paths if p.is_file() and p.suffix == ".json"]
+        roots = [p for p in paths if p not in configs]
+    else:
+        roots, configs = transcripts.default_roots(), claude_json.config_files()
+    if not roots and not configs:
         dirs = ", ".join(str(d / "projects") for d in transcripts.config_dirs())
-        raise click.ClickException(f"no Claude Code transcripts found in {dirs}; "
-                                   f"pass the folder or files to import as PATHS")
+        raise click.ClickException(f"no Claude Code transcripts found in {dirs}, nor a "
+                                   f"~/.claude.json; pass the folder or files to import as PATHS")
+    verb = "would add" if dry_run else "added"
     try:
         journal = resolve_path(journal_path)
-        result = transcripts.import_paths(roots, journal, since=since_epoch, dry_run=dry_run)
+        if roots:
+            result = transcripts.import_paths(roots, journal, since=since_epoch,
+                                              dry_run=dry_run)
+            click.echo(f"{_n(result.files, 'transcript file')}, "
+                       f"{_n(result.requests, 'request')}: "
+                       f"{verb} {_n(result.added, 'record')} to {journal}")
+        if configs:
+            totals = claude_json.import_files(configs, journal, dry_run=dry_run, since=since_epoch)
+            click.echo(f"{_n(totals.files, 'Claude Code config file')}, "
+                       f"{_n(totals.sessions, 'last session')}: "
+                       f"{verb} {_n(totals.added, 'record')} to {journal}"
+                       + (f" ({_n(totals.skipped, 'session')} the status line recorded"
+                          f" already)" if totals.skipped else ""))
     except JournalError as exc:
         raise click.ClickException(str(exc)) from exc
-    verb = "would add" if dry_run else "added"
-    plural = "" if result.added == 1 else "s"
-    click.echo(f"{result.files} transcript file{'' if result.files == 1 else 's'}, "
-               f"{result.requests} request{'' if result.requests == 1 else 's'}: "
-               f"{verb} {result.added} record{plural} to {journal}")
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
