@@ -9,9 +9,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pexpect
 import pytest
-from claude_code import claude_cli, claude_env, seed_home  # noqa: F401 - a fixture
-from conftest import CW
+from claude_code import (  # noqa: F401 - fixtures
+    READY,
+    claude_cli,
+    claude_env,
+    claude_version,
+    seed_home,
+)
+from conftest import CW, wait_until
 from fake_api import FakeAnthropic, Usage
 
 from claudewrap import transcripts
@@ -355,3 +362,50 @@ def test_a_session_cost_without_models_counts_as_a_cost_alone(env: dict[str, str
     assert "added 1 record" in cw_import(env).stdout
     [rec] = read_records(Path(env["CLAUDEWRAP_JOURNAL"]))
     assert (rec.model, rec.input_tokens, rec.cost_usd, rec.project) == (None, 0, 0.5, "p")
+
+
+def test_real_interactive_session_imports_transcript_and_claude_json_counting_once(
+        env: dict[str, str], tmp_path: Path, claude_cli: Path,  # noqa: F811
+        claude_version: str) -> None:  # noqa: F811
+    """The real Claude Code, run without the wrapper: after /exit its transcript and
+    ~/.claude.json both hold the session; imported, the session counts once."""
+    api = FakeAnthropic(usage=Usage(1234, 567, 8901, 2345, text="zebra-7")).start()
+    home, work = tmp_path / "home", tmp_path / "proj"
+    work.mkdir()
+    seed_home(home, [work], claude_version)
+    cenv = claude_env(env, api.url, home)
+    child = pexpect.spawn(str(claude_cli), [], env=cenv, cwd=str(work), dimensions=(40, 120),
+                          timeout=30)
+    try:
+        child.expect(READY)
+        child.send("a question")
+        time.sleep(0.3)
+        child.send("\r")
+        wait_until(lambda: len(api.answers) >= 1, "an answer", 30)
+        time.sleep(1.0)
+        child.send("/exit")
+        time.sleep(0.3)
+        child.send("\r")
+        child.expect(pexpect.EOF, timeout=30)
+        child.close()
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+        api.stop()
+    saved = json.loads((home / ".claude.json").read_text())["projects"][str(work)]
+    out = cw_import(cenv)
+    assert out.returncode == 0, out.stderr
+    assert "1 last session: added" in out.stdout
+    recs = list(read_records(Path(env["CLAUDEWRAP_JOURNAL"])))
+    summary = [r for r in recs if r.source == "claude_json"]
+    requests = [r for r in recs if r.source == "transcript"]
+    assert {r.claude_session for r in summary} == {saved["lastSessionId"]}
+    assert sum(r.cost_usd or 0.0 for r in summary) == pytest.approx(saved["lastCost"], abs=1e-9)
+    # 2.1.197 makes a side request (haiku) that its transcript does not keep:
+    # ~/.claude.json's totals of that model supply it (rule 4).
+    assert requests and {r.request_id for r in requests} <= {a.request_id for a in api.answers}
+    want = {c: sum(t[c] for t in api.totals().values())
+            for c in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")}
+    total = usage_total(cenv)
+    assert {c: total[c] for c in want} == want  # once, not twice
+    assert "added 0 records" in cw_import(cenv).stdout.splitlines()[-1]
