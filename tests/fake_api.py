@@ -7,7 +7,8 @@ one: ``message_start`` (usage with input and cache counts, output 1),
 ``message_delta`` with the final ``output_tokens``, ``message_stop``. Each test
 chooses the usage numbers (one :class:`Usage` for every call, or a queue used
 in order). Every request is logged; ``answers`` lists what each messages call
-reported, so a test can sum exactly what Claude Code was told.
+reported, so a test can sum exactly what Claude Code was told. Each answer has
+a request id and a message id of its own, never seen before.
 
 Other paths: ``count_tokens`` gives a number, a few start-up GETs get an empty
 but well-formed answer, anything else a 404 in the API's error shape.
@@ -18,6 +19,7 @@ Run it by hand to watch what the CLI asks for: ``python tests/fake_api.py``.
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -142,8 +144,11 @@ class FakeAnthropic:
                 usage = self.queue.popleft()
             else:
                 usage = self.usage
+            # Fresh ids per answer, across servers and runs too, as the real API
+            # gives: ids that repeat would hide a request counted twice or dropped.
             n = len(self.answers) + 1
-            answer = Answer(request_id=f"req_fake{n:04d}", message_id=f"msg_fake{n:04d}",
+            tag = secrets.token_hex(6)
+            answer = Answer(request_id=f"req_fake{n:04d}{tag}", message_id=f"msg_fake{n:04d}{tag}",
                             model=str(body.get("model") or "claude-sonnet-4-5"),
                             usage=usage, stream=bool(body.get("stream")))
             self.answers.append(answer)
