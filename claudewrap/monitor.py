@@ -328,9 +328,9 @@ def _limit_lines(snap: Snapshot, width: int) -> list[str]:
         short = NAMES[lim.window][1]
         full = lim.pace(now)
         pace = f", 100% ~{clock(full, now)}" if full is not None else ""
-        lines.append(_pick(width, window_line(lim, now),
-                           f"{short} {percent(lim)} used, resets {clock(lim.resets_at, now)}{pace}",
-                           f"{short} {percent(lim)} used"))
+        used = f"{short} {percent(lim)} used"
+        resets = f"{used}, resets {clock(lim.resets_at, now)}"
+        lines.append(_pick(width, window_line(lim, now), resets + pace, resets, used))
     return lines
 
 

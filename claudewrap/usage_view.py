@@ -19,7 +19,7 @@ from claudewrap.display import count, row_money, short_count
 from claudewrap.pricing import PriceTable
 from claudewrap.report import Filters, Report, Row, make_report, no_cyclic_gc
 
-TIME_DIMS = ("day", "week", "month")
+TIME_DIMS = ("day", "week", "month", "block")  # shown in time order
 VIEW_GROUPS = (("model",), ("project",))  # what the default view (render_default) shows
 _NUMBER_COLUMNS = ("input", "output", "cache read", "cache write", "cost")
 _TOP = 5

@@ -113,10 +113,58 @@ def _parse_tags(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
     return tuple(tags)
 
 
+def _by_block(ctx: click.Context, path: Path, *, since: When | None, until: When | None,
+              since_text: str | None, until_text: str | None, filters: Filters,
+              tz: tzinfo | None, as_json: bool, as_csv: bool) -> None:
+    """`usage --by block`: 5-hour blocks as ccusage makes them (claudewrap.blocks).
+
+    Text labels a block by its local start; JSON and CSV by its UTC start
+    (``2026-11-30T10:00:00Z``)."""
+    from claudewrap.blocks import read_blocks
+    from claudewrap.report import Report
+
+    try:
+        result = read_blocks(path, filters=filters, table=default_table(),
+                             since=utc_iso(since.at) if since else None,
+                             until=utc_iso(until.at) if until else None)
+    except (JournalError, PriceFileError) as exc:
+        raise click.ClickException(str(exc)) from None
+    whole = result.report
+    warn_skipped(whole.skipped_lines, whole.first_bad_lines)
+
+    def utc(when: datetime) -> str:
+        return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def local(when: datetime) -> str:
+        return (when.astimezone(tz) if tz is not None else when.astimezone()).strftime(
+            "%Y-%m-%d %H:%M")
+
+    label = local if not (as_json or as_csv) else utc
+    dims = ("block",)
+    report = Report(total=result.total,
+                    groups={dims: {(label(b.start),): b.row for b in result.blocks}},
+                    periods={}, skipped_lines=whole.skipped_lines,
+                    first_bad_lines=whole.first_bad_lines, records_read=whole.records_read,
+                    table=whole.table)
+    if as_json:
+        click.echo(json.dumps({"total": report.total.to_json(),
+                               "by_block": {k[0]: r.to_json() for k, r in report.groups[dims].items()},
+                               "skipped_lines": report.skipped_lines}, indent=2))
+    elif as_csv:
+        click.echo(render_csv(report, dims), nl=False)
+    else:
+        color = use_color(ctx.color)
+        selection = describe_selection(since_text, until_text, filters.projects,
+                                       filters.models, filters.tags)
+        click.echo(render_grouped(report, dims, width=width(), color=color, journal=path,
+                                  selection=selection), nl=False, color=color)
+
+
 @click.command("usage")
 @click.option("--by", "by", multiple=True, metavar="DIM",
-              help=f"Group by {', '.join(DIMENSIONS)} or tag:KEY; several --by group by all"
-                   " of them together.")
+              help=f"Group by {', '.join(DIMENSIONS)}, tag:KEY or block (5-hour blocks from"
+                   " the first request after a gap, as ccusage makes them); several --by"
+                   " group by all of them together.")
 @click.option("--since", metavar="WHEN",
               help="From WHEN: today, yesterday, 7d (today and the 6 days before), 24h,"
                    " a date (2026-07-01) or an ISO time.")
@@ -145,8 +193,12 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
     """
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
+    blocks = any(d.strip().lower() == "block" for d in by)
+    if blocks and len(by) > 1:
+        raise click.BadParameter("block cannot be combined with other dimensions:"
+                                 " use --by block alone", param_hint="--by")
     try:
-        dims = tuple(parse_dimension(d) for d in by)
+        dims = tuple(parse_dimension(d) for d in by if not blocks)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--by") from None
     tz = _zone(tz_name)
@@ -157,6 +209,14 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since/--until") from None
     filters = Filters(projects=projects, models=models, tags=_parse_tags(tags))
+    if blocks:
+        try:
+            path = resolve_path(journal)
+        except JournalError as exc:
+            raise click.ClickException(str(exc)) from None
+        _by_block(ctx, path, since=since_w, until=until_w, since_text=since,
+                  until_text=until, filters=filters, tz=tz, as_json=as_json, as_csv=as_csv)
+        return
     windowed = (since_w is not None and not since_w.midnight) or (
         until_w is not None and not until_w.midnight)
     if not windowed:
