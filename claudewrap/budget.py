@@ -13,6 +13,7 @@ Config, in the same TOML file as the user's patterns (``config.toml``)::
     [alerts]
     webhook_url = "https://example.invalid/hook"
     headers = { Authorization = "Bearer ..." }   # optional
+    rate_limit_percent = [80, 95]   # optional: plan-limit windows (claudewrap.limits)
 
 ``$CLAUDEWRAP_BUDGET_DAY`` / ``$CLAUDEWRAP_BUDGET_MONTH`` override the two global
 amounts (``0`` switches one off). Spending is what the reports count
@@ -23,6 +24,12 @@ its first day, project, amount) and it is claimed in ``<journal>.alerts`` under
 a lock before anything is said or sent, so two sessions ending together never
 both alert. The webhook POST runs in a detached process with a short timeout and
 one retry: it never delays or fails the session that crossed the line.
+
+Plan limits (a Claude.ai subscription's 5-hour and 7-day windows, as Claude
+Code's status line reports them: claudewrap.limits) alert the same way when a
+window reaches one of ``rate_limit_percent``: once per window (its
+``resets_at``) and threshold, claimed in the same file. They are checked after
+a wrapped session and by whoever records a snapshot (:func:`check_rate_limits`).
 """
 
 from __future__ import annotations
@@ -41,6 +48,9 @@ from typing import TYPE_CHECKING, Any
 from claudewrap.display import money
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from claudewrap.limits import Snapshot
     from claudewrap.report import Row, UsageState
 
 DAY_ENV = "CLAUDEWRAP_BUDGET_DAY"
@@ -72,6 +82,8 @@ class BudgetConfig:
     budgets: list[Budget] = field(default_factory=list)
     webhook_url: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # Plan-limit windows alert when their use reaches one of these (percent, ascending).
+    rate_limit_percent: tuple[float, ...] = ()
 
     def for_project(self, project: str | None) -> list[Budget]:
         """The global budgets and those of ``project``."""
@@ -94,6 +106,15 @@ def _amount(where: str, value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise BudgetError(f"{where}: must be a number of USD >= 0 (0 switches it off)")
     return float(value) or None
+
+
+def _percents(where: str, value: Any) -> tuple[float, ...]:
+    values = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 100
+               for v in values):
+        raise BudgetError(f"{where}: use percentages between 0 and 100, e.g."
+                          f" rate_limit_percent = [80, 95]")
+    return tuple(sorted({float(v) for v in values}))
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -164,10 +185,13 @@ def load_config(path: str | os.PathLike[str] | None = None, *,
     headers = alerts.get("headers", {})
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         raise BudgetError(f"{where}: alerts.headers must be a table of strings")
+    percents = _percents(f"{where}: alerts.rate_limit_percent",
+                         alerts["rate_limit_percent"]) if "rate_limit_percent" in alerts else ()
     budgets = [Budget(period, usd, project) for (period, project), usd in amounts.items()
                if usd is not None]
     return BudgetConfig(budgets=budgets, webhook_url=url or None,
-                        headers={str(k): v for k, v in headers.items()})
+                        headers={str(k): v for k, v in headers.items()},
+                        rate_limit_percent=percents)
 
 
 # --- spending and projection ---------------------------------------------------------
@@ -407,27 +431,120 @@ def post_in_background(url: str, headers: dict[str, str], bodies: list[dict[str,
     proc.returncode = 0  # detached: nobody waits for it
 
 
+def limit_key(snap: Snapshot, percent: float) -> str:
+    """Identifies a plan-limit crossing: the window, its reset time and the threshold."""
+    return f"limit:{snap.window}:{snap.resets_at:.0f}:{percent:g}"
+
+
+def limit_notice(snap: Snapshot, percent: float, now: float) -> str:
+    """The one line on stderr for a plan-limit crossing."""
+    from claudewrap.limits_view import window_line
+
+    return f"claudewrap: plan limit over {percent:g}%: {window_line(snap, now)}"
+
+
+def limit_body(snap: Snapshot, percent: float, now: float, *, session: str | None
+               ) -> dict[str, Any]:
+    """The JSON body POSTed for a plan-limit crossing (documented in the README)."""
+    from claudewrap.records import utc_now_iso
+
+    full = snap.pace(now)
+    return {
+        "event": "rate_limit_reached",
+        "window": snap.window,
+        "threshold_percent": percent,
+        "used_percent": round(snap.used * 100, 4),
+        "resets_at": snap.resets_at,
+        # When the window reaches 100% at its pace so far (null: not before it resets).
+        "full_at": round(full) if full is not None else None,
+        "host": snap.host,
+        "session": session,
+        "ts": utc_now_iso(),
+    }
+
+
+def _limit_crossings(journal: Path, config: BudgetConfig, snapshots: Iterable[Snapshot],
+                     now: float, session: str | None) -> tuple[list[str], list[dict[str, Any]]]:
+    """(notices, webhook bodies) of the plan-limit thresholds newly reached: one of
+    each per window, for the highest threshold it reached (the lower ones reached
+    at the same time are claimed with it, never alerted later)."""
+    percents = config.rate_limit_percent
+    if not percents:
+        return [], []
+    reached = {}
+    for snap in snapshots:
+        if snap.resets_at > now and snap.used * 100 >= percents[0]:
+            reached[snap.window] = (snap, [p for p in percents if snap.used * 100 >= p])
+    if not reached:
+        return [], []
+    fresh = set(claim(journal, [limit_key(snap, p) for snap, ps in reached.values()
+                                for p in ps], now=now))
+    notices, bodies = [], []
+    for snap, ps in reached.values():
+        new = [p for p in ps if limit_key(snap, p) in fresh]
+        if new:
+            notices.append(limit_notice(snap, new[-1], now))
+            bodies.append(limit_body(snap, new[-1], now, session=session))
+    return notices, bodies
+
+
+def check_rate_limits(journal: Path, config: BudgetConfig | None = None,
+                      snapshots: Iterable[Snapshot] | None = None, *,
+                      session: str | None = None, now: float | None = None) -> list[str]:
+    """Alert the plan-limit windows that reached a threshold of
+    ``[alerts] rate_limit_percent`` (once per window and threshold).
+
+    ``snapshots``: the windows as just seen (the status line passes what it
+    recorded); None reads the newest fresh ones (claudewrap.limits.latest).
+    Returns the notice lines (one per window newly over a threshold) and POSTs
+    the webhook from a detached process. Cheap when nothing is over a threshold:
+    no file is read beyond the snapshots'. Never waits on the receiver.
+    """
+    config = config if config is not None else load_config()
+    if not config.rate_limit_percent:
+        return []
+    now = time.time() if now is None else now
+    if snapshots is None:
+        from claudewrap.limits import latest
+
+        snapshots = latest(journal, now=now).values()
+    notices, bodies = _limit_crossings(journal, config, snapshots, now, session)
+    if bodies and config.webhook_url:
+        post_in_background(config.webhook_url, config.headers, bodies)
+    return notices
+
+
 def check_after_session(journal: Path, *, project: str | None, session: str | None,
                         host: str | None, config: BudgetConfig | None = None,
                         now: datetime | None = None) -> list[str]:
-    """After a wrapped session: alert the budgets it took over their line.
+    """After a wrapped session: alert the budgets it took over their line, and the
+    plan-limit windows (:func:`check_rate_limits`) that reached a threshold.
 
     Returns the notice lines for stderr (one per new crossing) and sends the
-    webhook in the background. Does nothing without budgets.
+    webhook in the background. Does nothing without budgets or thresholds.
     """
     config = config if config is not None else load_config()
     budgets = config.for_project(project)
-    if not budgets:
-        return []
-    from claudewrap.rollup import load_state
+    crossed: list[Standing] = []
+    if budgets:
+        from claudewrap.rollup import load_state
 
-    over = [st for st in standings(load_state(journal), budgets, now=now) if st.over]
-    fresh = set(claim(journal, [st.key for st in over]))
-    crossed = [st for st in over if st.key in fresh]
-    if crossed and config.webhook_url:
-        post_in_background(config.webhook_url, config.headers,
-                           [webhook_body(st, session=session, host=host) for st in crossed])
-    return [notice(st) for st in crossed]
+        over = [st for st in standings(load_state(journal), budgets, now=now) if st.over]
+        fresh = set(claim(journal, [st.key for st in over]))
+        crossed = [st for st in over if st.key in fresh]
+    bodies = [webhook_body(st, session=session, host=host) for st in crossed]
+    notices = [notice(st) for st in crossed]
+    if config.rate_limit_percent:
+        from claudewrap.limits import latest
+
+        stamp = (now or datetime.now(timezone.utc)).timestamp()
+        more, limit_bodies = _limit_crossings(
+            journal, config, latest(journal, now=stamp).values(), stamp, session)
+        notices += more
+        bodies += limit_bodies
+    if bodies and config.webhook_url:
+        post_in_background(config.webhook_url, config.headers, bodies)
+    return notices
 
 
 def _main() -> int:
@@ -444,5 +561,6 @@ if __name__ == "__main__":
 
 
 __all__ = ["Budget", "BudgetConfig", "BudgetError", "Standing", "check_after_session",
-           "claim", "load_config", "notice", "post", "post_in_background", "standings",
-           "usd", "webhook_body"]
+           "check_rate_limits", "claim", "limit_body", "limit_key", "limit_notice",
+           "load_config", "notice", "post", "post_in_background", "standings", "usd",
+           "webhook_body"]

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from test_capture_e2e import P_JSON
 
-from claudewrap import budget
+from claudewrap import budget, limits
 from claudewrap.journal import append_records
 from claudewrap.records import UsageRecord, utc_now_iso
 
@@ -178,3 +178,84 @@ def test_budget_config_errors_name_the_key(tmp_path: Path) -> None:
     cfg = budget.load_config(config, env={budget.MONTH_ENV: "40"}, day=7)
     assert sorted((b.period, b.usd, b.project) for b in cfg.budgets) == [
         ("day", 2.5, "web"), ("day", 7.0, None), ("month", 40.0, None)]
+
+
+# --- plan limits ---------------------------------------------------------------------------
+
+
+def configure_limits(env: dict[str, str], tmp_path: Path, url: str) -> None:
+    config = Path(env["XDG_CONFIG_HOME"]) / "claudewrap" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"[alerts]\nwebhook_url = \"{url}\"\nrate_limit_percent = [80, 95]\n")
+    (tmp_path / "result.json").write_text(json.dumps(P_JSON) + "\n")
+
+
+def see(env: dict[str, str], five: float, resets: float) -> None:
+    """A status-line input of a subscriber, recorded as `claudewrap statusline` does."""
+    payload = {"rate_limits": {"five_hour": {"used_percentage": five, "resets_at": resets},
+                               "seven_day": {"used_percentage": 10,
+                                             "resets_at": time.time() + 86400}}}
+    limits.record(Path(env["CLAUDEWRAP_JOURNAL"]),
+                  limits.from_status_input(payload, ts=utc_now_iso(), host="laptop"))
+
+
+def test_plan_limit_alerts_once_per_window_and_threshold(env: dict[str, str], tmp_path: Path,
+                                                         receiver: Receiver) -> None:
+    configure_limits(env, tmp_path, receiver.url)
+    window = time.time() + 3600
+    see(env, 70, window)
+    assert run(env, tmp_path)[0].stderr == ""  # under 80%: nothing
+    see(env, 85, window)
+    done, _ = run(env, tmp_path)
+    assert done.returncode == 4
+    assert done.stderr.startswith("claudewrap: plan limit over 80%: 5-hour window: 85% used,")
+    wait_for(lambda: len(receiver.requests) == 1)
+    body = receiver.requests[0][1]
+    assert body["event"] == "rate_limit_reached" and body["window"] == "five_hour"
+    assert body["threshold_percent"] == 80 and body["used_percent"] == 85
+    assert body["resets_at"] == window and body["host"] == "laptop" and body["session"]
+    see(env, 96, window)
+    assert "plan limit over 95%" in run(env, tmp_path)[0].stderr
+    wait_for(lambda: len(receiver.requests) == 2)
+    assert receiver.requests[1][1]["threshold_percent"] == 95
+    # The same window again, even higher: both thresholds were alerted.
+    see(env, 99, window)
+    assert run(env, tmp_path)[0].stderr == ""
+    time.sleep(0.5)
+    assert len(receiver.requests) == 2
+    # A new window (another resets_at) alerts again.
+    see(env, 81, window + 5 * 3600)
+    assert "plan limit over 80%" in run(env, tmp_path)[0].stderr
+    wait_for(lambda: len(receiver.requests) == 3)
+    assert receiver.requests[2][1]["resets_at"] == window + 5 * 3600
+
+
+def test_the_status_line_checks_plan_limits_with_what_it_just_saw(
+        env: dict[str, str], tmp_path: Path, receiver: Receiver,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """budget.check_rate_limits as `claudewrap statusline` calls it: the snapshots it
+    recorded, no wrapped session; a jump over both thresholds alerts once."""
+    configure_limits(env, tmp_path, receiver.url)
+    monkeypatch.setenv("XDG_CONFIG_HOME", env["XDG_CONFIG_HOME"])
+    journal = tmp_path / "journal.jsonl"
+    payload = {"rate_limits": {"five_hour": {"used_percentage": 97,
+                                             "resets_at": time.time() + 600}}}
+    snaps = limits.from_status_input(payload, ts=utc_now_iso(), host="laptop")
+    config = budget.load_config()
+    notices = budget.check_rate_limits(journal, config, snaps, session="claude-1")
+    assert len(notices) == 1 and notices[0].startswith("claudewrap: plan limit over 95%:")
+    assert budget.check_rate_limits(journal, config, snaps, session="claude-1") == []
+    wait_for(lambda: len(receiver.requests) == 1)
+    time.sleep(0.5)
+    assert len(receiver.requests) == 1
+    assert receiver.requests[0][1]["threshold_percent"] == 95
+    assert receiver.requests[0][1]["session"] == "claude-1"
+
+
+def test_rate_limit_percent_must_be_percentages(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[alerts]\nrate_limit_percent = [80, 120]\n")
+    with pytest.raises(budget.BudgetError, match="alerts.rate_limit_percent"):
+        budget.load_config(config, env={})
+    config.write_text("[alerts]\nrate_limit_percent = 90\n")
+    assert budget.load_config(config, env={}).rate_limit_percent == (90.0,)
