@@ -16,7 +16,8 @@ input (2.1.332) on stdin:
   today's cost from the state file) and once with a new cost each call (one
   journal record and today's cost from the rollup each call).
 
-Prints the median and the fastest run of each, in milliseconds.
+Prints the median and the fastest wall time of each and the median CPU time
+(user + system), in milliseconds.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -48,12 +50,19 @@ def sample() -> dict[str, object]:
     return data if isinstance(data, dict) else dict(SAMPLE)
 
 
-def timed(argv: list[str], inputs: list[bytes], env: dict[str, str]) -> list[float]:
+def timed(argv: list[str], inputs: list[bytes], env: dict[str, str]
+          ) -> list[tuple[float, float]]:
+    """(wall, CPU) milliseconds of each run. CPU time (user + system of the child)
+    says more than wall time on a busy machine."""
     out = []
     for data in inputs:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(argv, input=data, env=env, stdout=subprocess.DEVNULL, check=True)
-        out.append((time.perf_counter() - start) * 1000)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        out.append((wall * 1000, cpu * 1000))
     return out
 
 
@@ -73,7 +82,7 @@ def main() -> None:
             items.append(json.dumps(d).encode())
         return items
 
-    rows: list[tuple[str, list[float]]] = []
+    rows: list[tuple[str, list[tuple[float, float]]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
         env.pop("CLAUDEWRAP_STATUSLINE_COMMAND", None)
@@ -100,9 +109,12 @@ def main() -> None:
         rows.append((f"statusline, {label}, same cost", timed(cmd, same, env)))
         rows.append((f"statusline, {label}, new cost", timed(cmd, rising(1000), env)))
     width = max(len(name) for name, _ in rows)
-    print(f"{'':{width}}  {'median':>8}  {'fastest':>8}  (ms, {args.runs} runs each)")
+    print(f"{'':{width}}  {'wall median':>11}  {'fastest':>8}  {'CPU median':>10}"
+          f"  (ms, {args.runs} runs each)")
     for name, times in rows:
-        print(f"{name:{width}}  {statistics.median(times):8.1f}  {min(times):8.1f}")
+        wall, cpu = [t[0] for t in times], [t[1] for t in times]
+        print(f"{name:{width}}  {statistics.median(wall):11.1f}  {min(wall):8.1f}"
+              f"  {statistics.median(cpu):10.1f}")
 
 
 if __name__ == "__main__":
