@@ -30,8 +30,10 @@ fi
 
 python3 -m pip install -q --disable-pip-version-check -e ".[test]"
 
-# The real Claude Code CLI (the version pinned in tests/claude_code.py) into
-# .cache/claude-code/; nothing to do when that version is there already.
+# The real Claude Code CLI, each version pinned in tests/claude_code.py (2.1.197
+# and the newest, 2.1.332: ~620 MB together), into .cache/claude-code/<version>/;
+# a version already there is skipped. 2.1.332 asks for Node >= 22 but is a native
+# binary: npm on Node 20 installs it anyway (engine-strict off).
 python3 tests/claude_code.py install ||
   echo "scripts/test.sh: Claude Code not installed: its tests skip (and fail under CI=true)"
 

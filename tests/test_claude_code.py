@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,15 @@ from typing import Any
 
 import pexpect
 import pytest
-from claude_code import VERSION, claude_cli, claude_env, seed_home  # noqa: F401 - a fixture
+from claude_code import (  # noqa: F401 - fixtures
+    READY,
+    claude_cli,
+    claude_env,
+    claude_version,
+    release,
+    seed_home,
+    version_of,
+)
 from conftest import CW, ROOT, require
 from fake_api import FakeAnthropic, Usage
 
@@ -52,7 +62,7 @@ def make_setup(base: dict[str, str], root: Path, api: FakeAnthropic, claude: Pat
                name: str = "work") -> Setup:
     home, work = root / "home", root / name
     work.mkdir(parents=True)
-    seed_home(home, [work])
+    seed_home(home, [work], version_of(claude))
     env = claude_env(base, api.url, home)
     env["CLAUDEWRAP_CLAUDE"] = str(claude)
     env["CLAUDEWRAP_JOURNAL"] = str(root / "journal.jsonl")
@@ -99,6 +109,28 @@ def usage_report(s: Setup) -> dict[str, Any]:
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
+def test_fake_api_gives_every_answer_fresh_request_and_message_ids() -> None:
+    """As the real API does: an id seen twice would hide a request counted twice
+    or dropped (two servers, as in the two-sessions test, included)."""
+    seen_requests, seen_messages = [], []
+    for _server in range(2):
+        api = FakeAnthropic().start()
+        try:
+            for _call in range(2):
+                req = urllib.request.Request(
+                    f"{api.url}/v1/messages", method="POST",
+                    data=json.dumps({"model": "claude-opus-5-5", "max_tokens": 5,
+                                     "messages": []}).encode())
+                with urllib.request.urlopen(req, timeout=10) as answer:
+                    seen_requests.append(answer.headers["request-id"])
+                    seen_messages.append(json.load(answer)["id"])
+            assert seen_requests[-2:] == [a.request_id for a in api.answers]
+            assert seen_messages[-2:] == [a.message_id for a in api.answers]
+        finally:
+            api.stop()
+    assert len(set(seen_requests)) == len(set(seen_messages)) == 4
+
+
 # ------------------------------------------------------------------ claude -p
 
 
@@ -112,8 +144,8 @@ def test_p_json_result_and_otel_are_exact(cc: Setup) -> None:
     assert sum(r.cost_usd or 0 for r in otel_recs) == pytest.approx(result["total_cost_usd"])
     assert {r.claude_session for r in otel_recs} == {result["session_id"]}
     (total,) = records(cc, "pty")
-    assert (total.kind, total.model, total.approximate) == ("total", "claude-opus-4-8", False)
-    assert sums([total]) == cc.api.totals()
+    assert (total.kind, total.approximate) == ("total", False)
+    assert sums([total]) == cc.api.totals()  # the model too: each version's default
     assert total.cost_usd == pytest.approx(result["total_cost_usd"])
     assert total.claude_session == result["session_id"]
     assert total.session == otel_recs[0].session  # one wrapped run
@@ -211,6 +243,42 @@ def test_report_counts_a_p_run_once(cc: Setup) -> None:
     assert "1234" in text and "2468" not in text
 
 
+def _tokens(total: dict[str, Any]) -> dict[str, int]:
+    return {c: total[c] for c in COUNTERS}
+
+
+def _served(api: FakeAnthropic) -> dict[str, int]:
+    """What the fake API answered, summed over its models."""
+    return {c: sum(t[c] for t in api.totals().values()) for c in COUNTERS}
+
+
+def test_resume_cost_of_a_finished_p_session_counts_it_once(
+        cc: Setup, claude_version: str) -> None:  # noqa: F811
+    """`claude -p --resume ID /cost` after a finished session: 2.1.332 prints that
+    session's whole block again (2.1.197 zeros); the wrapper names the resumed
+    session, so nothing is added to what the session's own run recorded."""
+    first = run_cw(cc, "--", "-p", "hello", "--output-format", "json")
+    assert first.returncode == 0, first.stderr
+    result = json.loads(first.stdout)
+    sid = result["session_id"]
+    before = usage_report(cc)["total"]
+    assert _tokens(before) == _served(cc.api)
+    runs_before = {r.session for r in records(cc)}
+    again = run_cw(cc, "--", "-p", "--resume", sid, "/cost")
+    assert again.returncode == 0, again.stderr
+    assert len(cc.api.answers) == 1  # /cost asks the API nothing
+    whole_block = release(claude_version) >= (2, 1, 332)
+    shown = "Estimated cost:" if whole_block else "Total cost:"
+    assert again.stdout.startswith(shown)  # relayed unchanged
+    after = usage_report(cc)["total"]
+    assert _tokens(after) == _served(cc.api)
+    assert after["cost_usd"] == pytest.approx(result["total_cost_usd"], abs=1e-6)
+    resumed = [r for r in records(cc) if r.session not in runs_before]
+    assert {r.claude_session for r in resumed} <= {sid}
+    if whole_block:  # the block was read, and filed under its session
+        assert [r.kind for r in resumed if r.source == "pty"] == ["total"]
+
+
 # ------------------------------------------------------------------ interactive
 
 
@@ -267,7 +335,7 @@ def interactive(tmp_path_factory: pytest.TempPathFactory, claude_cli: Path  # no
                           dimensions=(40, 120), timeout=20)
     child.logfile_read = (tmp / "screen.log").open("wb")  # for a failing test's reader
     try:
-        child.expect("shortcuts")
+        child.expect(READY)
         for n, prompt in enumerate(("first question", "second question"), 1):
             child.send(prompt)
             time.sleep(0.3)
@@ -328,6 +396,49 @@ def test_interactive_cost_block_is_parsed(interactive: Interactive) -> None:
         assert row.cost_usd == pytest.approx(costs[model], abs=0.00005)
 
 
+def test_interactive_session_report_equals_what_the_api_served(
+        interactive: Interactive, claude_version: str,  # noqa: F811
+        request: pytest.FixtureRequest) -> None:
+    """OTel had each request, the screen its /cost block: the summary counts each
+    request once, exactly."""
+    if claude_version == "2.1.197":
+        # /cost names the side requests' model claude-haiku-4-5, OTel and the API
+        # claude-haiku-4-5-20251001: rule 4 (claudewrap/rule.py floor_rows,
+        # report.UsageState._floor) finds no exact records for the block's row and
+        # counts it on top. Remove this when the rule matches the two names.
+        request.applymarker(pytest.mark.xfail(strict=True, reason="dated vs undated model"))
+    s = interactive.setup
+    total = usage_report(s)["total"]
+    assert _tokens(total) == _served(s.api)
+    otel_cost = sum(r.cost_usd or 0.0 for r in records(s, "otel"))
+    assert total["cost_usd"] == pytest.approx(otel_cost, abs=1e-6)
+
+
+def test_resume_cost_after_the_interactive_session_adds_nothing(
+        interactive: Interactive, tmp_path: Path, claude_version: str) -> None:  # noqa: F811
+    """The session above, finished; `claude -p --resume ID /cost` in its folder
+    (on copies of its HOME and journal: the other tests read them)."""
+    s = interactive.setup
+    home, journal = tmp_path / "home", tmp_path / "journal.jsonl"
+    shutil.copytree(s.home, home, symlinks=True)
+    shutil.copyfile(s.journal, journal)
+    mine = Setup(dict(s.env, HOME=str(home), CLAUDEWRAP_JOURNAL=str(journal)), home, s.work,
+                 journal, s.api)
+    (sid,) = {r.claude_session for r in records(mine, "otel")}
+    before = usage_report(mine)["total"]
+    served = len(s.api.answers)
+    again = run_cw(mine, "--", "-p", "--resume", sid, "/cost")
+    assert again.returncode == 0, again.stderr
+    assert len(s.api.answers) == served
+    after = usage_report(mine)["total"]
+    assert _tokens(after) == _tokens(before)
+    assert after["cost_usd"] == pytest.approx(before["cost_usd"], abs=1e-6)
+    if release(claude_version) >= (2, 1, 332):
+        assert "Estimated cost:" in again.stdout
+        resumed = [r for r in records(mine, "pty") if r.claude_session == sid]
+        assert resumed and {r.kind for r in resumed} == {"total"}
+
+
 def _screen_name(model: str, shown: list[str]) -> str:
     """``claude-haiku-4-5-20251001`` as /cost shows it (without the date), if shown."""
     return next((m for m in shown if model == m or model.startswith(m + "-")), model)
@@ -339,7 +450,7 @@ def test_exit_right_after_an_answer_keeps_the_final_export(cc: Setup) -> None:
     child = pexpect.spawn(CW[0], [*CW[1:], "run"], env=cc.env, cwd=str(cc.work),
                           dimensions=(40, 120), timeout=20)
     try:
-        child.expect("shortcuts")
+        child.expect(READY)
         child.send("only question")
         time.sleep(0.3)
         child.send("\r")
@@ -375,7 +486,7 @@ def _screen_after_two_prompts(sock: str, name: str, s: Setup, argv: list[str]) -
     def pane() -> str:
         return _tmux(sock, "capture-pane", "-p", "-t", name)
 
-    wait_for(lambda: "shortcuts" in pane(), 20)
+    wait_for(lambda: READY.search(pane().encode()), 20)
     for n, prompt in enumerate(("first question", "second question"), 1):
         _tmux(sock, "send-keys", "-t", name, "-l", prompt)
         time.sleep(0.3)
@@ -396,10 +507,10 @@ def _q(text: str) -> str:
 
 def _normal(screen: str, name: str) -> list[str]:
     """Screen lines without what differs between any two runs (the spinner's
-    random verb and its seconds, the session's folder name)."""
+    random verb and its seconds, 2.1.332's clock time, the session's folder name)."""
     out = []
     for line in screen.replace(name, "NAME").splitlines():
-        line = re.sub(r"✻ \w+ for \d+s", "✻ VERB", line)
+        line = re.sub(r"✻ \w+ for \d+s( · done \d+:\d+ [AP]M)?", "✻ VERB", line)
         out.append(line.rstrip())
     return out
 
@@ -426,7 +537,8 @@ def test_under_tmux_wrapped_screen_equals_unwrapped_and_usage_is_exact(
     assert rec.tmux_session == "wrapd"
 
 
-def test_pinned_cli_is_the_one_under_test(claude_cli: Path) -> None:  # noqa: F811
+def test_pinned_cli_is_the_one_under_test(claude_cli: Path, claude_version: str  # noqa: F811
+                                           ) -> None:
     out = subprocess.run([str(claude_cli), "--version"], check=True, capture_output=True,
                          text=True, timeout=30)
-    assert out.stdout.split()[0] == VERSION
+    assert out.stdout.split()[0] == claude_version
