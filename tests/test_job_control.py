@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from claude_code import claude_cli  # noqa: F401 - a fixture
+from claude_code import READY, claude_cli  # noqa: F401 - a fixture
 from conftest import ROOT, require, spawn, wait_until
 from test_claude_code import Setup, api, cc  # noqa: F401 - fixtures
 
@@ -241,14 +241,14 @@ def test_real_claude_code_ctrl_z_fg_and_exit(cc: Setup) -> None:  # noqa: F811
         child.expect_exact(PROMPT)
         before = stty(child)
         child.sendline(f"{sys.executable} -m claudewrap run")
-        child.expect("shortcuts")
+        child.expect(READY)
         time.sleep(1)
         child.send(b"\x1a")
         child.expect("suspended")
         child.expect_exact(PROMPT)  # before issue 14: never came back
         assert stty(child) == before
         child.sendline("fg")
-        child.expect("shortcuts")  # repainted
+        child.expect(READY)  # repainted
         time.sleep(1)
         child.send(b"/exit")
         time.sleep(0.5)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from claude_code import claude_cli  # noqa: F401 - a fixture
+from claude_code import READY, claude_cli  # noqa: F401 - a fixture
 from conftest import CW, cw, read_all, spawn, wait_until
 from fake_api import FakeAnthropic, Usage
 from test_claude_code import COUNTERS, REPLY, drawn, make_setup, records, wait_for, words
@@ -277,7 +277,7 @@ def test_real_claude_code_in_a_narrow_terminal_records_each_models_cost_block_ro
         child = pexpect.spawn(CW[0], [*CW[1:], "run"], env=s.env, cwd=str(s.work),
                               dimensions=(40, cols), timeout=20)
         try:
-            child.expect("shortcuts")
+            child.expect(READY)
             for n, prompt in enumerate(("first question", "second question"), 1):
                 child.send(prompt)
                 time.sleep(0.3)
@@ -288,7 +288,7 @@ def test_real_claude_code_in_a_narrow_terminal_records_each_models_cost_block_ro
             # In one write: typed key by key, the panel is drawn over the
             # command menu (see test_block_drawn_over_the_command_menu...).
             child.send("/cost\r")
-            child.expect(words("Esc", "to", "cancel"))
+            child.expect([words("Esc", "to", "cancel"), words("Esc", "to", "close")])
             time.sleep(0.6)  # idle: the wrapper parses what it batched
             child.send("\x1b")
             time.sleep(0.5)
