@@ -24,7 +24,11 @@ if TYPE_CHECKING:
     from claudewrap.records import UsageEvent, UsageRecord
     from claudewrap.scanner import Scanner
 
-BATCH_BYTES = 1 << 16
+# A batch is parsed while the relay waits, keystrokes too: 16 KiB holds that
+# pause to 0.8-1.8 ms (64 KiB: 1.6-6.3 ms; worst feed() on the looped real
+# 2.1.332 session and on bench/real_output.py's generated text) for 60 instead
+# of 74 MB/s on the first and the same 33 MB/s on the second (Capture alone).
+BATCH_BYTES = 1 << 14
 _BUSY_PIECE = 256  # while an event is open, read on this much (to a line end) at a time
 _CARRY_MAX = 1 << 16  # an unfinished line kept for the next batch, at most ...
 _CARRY_KEEP = 512  # ... then only its end
@@ -44,9 +48,8 @@ class Capture:
     """Feed it output chunks; it appends one record per new usage event.
 
     Chunks are kept and parsed in batches of BATCH_BYTES (a pty delivers ~4 KiB
-    at a time; even deciding that a slice holds nothing to parse costs about as
-    much for 64 KiB as for 4 KiB) and whenever the launcher reports the child
-    idle, so records never wait long. A feed() between batches only appends:
+    at a time; a batch costs a few calls whatever its size) and whenever the
+    launcher reports the child idle, so records never wait long. A feed() between batches only appends:
     the relay, which calls it after every read, paces the child's output.
     """
 
