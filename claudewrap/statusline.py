@@ -11,7 +11,8 @@ and records what it learned, only when it changed: the session's running cost
 as a ``source="statusline"``, ``kind="total"`` journal record without a model
 (the summing rule, claudewrap/rule.py, counts it as that session's total, lets
 per-request records of the session count instead and holds them to it: rule 4),
-and the plan-limit windows in ``<journal>.limits`` (claudewrap/limits.py).
+and the plan-limit windows in ``<journal>.limits`` (claudewrap/limits.py),
+alerting a window that reached ``[alerts] rate_limit_percent`` (claudewrap/budget.py).
 A user's own status-line command (``$CLAUDEWRAP_STATUSLINE_COMMAND``, else
 ``[statusline] command`` in config.toml) runs after that with the same stdin;
 its first line is printed below ours.
@@ -194,13 +195,21 @@ def record_cost(journal: Path, data: Mapping[str, Any], state: dict[str, Any],
 
 
 def record_limits(journal: Path, data: Mapping[str, Any]) -> list[Snapshot]:
-    """Keep the input's plan-limit windows (when they changed); the snapshots."""
+    """Keep the input's plan-limit windows (when they changed) and alert a window
+    that reached a threshold (the webhook; the notice has nowhere to go); the
+    snapshots."""
     from claudewrap import limits
     from claudewrap.records import utc_now_iso
 
     snaps = limits.from_status_input(data, ts=utc_now_iso(), host=os.uname().nodename)
-    if snaps:
-        limits.record(journal, snaps)
+    if snaps and limits.record(journal, snaps):
+        # A window can only cross an alert threshold when it changed.
+        try:
+            from claudewrap.budget import check_rate_limits
+
+            check_rate_limits(journal, snapshots=snaps, session=_text(data.get("session_id")))
+        except Exception:  # noqa: BLE001, S110 - a bad config.toml: the line still shows
+            pass
     return snaps
 
 

@@ -28,6 +28,7 @@ from claude_code import (  # noqa: F401 - fixtures
 )
 from conftest import CW, wait_until
 from fake_api import FakeAnthropic, Usage
+from test_alerts import Receiver, receiver  # noqa: F401 - a fixture
 
 from claudewrap.journal import read_records
 from claudewrap.records import UsageRecord
@@ -443,3 +444,20 @@ def test_real_claude_code_runs_it_and_the_session_counts_once(
     assert report["total"]["cost_usd"] == pytest.approx(status[-1].cost_usd, abs=1e-6)
     saved = json.loads((home / ".claude.json").read_text())["projects"][str(work)]
     assert saved["lastCost"] == pytest.approx(status[-1].cost_usd, abs=1e-9)
+
+
+def test_a_window_over_an_alert_threshold_posts_the_webhook_once(
+        env: dict[str, str], receiver: Receiver) -> None:  # noqa: F811
+    config = Path(env["XDG_CONFIG_HOME"]) / "claudewrap" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'[alerts]\nwebhook_url = "{receiver.url}"\nrate_limit_percent = [80]\n')
+    data = with_limits(captured("2.1.332")[-1], 85, 10, now=time.time())
+    for _ in range(2):
+        done = statusline(env, data)
+        assert (done.returncode, done.stderr) == (0, "")  # the notice has no place here
+    wait_until(lambda: len(receiver.requests) == 1, "the webhook's POST", 15)
+    body = receiver.requests[0][1]
+    assert (body["event"], body["window"], body["threshold_percent"], body["session"]) == (
+        "rate_limit_reached", "five_hour", 80, data["session_id"])
+    time.sleep(0.5)
+    assert len(receiver.requests) == 1
