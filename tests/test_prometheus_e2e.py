@@ -20,6 +20,8 @@ from conftest import ROOT, require
 from test_exporter import CW, environment, free_port, get, stop, wait_http
 from test_metrics import rec, write
 
+from claudewrap import limits
+
 EXAMPLES = ROOT / "examples"
 DASHBOARD = EXAMPLES / "grafana" / "claude-usage.json"
 # What Grafana would put in for the dashboard's variables (all hosts, projects, models).
@@ -37,7 +39,7 @@ def test_example_config_and_rules_pass_promtool() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     result = promtool("check", "rules", str(EXAMPLES / "prometheus" / "alerts.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout
+    assert "SUCCESS: 6 rules found" in result.stdout
 
 
 def test_example_alerts_fire(tmp_path: Path) -> None:
@@ -68,6 +70,21 @@ tests:
             exp_annotations:
               summary: "claude cost 60.00 $ in the last 24 h (budget $50)"
               description: "The claude CLI usage of all machines is above the daily budget."
+  - interval: 1m
+    input_series:
+      - series: 'claude_rate_limit_used_ratio{host="box",window="five_hour"}'
+        values: '0.85 0.92x10'
+    alert_rule_test:
+      - eval_time: 3m
+        alertname: ClaudePlanLimitNearlyReached
+        exp_alerts: []
+      - eval_time: 7m
+        alertname: ClaudePlanLimitNearlyReached
+        exp_alerts:
+          - exp_labels: {severity: warning, host: box, window: five_hour}
+            exp_annotations:
+              summary: "claude plan's five_hour window is 92% used"
+              description: "The Claude.ai plan's five_hour rate-limit window (seen on box) has been over 90% used for 5 minutes; usage stops at 100% until it resets."
 """)
     result = promtool("test", "rules", str(tmp_path / "test.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -107,14 +124,17 @@ def test_dashboard_uses_exactly_our_metric_names() -> None:
                 "claude_api_tokens_cache_read_total", "claude_api_tokens_cache_write_total",
                 "claude_api_cost_dollars_total", "claude_api_records_total",
                 "claude_tokens_per_minute", "claude_cost_per_hour_dollars",
-                "claude_sessions_active", "claude_journal_skipped_lines"}
+                "claude_sessions_active", "claude_journal_skipped_lines",
+                "claude_rate_limit_used_ratio", "claude_rate_limit_resets_timestamp_seconds"}
     assert names <= exported, names - exported
-    assert {"claude_api_tokens_input_total", "claude_api_cost_dollars_total"} <= names
+    assert {"claude_api_tokens_input_total", "claude_api_cost_dollars_total",
+            "claude_rate_limit_used_ratio"} <= names
     data = json.loads(DASHBOARD.read_text())
     assert data["schemaVersion"] >= 36  # Grafana 10 reads it as is
     titles = {p["title"] for p in data["panels"]}
     assert {"Token usage (tokens per minute)", "API cost by model", "Tokens, last hour",
-            "Cost, last hour", "Tokens, today", "Cost, today", "Cost per project"} <= titles
+            "Cost, last hour", "Tokens, today", "Cost, today", "Cost per project",
+            "Plan limits (used)", "Plan limit use over time"} <= titles
     assert {v["name"] for v in data["templating"]["list"]} >= {"host", "project"}
 
 
@@ -175,6 +195,12 @@ def stack(tmp_path: Path) -> Iterator[tuple[Prometheus, Path, subprocess.Popen[b
             output_tokens=30, cache_write_tokens=700, cost_usd=0.25),
         rec(200, "s3", project="api", source="transcript", input_tokens=2000),  # estimated
     ])
+    # A subscriber's windows, as `claudewrap statusline` keeps them.
+    limits.record(journal, limits.from_status_input(
+        {"rate_limits": {"five_hour": {"used_percentage": 62, "resets_at": time.time() + 3600},
+                         "seven_day": {"used_percentage": 17,
+                                       "resets_at": time.time() + 86400}}},
+        ts="2026-11-30T10:00:00.000Z", host="box"))
     port = free_port()
     serve = subprocess.Popen([*CW, "serve", "--port", str(port), "--journal", str(journal)],
                              env=environment(tmp_path), stdout=subprocess.DEVNULL,
@@ -207,6 +233,8 @@ def test_prometheus_scrapes_serve_and_the_dashboard_has_data(
     assert prom.scalar("sum(claude_tokens_per_minute)") == pytest.approx(
         (3300 + 230 + 5000 + 700) / 15)
     assert prom.scalar("max(up)") == 1
+    prom.wait_for('claude_rate_limit_used_ratio{window="five_hour",host="box"}', 0.62)
+    prom.wait_for('claude_rate_limit_used_ratio{window="seven_day",host="box"}', 0.17)
 
     # New usage arrives: the next scrape shows it, and the dashboard's increases see it.
     write(journal, [rec(1, "s4", model="claude-haiku-4-5", project="cli", input_tokens=4000,
@@ -234,7 +262,7 @@ def test_prometheus_scrapes_serve_and_the_dashboard_has_data(
     # The example alerting rules load and evaluate without errors.
     groups = prom.api("rules")["groups"]
     rules = [r for g in groups for r in g["rules"]]
-    assert len(rules) == 5
+    assert len(rules) == 6
     assert all(r["health"] != "err" for r in rules), rules
 
     assert stop(serve, signal.SIGTERM) == 0
