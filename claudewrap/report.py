@@ -62,6 +62,7 @@ from claudewrap.rule import (
     SUMMARY,
     cost_slack,
     displayed_slack,
+    undated,
     unit_key,
 )
 
@@ -998,9 +999,9 @@ class UsageState:
         for k, row in counted:
             if k[1] in PER_REQUEST and not k[3]:
                 group = find(k[0])
-                e = exact.get((group, row[0]))
+                e = exact.get((group, undated(row[0])))
                 if e is None:
-                    e = exact[(group, row[0])] = [0, 0, 0, 0, 0.0, True]
+                    e = exact[(group, undated(row[0]))] = [0, 0, 0, 0, 0.0, True]
                 a = every.get(group)
                 if a is None:
                     a = every[group] = [0, 0, 0, 0, 0.0, True]
@@ -1026,7 +1027,7 @@ class UsageState:
                     where[gm] = (rank, k, row[1], row[2])
         out: list[tuple[UnitKey, Sequence[Any]]] = []
         for gm, (mx, approximate) in sorted(shown.items(), key=lambda kv: repr(kv[0])):
-            e = exact.get(gm, [0, 0, 0, 0, 0.0, True])
+            e = exact.get((gm[0], undated(gm[1])), [0, 0, 0, 0, 0.0, True])
             if gm[1] is None and not any(mx[:4]):  # a session's cost alone: every model
                 e = every.get(gm[0], [0, 0, 0, 0, 0.0, True])
             more = [mx[j] - e[j] if mx[j] - e[j] > displayed_slack(mx[j], approximate) else 0

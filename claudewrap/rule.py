@@ -29,6 +29,7 @@ that on random journals. When the rule changes, it changes here first.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -48,6 +49,15 @@ UnitKey = tuple[str, str, str, bool]  # session, source, Claude session, approxi
 # (unit, model, day, attribution, cost printed?) -> [records, in, out, cache read,
 # cache write, printed cost]
 RowKey = tuple[UnitKey, Any, str, Attribution, bool]
+
+
+_DATED = re.compile(r"-\d{8}$")
+
+
+def undated(model: Any) -> Any:
+    """A model id without its release date, as rule 4 matches them: OpenTelemetry
+    reports ``claude-haiku-4-5-20251001`` where ``/cost`` shows ``claude-haiku-4-5``."""
+    return _DATED.sub("", model) if isinstance(model, str) else model
 
 
 def priority(r: UsageRecord) -> int:
@@ -212,7 +222,7 @@ def floor_rows(counted: dict[RowKey, list[Any]], screens: list[UnitKey],
     every: dict[str, list[Any]] = {}  # group -> the same over all models
     for (u, model, _day, _attr, was_printed), v in counted.items():
         if u[1] in PER_REQUEST and not u[3]:
-            for e in (exact.setdefault((find(u[0]), model), [0, 0, 0, 0, 0.0, True]),
+            for e in (exact.setdefault((find(u[0]), undated(model)), [0, 0, 0, 0, 0.0, True]),
                       every.setdefault(find(u[0]), [0, 0, 0, 0, 0.0, True])):
                 for j in range(5):
                     e[j] += v[j + 1]
@@ -232,7 +242,7 @@ def floor_rows(counted: dict[RowKey, list[Any]], screens: list[UnitKey],
                         where[gm] = (rank, u, d, attr)
     out: dict[RowKey, list[Any]] = {}
     for gm, (mx, approximate) in sorted(shown.items(), key=lambda kv: repr(kv[0])):
-        e = exact.get(gm, [0, 0, 0, 0, 0.0, True])
+        e = exact.get((gm[0], undated(gm[1])), [0, 0, 0, 0, 0.0, True])
         if gm[1] is None and not any(mx[:4]):
             # A session's cost alone (`Total cost:` without rows, the status line):
             # it covers every model of the session.
@@ -249,4 +259,5 @@ def floor_rows(counted: dict[RowKey, list[Any]], screens: list[UnitKey],
 
 
 __all__ = ["PER_REQUEST", "PRIORITY", "SCREEN", "SUMMARY", "cost_slack", "displayed_slack",
-           "effective_rows", "floor_rows", "priority", "unit_key", "unit_of", "unit_rows"]
+           "effective_rows", "floor_rows", "priority", "undated", "unit_key", "unit_of",
+           "unit_rows"]

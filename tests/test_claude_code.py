@@ -397,16 +397,10 @@ def test_interactive_cost_block_is_parsed(interactive: Interactive) -> None:
 
 
 def test_interactive_session_report_equals_what_the_api_served(
-        interactive: Interactive, claude_version: str,  # noqa: F811
-        request: pytest.FixtureRequest) -> None:
+        interactive: Interactive) -> None:
     """OTel had each request, the screen its /cost block: the summary counts each
-    request once, exactly."""
-    if claude_version == "2.1.197":
-        # /cost names the side requests' model claude-haiku-4-5, OTel and the API
-        # claude-haiku-4-5-20251001: rule 4 (claudewrap/rule.py floor_rows,
-        # report.UsageState._floor) finds no exact records for the block's row and
-        # counts it on top. Remove this when the rule matches the two names.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="dated vs undated model"))
+    request once, exactly. (2.1.197's /cost names the side requests' model
+    claude-haiku-4-5, OTel claude-haiku-4-5-20251001: rule 4 takes them as one.)"""
     s = interactive.setup
     total = usage_report(s)["total"]
     assert _tokens(total) == _served(s.api)

@@ -186,3 +186,18 @@ def test_a_cost_alone_is_held_against_every_model_of_the_session(
     data = usage_json(env)
     assert data["total"]["cost_usd"] == pytest.approx(round(total, 4), abs=1e-6)
     assert data["total"]["input_tokens"] == exact[0].input_tokens + 100
+
+
+def test_a_dated_model_in_the_exact_records_is_the_blocks_undated_row(
+        env: dict[str, str], journal: Path) -> None:
+    # Claude Code 2.1.197: OTel reports the side requests' model with its date
+    # (claude-haiku-4-5-20251001), /cost shows the row without it: one model.
+    exact = requests(2, session="wrap-6", source="otel")
+    for r in exact:
+        r.model = "claude-haiku-4-5-20251001"
+    block = screen_block("wrap-6")
+    block.model = "claude-haiku-4-5"
+    write(journal, [*exact, block])
+    total = usage_json(env)["total"]
+    assert total["input_tokens"] == SHOWN[0]
+    assert total["cost_usd"] == pytest.approx(SHOWN[4], abs=1e-5)
