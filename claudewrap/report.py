@@ -60,6 +60,7 @@ from claudewrap.rule import (
     PER_REQUEST,
     PRIORITY,
     SUMMARY,
+    cost_alone,
     cost_slack,
     displayed_slack,
     undated,
@@ -376,6 +377,11 @@ class Unit:
 
 def _has_total(unit: Unit | list[Any]) -> bool:
     return bool(unit[0]) if isinstance(unit, list) else unit.has_total
+
+
+def _highest(unit: Unit | list[Any]) -> dict[Any, list[Any]]:
+    """Each model's highest running totals: ``{model: [in, out, cr, cw, cost]}``."""
+    return {row[0]: row[1:] for row in unit[1]} if isinstance(unit, list) else unit.tot_max
 
 
 def _unit_rows(unit: Unit | list[Any], totals: bool) -> Iterable[Sequence[Any]]:
@@ -938,16 +944,31 @@ class UsageState:
                        for key in (k[0], k[2])}
         units = []
         set_aside = []
+        summaries = []  # exact summaries kept (status line, ~/.claude.json, -p results)
         for k, u in self.units.items():
-            if k[1] in SUMMARY and (k[0] in per_request or k[2] in per_request):
-                if _has_total(u):
-                    set_aside.append((k, u))
-            else:
-                units.append((k, u))
+            if k[1] in SUMMARY:
+                if k[0] in per_request or k[2] in per_request:
+                    if _has_total(u):
+                        set_aside.append((k, u))
+                    continue
+                if not k[3] and _has_total(u):
+                    summaries.append((k, u))
+            units.append((k, u))
+        itemised: set[UnitKey] = set()
+        if summaries:
+            # A session's cost alone beside an exact summary of it with its models:
+            # the latter counts, the cost alone is its floor (claudewrap.rule).
+            itemised = {k for k, u in summaries if not cost_alone(_highest(u))}
+            with_models = {k[2] for k in itemised}
+            alone = {k for k, u in summaries
+                     if k[2] in with_models and k not in itemised}
+            if alone:
+                set_aside += [(k, u) for k, u in units if k in alone]
+                units = [(k, u) for k, u in units if k not in alone]
         rows: Iterable[tuple[UnitKey, Sequence[Any]]] = self._counted(units)
         if set_aside and self.since is None and self.until is None:
             counted = list(rows)
-            rows = counted + self._floor(counted, set_aside)
+            rows = counted + self._floor(counted, set_aside, itemised)
         sessions = set(filters.sessions)
         for k, row in rows:
             day = row[1]
@@ -978,7 +999,7 @@ class UsageState:
                     yield k, row
 
     def _floor(self, counted: list[tuple[UnitKey, Sequence[Any]]],
-               screens: list[tuple[UnitKey, Unit | list[Any]]]
+               screens: list[tuple[UnitKey, Unit | list[Any]]], itemised: set[UnitKey]
                ) -> list[tuple[UnitKey, Sequence[Any]]]:
         """Rule 4 (claudewrap.rule.floor_rows, which tests compare this with): what
         the screen totals that rule 2 set aside showed beyond the exact rows."""
@@ -989,15 +1010,18 @@ class UsageState:
                 x = parent[x]
             return x
 
+        def exact_unit(k: UnitKey) -> bool:
+            return (k[1] in PER_REQUEST and not k[3]) or k in itemised
+
         for k, _row in counted:
-            if k[1] in PER_REQUEST and not k[3]:
+            if exact_unit(k):
                 parent[find(k[0])] = find(k[2])
         for k, _u in screens:
             parent[find(k[0])] = find(k[2])
         exact: dict[tuple[str, Any], list[Any]] = {}
         every: dict[str, list[Any]] = {}  # the same over all models: for a cost alone
         for k, row in counted:
-            if k[1] in PER_REQUEST and not k[3]:
+            if exact_unit(k):
                 group = find(k[0])
                 e = exact.get((group, undated(row[0])))
                 if e is None:
@@ -1014,9 +1038,7 @@ class UsageState:
         where: dict[tuple[str, Any], tuple[Any, ...]] = {}
         for k, u in screens:
             group = find(k[0])
-            highest = ({row[0]: row[1:] for row in u[1]} if isinstance(u, list)
-                       else u.tot_max)
-            for model, mx in highest.items():
+            for model, mx in _highest(u).items():
                 have = shown.setdefault((group, model), [[0, 0, 0, 0, 0.0], False])
                 have[0] = [max(a, b) for a, b in zip(have[0], mx)]
                 have[1] = have[1] or k[3]

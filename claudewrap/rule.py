@@ -182,6 +182,15 @@ def effective_rows(records: Iterable[UsageRecord], day: Callable[[str], str],
     kept = [u for u in units if u not in set_aside]
     # A unit "has totals" once it has a total record, even one that raised nothing.
     has_totals = {unit_of(r) for r in records if r.kind == "total"}
+    # A Claude session's cost alone (the status line) beside an exact summary of the
+    # same session with its models (~/.claude.json, a -p result): the latter counts,
+    # the cost alone is its floor (rule 4), as it is for per-request records.
+    summaries = [u for u in kept if u[1] in SUMMARY and not u[3] and u in has_totals]
+    itemised = [u for u in summaries if not cost_alone(highest.get(u, {}))]
+    with_models = {u[2] for u in itemised}
+    alone = [u for u in summaries if cost_alone(highest.get(u, {})) and u[2] in with_models]
+    set_aside += alone
+    kept = [u for u in kept if u not in alone]
     exact_totals = {u[2] for u in kept if u in has_totals and not u[3]}
     with_totals = {(u[0], u[1]) for u in kept
                    if u in has_totals and not (u[3] and u[2] in exact_totals)}
@@ -195,15 +204,27 @@ def effective_rows(records: Iterable[UsageRecord], day: Callable[[str], str],
                 out[key] = list(values)
     if floor:
         for key, values in floor_rows(out, [u for u in set_aside if u in has_totals], rises,
-                                      highest).items():
+                                      highest, set(itemised)).items():
             _add(out, key, values)
     return out
 
 
+def cost_alone(highest: dict[Any, list[Any]]) -> bool:
+    """Whether a unit's totals are a cost alone (no model, no tokens)."""
+    return all(model is None and not any(v[:4]) for model, v in highest.items())
+
+
 def floor_rows(counted: dict[RowKey, list[Any]], screens: list[UnitKey],
                rises: dict[UnitKey, dict[RowKey, list[Any]]],
-               highest: dict[UnitKey, dict[Any, list[Any]]]) -> dict[RowKey, list[Any]]:
-    """Rule 4: what the screen totals set aside showed beyond the session's exact rows."""
+               highest: dict[UnitKey, dict[Any, list[Any]]],
+               itemised: set[UnitKey] | None = None) -> dict[RowKey, list[Any]]:
+    """Rule 4: what the summaries set aside showed beyond the session's exact rows
+    (per-request records, and ``itemised``: exact summaries with their models)."""
+    itemised = itemised or set()
+
+    def exact_unit(u: UnitKey) -> bool:
+        return (u[1] in PER_REQUEST and not u[3]) or u in itemised
+
     # Sessions linked by a per-request unit (its wrapper session and Claude session).
     parent: dict[str, str] = {}
 
@@ -214,14 +235,14 @@ def floor_rows(counted: dict[RowKey, list[Any]], screens: list[UnitKey],
 
     for key in counted:
         u = key[0]
-        if u[1] in PER_REQUEST and not u[3]:
+        if exact_unit(u):
             parent[find(u[0])] = find(u[2])
     for u in screens:
         parent[find(u[0])] = find(u[2])
     exact: dict[tuple[str, Any], list[Any]] = {}  # (group, model) -> in, out, cr, cw, cost, all printed
     every: dict[str, list[Any]] = {}  # group -> the same over all models
     for (u, model, _day, _attr, was_printed), v in counted.items():
-        if u[1] in PER_REQUEST and not u[3]:
+        if exact_unit(u):
             for e in (exact.setdefault((find(u[0]), undated(model)), [0, 0, 0, 0, 0.0, True]),
                       every.setdefault(find(u[0]), [0, 0, 0, 0, 0.0, True])):
                 for j in range(5):
@@ -258,6 +279,6 @@ def floor_rows(counted: dict[RowKey, list[Any]], screens: list[UnitKey],
     return out
 
 
-__all__ = ["PER_REQUEST", "PRIORITY", "SCREEN", "SUMMARY", "cost_slack", "displayed_slack",
-           "effective_rows", "floor_rows", "priority", "undated", "unit_key", "unit_of",
+__all__ = ["PER_REQUEST", "PRIORITY", "SCREEN", "SUMMARY", "cost_alone", "cost_slack",
+           "displayed_slack", "effective_rows", "floor_rows", "priority", "undated", "unit_key", "unit_of",
            "unit_rows"]

@@ -201,3 +201,22 @@ def test_a_dated_model_in_the_exact_records_is_the_blocks_undated_row(
     total = usage_json(env)["total"]
     assert total["input_tokens"] == SHOWN[0]
     assert total["cost_usd"] == pytest.approx(SHOWN[4], abs=1e-5)
+
+
+def test_the_status_line_and_claude_json_of_one_session_count_once(
+        env: dict[str, str], journal: Path) -> None:
+    # A session imported from ~/.claude.json, then resumed with the status line on:
+    # the itemised summary counts; the status line's cost is its floor.
+    summary = [UsageRecord(ts="2026-11-30T10:00:00.000Z", session=SID, source="claude_json",
+                           kind="total", model=MODEL, input_tokens=SHOWN[0],
+                           output_tokens=SHOWN[1], cache_read_tokens=SHOWN[2],
+                           cache_write_tokens=SHOWN[3], cost_usd=SHOWN[4],
+                           claude_session=SID)]
+    write(journal, [*summary, cost_alone(SID, "statusline", SHOWN[4], claude_session=SID)])
+    total = usage_json(env)["total"]
+    assert total["input_tokens"] == SHOWN[0]
+    assert total["cost_usd"] == pytest.approx(SHOWN[4], abs=1e-6)
+    # The resumed session went on: the status line shows more than the summary.
+    write(journal, [*summary, cost_alone(SID, "statusline", SHOWN[4] + 0.25,
+                                         claude_session=SID)])
+    assert usage_json(env)["total"]["cost_usd"] == pytest.approx(SHOWN[4] + 0.25, abs=1e-6)

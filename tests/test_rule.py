@@ -52,15 +52,16 @@ def journals(draw: st.DrawFn) -> list[UsageRecord]:
     for _ in range(n):
         minute += rnd.randint(0, 7)
         ts = f"2026-11-{1 + minute // 1440:02d}T{minute % 1440 // 60:02d}:{minute % 60:02d}:00.000Z"
-        source = rnd.choice(["otel", "transcript", "pty", "scan", "manual", "statusline"])
+        source = rnd.choice(["otel", "transcript", "pty", "scan", "manual", "statusline",
+                             "claude_json"])
         session = rnd.choice(WRAPPERS + CLAUDES)
         claude = rnd.choice([None, *CLAUDES])
         if source == "transcript" and rnd.random() < 0.5:
             session = claude = claude or "c0"  # imported: its own session
-        if source == "statusline":  # the status line: a Claude session's cost alone
+        if source in ("statusline", "claude_json"):  # a Claude session's own summary
             session = claude = claude or "c1"
         total = source in ("pty", "scan", "manual") and rnd.random() < 0.5 or (
-            source == "statusline")
+            source in ("statusline", "claude_json"))
         approximate = total and source in ("pty", "scan") and rnd.random() < 0.5
         cost_alone = source == "statusline" or (total and rnd.random() < 0.15)
         rid = None if total else rnd.choice([None, "r0", "r1", "r2", "r3", "r4"])
