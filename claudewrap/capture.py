@@ -49,8 +49,9 @@ class Capture:
 
     Chunks are kept and parsed in batches of BATCH_BYTES (a pty delivers ~4 KiB
     at a time; a batch costs a few calls whatever its size) and whenever the
-    launcher reports the child idle, so records never wait long. A feed() between batches only appends:
-    the relay, which calls it after every read, paces the child's output.
+    launcher reports the child idle, so records never wait long. A feed()
+    between batches only appends: the relay, which calls it after every read,
+    paces the child's output.
     """
 
     def __init__(self, *, session: str, journal: str | None = None,
@@ -211,11 +212,12 @@ class Capture:
         self._spans[first] = (data[start:end], *self._spans.get(first, ())[:_SPANS_PER_LINE - 1])
 
     def _skip_to_end(self, data: bytes, pos: int) -> None:
-        """Nothing in data[pos:] can start an event: keep only its last line."""
+        """Nothing in data[pos:] can start an event: keep only its last line.
+
+        data[pos] begins a line, or continues none the scanner holds (_parse
+        finished that one first), so the scanner can start over from the carry.
+        """
         cut = max(data.rfind(b"\n", pos), data.rfind(b"\r", pos)) + 1
-        if cut == 0 and self._in_sync:
-            self._parser()[0].feed(data[pos:])  # no line end: it continues the scanner's
-            return
         carry = data[max(cut, pos):]
         if len(carry) > _CARRY_MAX:
             # A line this long (a TUI that only moves the cursor): what can
