@@ -133,12 +133,14 @@ class Capture:
         waits (``_carry``) for the next batch, which may finish its keyword.
         With user patterns every line is read.
         Measured with bench/real_output.py (20 MB, medians of 3 rounds, 2 busy
-        cores), parsing every batch that held a ":" or "{" -> this: claudewrap/
-        script 0.18 -> 0.35 (real 2.1.197), 0.11 -> 0.24 (real 2.1.332), 0.12 ->
-        0.37 (generated); the wrapper's own CPU per 100 MB 15.6 -> 7.6, 15.7 ->
-        9.6, 12.7 -> 4.8 s. Skipping redrawn spans (_spans) then took Capture
-        alone from 20 to 105 MB/s on the looped 2.1.332 session (its /cost and
-        /usage panels come back every 14 KB there; new text gains nothing).
+        cores), parsing every batch that held a ":" or "{" -> this: the
+        wrapper's own CPU per 100 MB 15.6 -> 5.0 s (real 2.1.197 session looped),
+        15.7 -> 4.1 (2.1.332), 12.7 -> 5.5 (generated), 45.9 -> 32.7 (a usage
+        line on every line); claudewrap/script 0.18 -> 0.44, 0.11 -> 0.49, 0.12
+        -> 0.38, 0.05 -> 0.08 (ratios swing with the machine's load). Capture
+        alone: 12 -> 60-90 MB/s on the looped sessions, of which skipping
+        redrawn spans (_spans) 20 -> 60-90: their /cost and /usage panels come
+        back every 14 KB there; text never seen before gains nothing from it.
         """
         from claudewrap.patterns import RawStarts  # loaded by _parser() already
 
