@@ -237,3 +237,71 @@ def render_csv(report: Report, dims: tuple[str, ...]) -> str:
         data = row.to_json()
         writer.writerow([*key, *(data[f] for f in CSV_FIELDS)])
     return buf.getvalue()
+
+
+def _percent(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}%"
+
+
+def render_analysis(report: Report, analysis: Any, *, width: int, color: bool,
+                    journal: Path, selection: str = "") -> str:
+    """``usage --analysis``: cost share, cost per 1k output tokens, the cache's
+    ratio and saving, the same usage on each current model, the top sessions.
+
+    ``analysis`` is a :class:`claudewrap.analysis.Analysis` of ``report``."""
+    from claudewrap.display import money
+
+    out = _Out(color)
+    empty = nothing_shown(report, journal, selection)
+    if empty:
+        out.line(empty)
+        return out.text()
+    dims = analysis.dims
+    rows = [*analysis.groups, analysis.total]
+
+    def label(g: Any) -> list[str]:
+        return ["total", *[""] * (len(dims) - 1)] if g is analysis.total else list(g.labels)
+
+    def per_1k(g: Any) -> str:
+        if g.cost_per_1k_output is None:
+            return "-"
+        return money(g.cost_per_1k_output, estimated=g.row.cost_estimated_usd > 0,
+                     unpriced=g.row.unpriced_records > 0, places=4)
+
+    def section(lines: list[str]) -> None:
+        out.line(lines[0], bold=True)
+        for line in lines[1:-1]:
+            out.line(line)
+        out.line(lines[-1], bold=len(lines) > 1 and lines[-1].startswith("total"))
+
+    body = [[*label(g), row_money(g.row), _percent(g.share), per_1k(g),
+             _percent(None if g.cache_read_ratio is None else 100 * g.cache_read_ratio),
+             money(g.cache_saved_usd, unpriced=g.cache_saved_unknown)] for g in rows]
+    section(_table([*dims, "cost", "share", "per 1k out", "cache read", "cache saved"],
+                   body, len(dims)))
+    if analysis.models:
+        out.line()
+        names = [m.removeprefix("claude-") for m in analysis.models]
+        body = [[*label(g), row_money(g.row), *[money(g.on_models[m]) for m in analysis.models]]
+                for g in rows]
+        section(_table([*dims, "cost", *[f"on {n}" for n in names]], body, len(dims)))
+    if analysis.top_sessions:
+        out.line()
+
+        def top(short: bool) -> list[str]:
+            f = short_count if short else count
+            return _table(["top sessions", "cost", "output", "models"],
+                          [[s.session, row_money(s.row), f(s.row.output_tokens),
+                            ", ".join(m.removeprefix("claude-") for m in s.models)]
+                           for s in analysis.top_sessions], 1)
+
+        lines = _fit(top, width)
+        out.line(lines[0], bold=True)
+        for line in lines[1:]:
+            out.line(line)
+    for note in ("cache read: cache reads / (input + cache reads + cache writes)",
+                 "cache saved: cache reads at the input rate minus at the cache-read rate",
+                 "on MODEL: the same tokens at that model's list prices"):
+        out.line(note, dim=True)
+    _notes(out, [report.total], report.table)
+    return out.text()

@@ -22,6 +22,7 @@ from claudewrap.report import (
     DIMENSIONS,
     STANDARD_GROUPS,
     Filters,
+    Report,
     parse_dimension,
     report_json,
     utc_iso,
@@ -160,6 +161,22 @@ def _by_block(ctx: click.Context, path: Path, *, since: When | None, until: When
                                   selection=selection), nl=False, color=color)
 
 
+def _show_analysis(ctx: click.Context, report: Report, dims: tuple[str, ...], *, path: Path,
+                   as_json: bool, selection: str) -> None:
+    """`usage --analysis` (claudewrap.analysis) as JSON or text."""
+    from claudewrap.analysis import analyze
+    from claudewrap.usage_view import render_analysis
+
+    result = analyze(report, dims, default_table())
+    if as_json:
+        click.echo(json.dumps({**result.to_json(), "skipped_lines": report.skipped_lines},
+                              indent=2))
+        return
+    color = use_color(ctx.color)
+    click.echo(render_analysis(report, result, width=width(), color=color, journal=path,
+                               selection=selection), nl=False, color=color)
+
+
 @click.command("usage")
 @click.option("--by", "by", multiple=True, metavar="DIM",
               help=f"Group by {', '.join(DIMENSIONS)}, tag:KEY or block (5-hour blocks from"
@@ -180,11 +197,15 @@ def _by_block(ctx: click.Context, path: Path, *, since: When | None, until: When
               help="The journal to read [default: $CLAUDEWRAP_JOURNAL or the user data dir].")
 @click.option("--no-cache", is_flag=True, help="Read the whole journal; do not use the rollup.")
 @click.option("--tz", "tz_name", metavar="ZONE", help="Time zone for days (default: local).")
+@click.option("--analysis", "--cost-analysis", "analysis", is_flag=True,
+              help="Per group (--by, default model): cost share, cost per 1k output tokens,"
+                   " cache read ratio and saving, the cost on each current model; the most"
+                   " expensive sessions.")
 @click.pass_context
 def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str | None,
           projects: tuple[str, ...], models: tuple[str, ...], tags: tuple[str, ...],
           as_json: bool, as_csv: bool, journal: Path | None, no_cache: bool,
-          tz_name: str | None) -> None:
+          tz_name: str | None, analysis: bool) -> None:
     """Tokens and cost of your `claude` use: today, this week, this month, all time.
 
     Costs Claude Code printed are exact; others are estimated from list prices
@@ -209,6 +230,9 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since/--until") from None
     filters = Filters(projects=projects, models=models, tags=_parse_tags(tags))
+    if analysis and (blocks or as_csv):
+        raise click.UsageError("--analysis works with --json and with --by dimensions"
+                               " other than block: leave out --csv and --by block")
     if blocks:
         try:
             path = resolve_path(journal)
@@ -226,7 +250,12 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
         filters.since_day = day_of(since_w) if since_w else None
         filters.until_day = day_of(until_w) if until_w else None
     groupings: list[tuple[str, ...]] = list(VIEW_GROUPS)
-    if as_json:
+    if analysis:
+        from claudewrap.analysis import groupings as analysis_groupings
+
+        dims = dims or ("model",)
+        groupings = analysis_groupings(dims)
+    elif as_json:
         groupings += [*STANDARD_GROUPS, *[(d,) for d in dims]]
         if len(dims) > 1:
             groupings.append(dims)
@@ -246,7 +275,11 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
     except (JournalError, PriceFileError) as exc:
         raise click.ClickException(str(exc)) from None
     warn_skipped(report.skipped_lines, report.first_bad_lines)
-    if as_json:
+    if analysis:
+        _show_analysis(ctx, report, dims, path=path, as_json=as_json,
+                       selection=describe_selection(since, until, projects, models,
+                                                    filters.tags))
+    elif as_json:
         extra: list[tuple[str, ...]] = [(d,) for d in dims if (d,) not in STANDARD_GROUPS]
         if len(dims) > 1:
             extra.append(dims)
