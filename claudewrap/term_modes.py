@@ -32,8 +32,19 @@ _ORDER = (*_MOUSE, _PASTE, _FOCUS, _CURSOR_KEYS, *_ALT_SCREENS, _CURSOR)
 _FOLLOWED = frozenset(_ORDER)
 _KEYPAD_AFTER = _CURSOR_KEYS  # ESC > goes right after the cursor keys' reset
 _MAX_PENDING = 32  # an unfinished ESC [ ? longer than this is not a mode change
-_MAX_MISSES = 8  # '?' not after ESC [ in one read before searching for ESC [ ? instead
 _KEYPAD = re.compile(rb"\x1b[=>]")
+_PRIVATE = re.compile(rb"\x1b\[\?([0-9;]*)([hl])")
+_TAIL = re.compile(rb"\x1b(?:\[(?:\?[0-9;]{0,%d})?)?\Z" % _MAX_PENDING)
+_MODES: dict[bytes, tuple[int, ...]] = {}  # parameters seen -> the followed modes in them
+
+
+def _modes(params: bytes) -> tuple[int, ...]:
+    """The followed modes of ``CSI ? params h|l`` (memoised: a TUI repeats a few)."""
+    modes = tuple(int(p) for p in params.split(b";") if p and len(p) <= 5
+                  and int(p) in _FOLLOWED)
+    if len(_MODES) < 1024:
+        _MODES[params] = modes
+    return modes
 
 
 class TermModes:
@@ -51,60 +62,35 @@ class TermModes:
         if self._pending:
             data = self._pending + data
             self._pending = b""
-        # One-byte searches run at memchr speed; a two-byte one (ESC [ ?, ESC =)
-        # at about 2 ns a byte, ESC being everywhere in TUI output, so each is
-        # made only where its rare byte is there. Per MiB in 4 KiB reads: 0.5 ms
-        # for bench/passthrough.py's TUI text, 2 ms for coloured source code
-        # (two rfind() for the keypad: 3.5 ms); the relay with its tap: ~30 ms.
-        i = data.find(b"?")
-        misses = 0
-        while i >= 0:
-            if i >= 2 and data[i - 1] == 0x5B and data[i - 2] == 0x1B:  # ESC [ ?
-                i = self._private(data, i + 1)
-                if i < 0:
-                    break
-            else:
-                misses += 1
-                if misses > _MAX_MISSES:  # many '?' in text: search for ESC [ ? itself
-                    i = data.find(b"\x1b[?", i)
-                    i = i + 2 if i >= 0 else -1
+        # A one-byte search runs at memchr speed; only where there is a '?' does a
+        # regex look for CSI ? Pm h|l. Claude Code 2.1.332 writes such a sequence
+        # many times a frame: a byte-by-byte parse of each took ~25% of the
+        # wrapper's CPU (bench/real_output.py); one findall per read and memoised
+        # parameters: 146 -> 80 ms per 9 MiB of its session in 4 KiB reads.
+        q = data.find(b"?")
+        if q >= 0:
+            on = self._on
+            for params, final in _PRIVATE.findall(data, max(0, q - 2)):
+                modes = _MODES.get(params)
+                if modes is None:
+                    modes = _modes(params)
+                if not modes:
                     continue
-            i = data.find(b"?", i + 1)
+                set_it = final == b"h"
+                for mode in modes:
+                    if set_it != (mode == _CURSOR):
+                        on.add(mode)
+                    else:
+                        on.discard(mode)
         if b"=" in data or b">" in data:
             switches = _KEYPAD.findall(data)
             if switches:
                 self._keypad = switches[-1] == b"\x1b="
-        if not self._pending:
-            # An ESC or ESC [ at the very end may start a sequence the next read finishes.
-            if data.endswith(b"\x1b"):
-                self._pending = b"\x1b"
-            elif data.endswith(b"\x1b["):
-                self._pending = b"\x1b["
-
-    def _private(self, data: bytes, start: int) -> int:
-        """Apply ``CSI ? Pm h|l`` whose parameters begin at ``start``; where it ends
-        (-1: it runs past the end of ``data`` and is kept for the next read)."""
-        end = start
-        size = len(data)
-        while end < size and (0x30 <= data[end] <= 0x39 or data[end] == 0x3B):  # digits and ;
-            end += 1
-        if end == size:
-            if end - start < _MAX_PENDING:
-                self._pending = data[start - 3:]
-            return -1
-        final = data[end]
-        if final in (0x68, 0x6C):  # h, l
-            on = final == 0x68
-            for param in data[start:end].split(b";"):
-                if not param or len(param) > 5:
-                    continue
-                mode = int(param)
-                if mode in _FOLLOWED:
-                    if on != (mode == _CURSOR):
-                        self._on.add(mode)
-                    else:
-                        self._on.discard(mode)
-        return end
+        # An ESC, ESC [ or ESC [ ? Pm at the very end may start a sequence the next
+        # read finishes.
+        tail = _TAIL.search(data, max(0, len(data) - _MAX_PENDING - 3))
+        if tail is not None:
+            self._pending = tail.group()
 
     def resets(self) -> bytes:
         """The sequences that switch back every followed mode still on (b"" if none)."""
