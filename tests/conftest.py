@@ -28,7 +28,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     (bin_dir / "claude").symlink_to(FAKE)
     home = tmp_path / "home"
     home.mkdir()
-    (tmp_path / "tmp").mkdir()
+    (tmp_path / "env-tmp").mkdir(exist_ok=True)
     e = {k: v for k, v in os.environ.items()
          if not k.startswith(("CLAUDEWRAP_", "TMUX", "STY", "OTEL_"))}
     e.update({
@@ -39,7 +39,7 @@ def env(tmp_path: Path) -> dict[str, str]:
         "XDG_CACHE_HOME": str(tmp_path / "cache"),
         # The wrapper's fallback files live in $TMPDIR/claudewrap-UID: private too,
         # or one test's saved records would show in another's doctor.
-        "TMPDIR": str(tmp_path / "tmp"),
+        "TMPDIR": str(tmp_path / "env-tmp"),
         "CLAUDEWRAP_JOURNAL": str(tmp_path / "journal.jsonl"),
         "PYTHONPATH": str(ROOT),
         "TERM": "xterm-256color",
