@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "cost": "cost:cost",
     "doctor": "doctor:doctor",
     "prices": "prices:prices",
+    "advise": "advise:advise",
 }
 
 ALIASES: dict[str, str] = {"stats": "usage"}
