@@ -126,7 +126,8 @@ def test_import_since_skips_older_requests(tmp_path: Path) -> None:
     ]) + "\n")
     result = transcripts.import_paths([tmp_path], tmp_path / "j.jsonl",
                                       since=time.mktime((2025, 1, 1, 0, 0, 0, 0, 0, -1)))
-    assert [r.request_id for r in result.records or []] == ["req_new"]
+    assert result.added == 1
+    assert [r.request_id for r in read_records(tmp_path / "j.jsonl")] == ["req_new"]
 
 
 def test_default_roots_follow_claude_config_dir(tmp_path: Path) -> None:
