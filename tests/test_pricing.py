@@ -102,7 +102,7 @@ def test_seed_models_have_their_prices() -> None:
     assert price("claude-3-sonnet-20240229", M, M, 0, 0) == pytest.approx(3 + 15)
 
 
-@pytest.mark.parametrize("model", ["claude-opus-9-1", "sonnet", "<synthetic>", "gpt-4o",
+@pytest.mark.parametrize("model", ["claude-opus-9-1", "claude-sonnet", "<synthetic>", "gpt-4o",
                                    "claude-haiku-9", "", None])
 def test_an_unknown_model_has_no_price_never_zero(model: str | None) -> None:
     assert price(model, 1000, 10, 0, 0) is None
