@@ -65,7 +65,8 @@ def _count(value: str, name: str) -> tuple[int, bool]:
 @click.argument("input_tokens", metavar="INPUT")
 @click.argument("output_tokens", metavar="OUTPUT")
 @click.argument("cost", required=False, metavar="[COST]")
-@click.option("--model", "-m", help="Model name, e.g. claude-sonnet-4-6.")
+@click.argument("model_arg", required=False, metavar="[MODEL]")
+@click.option("--model", "-m", help="Model name, e.g. claude-sonnet-4-6 (or the 4th argument).")
 @click.option("--project", help="Project (default: git top-level or current folder name).")
 @click.option("--cache-read", default="0", show_default=True, metavar="N",
               help="Cache read tokens.")
@@ -75,14 +76,22 @@ def _count(value: str, name: str) -> tuple[int, bool]:
               help="Session id to file the entry under.")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Tag (repeatable).")
 @click.option("--journal", "journal_path", metavar="PATH", help=JOURNAL_HELP)
-def log(input_tokens: str, output_tokens: str, cost: str | None, model: str | None,
+def log(input_tokens: str, output_tokens: str, cost: str | None, model_arg: str | None,
+        model: str | None,
         project: str | None, cache_read: str, cache_write: str, session: str,
         tags: tuple[str, ...], journal_path: str | None) -> None:
-    """Record usage by hand: INPUT and OUTPUT tokens, and optionally the COST in dollars.
+    """Record usage by hand: INPUT and OUTPUT tokens, and optionally the COST in dollars
+    and the MODEL (as `claude-token-logger.sh log <in> <out> <cost> [model]`).
 
     Without COST, reports price the entry from the model's list price (shown
-    as estimated). Example: `claudewrap log 1200 350 0.02 --model claude-sonnet-4-6`.
+    as estimated). Example: `claudewrap log 1200 350 0.02 claude-sonnet-4-6`
+    (or `--model claude-sonnet-4-6`).
     """
+    if model_arg is not None:
+        if model is not None and model != model_arg:
+            raise click.UsageError(f"two models given: {model_arg!r} (4th argument) and"
+                                   f" {model!r} (--model); give one")
+        model = model_arg
     counts = [_count(v, n) for v, n in ((input_tokens, "INPUT"), (output_tokens, "OUTPUT"),
                                         (cache_read, "--cache-read"),
                                         (cache_write, "--cache-write"))]
@@ -118,7 +127,9 @@ def log(input_tokens: str, output_tokens: str, cost: str | None, model: str | No
 @click.option("--journal", "journal_path", metavar="PATH", help=JOURNAL_HELP)
 def parse(lines: tuple[str, ...], write: bool, config_path: str | None, project: str | None,
           journal_path: str | None) -> None:
-    """Show the usage events LINES yield, one JSON object per event.
+    """Show the usage events LINES yield, one JSON object per event; with
+    --write, also record them (without it, a last line on stderr says so
+    when stderr is a terminal).
 
     With no LINES (or `-`), reads standard input, so a saved session log can be
     checked: `claudewrap parse < session.log`. Escape sequences are handled as
@@ -157,6 +168,11 @@ def parse(lines: tuple[str, ...], write: bool, config_path: str | None, project:
                    f" that could not be recorded (first: {matcher.first_rejection})", err=True)
     if matcher.switched_off:  # user patterns too slow to run (issue 13): one line
         click.echo("claudewrap: " + "; ".join(matcher.switched_off), err=True)
+    if events and not write and sys.stderr.isatty():
+        # The last line, for a person at a terminal: stdout stays one JSON object a
+        # line, and scripts reading stderr see no more lines than before.
+        them = "it" if len(events) == 1 else "them"
+        click.echo(f"(not recorded: add --write to record {them})", err=True)
 
 
 @click.group()
