@@ -402,6 +402,12 @@ def append_records(path: Path, records: Iterable[UsageRecord], lock_timeout: flo
     _append_lines(path, [_encode(r) for r in records], lock_timeout)
 
 
+def append_lines(path: Path, lines: list[bytes], lock_timeout: float = 2.0) -> None:
+    """:func:`append_records` for records already encoded as their journal lines
+    (``UsageRecord.to_json()`` + newline, UTF-8), as ``claudewrap import`` makes them."""
+    _append_lines(path, lines, lock_timeout)
+
+
 class JournalWriter:
     """Used inside a wrapped ``claude`` session: never raises, never blocks the session for long.
 

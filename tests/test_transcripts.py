@@ -130,6 +130,54 @@ def test_import_since_skips_older_requests(tmp_path: Path) -> None:
     assert [r.request_id for r in read_records(tmp_path / "j.jsonl")] == ["req_new"]
 
 
+def test_a_subagent_replay_never_replaces_the_main_thread_request(tmp_path: Path) -> None:
+    folder = write_session(tmp_path)  # its subagent file sorts before the session's file
+    (folder / SESSION / "subagents" / "agent-1.jsonl").write_text(
+        assistant("req_B", 999, model="claude-opus-4-8", sidechain=True) + "\n")
+    journal = tmp_path / "j.jsonl"
+    assert transcripts.import_paths([folder], journal).added == 3
+    assert {r.request_id: r.output_tokens for r in read_records(journal)} == {
+        "req_A": 1130, "req_B": 42, "msg_only": 7}
+
+
+def test_import_writes_the_lines_the_record_type_writes(tmp_path: Path) -> None:
+    # record_line builds the journal line without a UsageRecord: it must be the same bytes.
+    def req(**kw: Any) -> transcripts.Request:
+        base: dict[str, Any] = {
+            "request_id": "req_1", "claude_session": SESSION, "model": "claude-haiku-4-5",
+            "ts": "2026-08-20T10:21:56.220Z", "cwd": "/work/proj", "input_tokens": 10,
+            "output_tokens": 1130, "cache_read_tokens": 22820, "cache_write_tokens": 9907,
+            "sidechain": False}
+        return transcripts.Request(**{**base, **kw})
+
+    for r in (req(), req(model=None), req(cwd=None), req(claude_session=None),
+              req(cwd="/home/jörg/\u2028\"q\"\\x"), req(cwd="/tmp/bad-\udcff-name"),
+              req(input_tokens=10**10, output_tokens=0)):
+        rec = transcripts.to_record(r, host="box")
+        assert transcripts.record_line(r, "box", rec.project) == (
+            rec.to_json() + "\n").encode("utf-8", "backslashreplace")
+
+
+@pytest.mark.parametrize("usage", [
+    '{"input_tokens": 10.0, "output_tokens": 1130, "cache_read_input_tokens": null}',
+    '{"input_tokens": "10", "output_tokens": 1130, "cache_creation_input_tokens": -5}',
+    '{"input_tokens": 1e35, "output_tokens": 1130}',
+    '{"input_tokens": 10, "output_tokens": 1130, "cache_read_input_tokens": 99999999999}',
+    '{"output_tokens": true}',
+])
+def test_odd_usage_lines_read_as_the_tolerant_reader_reads_them(tmp_path: Path,
+                                                                usage: str) -> None:
+    # spaced JSON and odd values: the typed decoder hands them to parse_line
+    line = json.dumps({"type": "assistant", "isSidechain": False, "sessionId": SESSION,
+                       "timestamp": "2026-08-20T10:21:56.220+00:00", "requestId": "req_odd",
+                       "message": {"model": "claude-opus-4-8", "id": "m",
+                                   "usage": json.loads(usage)}})
+    path = tmp_path / "s.jsonl"
+    path.write_text(line + "\n")
+    found = transcripts.read_requests([path])
+    assert found.get("req_odd") == transcripts.parse_line(line)
+
+
 def test_default_roots_follow_claude_config_dir(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     for d in (a, b):
