@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sys
@@ -26,9 +27,43 @@ def _now_option(text: str | None) -> datetime | None:
     return when if when.tzinfo else when.astimezone()
 
 
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0}
+_BARE_MAX = 100  # a bare number this big is more likely milliseconds than seconds
+
+
+def _interval(ctx: click.Context, param: click.Parameter, value: str | float) -> float:
+    """Seconds: ``2``, ``0.5``, ``3s``, ``3000ms``, ``1m`` (0.1 s to an hour).
+
+    A bare number is seconds, as it always was; a bare number of 100 or more is
+    refused, with the unit it probably meant (``3000`` -> ``3000ms``).
+    """
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = value.strip().lower()
+    unit = next((u for u in ("ms", "s", "m") if text.endswith(u)), "")
+    try:
+        number = float(text[:len(text) - len(unit)].strip())
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise click.BadParameter(f"{value!r} is not a duration: use seconds (2, 0.5) or a"
+                                 " unit (3s, 3000ms, 1m)", ctx, param)
+    if not unit and number >= _BARE_MAX:
+        seconds_too = f" (write {value}s for seconds)" if number <= 3600 else ""
+        raise click.BadParameter(f"{value!r}: a bare number is seconds; did you mean"
+                                 f" {value}ms?{seconds_too}", ctx, param)
+    seconds = number * _UNITS[unit or "s"]
+    if not 0.1 <= seconds <= 3600:
+        raise click.BadParameter(f"{value!r} is {seconds:g} seconds: use 0.1 s to 1 hour"
+                                 " (100ms to 60m)", ctx, param)
+    return seconds
+
+
 @click.command("monitor")
-@click.option("--interval", type=click.FloatRange(0.1, 3600), default=2.0, show_default=True,
-              metavar="SECONDS", help="How often to read the journal and redraw.")
+@click.option("--interval", default="2", show_default=True, callback=_interval,
+              metavar="DURATION",
+              help="How often to read the journal and redraw: seconds (2, 0.5) or with a "
+                   "unit (3s, 3000ms, 1m).")
 @click.option("--window", "window_minutes", type=click.FloatRange(1, 1440), default=10,
               show_default=True, metavar="MINUTES",
               help="The recent window for tokens per minute and cost per hour.")
