@@ -1,13 +1,15 @@
 """claudewrap from Python: run `claude` with attribution and get back what it cost;
 follow usage as it is recorded. `claudewrap run` and `claudewrap cost` use these.
 
-    from claudewrap.api import run_claude, follow, session_usage
+    from claudewrap.api import run_claude, follow, monitor_session, session_usage
 
     outcome = run_claude(["-p", "hello"], project="ci", tags={"job": "lint"})
     print(outcome.exit_status, outcome.usage.cost_usd)
 
     for record in follow(session=outcome.session, stop=lambda: True):
         ...
+
+    stop = monitor_session("current", 5, lambda usage: print(usage.usage.cost_usd))
 
 Only counts, costs and names are returned or stored, never prompts or responses.
 """
@@ -86,6 +88,61 @@ def follow(session: str | None = None, journal: str | os.PathLike[str] | None = 
                 time.sleep(poll)
     finally:
         tail.close()
+
+
+def monitor_session(session: str, interval: float, callback: Callable[[SessionUsage], object],
+                    journal: str | os.PathLike[str] | None = None) -> Callable[[], None]:
+    """Call ``callback(usage)`` with the session's :class:`SessionUsage` whenever it
+    changes, looking every ``interval`` seconds from a background thread; return
+    ``stop``, which ends the thread and waits for it.
+
+    ``session`` is resolved once, now (``current``, ``last`` or an id; raises
+    :class:`SessionNotFound`). The first call comes as soon as the session has
+    records; a session with none yet is waited for. An exception in ``callback``
+    ends the thread (it is reported as any thread's is)::
+
+        stop = monitor_session("current", 5, lambda u: print(u.usage.cost_usd))
+        ...
+        stop()
+    """
+    from claudewrap.journal import resolve_path
+
+    if not interval > 0:
+        raise ValueError(f"interval must be more than 0 seconds, not {interval!r}")
+    path = resolve_path(journal)
+    sid = resolve_session(session, path)
+    done = threading.Event()
+
+    def look() -> None:
+        seen: tuple[object, ...] | None = None
+        last: dict[str, Any] | None = None
+        while not done.is_set():
+            try:
+                st = os.stat(path)
+                stamp: tuple[object, ...] = (st.st_size, st.st_mtime_ns, st.st_ino)
+            except OSError:
+                stamp = ()
+            running = any(s.session == sid for s in running_sessions(path))
+            if (stamp, running) != seen:  # the journal or the run changed: sum again
+                seen = (stamp, running)
+                try:
+                    usage = session_usage(sid, path)
+                except SessionNotFound:
+                    usage = None
+                if usage is not None and usage.to_json() != last:
+                    last = usage.to_json()
+                    callback(usage)
+            done.wait(interval)
+
+    thread = threading.Thread(target=look, name=f"claudewrap-monitor-{sid}", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        done.set()
+        if thread is not threading.current_thread():
+            thread.join()
+
+    return stop
 
 
 # --- sessions ------------------------------------------------------------------------
@@ -269,5 +326,5 @@ def session_usage(session: str = "last", journal: str | os.PathLike[str] | None 
 
 
 __all__ = ["LaunchError", "LiveSession", "RunOutcome", "SessionNotFound", "SessionUsage",
-           "TagError", "follow", "new_session_id", "parse_tag_args", "resolve_session",
-           "run_claude", "running_sessions", "session_usage"]
+           "TagError", "follow", "monitor_session", "new_session_id", "parse_tag_args",
+           "resolve_session", "run_claude", "running_sessions", "session_usage"]
