@@ -40,10 +40,11 @@ def _origin(entry: dict[str, Any]) -> str:
     return f"yours ({', '.join(mine)}), shipped"
 
 
-def _name(entry: dict[str, Any]) -> str:
-    """The model id, with the bare names priced as it: ``claude-opus-5-5 (= opus)``."""
-    bare = [a for a in entry["aliases"] if not a.startswith("claude")]
-    return entry["model"] + (f" (= {', '.join(bare)})" if bare else "")
+def _family_names(entries: list[dict[str, Any]]) -> str | None:
+    """``opus = claude-opus-5-5, sonnet = ...``: the bare names and what they cost as."""
+    bare = sorted((a, str(e["model"])) for e in entries for a in e["aliases"]
+                  if not a.startswith("claude"))
+    return ", ".join(f"{a} = {m}" for a, m in bare) or None
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -69,9 +70,9 @@ def prices(as_json: bool, journal_path: str | None) -> None:
     shipped file's format; it overrides rates one by one and adds models.
 
     A bare family name (opus, sonnet, haiku) is priced as the model Claude
-    Code's newest version runs for it; the table shows it beside that model
-    (`claude-opus-5-5 (= opus)`); an `aliases = ["opus"]` line in your file
-    moves it.
+    Code's newest version runs for it; a line under the table says which
+    (`Priced as: haiku = claude-haiku-5-5, ...`); an `aliases = ["opus"]` line
+    in your file moves it.
 
     A model with no price of its own is priced with rates learned from the
     journal's exact records of it (Claude Code's printed cost with its token
@@ -101,14 +102,14 @@ def prices(as_json: bool, journal_path: str | None) -> None:
         }, indent=2))
         return
     rows = [["model", *[label for _, label in _COLUMNS], "from"]]
-    rows += [[_name(e), *[_rate(e["rates"][key]) for key, _ in _COLUMNS], _origin(e)]
+    rows += [[e["model"], *[_rate(e["rates"][key]) for key, _ in _COLUMNS], _origin(e)]
              for e in entries]
     click.echo("\n".join(_table(rows)))
     where = "" if user_file.is_file() else " (none yet)"
     click.echo(f"\nUSD per million tokens. shipped: {_SHIPPED}; yours: {user_file}{where}.")
-    if any(not a.startswith("claude") for e in entries for a in e["aliases"]):
-        click.echo("(= opus): the model a bare family name is priced as, the one Claude Code"
-                   " runs for --model opus.")
+    names = _family_names(entries)
+    if names:
+        click.echo(f"Priced as: {names} (the models Claude Code runs for --model opus, ...).")
     _say_unpriced(unpriced, user_file)
 
 
