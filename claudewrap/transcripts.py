@@ -167,7 +167,8 @@ def _fast_parser() -> _Decode:
     """:func:`parse_line` for the usual assistant line, by a typed msgspec decoder
     of only the fields it needs; any line of another shape goes to parse_line.
 
-    Its gain (bench/import_bench.py, 200,000 requests): 8.7 s -> ~1 s of decoding.
+    Its gain (cProfile of an import of bench/import_bench.py's transcripts):
+    84 us a line with parse_line, 11 us with this.
     """
     import msgspec
 
@@ -287,49 +288,47 @@ def to_record(req: Request, *, session: str | None = None,
 
 def record_line(req: Request, host: str, project: str | None) -> bytes:
     """``to_record(req, host=host).to_json()`` + newline, as UTF-8, built without
-    the record (tests/test_transcripts.py holds them equal). The record's fields
-    in the record's order; None left out, as UsageRecord.to_dict does; counts are
+    the record (tests/test_transcripts.py holds them equal): the record's fields
+    in the record's order, None left out as UsageRecord.to_dict does; counts are
     plausible (parse_line checked them) and there is no cost to check.
 
-    Its gain (bench/import_bench.py, per record on a busy machine): 80 us for
-    to_record + to_json -> 15 us; the rest of an import took 15 us.
+    Its gain (bench/import_bench.py's transcripts, per record, on a busy machine):
+    80 us for to_record + to_json; 15 us for a dict and json.dumps; 4 us for this.
     """
-    cwd = req.cwd
-    obj: dict[str, Any] = {
-        "ts": req.ts or utc_now_iso(), "session": req.claude_session or "transcript",
-        "source": SOURCE, "kind": "delta", "model": req.model,
-        "input_tokens": req.input_tokens, "output_tokens": req.output_tokens,
-        "cache_read_tokens": req.cache_read_tokens, "cache_write_tokens": req.cache_write_tokens,
-        "cost_estimated": False, "approximate": False,
-        "project": project, "cwd": cwd, "host": host, "pattern": "transcript",
-        "request_id": req.request_id, "claude_session": req.claude_session,
-        "v": SCHEMA_VERSION}
-    if req.model is None:
-        del obj["model"]
-    if not cwd:
-        del obj["project"], obj["cwd"]
-    if req.claude_session is None:
-        del obj["claude_session"]
+    make, encode = _line_type()
+    cwd = req.cwd or None
+    rec = make(ts=req.ts or utc_now_iso(), session=req.claude_session or "transcript",
+               source=SOURCE, kind="delta", model=req.model, input_tokens=req.input_tokens,
+               output_tokens=req.output_tokens, cache_read_tokens=req.cache_read_tokens,
+               cache_write_tokens=req.cache_write_tokens, cost_estimated=False,
+               approximate=False, project=project if cwd else None, cwd=cwd, host=host,
+               pattern="transcript", request_id=req.request_id,
+               claude_session=req.claude_session, v=SCHEMA_VERSION)
     try:
-        return _encode_json(obj) + b"\n"
+        return encode(rec) + b"\n"
     except UnicodeEncodeError:  # a lone surrogate (a cwd that is not UTF-8): as _encode does
+        obj = {k: getattr(rec, k) for k in rec.__struct_fields__ if getattr(rec, k) is not None}
         line = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         return (line + "\n").encode("utf-8", "backslashreplace")
 
 
 @functools.cache
-def _encoder() -> Callable[[Any], bytes]:
+def _line_type() -> tuple[Any, Callable[[Any], bytes]]:
+    """A msgspec struct of a transcript record's fields (omitted when None) and
+    its encoder. msgspec writes the same bytes as ``json.dumps(obj,
+    ensure_ascii=False, separators=(",", ":"))`` for every code point but lone
+    surrogates (checked over all of them), where it raises UnicodeEncodeError."""
     import msgspec
 
-    return msgspec.json.Encoder().encode
-
-
-def _encode_json(obj: dict[str, Any]) -> bytes:
-    """``json.dumps(obj, ensure_ascii=False, separators=(",", ":"))`` as UTF-8, by
-    msgspec: the same bytes for every code point but lone surrogates (checked
-    over all of them), where it raises UnicodeEncodeError. Gain: 4.1 -> 0.3 s of
-    an import of 200,000 requests (cProfile, bench/import_bench.py's files)."""
-    return _encoder()(obj)
+    text = str | None
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [("ts", str), ("session", str), ("source", str), ("kind", str),
+              ("model", text, None), ("input_tokens", int), ("output_tokens", int),
+              ("cache_read_tokens", int), ("cache_write_tokens", int),
+              ("cost_estimated", bool), ("approximate", bool), ("project", text, None),
+              ("cwd", text, None), ("host", text, None), ("pattern", str),
+              ("request_id", str), ("claude_session", text, None), ("v", int)]
+    line = msgspec.defstruct("TranscriptRecord", fields, kw_only=True, omit_defaults=True)
+    return line, msgspec.json.Encoder().encode
 
 
 def known_request_ids(journal: Path) -> set[str]:
