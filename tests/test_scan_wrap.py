@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -207,8 +208,12 @@ def test_screen_scan_keeps_each_models_numbers_when_rows_wrap(
     env = screen_env
     for n, (path, rows) in enumerate(printed_blocks(tmp_path, cols)):
         name = f"cww{os.getpid()}x{cols}x{n}"
+        # A short relative name: the command line the shell echoes has the same
+        # length wherever the checkout is (a line exactly as wide as the window
+        # reads as wrapped in a screen hardcopy).
+        shutil.copyfile(path, Path(env["PROJ"]) / f"p{n}")
         with screen_window(env, name, cols) as child:
-            screen_type(env, child, name, f"command claude file {path}")
+            screen_type(env, child, name, f"command claude file p{n}")
             copy = tmp_path / f"hardcopy{n}.txt"
             subprocess.run(["screen", "-S", name, "-p", "0", "-X", "hardcopy", "-h", str(copy)],
                            env=env, check=True, timeout=15)
@@ -237,7 +242,8 @@ def test_tmux_scan_keeps_each_models_numbers_when_rows_wrap(
         pane = t("display-message", "-p", "-t", session, "#{pane_id} #{pane_width}").split()
         assert pane[1] == str(cols)
         wait_for(lambda p=pane[0]: "PROMPT> " in t.screen(p))
-        t.type(pane[0], f"command claude file {path}; echo END")
+        shutil.copyfile(path, Path(menv["PROJ"]) / f"p{n}")  # as in the screen test
+        t.type(pane[0], f"command claude file p{n}; echo END")
         wait_for(lambda p=pane[0]: "\nEND\n" in t.screen(p))
         if n == 0:  # the terminal did wrap the rows
             plain = t("capture-pane", "-p", "-S", "-", "-t", pane[0]).splitlines()
