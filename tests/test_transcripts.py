@@ -140,6 +140,27 @@ def test_a_subagent_replay_never_replaces_the_main_thread_request(tmp_path: Path
         "req_A": 1130, "req_B": 42, "msg_only": 7}
 
 
+def test_many_files_import_each_request_once_in_file_order(tmp_path: Path) -> None:
+    # enough files for the worker processes: replays and copies across files still count once
+    folder = write_session(tmp_path)
+    n = transcripts.PARALLEL_FILES + 10
+    for i in range(n):
+        (folder / f"s{i:03d}.jsonl").write_text("\n".join([
+            assistant(f"req_{i}", 1), assistant(f"req_{i}", i + 1),
+            assistant("req_A", 1130),  # a resumed session's copy of an earlier request
+        ]) + "\n")
+        sub = folder / f"s{i:03d}" / "subagents"
+        sub.mkdir(parents=True)
+        (sub / "agent-1.jsonl").write_text(assistant(f"req_{i}", 999, sidechain=True) + "\n")
+    journal = tmp_path / "j.jsonl"
+    result = transcripts.import_paths([folder], journal)
+    assert (result.files, result.requests, result.added) == (2 * n + 2, n + 4, n + 4)
+    got = {r.request_id: r.output_tokens for r in read_records(journal)}
+    assert got == {"req_A": 1130, "req_B": 42, "msg_only": 7, "req_C": 5,
+                   **{f"req_{i}": i + 1 for i in range(n)}}
+    assert transcripts.import_paths([folder], journal).added == 0
+
+
 def test_import_writes_the_lines_the_record_type_writes(tmp_path: Path) -> None:
     # record_line builds the journal line without a UsageRecord: it must be the same bytes.
     def req(**kw: Any) -> transcripts.Request:
