@@ -78,7 +78,9 @@ def shell_args(shell: str, env: dict[str, str]) -> list[str]:
 
 def stty(child: pexpect.spawn) -> str:
     child.sendline("echo STTY=$(stty -g)")
-    child.expect(r"STTY=(\S+)")
+    # `stty -g` prints hex fields and colons: the echoed command line itself
+    # ("STTY=$(stty", cut anywhere) never matches.
+    child.expect(r"STTY=([0-9a-fA-F:]{20,})")
     state: str = child.match.group(1).decode()
     child.expect_exact(PROMPT)
     return state
