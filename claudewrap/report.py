@@ -957,11 +957,16 @@ class UsageState:
         itemised: set[UnitKey] = set()
         if summaries:
             # A session's cost alone beside an exact summary of it with its models:
-            # the latter counts, the cost alone is its floor (claudewrap.rule).
-            itemised = {k for k, u in summaries if not cost_alone(_highest(u))}
+            # the latter counts, the cost alone is its floor (claudewrap.rule). Only
+            # a Claude session with two summaries can have both: looking at those
+            # alone keeps this off the warm report's time (a -p run is a summary).
+            seen: dict[str, int] = {}
+            for k, _u in summaries:
+                seen[k[2]] = seen.get(k[2], 0) + 1
+            pairs = [(k, u) for k, u in summaries if seen[k[2]] > 1]
+            itemised = {k for k, u in pairs if not cost_alone(_highest(u))}
             with_models = {k[2] for k in itemised}
-            alone = {k for k, u in summaries
-                     if k[2] in with_models and k not in itemised}
+            alone = {k for k, u in pairs if k[2] in with_models and k not in itemised}
             if alone:
                 set_aside += [(k, u) for k, u in units if k in alone]
                 units = [(k, u) for k, u in units if k not in alone]

@@ -30,6 +30,7 @@ that on random journals. When the rule changes, it changes here first.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -186,6 +187,8 @@ def effective_rows(records: Iterable[UsageRecord], day: Callable[[str], str],
     # same session with its models (~/.claude.json, a -p result): the latter counts,
     # the cost alone is its floor (rule 4), as it is for per-request records.
     summaries = [u for u in kept if u[1] in SUMMARY and not u[3] and u in has_totals]
+    per_session = Counter(u[2] for u in summaries)
+    summaries = [u for u in summaries if per_session[u[2]] > 1]  # a session with two
     itemised = [u for u in summaries if not cost_alone(highest.get(u, {}))]
     with_models = {u[2] for u in itemised}
     alone = [u for u in summaries if cost_alone(highest.get(u, {})) and u[2] in with_models]
