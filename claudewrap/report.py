@@ -60,9 +60,8 @@ from claudewrap.rule import (
     PER_REQUEST,
     PRIORITY,
     SUMMARY,
+    beyond,
     cost_alone,
-    cost_slack,
-    displayed_slack,
     undated,
     unit_key,
 )
@@ -1039,29 +1038,23 @@ class UsageState:
                     a[j] += row[j + 5]
                 e[5] = e[5] and row[3]
                 a[5] = a[5] and row[3]
-        shown: dict[tuple[str, Any], list[Any]] = {}
+        shown: dict[tuple[str, Any], list[tuple[list[Any], bool]]] = {}
         where: dict[tuple[str, Any], tuple[Any, ...]] = {}
         for k, u in screens:
             group = find(k[0])
             for model, mx in _highest(u).items():
-                have = shown.setdefault((group, model), [[0, 0, 0, 0, 0.0], False])
-                have[0] = [max(a, b) for a, b in zip(have[0], mx)]
-                have[1] = have[1] or k[3]
+                shown.setdefault((group, model), []).append((mx, k[3]))
             for row in _unit_rows(u, True):  # where each model showed it last
                 gm = (group, row[0])
                 rank = (row[1], k, repr(self.attrs[row[2]]))
                 if gm not in where or rank > where[gm][0]:
                     where[gm] = (rank, k, row[1], row[2])
         out: list[tuple[UnitKey, Sequence[Any]]] = []
-        for gm, (mx, approximate) in sorted(shown.items(), key=lambda kv: repr(kv[0])):
+        for gm, showings in sorted(shown.items(), key=lambda kv: repr(kv[0])):
             e = exact.get((gm[0], undated(gm[1])), [0, 0, 0, 0, 0.0, True])
-            if gm[1] is None and not any(mx[:4]):  # a session's cost alone: every model
-                e = every.get(gm[0], [0, 0, 0, 0, 0.0, True])
-            more = [mx[j] - e[j] if mx[j] - e[j] > displayed_slack(mx[j], approximate) else 0
-                    for j in range(4)]
-            cost_printed = bool(mx[4] > 0 and e[5])
-            cost = (mx[4] - e[4] if cost_printed and mx[4] - e[4] > cost_slack(mx[4])
-                    else 0.0)
+            if gm[1] is None and not any(any(mx[:4]) for mx, _ in showings):
+                e = every.get(gm[0], [0, 0, 0, 0, 0.0, True])  # a cost alone: every model
+            more, cost, cost_printed = beyond(showings, e)
             if not (any(more) or cost) or gm not in where:
                 continue
             _rank, k, day, aid = where[gm]

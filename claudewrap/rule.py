@@ -217,6 +217,26 @@ def cost_alone(highest: dict[Any, list[Any]]) -> bool:
     return all(model is None and not any(v[:4]) for model, v in highest.items())
 
 
+def beyond(showings: list[tuple[list[Any], bool]], exact: list[Any]
+           ) -> tuple[list[Any], float, bool]:
+    """Rule 4's numbers: how far each counter and the cost that summaries showed
+    (their highest values, and whether printed rounded) go beyond the ``exact``
+    ones [in, out, cr, cw, cost, all costs printed?], each summary within its own
+    rounding; the most any of them shows. Returns (counters, cost, cost printed?)."""
+    more = [0, 0, 0, 0]
+    cost = 0.0
+    cost_printed = any(mx[4] > 0 for mx, _ in showings) and bool(exact[5])
+    for mx, approximate in showings:
+        for j in range(4):
+            gap = mx[j] - exact[j]
+            if gap > displayed_slack(mx[j], approximate) and gap > more[j]:
+                more[j] = gap
+        gap = mx[4] - exact[4]
+        if cost_printed and gap > cost_slack(mx[4]) and gap > cost:
+            cost = gap
+    return more, cost, cost_printed
+
+
 def floor_rows(counted: dict[RowKey, list[Any]], screens: list[UnitKey],
                rises: dict[UnitKey, dict[RowKey, list[Any]]],
                highest: dict[UnitKey, dict[Any, list[Any]]],
@@ -251,30 +271,26 @@ def floor_rows(counted: dict[RowKey, list[Any]], screens: list[UnitKey],
                 for j in range(5):
                     e[j] += v[j + 1]
                 e[5] = e[5] and was_printed
-    shown: dict[tuple[str, Any], list[Any]] = {}  # (group, model) -> highest, approximate
+    # (group, model) -> what each summary showed: (its highest values, approximate?)
+    shown: dict[tuple[str, Any], list[tuple[list[Any], bool]]] = {}
     where: dict[tuple[str, Any], tuple[Any, ...]] = {}  # -> the latest row that showed it
     for u in sorted(screens):
         for model, mx in highest.get(u, {}).items():
             gm = (find(u[0]), model)
-            have = shown.setdefault(gm, [[0, 0, 0, 0, 0.0], False])
-            have[0] = [max(a, b) for a, b in zip(have[0], mx)]
-            have[1] = have[1] or u[3]
+            shown.setdefault(gm, []).append((mx, u[3]))
             for (_u, m, d, attr, _p) in rises[u]:
                 if m == model:
                     rank = (d, u, repr(attr))
                     if gm not in where or rank > where[gm][0]:
                         where[gm] = (rank, u, d, attr)
     out: dict[RowKey, list[Any]] = {}
-    for gm, (mx, approximate) in sorted(shown.items(), key=lambda kv: repr(kv[0])):
+    for gm, showings in sorted(shown.items(), key=lambda kv: repr(kv[0])):
         e = exact.get((gm[0], undated(gm[1])), [0, 0, 0, 0, 0.0, True])
-        if gm[1] is None and not any(mx[:4]):
+        if gm[1] is None and not any(any(mx[:4]) for mx, _ in showings):
             # A session's cost alone (`Total cost:` without rows, the status line):
             # it covers every model of the session.
             e = every.get(gm[0], [0, 0, 0, 0, 0.0, True])
-        more = [mx[j] - e[j] if mx[j] - e[j] > displayed_slack(mx[j], approximate) else 0
-                for j in range(4)]
-        cost_printed = mx[4] > 0 and e[5]
-        cost = mx[4] - e[4] if cost_printed and mx[4] - e[4] > cost_slack(mx[4]) else 0.0
+        more, cost, cost_printed = beyond(showings, e)
         if not (any(more) or cost):
             continue
         _rank, u, d, attr = where[gm]
@@ -282,6 +298,6 @@ def floor_rows(counted: dict[RowKey, list[Any]], screens: list[UnitKey],
     return out
 
 
-__all__ = ["PER_REQUEST", "PRIORITY", "SCREEN", "SUMMARY", "cost_alone", "cost_slack",
-           "displayed_slack", "effective_rows", "floor_rows", "priority", "undated", "unit_key", "unit_of",
+__all__ = ["PER_REQUEST", "PRIORITY", "SCREEN", "SUMMARY", "beyond", "cost_alone",
+           "cost_slack", "displayed_slack", "effective_rows", "floor_rows", "priority", "undated", "unit_key", "unit_of",
            "unit_rows"]
