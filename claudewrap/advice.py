@@ -65,14 +65,7 @@ class Advice:
 def _add(rows: Iterable[Row]) -> Row:
     out = Row()
     for r in rows:
-        out.input_tokens += r.input_tokens
-        out.output_tokens += r.output_tokens
-        out.cache_read_tokens += r.cache_read_tokens
-        out.cache_write_tokens += r.cache_write_tokens
-        out.cost_usd += r.cost_usd
-        out.cost_estimated_usd += r.cost_estimated_usd
-        out.unpriced_records += r.unpriced_records
-        out.records += r.records
+        out.add(r)
     return out
 
 

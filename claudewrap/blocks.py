@@ -88,17 +88,6 @@ def _utc(text: str) -> datetime:
         return datetime.min.replace(tzinfo=timezone.utc)
 
 
-def _add(acc: Row, row: Row) -> None:
-    acc.input_tokens += row.input_tokens
-    acc.output_tokens += row.output_tokens
-    acc.cache_read_tokens += row.cache_read_tokens
-    acc.cache_write_tokens += row.cache_write_tokens
-    acc.cost_usd += row.cost_usd
-    acc.cost_estimated_usd += row.cost_estimated_usd
-    acc.unpriced_records += row.unpriced_records
-    acc.records += row.records
-
-
 def blocks_of(state: UsageState, *, filters: Filters | None = None,
               table: PriceTable | None = None, since: str | None = None,
               until: str | None = None) -> Blocks:
@@ -118,8 +107,8 @@ def blocks_of(state: UsageState, *, filters: Filters | None = None,
     every: set[str] = set()
     for (when, session), row in rows.items():
         acc, sessions, last = by_start.setdefault(starts[when], (Row(), set(), [when]))
-        _add(acc, row)
-        _add(total, row)
+        acc.add(row)
+        total.add(row)
         sessions.add(session)
         every.add(session)
         last[0] = max(last[0], when)

@@ -1117,6 +1117,17 @@ class Row:
         return (self.input_tokens + self.output_tokens + self.cache_read_tokens
                 + self.cache_write_tokens)
 
+    def add(self, other: Row) -> None:
+        """Add ``other``'s numbers (not its sessions: they may be the same ones)."""
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cache_write_tokens += other.cache_write_tokens
+        self.cost_usd += other.cost_usd
+        self.cost_estimated_usd += other.cost_estimated_usd
+        self.unpriced_records += other.unpriced_records
+        self.records += other.records
+
     def to_json(self) -> dict[str, Any]:
         """The stable JSON form (keys documented in the README)."""
         return {
