@@ -29,6 +29,7 @@ import argparse
 import os
 import pty
 import random
+import resource
 import select
 import shutil
 import statistics
@@ -100,8 +101,8 @@ def make_payload(path: Path, megabytes: int, words: list[str] = PROSE) -> None:
             written += len(block)
 
 
-def run_in_pty(argv: list[str], env: dict[str, str]) -> tuple[float, int, int]:
-    """Run argv on a fresh pty, read everything; (seconds, bytes, peak RSS KiB)."""
+def run_in_pty(argv: list[str], env: dict[str, str]) -> tuple[float, int, resource.struct_rusage]:
+    """Run argv on a fresh pty, read everything; (seconds, bytes, the child's rusage)."""
     start = time.perf_counter()
     pid, fd = pty.fork()
     if pid == 0:
@@ -118,7 +119,7 @@ def run_in_pty(argv: list[str], env: dict[str, str]) -> tuple[float, int, int]:
     _, _, usage = os.wait4(pid, 0)
     elapsed = time.perf_counter() - start
     os.close(fd)
-    return elapsed, total, usage.ru_maxrss
+    return elapsed, total, usage
 
 
 def latency(argv: list[str], env: dict[str, str], samples: int) -> list[float]:
@@ -257,8 +258,8 @@ def main() -> None:
           f" python -c pass {med['this python']:.1f}, python -m claudewrap run "
           f"{med['this python: claudewrap']:.1f}")
 
-    rss_small = run_in_pty([cw, "run", "--", str(small)], wrapped(cat))[2]
-    rss_large = run_in_pty([cw, "run", "--", str(payload)], wrapped(cat))[2]
+    rss_small = run_in_pty([cw, "run", "--", str(small)], wrapped(cat))[2].ru_maxrss
+    rss_large = run_in_pty([cw, "run", "--", str(payload)], wrapped(cat))[2].ru_maxrss
     print(f"\npeak RSS of the wrapper: {rss_small / 1024:.1f} MB for {small.stat().st_size / 1e6:.0f} MB"
           f" output, {rss_large / 1024:.1f} MB for {size / 1e6:.0f} MB   (target <= 40 MB, flat)")
     shutil.rmtree(work, ignore_errors=True)

@@ -40,7 +40,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from passthrough import USAGE_WORDS, clean_install, make_payload, pct  # one copy of the helpers
+from passthrough import (  # one copy of the helpers
+    USAGE_WORDS,
+    clean_install,
+    make_payload,
+    pct,
+    run_in_pty,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = Path(os.environ.get("CLAUDEWRAP_CAPTURES", ROOT.parent / "shared" / "captures"))
@@ -129,27 +135,6 @@ def generated(megabytes: float, usage_every_line: bool, seed: int = 42) -> bytes
         parts.append(claude_like(rng, usage_every_line))
         size += len(parts[-1])
     return b"".join(parts)
-
-
-def run_in_pty(argv: list[str], env: dict[str, str]) -> tuple[float, int, float]:
-    """Run argv on a fresh pty, read everything: (seconds, bytes, CPU seconds)."""
-    start = time.perf_counter()
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execvpe(argv[0], argv, env)
-    total = 0
-    while True:
-        try:
-            chunk = os.read(fd, 1 << 16)
-        except OSError:
-            break
-        if not chunk:
-            break
-        total += len(chunk)
-    _, _, usage = os.wait4(pid, 0)
-    elapsed = time.perf_counter() - start
-    os.close(fd)
-    return elapsed, total, usage.ru_utime + usage.ru_stime
 
 
 FLOOD = """\
@@ -265,7 +250,8 @@ def main() -> None:
         for _ in range(args.rounds):
             for key, argv in variants.items():
                 (work / "j.jsonl").unlink(missing_ok=True)
-                t, got, c = run_in_pty(argv, wrapped if key == "cw" else env)
+                t, got, usage = run_in_pty(argv, wrapped if key == "cw" else env)
+                c = usage.ru_utime + usage.ru_stime
                 assert got >= size, (name, key, got, size)
                 secs[key].append(t)
                 cpu[key].append(c * 100e6 / size)
