@@ -235,10 +235,15 @@ def test_tmux_scan_keeps_each_models_numbers_when_rows_wrap(
         menv: dict[str, str], tmux: str, tmp_path: Path, cols: int) -> None:  # noqa: F811
     t = Tmux(tmux, menv)
     outside = {k: v for k, v in menv.items() if not k.startswith("TMUX")}
+    previous = None
     for n, (path, rows) in enumerate(printed_blocks(tmp_path, cols)):
         session = f"w{cols}x{n}"
         t("new-session", "-d", "-s", session, "-x", str(cols), "-y", "24",
           f"bash --noprofile --rcfile {menv['RC']} -i")
+        if previous:  # only now: killing a server's last session ends the server, and a
+            # client that reaches it while it goes away fails "server exited unexpectedly"
+            t("kill-session", "-t", previous)
+        previous = session
         pane = t("display-message", "-p", "-t", session, "#{pane_id} #{pane_width}").split()
         assert pane[1] == str(cols)
         wait_for(lambda p=pane[0]: "PROMPT> " in t.screen(p))
@@ -253,7 +258,6 @@ def test_tmux_scan_keeps_each_models_numbers_when_rows_wrap(
         assert done.returncode == 0, done.stderr
         recs = journal(menv)
         assert len(recs) == len(rows) and shown(recs) == rows, path.name
-        t("kill-session", "-t", session)
 
 
 # ------------------------------------------------------------------ the live wrapper
