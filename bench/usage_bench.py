@@ -7,10 +7,15 @@
 2. Cold: no rollup; the summary (load + report) in-process and the whole
    `claudewrap usage` command in a subprocess, with its peak memory.
 3. Warm: 1,000 new records appended, the summary again (the rollup reads only them).
-4. `npx ccusage daily --json --offline` (ccusage 18.0.11, installed with npm into
-   DIR/npm) over the transcripts, and the time ratio.
+4. Baselines in the same run: the interpreter's bare start and a naive stdlib read
+   (`json.loads` of every journal line).
+5. `ccusage daily --json --offline` (ccusage 20.0.24, a native binary installed
+   with npm into DIR/npm; `CLAUDE_CONFIG_DIR` at the folder holding `projects/`
+   and an empty `HOME`, since v20 also counts other coding agents it finds) over
+   the same usage as transcripts, and `claudewrap import` of those transcripts.
 
-Targets (issue 7): cold <= 1.5 s, warm <= 100 ms, memory flat.
+Targets (issues 7 and 16): cold <= 0.5x the naive read, warm <= start + 100 ms,
+cold >= 5x and warm >= 100x faster than ccusage 20, import no slower than ccusage.
 """
 
 from __future__ import annotations
@@ -78,28 +83,46 @@ def command(journal: Path, *args: str, runs: int = 3) -> tuple[float, float]:
     return best
 
 
-# 19.x and later run a native binary from an optional per-platform package that the
-# registry here does not have; 18.0.11 is the last release in plain JavaScript.
-CCUSAGE = "ccusage@18.0.11"
+# The bar (issue 16): 20.0.24 is the newest whose per-platform native package the
+# registry here has (20.0.26's is missing); 18.0.11, plain JavaScript, took 251 s
+# and 12.6 GB on a year of transcripts and is no longer what people run.
+CCUSAGE = "ccusage@20.0.24"
+
+_NAIVE = ("import json, sys\n"
+          "n = 0\n"
+          "with open(sys.argv[1], 'rb') as fh:\n"
+          "    for line in fh:\n"
+          "        json.loads(line)\n"
+          "        n += 1\n")
+
+
+def wall(argv: list[str], env: dict[str, str] | None = None, runs: int = 3) -> float:
+    """The best wall time of ``argv`` over ``runs`` fresh processes."""
+    best = float("inf")
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
+        best = min(best, time.perf_counter() - t)
+    return best
 
 
 def ccusage(transcripts: Path, npm_dir: Path) -> tuple[float, dict[str, int]] | str:
     """Time `ccusage daily --json --offline` over the transcripts, or why it cannot run."""
-    npx = shutil.which("npx")
-    if npx is None:
-        return "npx not found"
     binary = npm_dir / "node_modules" / ".bin" / "ccusage"
     if not binary.exists():
+        if shutil.which("npm") is None:
+            return "npm not found"
         npm_dir.mkdir(parents=True, exist_ok=True)
         done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", CCUSAGE], check=False,
                               cwd=npm_dir, capture_output=True, text=True)
         if done.returncode != 0 or not binary.exists():
-            return f"npm install ccusage failed: {done.stderr.strip()[-300:]}"
-    env = dict(os.environ, CLAUDE_CONFIG_DIR=str(transcripts), HOME=str(transcripts))
+            return f"npm install {CCUSAGE} failed: {done.stderr.strip()[-300:]}"
+    home = npm_dir.parent / "empty-home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, CLAUDE_CONFIG_DIR=str(transcripts), HOME=str(home))
     t = time.perf_counter()
-    done = subprocess.run([npx, "--prefix", str(npm_dir), "ccusage", "daily", "--json",
-                           "--offline"], env=env, capture_output=True, text=True,
-                          cwd=npm_dir, check=False)
+    done = subprocess.run([str(binary), "daily", "--json", "--offline"], env=env,
+                          capture_output=True, text=True, cwd=npm_dir, check=False)
     took = time.perf_counter() - t
     if done.returncode != 0:
         return f"ccusage failed ({done.returncode}): {done.stderr.strip()[-300:]}"
@@ -164,6 +187,11 @@ def main() -> None:
           f" journal), peak RSS {warm_rss:.0f} MB")
     os.truncate(journal, size)
     rollup.cache_path(journal).unlink(missing_ok=True)
+    bare = wall([sys.executable, "-c", "pass"], runs=5)
+    naive = wall([sys.executable, "-c", _NAIVE, str(journal)], runs=1)
+    print(f"baselines: python start {bare * 1000:.0f} ms, naive json.loads of every line"
+          f" {naive:.2f} s; cold = {times[2] / naive:.2f}x naive (target <= 0.5),"
+          f" warm = start + {(warm_cmd - bare) * 1000:.0f} ms (target <= 100)")
     if args.no_ccusage:
         return
     result = ccusage(transcripts, args.dir / "npm")
@@ -175,8 +203,16 @@ def main() -> None:
                    and totals["outputTokens"] == truth["output_tokens"])
     print(f"ccusage daily --json --offline: {took:.2f} s over the same {truth['requests']:,}"
           f" requests as transcripts (tokens {'agree' if same_tokens else 'DIFFER'});"
-          f" ccusage / claudewrap cold = {took / times[2]:.1f}x,"
-          f" / claudewrap warm = {took / warm_cmd:.1f}x")
+          f" ccusage / claudewrap cold = {took / times[2]:.1f}x (target >= 5),"
+          f" / claudewrap warm = {took / warm_cmd:.1f}x (target >= 100)")
+    imported = args.dir / "imported.jsonl"
+    imported.unlink(missing_ok=True)
+    env = dict(os.environ, CLAUDE_CONFIG_DIR=str(args.dir / "no-config"))
+    env.pop("CLAUDEWRAP_JOURNAL", None)
+    took_import = wall([_CW[0], "import", "--journal", str(imported),
+                        str(transcripts / "projects")], env=env, runs=1)
+    print(f"claudewrap import of the same transcripts: {took_import:.2f} s"
+          f" = {took_import / took:.2f}x ccusage (target <= 1)")
 
 
 if __name__ == "__main__":
