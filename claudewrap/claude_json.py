@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from claudewrap import statusline
+from claudewrap.context import hostname
 from claudewrap.records import UsageRecord, cost_value, count_value
 
 SOURCE = "claude_json"
@@ -234,7 +234,7 @@ def import_files(paths: Iterable[Path], journal: Path, *, dry_run: bool = False,
         cutoff = utc_iso(datetime.fromtimestamp(since, timezone.utc))
         sessions = {k: t for k, t in sessions.items() if t.ts >= cutoff}
     have, live = known_totals(journal)
-    host = socket.gethostname()
+    host = hostname()
     new: list[UsageRecord] = []
     skipped = 0
     for sid, totals in sessions.items():

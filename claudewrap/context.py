@@ -16,6 +16,12 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+def hostname() -> str:
+    """This machine's name, as records carry it (``socket.gethostname()``'s answer,
+    without importing socket: this module is on the launch path)."""
+    return os.uname().nodename
+
+
 def parse_tags(text: str | None) -> dict[str, str]:
     """``"k=v,k2=v2"`` -> dict; items without ``=`` are ignored."""
     tags: dict[str, str] = {}
@@ -80,7 +86,7 @@ def collect(*, project: str | None = None, tags: dict[str, str] | None = None,
     return {
         "project": find_project(cwd, project or env.get("CLAUDEWRAP_PROJECT")),
         "cwd": cwd,
-        "host": os.uname().nodename,  # what socket.gethostname() says, without its import
+        "host": hostname(),
         "tmux_pane": env.get("TMUX_PANE") or None,
         "tmux_session": tmux_session_name(env),
         "screen_session": screen_label(env.get("STY"), env.get("WINDOW")),

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from claudewrap import config as _config
+from claudewrap.context import hostname
 from claudewrap.records import UsageRecord
 
 # Where the journal is: defined in config.py, which the launch path can import
@@ -138,7 +139,7 @@ _STALE_TMP = 60.0
 
 
 def _tmp_host() -> str:
-    return "".join(c if c.isalnum() or c == "-" else "-" for c in os.uname().nodename)[:64] or "-"
+    return "".join(c if c.isalnum() or c == "-" else "-" for c in hostname())[:64] or "-"
 
 
 def remove_stale_temporaries(path: Path) -> int:

@@ -18,6 +18,8 @@ import json
 import os
 import time
 
+from claudewrap.context import hostname
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
 if TYPE_CHECKING:
     from typing import Any
@@ -30,10 +32,6 @@ _ATTRIBUTION_KEYS = ("project", "host", "cwd", "tmux_pane", "tmux_session", "scr
 def live_dir(journal_path: str | os.PathLike[str]) -> str:
     """The marker folder for the journal at ``journal_path``."""
     return os.path.join(os.path.dirname(os.path.abspath(os.fspath(journal_path))), FOLDER)
-
-
-def _hostname() -> str:
-    return os.uname().nodename if hasattr(os, "uname") else ""
 
 
 def _proc_start(pid: int) -> str | None:
@@ -107,7 +105,7 @@ class Marker:
         for key in _ATTRIBUTION_KEYS:
             if attrs.get(key) is not None:
                 self.data[key] = attrs[key]
-        self.data.setdefault("host", _hostname())
+        self.data.setdefault("host", hostname())
 
     def __enter__(self) -> Marker:  # noqa: PYI034 - Python 3.10: no typing.Self
         try:
@@ -162,7 +160,7 @@ def active(journal_path: str | os.PathLike[str], *, clean: bool = True) -> list[
         names = os.listdir(folder)
     except OSError:
         return []
-    host = _hostname()
+    host = hostname()
     out = []
     for name in sorted(names):
         if not name.endswith(SUFFIX):

@@ -30,7 +30,6 @@ import hashlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from claudewrap import context
+from claudewrap.context import hostname
 from claudewrap.patterns import Matcher, UserPattern
 from claudewrap.records import UsageEvent, UsageRecord
 from claudewrap.scanner import Scanner
@@ -117,7 +117,7 @@ def tmux_targets(socket_name: str | None = None, pane: str | None = None) -> lis
         hint = ("check the pane id (tmux list-panes -a)" if pane else
                 f"is a tmux server running? (tmux{where} ls); use --socket NAME for tmux -L NAME")
         raise ScanError(f"cannot list tmux panes: {err}; {hint}")
-    host = socket.gethostname()
+    host = hostname()
     server = _tmux_server_id(base)
     targets = []
     for line in done.stdout.decode(errors="replace").splitlines():
@@ -188,7 +188,7 @@ def screen_targets(session: str | None = None, window: str | None = None) -> lis
             raise ScanError("no screen sessions found (screen -ls); start one, or check "
                             "$SCREENDIR")
         chosen = sessions
-    host = socket.gethostname()
+    host = hostname()
     targets = []
     for full in chosen:
         windows = [window] if window is not None else _screen_windows(full)

@@ -32,10 +32,11 @@ import json
 import os
 import sys
 import time
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 from pathlib import Path
 
+from claudewrap.context import hostname
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any, BinaryIO
@@ -201,7 +202,7 @@ def record_limits(journal: Path, data: Mapping[str, Any]) -> list[Snapshot]:
     from claudewrap import limits
     from claudewrap.records import utc_now_iso
 
-    snaps = limits.from_status_input(data, ts=utc_now_iso(), host=os.uname().nodename)
+    snaps = limits.from_status_input(data, ts=utc_now_iso(), host=hostname())
     if snaps and limits.record(journal, snaps):
         # A window can only cross an alert threshold when it changed.
         try:
@@ -402,7 +403,7 @@ def run(raw: bytes, *, journal: Path | None = None, env: Mapping[str, str] | Non
         if not windows and data is not None:
             from claudewrap.limits import latest
 
-            windows = [s for s in latest(journal, now=now, host=os.uname().nodename).values()]
+            windows = [s for s in latest(journal, now=now, host=hostname()).values()]
         windows.sort(key=lambda s: s.window != "five_hour")
         if json.dumps(state, sort_keys=True) != before:
             _save(path, state)
