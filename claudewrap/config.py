@@ -224,23 +224,11 @@ def load_user_patterns(path: Path | None = None) -> list[UserPattern]:
         return []
     except OSError as e:
         raise PatternError(f"{path}: cannot read config file: {e.strerror or e}") from None
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise PatternError(f"{path}: not UTF-8 text; save it as UTF-8") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        # tomllib says "Invalid value (at line 3, column 9)": lead with the line.
-        message = _one_line(str(e))
-        at = re.search(_TOML_AT, message)
-        where = f"{path}: line {at['line']}" if at and at["line"] else str(path)
-        detail = message[:at.start()].rstrip() if at else message
-        raise PatternError(f"{where}: bad TOML: {detail}{_FIX}") from None
+    data = parse_toml(text, path, PatternError, _FIX)
     entries = data.get("patterns", [])
     if not isinstance(entries, list):
         raise PatternError(f"{path}: 'patterns' must be an array of tables ([[patterns]]){_FIX}")
@@ -262,6 +250,27 @@ _PATTERNS_HEADER = r"^[ \t]*\[\[[ \t]*patterns[ \t]*\]\]"
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def parse_toml(text: str, path: str | os.PathLike[str], error: type[Exception] = ValueError,
+               fix: str = "") -> dict[str, Any]:
+    """The TOML document ``text`` (of the file ``path``), for every TOML file
+    claudewrap reads (config.toml, prices.toml). Raises ``error`` with one line
+    that leads with the file and line: ``PATH: line 3: bad TOML: Invalid value``
+    and then ``fix``."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        # tomllib says "Invalid value (at line 3, column 9)": lead with the line.
+        message = _one_line(str(e))
+        at = re.search(_TOML_AT, message)
+        where = f"{path}: line {at['line']}" if at and at["line"] else str(path)
+        detail = message[:at.start()].rstrip() if at else message
+        raise error(f"{where}: bad TOML: {detail}{fix}") from None
 
 
 def _user_pattern(file: str, index: int, entry: Any) -> UserPattern:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -32,11 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from claudewrap.records import UsageRecord
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 ENV_VAR = "CLAUDEWRAP_PRICES"
 _RATES = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
@@ -228,10 +222,9 @@ def _parse(path: Path, text: str, base: Mapping[str, Price] | None = None,
            ) -> tuple[dict[str, Price], dict[str, str]]:
     """The prices of a file over ``base``; ``origins`` (if given) learns ``origin``
     for each rate the file sets."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PriceFileError(f"{path} is not valid TOML ({exc}); fix it or remove it") from None
+    from claudewrap.config import parse_toml
+
+    data = parse_toml(text, path, PriceFileError, "; fix it or remove it")
     models = data.get("models", {})
     if not isinstance(models, dict):
         raise PriceFileError(f"{path}: 'models' must be a table of [models.\"ID\"] tables")

@@ -327,11 +327,11 @@ def user_command(env: Mapping[str, str]) -> str | None:
         return None
     if b"statusline" not in raw:
         return None
-    import tomllib
+    from claudewrap.config import parse_toml
 
-    try:
-        table = tomllib.loads(raw.decode("utf-8")).get("statusline")
-    except (ValueError, UnicodeDecodeError):
+    try:  # (a broken file: `doctor` and the other commands say what is wrong)
+        table = parse_toml(raw.decode("utf-8"), "config.toml").get("statusline")
+    except ValueError:  # UnicodeDecodeError too
         return None
     command = table.get("command") if isinstance(table, dict) else None
     return command.strip() or None if isinstance(command, str) else None

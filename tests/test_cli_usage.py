@@ -241,7 +241,11 @@ def test_a_broken_prices_file_is_one_line(env: Path, tmp_path: Path,
     bad.write_text("[[[")
     monkeypatch.setenv("CLAUDEWRAP_PRICES", str(bad))
     result = CliRunner().invoke(cli, ["usage"])
-    assert result.exit_code == 1 and "prices.toml is not valid TOML" in result.output
+    assert result.exit_code == 1, result.output
+    # the file and the line first, as for config.toml
+    assert f"{bad}: line 1: bad TOML: " in result.output
+    assert result.output.rstrip().endswith("fix it or remove it")
+    assert len(result.output.splitlines()) == 1
 
 
 def test_time_zone_option(env: Path, tmp_path: Path) -> None:
