@@ -2,7 +2,8 @@
 # The one test command: installs what the tests need, then runs pytest.
 # On a fresh Debian machine this does all set-up: the system packages the tests
 # drive for real (bash, zsh, tmux, GNU screen, script(1), node/npm, prometheus),
-# this package with its test extras, then the whole suite.
+# this package with its test extras (pytest, ruff, mypy, ...), then ruff, mypy
+# and the whole suite (python3 -m pytest -m "not e2e" is the fast tier alone).
 #   bash scripts/test.sh [PYTEST ARGS...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,5 +37,9 @@ python3 -m pip install -q --disable-pip-version-check -e ".[test]"
 # binary: npm on Node 20 installs it anyway (engine-strict off).
 python3 tests/claude_code.py install ||
   echo "scripts/test.sh: Claude Code not installed: its tests skip (and fail under CI=true)"
+
+# Lint and types first: a few seconds, and they name the line to fix.
+python3 -m ruff check .
+python3 -m mypy --strict claudewrap
 
 exec python3 -m pytest "$@"

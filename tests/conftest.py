@@ -122,3 +122,40 @@ def tmux() -> Iterator[str]:
     name = f"cwtest{os.getpid()}-{os.urandom(3).hex()}"
     yield name
     os.system(f"tmux -L {name} kill-server >/dev/null 2>&1")
+
+
+# The fast tier is `python3 -m pytest -m "not e2e"` (under a minute): tests that
+# call claudewrap in-process. A test is e2e (the slow tier) when it
+# - carries @pytest.mark.e2e, or lives in one of E2E_MODULES, or is named in E2E_TESTS;
+# - asks for one of E2E_FIXTURES: the real Claude Code, tmux, or `env` (the real
+#   claudewrap CLI in subprocesses and ptys, with a fake claude on PATH);
+# - is a hypothesis property test (hundreds of random examples each).
+E2E_FIXTURES = frozenset({"claude_cli", "tmux", "env"})
+E2E_MODULES = frozenset({
+    "test_claude_code", "test_job_control", "test_multiplexers", "test_scan_wrap",
+    "test_prometheus_e2e", "test_term_modes", "test_shell", "test_shell_history",
+    "test_launcher", "test_capture_e2e", "test_exporter", "test_cache_faults",
+    "test_rule_readers",
+})
+E2E_TESTS = frozenset({  # big journals, many processes
+    "test_journal.py::test_sixteen_processes_appending_never_interleave",
+    "test_metrics.py::test_totals_equal_the_usage_report",
+    "test_metrics.py::test_state_cache_gives_the_same_numbers",
+    "test_metrics.py::test_textfile_is_never_seen_half_written",
+    "test_monitor.py::test_a_big_journal_seeds_the_rate_from_its_tail",
+})
+
+
+def _is_e2e(item: pytest.Item) -> bool:
+    path, _, name = item.nodeid.partition("::")
+    module = path.rsplit("/", 1)[-1]
+    return (module.removesuffix(".py") in E2E_MODULES
+            or f"{module}::{name.split('[', 1)[0]}" in E2E_TESTS
+            or bool(E2E_FIXTURES & set(getattr(item, "fixturenames", ())))
+            or hasattr(getattr(item, "obj", None), "hypothesis"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_e2e(item):
+            item.add_marker(pytest.mark.e2e)
