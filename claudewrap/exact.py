@@ -31,11 +31,17 @@ class ExactSources:
             return
         from claudewrap import otel
 
+        upstream: dict[str, str] | None = None
         if otel.user_configured(os.environ):
-            return  # the user's own OpenTelemetry settings pass through untouched
+            # The user's own collector: forward to it what comes over OTLP/HTTP
+            # (and record it); anything else (gRPC, settings files) is left alone.
+            upstream = otel.pass_through(os.environ)
+            if not upstream:
+                return
         try:
             self.receiver = otel.Receiver(session=capture.session, journal=journal_path,
-                                          attribution=capture.attribution).start()
+                                          attribution=capture.attribution,
+                                          upstream=upstream).start()
         except OSError:
             self.receiver = None  # no loopback port: run on with the screen capture only
 

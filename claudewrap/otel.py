@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from claudewrap.config import LazyJournal
+    from claudewrap.otel_forward import Forwarder
     from claudewrap.records import UsageEvent, UsageRecord
 
 # The environment names that mean "the user set up OpenTelemetry": with any of
@@ -75,6 +76,25 @@ def user_configured(env: Mapping[str, str], cwd: str | None = None,
     """
     if any(k.startswith(USER_ENV_PREFIXES) or k in USER_ENV_NAMES for k in env):
         return True
+    return _settings_mention_otel(env, cwd, home)
+
+
+def pass_through(env: Mapping[str, str], cwd: str | None = None,
+                 home: str | None = None) -> dict[str, str]:
+    """Signal path (``/v1/logs``, ``/v1/metrics``) -> the user's collector URL,
+    for each signal the user's own settings export over OTLP/HTTP (see
+    :mod:`claudewrap.otel_forward`): the receiver takes those and forwards them.
+    Empty when the settings are in Claude Code's settings files (they would
+    override the child's environment) or use gRPC: then OTel is left alone."""
+    if _settings_mention_otel(env, cwd, home):
+        return {}
+    from claudewrap.otel_forward import targets
+
+    return targets(env)
+
+
+def _settings_mention_otel(env: Mapping[str, str], cwd: str | None,
+                           home: str | None) -> bool:
     cwd = cwd or os.getcwd()
     dirs_env = env if home is None else {**env, "HOME": home}
     candidates = [os.path.join(d, "settings.json") for d in config_dirs(dirs_env)]
@@ -369,7 +389,8 @@ def missing_usage(events: Tally, metrics: Tally) -> list[UsageEvent]:
 
 
 def _read_body(rfile: Any, headers: Any) -> bytes:
-    """The request body: Content-Length, or chunked (Claude Code sends chunked)."""
+    """The request body as sent (still compressed if it is): Content-Length, or
+    chunked (Claude Code 2.1.197 sends chunked)."""
     if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
         parts: list[bytes] = []
         size = 0
@@ -396,12 +417,20 @@ def _read_body(rfile: Any, headers: Any) -> bytes:
         if length > _MAX_BODY:
             raise ValueError("body too large")
         data = rfile.read(length) if length > 0 else b""
+    return data
+
+
+def _decoded(data: bytes, headers: Any) -> bytes:
+    """The body without its Content-Encoding (gzip, deflate); ValueError if broken."""
     encoding = (headers.get("Content-Encoding") or "").lower()
     if encoding in ("gzip", "deflate"):
         import zlib
 
         d = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header
-        data = d.decompress(data, _MAX_BODY)
+        try:
+            data = d.decompress(data, _MAX_BODY)
+        except zlib.error as exc:
+            raise ValueError(f"bad {encoding} body") from exc
     return data
 
 
@@ -410,10 +439,16 @@ class Receiver:
 
     ``Receiver(...)`` binds the socket; :meth:`start` serves from a daemon
     thread; :meth:`close` waits for the last export and returns warnings.
+    With ``upstream`` (:func:`pass_through`: signal path -> the user's URL) it
+    takes those signals in JSON or protobuf, records from them and forwards
+    each request unchanged to the user's collector (:mod:`claudewrap.otel_forward`,
+    whose settings come from ``env``).
     """
 
     def __init__(self, *, session: str, journal: str | None = None,
-                 attribution: dict[str, Any] | None = None, write: bool = True) -> None:
+                 attribution: dict[str, Any] | None = None, write: bool = True,
+                 upstream: Mapping[str, str] | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
         self.session = session
         self.attribution = attribution or {}
         self.records: list[UsageRecord] = []
@@ -436,6 +471,11 @@ class Receiver:
         self._connections = 0
         self._last_activity = 0.0  # monotonic time of the last request or connection end
         self._closed = False
+        self._forwarder: Forwarder | None = None
+        if upstream:
+            from claudewrap.otel_forward import Forwarder
+
+            self._forwarder = Forwarder(upstream, os.environ if env is None else env)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -452,7 +492,14 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/{self._token}"
 
     def child_env(self) -> dict[str, str]:
-        """What the child's environment gets so that it exports here."""
+        """What the child's environment gets so that it exports here. When
+        forwarding, only the endpoints of the forwarded signals: the user's
+        other settings (protocol, headers, intervals, exporters) stay theirs."""
+        if self._forwarder is not None:
+            from claudewrap.otel_forward import SIGNALS
+
+            return {f"OTEL_EXPORTER_OTLP_{SIGNALS[signal]}_ENDPOINT": self.endpoint + signal
+                    for signal in self._forwarder.urls}
         return {
             "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
             "OTEL_METRICS_EXPORTER": "otlp",
@@ -511,9 +558,10 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def _answer(self, status: int, body: bytes = b"{}") -> None:
+            def _answer(self, status: int, body: bytes = b"{}",
+                        content_type: str = "application/json") -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -532,19 +580,48 @@ class Receiver:
                     self._answer(404, b'{"message":"not found"}')
                     return
                 signal = path[len(prefix):]
-                if "json" not in (self.headers.get("Content-Type") or "application/json"):
+                protobuf = "protobuf" in (self.headers.get("Content-Type") or "")
+                if receiver._forwarder is not None:
+                    self._forward(signal, body, protobuf)
+                    receiver._last_activity = time.monotonic()
+                    return
+                if protobuf:
                     # We ask for http/json; protobuf means someone else's settings.
                     receiver.rejected += 1
                     self._answer(415, b'{"message":"send OTLP as http/json"}')
                     return
                 try:
-                    receiver.ingest(signal, body)
+                    receiver.ingest(signal, _decoded(body, self.headers))
                 except ValueError:
                     receiver.rejected += 1
                     self._answer(400, b'{"message":"not OTLP JSON"}')
                     return
                 self._answer(200)
                 receiver._last_activity = time.monotonic()
+
+            def _forward(self, signal: str, body: bytes, protobuf: bool) -> None:
+                """Queue the request as it came for the user's collector, record
+                from it, and answer with the collector's own answer if it comes
+                soon, else 200 (the request is queued, and retried)."""
+                from claudewrap.otel_forward import REPLY_WAIT_SECONDS
+
+                assert receiver._forwarder is not None
+                job = receiver._forwarder.submit(signal, body, self.headers.items())
+                if job is None:
+                    self._answer(404, b'{"message":"not found"}')
+                    return
+                try:
+                    receiver.ingest(signal, _decoded(body, self.headers), protobuf=protobuf)
+                except ValueError:
+                    receiver.rejected += 1  # the collector still gets it, as it was
+                job.answered.wait(REPLY_WAIT_SECONDS)
+                if job.answer is not None:
+                    status, content_type, answer = job.answer
+                    self._answer(status, answer, content_type or "application/json")
+                elif protobuf:
+                    self._answer(200, b"", "application/x-protobuf")
+                else:
+                    self._answer(200)
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
@@ -574,14 +651,23 @@ class Receiver:
 
     # -- turning payloads into records --------------------------------------
 
-    def ingest(self, signal: str, body: bytes) -> list[UsageRecord]:
-        """Handle one export (``/v1/logs`` or ``/v1/metrics``); the new records."""
-        import json
+    def ingest(self, signal: str, body: bytes, protobuf: bool = False) -> list[UsageRecord]:
+        """Handle one export (``/v1/logs`` or ``/v1/metrics``, OTLP JSON or with
+        ``protobuf`` OTLP protobuf); the new records. ValueError if unreadable."""
+        payload: Any
+        if protobuf:
+            from claudewrap import otlp_protobuf
 
-        try:
-            payload = json.loads(body) if body.strip() else {}
-        except (ValueError, RecursionError):
-            raise ValueError("not JSON") from None
+            read = {"/v1/logs": otlp_protobuf.logs_request,
+                    "/v1/metrics": otlp_protobuf.metrics_request}.get(signal)
+            payload = read(body) if read is not None else {}
+        else:
+            import json
+
+            try:
+                payload = json.loads(body) if body.strip() else {}
+            except (ValueError, RecursionError):
+                raise ValueError("not JSON") from None
         if signal == "/v1/logs":
             events = parse_logs(payload)
             # A number no record can hold (Infinity, 1e400, NaN) costs only its event.
@@ -643,7 +729,7 @@ class Receiver:
 
     def close(self, grace: float = CLOSE_GRACE_SECONDS) -> str | None:
         """Wait (at most ``grace`` seconds) for the child's last export, stop,
-        record what only the metrics saw. Returns one warning line or None."""
+        record what only the metrics saw. Returns the warning lines (one string) or None."""
         import select
 
         deadline = time.monotonic() + grace
@@ -672,6 +758,12 @@ class Receiver:
                 wake.close()
             self._thread.join(0.5)
         self._sock.close()
+        warnings: list[str] = []
+        if self._forwarder is not None:
+            # The forwarded requests get what is left of the same grace.
+            warning = self._forwarder.close(deadline)
+            if warning:
+                warnings.append(warning)
         with self._lock:
             missing = [] if self._metrics.empty() else missing_usage(self._events,
                                                                       self._metrics)
@@ -681,4 +773,7 @@ class Receiver:
                 self._store([UsageRecord.from_event(e, session=self.session, source="otel",
                                                     attribution=self.attribution)
                              for e in missing])
-        return self._journal.close() if self._journal is not None else None
+        warning = self._journal.close() if self._journal is not None else None
+        if warning:
+            warnings.append(warning)
+        return "\n".join(warnings) or None
