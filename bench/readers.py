@@ -1,0 +1,228 @@
+"""Every reader of the journal, warm, on journals of 10k, 100k and 1M records (issue 16).
+
+    python bench/readers.py [--quick] [--sizes 10000,100000] [--dir /tmp/cwbench-readers]
+
+For each size: a realistic journal (bench/gen_journal.py, seed 1), copied fresh;
+each reader run once (it builds its caches), then 1,000 records dated in the
+last few minutes appended; then each reader run once more (warm-up: it reads
+the new lines) and timed as the best of three, each in a fresh process, with
+its peak RSS (resource.getrusage of the children). `serve` is started before
+the append and warmed with a scrape; the scrape after the append is timed (it
+reads the 1,000 new lines), then the best of three scrapes after 100 more.
+
+Two baselines are measured in the same run: the interpreter's bare start
+(``python -c pass``) and a naive ``json.loads`` of every journal line. Targets
+(issue 16): usage, usage --json, status, cost --session <= start + 100 ms;
+monitor --once and metrics <= start + 300 ms; every reader <= 200 MB.
+Times on these shared machines swing about 2x between runs: read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from gen_journal import generate  # noqa: E402
+from passthrough import clean_install  # noqa: E402
+
+READERS: list[tuple[str, list[str], float]] = [  # name, arguments, target over start (s)
+    ("usage", ["usage"], 0.1),
+    ("usage --json", ["usage", "--json"], 0.1),
+    ("status --format tmux", ["status", "--format", "tmux"], 0.1),
+    ("cost --session last", ["cost", "--session", "last"], 0.1),
+    ("monitor --once", ["monitor", "--once"], 0.3),
+    ("metrics", ["metrics"], 0.3),
+]
+RSS_TARGET = 200.0  # MB
+_TIMED = ("import resource, subprocess, sys, time\n"
+          "t = time.perf_counter()\n"
+          "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
+          "print(time.perf_counter() - t,"
+          " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)\n")
+_NAIVE = ("import json, sys\n"
+          "with open(sys.argv[1], 'rb') as fh:\n"
+          "    for line in fh:\n"
+          "        try:\n"
+          "            json.loads(line)\n"
+          "        except ValueError:\n"
+          "            pass\n")
+
+
+def timed(python: str, argv: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
+    """The best wall time of ``argv`` over ``runs`` fresh processes, and the peak RSS (MB)."""
+    best = (float("inf"), 0.0)
+    for _ in range(runs):
+        out = subprocess.run([python, "-c", _TIMED, *argv], env=env, check=True,
+                             capture_output=True, text=True).stdout.split()
+        t, rss = float(out[0]), float(out[1])
+        best = (min(best[0], t), max(best[1], rss))
+    return best
+
+
+def recent_records(n: int, seed: int) -> str:
+    """``n`` realistic journal lines (other sessions than the base's), dated in the
+    last few minutes in the order they are written."""
+    buf = io.StringIO()
+    generate(buf, n, seed=seed, corrupt_every=0)
+    lines = buf.getvalue().splitlines()[:n]
+    now = datetime.now(timezone.utc)
+    out = []
+    for k, line in enumerate(lines):
+        obj = json.loads(line)
+        when = now - timedelta(seconds=240 * (len(lines) - k) / len(lines))
+        obj["ts"] = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+        out.append(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+    return "".join(out)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scrape(url: str) -> float:
+    t = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=120) as resp:
+        resp.read()
+    return time.perf_counter() - t
+
+
+def peak_rss(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def serve_bench(script: str, journal: Path, env: dict[str, str], seed: int
+                ) -> tuple[float, float, float]:
+    """(scrape after 1,000 new records, best scrape after 100 more, peak RSS MB)."""
+    port = free_port()
+    proc = subprocess.Popen([script, "serve", "--port", str(port), "--journal", str(journal)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        for _ in range(600):  # up to a minute to start and read the journal
+            try:
+                scrape(url)
+                break
+            except OSError:
+                time.sleep(0.1)
+        scrape(url)
+        with open(journal, "a", encoding="utf-8") as out:
+            out.write(recent_records(1000, seed))
+        after = scrape(url)
+        best = float("inf")
+        for k in range(3):
+            with open(journal, "a", encoding="utf-8") as out:
+                out.write(recent_records(100, seed + 1 + k))
+            best = min(best, scrape(url))
+        return after, best, peak_rss(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def bench_size(records: int, work: Path, python: str, script: str, runs: int
+               ) -> dict[str, tuple[float, float]]:
+    base = work / f"base-{records}.jsonl"
+    if not base.exists():
+        t = time.perf_counter()
+        with open(base, "w", encoding="utf-8") as out:
+            generate(out, records, seed=1)
+        print(f"  generated {base} in {time.perf_counter() - t:.0f} s", flush=True)
+    run_dir = work / f"run-{records}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir()
+    journal = run_dir / "journal.jsonl"
+    shutil.copyfile(base, journal)
+    env = dict(os.environ, CLAUDEWRAP_JOURNAL=str(journal), TZ="UTC", COLUMNS="100",
+               XDG_CONFIG_HOME=str(run_dir / "config"), XDG_DATA_HOME=str(run_dir / "data"))
+    for name in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "CLAUDEWRAP_SESSION"):
+        env.pop(name, None)
+    out: dict[str, tuple[float, float]] = {}
+    out["python start"] = timed(python, [python, "-c", "pass"], env, 5)
+    out["naive json.loads"] = timed(python, [python, "-c", _NAIVE, str(journal)], env, 1)
+    cold = {}
+    for name, args, _ in READERS:  # cold: each builds its caches
+        cold[name] = timed(python, [script, *args], env, 1)
+    with open(journal, "a", encoding="utf-8") as fh:
+        fh.write(recent_records(1000, 1000 + records % 997))
+    for name, args, _ in READERS:
+        timed(python, [script, *args], env, 1)  # warm-up: reads the new lines
+        out[name] = timed(python, [script, *args], env, runs)
+    after, best, rss = serve_bench(script, journal, env, 2000)
+    out["serve scrape (1,000 new)"] = (after, rss)
+    out["serve scrape (100 new)"] = (best, rss)
+    out["cold usage"] = cold["usage"]
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--quick", action="store_true", help="10k and 100k records only")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/cwbench-readers"))
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    sizes = [10_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    args.dir.mkdir(parents=True, exist_ok=True)
+    python, script = clean_install(Path(tempfile.mkdtemp(prefix="cw-readers-")))
+    results = {}
+    for n in sizes:
+        print(f"{n:,} records ...", flush=True)
+        results[n] = bench_size(n, args.dir, python, script, args.runs)
+    names = ["python start", "naive json.loads", *(r[0] for r in READERS),
+             "serve scrape (1,000 new)", "serve scrape (100 new)", "cold usage"]
+    targets = {name: t for name, _, t in READERS}
+    head = "| reader | " + " | ".join(f"{n:,} records" for n in sizes) + " |"
+    print()
+    print(head)
+    print("|" + " --- |" * (len(sizes) + 1))
+    for name in names:
+        cells = []
+        for n in sizes:
+            t, rss = results[n][name]
+            start = results[n]["python start"][0]
+            naive = results[n]["naive json.loads"][0]
+            if name == "python start":
+                cells.append(f"{t * 1000:.0f} ms")
+                continue
+            if name == "naive json.loads":
+                cells.append(f"{t * 1000:,.0f} ms")
+                continue
+            if name.startswith("serve"):
+                cell = f"{t * 1000:,.0f} ms"
+            else:
+                cell = f"{t * 1000:,.0f} ms = start+{(t - start) * 1000:,.0f}"
+            cell += f", {t / naive:.2f}x naive, {rss:.0f} MB"
+            over = []
+            if name in targets and t - start > targets[name]:
+                over.append(f"over start+{targets[name] * 1000:.0f}")
+            if rss > RSS_TARGET:
+                over.append("over 200 MB")
+            cells.append(cell + (f" ({', '.join(over)})" if over else ""))
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\n(times: best of 3 warm runs after 1,000 appended records; cold usage builds the"
+          " rollup; serve: one process, RSS its peak)")
+
+
+if __name__ == "__main__":
+    main()
