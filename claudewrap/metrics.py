@@ -50,7 +50,7 @@ import math
 import os
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
@@ -66,8 +66,7 @@ from claudewrap.journal import (
     remove_stale_temporaries,
 )
 from claudewrap.pricing import Price, PriceTable, default_table
-from claudewrap.report import UsageState, estimated_cost
-from claudewrap.tail import recent_usage
+from claudewrap.report import Filters, Row, UsageState, estimated_cost
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -79,14 +78,14 @@ COUNTERS = (*(f"tokens_{t}" for t in TOKEN_TYPES), "cost", "records")
 DEFAULT_WINDOW = 15 * 60.0
 MAX_WINDOW = 24 * 3600.0
 UNKNOWN = "unknown"
-_NONE = "(none)"  # report.py's label of a missing project or host
+STATE_DIR_ENV = "CLAUDEWRAP_STATE_DIR"
 
 _RETENTION = MAX_WINDOW + 120  # minute buckets kept; older usage is summed in one
 _COMPACT_EVERY = 600.0
 _OLD = "-"  # the bucket "day" of usage before the retention (sorts before any minute)
 _REWRITE = 1 << 20  # new journal bytes worth rewriting the state cache for
-# 7: rollup's cache format 8 (a CRC, the journal's stamp, sampled digests; issue 13)
-_MAGIC = b"claudewrap-metrics 7\n"
+# 8: each session's last record time (last_ts); 7: rollup's cache format 8 (issue 13)
+_MAGIC = b"claudewrap-metrics 8\n"
 # The counters' file: this line with the CRC-32 of the JSON after it (issue 13: a
 # corrupted digit there would be exported for ever, counters never going down).
 _COUNTERS_MAGIC = b"claudewrap-counters 3 "
@@ -114,11 +113,32 @@ class MinuteState(UsageState):
     KEY = "claudewrap-metrics-minutes-1"
 
     def __init__(self, tz: tzinfo | None = None, since: str | None = None,
-                 until: str | None = None) -> None:
+                 until: str | None = None, now: float | None = None) -> None:
         super().__init__(tz, since, until)
         self.tz_key = self.KEY  # a saved state is only valid for this class
         self._prefix = 16  # UsageState memoises day() by this prefix of ts
-        self.cutoff = _minute(time.time() - _RETENTION)
+        self.cutoff = _minute((time.time() if now is None else now) - _RETENTION)
+        # Each session's newest record time in the retention: which of the sessions
+        # used in a minute was last (`monitor` lists the most recent first).
+        self.last_ts: dict[str, str] = {}
+
+    def _feed(self, objs: list[Any], first: int, positions: Sequence[int]) -> None:
+        super()._feed(objs, first, positions)
+        cutoff = self.cutoff
+        last = self.last_ts
+        for r in objs:
+            if r is not None and r.ts >= cutoff and r.ts > last.get(r.session, ""):
+                last[r.session] = r.ts
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "last_ts": self.last_ts}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], tz: tzinfo | None = None) -> MinuteState:
+        state = super().from_json(data, tz)
+        assert isinstance(state, MinuteState)
+        state.last_ts = dict(data["last_ts"])
+        return state
 
     def day(self, ts: str) -> str:
         key = ts[:16]
@@ -136,6 +156,7 @@ class MinuteState(UsageState):
             return
         self.cutoff = cutoff
         self._days.clear()
+        self.last_ts = {k: ts for k, ts in self.last_ts.items() if ts >= cutoff}
         for ukey, saved in list(self.units.items()):
             if isinstance(saved, list) and not any(
                     _OLD < row[1] < cutoff for rows in (saved[2], saved[3]) for row in rows):
@@ -208,6 +229,57 @@ def usage_sums(state: UsageState, table: PriceTable, since_minute: str | None = 
                 rec[3] += cw
                 rec[4] += cost + est
     return totals, recent
+
+
+def window_bounds(now: float, seconds: float) -> tuple[str, str]:
+    """The minutes of "the last ``seconds``" at ``now``: ``(first, last)`` as journal
+    time prefixes. The minute of ``now`` and those before it, ``seconds / 60`` in
+    all (rates are per whole minute), and the next one (a minute of clock skew
+    between hosts: usage dated a little in the future counts once it is recorded)."""
+    return _minute(now - seconds + 60), _minute(now + 60)
+
+
+@dataclass
+class Window:
+    """What the recent minutes used, by report.py's rule over the whole journal."""
+
+    total: Row
+    # Each session (wrapper session id) with usage in the window: when it was last
+    # active (its newest record's time, else its last minute with usage) and the
+    # project of that usage.
+    sessions: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+
+
+def window_usage(state: UsageState, table: PriceTable, first: str, last: str,
+                 filters: Filters | None = None) -> Window:
+    """The usage of the minute buckets ``first`` to ``last`` of a :class:`MinuteState`
+    (the same rows usage_sums counts as recent): what `status`, `monitor` and the
+    metrics' rates show."""
+    v: list[Any] = [0, 0, 0, 0, 0.0, 0.0, 0, 0]
+    prices: dict[Any, Price | None] = {}
+    sessions: dict[str, tuple[str, str | None]] = {}
+    attrs = state.attrs
+    for unit, row in state.buckets(filters):
+        model, minute, aid, printed, n, i, o, cr, cw, cost = row
+        if minute == _OLD or not first <= minute <= last:
+            continue
+        if not printed:
+            cost, unpriced = estimated_cost(prices, table, model, n, i, o, cr, cw)
+            v[5] += cost
+            v[6] += unpriced
+        v[0] += i
+        v[1] += o
+        v[2] += cr
+        v[3] += cw
+        v[4] += cost
+        v[7] += n
+        seen = sessions.get(unit[0])
+        if seen is None or minute >= seen[0]:
+            sessions[unit[0]] = (minute, attrs[aid][0] or (seen[1] if seen else None))
+    total = Row(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], len(sessions))
+    last_ts = getattr(state, "last_ts", {})
+    return Window(total, {sid: (max(minute, last_ts.get(sid, "")), project)
+                          for sid, (minute, project) in sessions.items()})
 
 
 def counter_values(totals: dict[Key, list[float]]) -> dict[str, dict[Key, float]]:
@@ -290,6 +362,9 @@ class JournalMark:
     size: int
     checks: list[str] = field(default_factory=list)
     stamp: list[int] = field(default_factory=list)
+    # The digest of an earlier size of this journal, checked by this process while
+    # reading it (the previous read's end): no need to read those bytes again.
+    known: tuple[int, list[str]] | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"identity": list(self.identity) if self.identity else None,
@@ -309,6 +384,8 @@ class JournalMark:
             return False
         if size == self.size:
             return bool(other.get("checks") == self.checks)
+        if self.known is not None and self.known[0] == size:
+            return bool(other.get("checks") == self.known[1])
         try:
             fd = open_regular(journal, os.O_RDONLY)
         except OSError:
@@ -323,8 +400,17 @@ class JournalMark:
             os.close(fd)
 
 
+def state_path(journal: Path, suffix: str) -> Path:
+    """Where the metrics keep a file of ``journal``'s: beside it, or in
+    ``$CLAUDEWRAP_STATE_DIR`` (`serve --state-dir`) when the journal's folder is
+    read-only (a container's volume); without either, nothing is kept."""
+    folder = os.environ.get(STATE_DIR_ENV)
+    name = journal.name + suffix
+    return Path(folder) / name if folder else journal.with_name(name)
+
+
 def counters_path(journal: Path) -> Path:
-    return journal.with_name(journal.name + ".counters")
+    return state_path(journal, ".counters")
 
 
 def _counters_to_json(values: dict[str, dict[Key, float]]) -> dict[str, Any]:
@@ -388,12 +474,27 @@ def _lock_counters(path: Path) -> int | None:
         return None
 
 
-def _read_counters(path: Path) -> Any:
+def _file_key(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _read_counters(path: Path, memo: dict[str, Any] | None = None) -> Any:
     """The saved counters' JSON object, or None: a file that cannot be read for any
     reason (not there, another version, a CRC that does not match, deep nesting, a
-    FIFO in its place) is as good as none."""
+    FIFO in its place) is as good as none.
+
+    ``memo`` keeps what was read (or written) with the file's identity, size and
+    times: the same file is not read again (a scrape of a 100k-record journal read
+    its 353 KB counters file every time, more than the new journal lines)."""
     import json
 
+    key = _file_key(path) if memo is not None else None
+    if memo is not None and key is not None and memo.get("key") == key:
+        return memo["raw"]
     try:
         data = read_regular(path)
         if not data.startswith(_COUNTERS_MAGIC):
@@ -405,31 +506,39 @@ def _read_counters(path: Path) -> Any:
         raw = json.loads(data[head:])
     except Exception:  # noqa: BLE001 - a cache: whatever is wrong, start from the journal
         return None
-    return raw if isinstance(raw, dict) else None
+    if not isinstance(raw, dict):
+        return None
+    if memo is not None:  # the key from before the read: a file replaced since is read again
+        memo["key"], memo["raw"] = key, raw
+    return raw
 
 
-def _write_counters(path: Path, mark: JournalMark, values: dict[str, dict[Key, float]]
-                    ) -> None:
+def _write_counters(path: Path, mark: JournalMark, values: dict[str, dict[Key, float]],
+                    memo: dict[str, Any] | None = None) -> None:
     import json
 
-    body = json.dumps({"journal": mark.to_json(), "counters": _counters_to_json(values)},
-                      separators=(",", ":")).encode()
+    raw = {"journal": mark.to_json(), "counters": _counters_to_json(values)}
+    body = json.dumps(raw, separators=(",", ":")).encode()
     try:
         atomic_write(path, [_COUNTERS_MAGIC, b"%08x\n" % zlib.crc32(body), body], 0o600,
                      cache=True)
     except OSError:
-        pass
+        return
+    if memo is not None:  # under the lock: the file is the one just written
+        memo["key"], memo["raw"] = _file_key(path), raw
 
 
 def sync_counters(journal: Path, mark: JournalMark, mine: dict[str, dict[Key, float]],
                   truth: dict[str, dict[Key, float]], *, seen: bool = False,
-                  use_file: bool = True) -> dict[str, dict[Key, float]]:
+                  use_file: bool = True, memo: dict[str, Any] | None = None
+                  ) -> dict[str, dict[Key, float]]:
     """The counters to export now: ``mine`` (this process's last ones) and the saved
     ones advanced to ``truth``, saved again. Without a writable folder (or with
     ``use_file`` False: ``--no-cache``), ``mine`` only.
 
     Series new since the last export (``seen``: this process exported before; else
     the saved counters) start at 0; the first export of a journal shows its values.
+    ``memo`` (one per process) spares reading the file again when it did not change.
     """
     path = counters_path(journal)
     lock_fd = _lock_counters(path) if use_file else None
@@ -441,7 +550,7 @@ def sync_counters(journal: Path, mark: JournalMark, mine: dict[str, dict[Key, fl
     try:
         saved: dict[str, dict[Key, float]] = {}
         known = seen
-        raw = _read_counters(path)
+        raw = _read_counters(path, memo)
         old = raw.get("journal") if raw is not None else None
         if mark.continues(old, journal):
             assert raw is not None
@@ -454,7 +563,7 @@ def sync_counters(journal: Path, mark: JournalMark, mine: dict[str, dict[Key, fl
         if known:
             _introduce(before, after)
         if after != saved or old != mark.to_json():
-            _write_counters(path, mark, after)
+            _write_counters(path, mark, after, memo)
         return after
     finally:
         os.close(lock_fd)
@@ -464,7 +573,7 @@ def sync_counters(journal: Path, mark: JournalMark, mine: dict[str, dict[Key, fl
 
 
 def state_cache_path(journal: Path) -> Path:
-    return journal.with_name(journal.name + ".metrics")
+    return state_path(journal, ".metrics")
 
 
 @dataclass
@@ -509,12 +618,13 @@ class JournalMetrics:
         self.saved_offset = -1  # where the state cache on disk ends
         self.counters: dict[str, dict[Key, float]] = {}
         self.exported = False  # a snapshot was made: later series are new usage
+        self._counters_memo: dict[str, Any] = {}  # the counters' file as last seen (sync_counters)
         self.mark = JournalMark(None, 0)
 
     # reading
 
-    def _reset(self) -> None:
-        self.state = MinuteState()
+    def _reset(self, now: float | None = None) -> None:
+        self.state = MinuteState(now=now)
         self.offset = 0
         self.saved_offset = -1
         self.counters = {}
@@ -537,11 +647,18 @@ class JournalMetrics:
         try:
             st = os.fstat(fd)
             identity = (st.st_dev, st.st_ino)
-            fresh = (identity != self.identity or st.st_size < self.offset
+            # A clock set back (monitor --now) asks for minutes that the state (and
+            # its cache) already summed into the old bucket: read them again, uncached.
+            behind = _minute(now - MAX_WINDOW) < self.state.cutoff
+            if behind:
+                self.use_cache = False
+            known = (self.offset, self.checks) if self.offset else None
+            fresh = (behind or identity != self.identity or st.st_size < self.offset
                      or (self.offset and (rollup.rewritten(rollup.stamp(st), self.stamp)
                                           or rollup.file_checks(fd, self.offset) != self.checks)))
             if fresh:
-                self._reset()
+                known = None
+                self._reset(now)
                 self.identity = identity
                 if self.use_cache:
                     self._load_cache(fd, st.st_size, now)
@@ -549,7 +666,7 @@ class JournalMetrics:
             self.offset, _ = rollup.scan(fd, self.state, self.offset)
             self.checks = rollup.file_checks(fd, self.offset)
             self.stamp = rollup.stamp(os.fstat(fd))
-            self.mark = JournalMark(identity, self.offset, self.checks, self.stamp)
+            self.mark = JournalMark(identity, self.offset, self.checks, self.stamp, known)
             if (self.use_cache and self.offset - max(self.saved_offset, 0) > _REWRITE
                     and file_identity(path) == identity):
                 self._save_cache(fd)
@@ -609,34 +726,28 @@ class JournalMetrics:
             cached = self._learned = (lines, base, learn_prices(self.state, base), now)
         return cached[2]
 
+    def recent_usage(self, seconds: float, now: float | None = None,
+               filters: Filters | None = None) -> Window:
+        """The usage of the last ``seconds`` (whole minutes; window_bounds) after
+        :meth:`update`: the rows the rate gauges count."""
+        now = time.time() if now is None else now
+        return window_usage(self.state, self._table(), *window_bounds(now, seconds), filters)
+
     def snapshot(self, now: float | None = None) -> Snapshot:
         """The metrics as of ``now`` (default: the clock), after :meth:`update`."""
         now = time.time() if now is None else now
         self.state.compact(now)
-        # The series used in the last window/60 minute buckets, this one included.
-        since = _minute(now - self.window + 60)
+        # The window: the last window/60 minute buckets, this one included, the rows
+        # `status` and `monitor` show too (window_usage); the series used in the last
+        # day are all listed (idle ones drop out).
         span = self.window
-        # Usage dated in the future counts once its minute comes (a minute of skew is ok).
         table = self._table()
-        totals, recent = usage_sums(self.state, table, since, _minute(now + 60))
+        totals, window = usage_sums(self.state, table, *window_bounds(now, span))
         truth = counter_values(totals)
         self.counters = sync_counters(self.journal, self.mark, self.counters, truth,
-                                      seen=self.exported, use_file=self.use_cache)
+                                      seen=self.exported, use_file=self.use_cache,
+                                      memo=self._counters_memo)
         self.exported = True
-        # The window itself is the one `status` and `monitor` show (tail.recent_usage:
-        # read back from the journal's end, with its sessions' baselines); the state's
-        # minutes say which series were used in the last day (idle ones drop out).
-        report = recent_usage(self.journal, datetime.fromtimestamp(now - span, timezone.utc),
-                              until=datetime.fromtimestamp(now + 60, timezone.utc),
-                              dims=[LABELS], table=table)
-        window: dict[Key, list[float]] = {key: [0, 0, 0, 0, 0.0] for key in recent}
-        for labels, row in report.groups[LABELS].items():
-            # The report says "(none)" where the metrics say "unknown".
-            key = tuple(UNKNOWN if v == _NONE else v for v in labels)
-            acc = window.setdefault(key, [0, 0, 0, 0, 0.0])
-            for j, n in enumerate((row.input_tokens, row.output_tokens, row.cache_read_tokens,
-                                   row.cache_write_tokens, row.cost_usd)):
-                acc[j] += n
         per_minute: dict[Key, float] = {}
         per_hour: dict[Key, float] = {}
         for key, acc in window.items():

@@ -1,12 +1,12 @@
 """The live view behind `claudewrap monitor`.
 
-:class:`Monitor` follows the journal incrementally (claudewrap.tail): each
-update feeds only the lines appended since the last one into a
-:class:`~claudewrap.report.UsageState` of this month, and keeps the recent
-records with the earlier records of their sessions (the baseline a running
-total rises from) for the token rate: the first read takes them from
-:func:`claudewrap.tail.window_records`, as `status` and the metrics do, so the
-three show the same rate. All sums are the reports' (claudewrap.report).
+:class:`Monitor` shows what every reader shows: today, this month and the
+sessions from the rollup every report shares (claudewrap.rollup), the recent
+window (tokens per minute, cost per hour, the sessions used in it) from the
+minute buckets `status` and the metrics' rate gauges read
+(claudewrap.metrics.window_usage). Both are incremental: an update reads only
+the lines appended since the last one. All sums are the reports' rule
+(claudewrap.report).
 
 :func:`render` turns a :class:`Snapshot` into lines that fit the terminal;
 :func:`run_live` redraws them in place on the alternate screen and always gives
@@ -34,10 +34,9 @@ from claudewrap.display import row_money, short_count
 from claudewrap.limits import Snapshot as LimitSnapshot
 from claudewrap.limits import latest as latest_limits
 from claudewrap.limits_view import NAMES, clock, ordered, percent, window_line
-from claudewrap.records import UsageRecord
-from claudewrap.report import Filters, Row, UsageState, make_report, summarize, utc_iso
+from claudewrap.metrics import JournalMetrics, Window
+from claudewrap.report import Filters, Row, UsageState, make_report
 from claudewrap.rollup import load_state
-from claudewrap.tail import JournalTail, session_history, window_records
 
 
 @dataclass
@@ -91,36 +90,22 @@ class Monitor:
         self.window = timedelta(minutes=window_minutes)
         self.project = project
         self.clock = now or (lambda: datetime.now(timezone.utc))
-        self._tail: JournalTail | None = None
         self._state = UsageState()
-        self._month = ""
         self._stamp: tuple[int, ...] | None = None  # the journal _state was loaded from
-        # The window's sessions and their earlier records: session -> offset -> record.
-        self._recent: dict[str, dict[int, UsageRecord]] = {}
+        self._recent: JournalMetrics | None = None
 
     def close(self) -> None:
-        if self._tail is not None:
-            self._tail.close()
-
-    def _restart(self, now: datetime) -> None:
-        self._month = now.astimezone().strftime("%Y-%m")
-        self._state = UsageState()
-        self._stamp = None  # load it again
-        self._recent.clear()
-        if self._tail is not None:
-            self._tail.close()
-        self._tail = JournalTail(self.path)
+        """Nothing stays open between updates (kept for callers that close)."""
 
     def update(self) -> None:
-        """Read what was appended since the last update (OSError if unreadable)."""
+        """Read what was appended since the last update (JournalError if unreadable)."""
         now = self.clock()
-        if self._tail is None or now.astimezone().strftime("%Y-%m") != self._month:
-            self._restart(now)  # a new month: the window's sessions are read again
-        assert self._tail is not None
-        chunk = self._tail.poll()
-        if chunk.reset:
-            self._restart(now)
-            chunk = self._tail.poll()
+        # The window (and its sessions): the minute state the metrics keep, continued
+        # with the new lines (claudewrap.metrics.JournalMetrics; read again from the
+        # start when the journal was replaced, truncated or rewritten).
+        if self._recent is None:
+            self._recent = JournalMetrics(self.path)
+        self._recent.update(now.timestamp())
         # Today, this month and the sessions come from the state every report shares
         # (the rollup, continued with the new lines): the same rule, rule 4 included,
         # and no copy of the journal in memory. Loaded again only when the journal
@@ -135,59 +120,12 @@ class Monitor:
         if stamp is None or stamp != self._stamp:
             self._state = load_state(self.path)
             self._stamp = stamp
-        if not chunk.data:
-            return
-        if chunk.base == 0:
-            # The first read: the window and its sessions' history, read back from
-            # the end over whatever garbage is there, as `status` reads it.
-            self._keep(window_records(self.path, utc_iso(now - self.window),
-                                      end=len(chunk.data)))
-            return
-        new = chunk.records()
-        returning = {r.session for _, r in new if r.session not in self._recent}
-        if returning:
-            # New to the window (or back after a pause): their earlier records first.
-            self._keep(session_history(self.path, [r for _, r in new if r.session in returning],
-                                       chunk.base))
-        self._keep(new)
 
-    def _keep(self, pairs: Sequence[tuple[int, UsageRecord]]) -> None:
-        for off, rec in pairs:
-            self._recent.setdefault(rec.session, {})[off] = rec
-
-    def _window_usage(self, now: datetime) -> Row:
-        cut = utc_iso(now - self.window)
-        # The sessions of the window, as window_records finds them: by session id or
-        # Claude session id.
-        active = {k for recs in self._recent.values() for r in recs.values() if r.ts >= cut
-                  for k in (r.session, r.claude_session) if k}
-        for sid, recs in list(self._recent.items()):
-            if sid not in active and not any(r.claude_session in active
-                                             for r in recs.values()):
-                del self._recent[sid]  # idle for the whole window: no longer needed
-                continue
-            # Deltas before the window add nothing to it; one per source stays (it
-            # says which sources the session has: rule 2), running totals all stay
-            # (they are the baseline the totals in the window rise from).
-            units = set()
-            for off in sorted(recs):
-                r = recs[off]
-                if r.kind == "delta" and r.ts < cut:
-                    unit = (r.source, r.claude_session, r.approximate)
-                    if unit in units:
-                        del recs[off]
-                    units.add(unit)
-        records = sorted((pair for recs in self._recent.values() for pair in recs.items()),
-                         key=lambda pair: pair[0])
+    def _window(self, now: datetime) -> Window:
+        if self._recent is None:
+            return Window(Row())
         filters = Filters(projects=(self.project,)) if self.project else None
-        return summarize([r for _, r in records], since=now - self.window,
-                         filters=filters).total
-
-    def _last_activity(self, now: datetime) -> dict[str, str]:
-        """The sessions active in the window, with the time of their last record."""
-        cut = utc_iso(now - self.window)
-        last = {sid: max(r.ts for r in recs.values()) for sid, recs in self._recent.items()}
-        return {sid: ts for sid, ts in last.items() if ts >= cut}
+        return self._recent.recent_usage(self.window.total_seconds(), now.timestamp(), filters)
 
     def snapshot(self, *, live: Sequence[LiveSession] = (), show: str = "all",
                  budgets: Sequence[Budget] = (), interval: float = 2.0) -> Snapshot:
@@ -198,24 +136,25 @@ class Monitor:
         local_today = now.astimezone().date()
         report = make_report(self._state, dims=[("session",), ("session", "model")],
                              filters=filters, today=local_today)
-        window = self._window_usage(now)
+        recent = self._window(now)
+        window = recent.total
         running = {s.session: s for s in live}
         if show == "all":
             wanted = list(running)
-            last = self._last_activity(now)
+            last = recent.sessions  # used in the window: (last minute, project)
             wanted += sorted((s for s in last if s not in running),
-                             key=lambda s: (last[s], s), reverse=True)
+                             key=lambda s: (last[s][0], s), reverse=True)
         else:
             wanted = [show]
         by_session = report.groups[("session",)]
         models: dict[str, list[tuple[str, Row]]] = {}
         for (sid, model_id), row in report.groups[("session", "model")].items():
             models.setdefault(sid, []).append((model_id, row))
-        attrs = self._session_projects()
         lines = []
         for sid in wanted:
             live_entry = running.get(sid)
-            project = (live_entry.project if live_entry else None) or attrs.get(sid)
+            project = (live_entry.project if live_entry else None) or (
+                recent.sessions[sid][1] if sid in recent.sessions else None)
             if self.project and project != self.project:
                 continue
             ranked = sorted(models.get(sid, []), key=lambda mr: (-mr[1].cost_usd,
@@ -235,14 +174,6 @@ class Monitor:
                         project=self.project, interval=interval,
                         skipped_lines=report.skipped_lines,
                         limits=latest_limits(self.path, now=now.timestamp()))
-
-    def _session_projects(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for sid, recs in self._recent.items():
-            for _, rec in sorted(recs.items()):
-                if rec.project:
-                    out[sid] = rec.project
-        return out
 
 
 # --- rendering -------------------------------------------------------------------------

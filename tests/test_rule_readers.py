@@ -3,17 +3,21 @@
 `metrics` (its counters), `status` (today), `monitor` (today, this month, and each
 session it lists) and `cost --session` (every session) are compared with the plain
 reference over the same records, moved to end a minute ago so that today and
-yesterday both occur.
+yesterday both occur. The recent window of `status`, `monitor` and the metrics'
+rate gauges is the reference's rows by UTC minute (older than a day: one bucket),
+in the window's minute buckets (metrics.window_bounds).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from test_rule import SETTINGS, journals, write
 
@@ -69,10 +73,23 @@ def test_every_reader_shows_the_reference_numbers(tmp_path_factory: Any,
     today = datetime.now().astimezone().strftime("%Y-%m-%d")
     month = today[:7]
 
-    # metrics: its counters, per model.
+    now = time.time()
+    clock = datetime.fromtimestamp(now, timezone.utc)
+    cutoff = metrics._minute(now - metrics._RETENTION)
+    by_minute = effective_rows(records, lambda ts: ts[:16] if ts[:16] >= cutoff else "-")
+
+    def window(seconds: float) -> list[int]:
+        first, last = metrics.window_bounds(now, seconds)
+        return tokens(by_minute, lambda key: key[2] != "-" and first <= key[2] <= last)
+
+    # metrics: its counters, per model; its rates over the last 15 minutes.
     snap = metrics.JournalMetrics(path, use_cache=False)
-    snap.update()
-    counters = snap.snapshot().counters
+    snap.update(now)
+    shot = snap.snapshot(now)
+    counters = shot.counters
+    rates = [sum(v for key, v in shot.tokens_per_minute.items() if key[-1] == t) * 15
+             for t in metrics.TOKEN_TYPES]
+    assert rates == [pytest.approx(n) for n in window(15 * 60)]
     by_model: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0, 0])
     for j, name in enumerate(("tokens_input", "tokens_output", "tokens_cache_read",
                               "tokens_cache_write")):
@@ -87,11 +104,14 @@ def test_every_reader_shows_the_reference_numbers(tmp_path_factory: Any,
 
     # status and monitor: today (and this month).
     expected_today = tokens(rows, lambda key: key[2] == today)
-    assert read_status(path).today.tokens == sum(expected_today)
-    mon = Monitor(Path(path))
+    status = read_status(path, now=clock)
+    assert status.today.tokens == sum(expected_today)
+    assert of(status.window) == window(10 * 60)
+    mon = Monitor(Path(path), now=lambda: clock)
     mon.update()
     shown = mon.snapshot()
     assert of(shown.today) == expected_today
+    assert of(shown.window) == window(10 * 60)
     assert of(shown.month) == tokens(rows, lambda key: key[2][:7] == month)
     for line in shown.sessions:
         assert of(line.usage) == tokens(rows, lambda key, s=line.session: key[0][0] == s)

@@ -122,7 +122,10 @@ def monitor(interval: float, window_minutes: float, which: str, project: str | N
     def update() -> None:
         try:
             mon.update()
-        except (OSError, JournalError) as exc:
+        except JournalError as exc:
+            raise click.ClickException(f"cannot read the journal {path}:"
+                                       f" {exc.reason or exc}") from None
+        except OSError as exc:
             raise click.ClickException(f"cannot read the journal {path}: {exc}") from None
 
     def snapshot() -> Snapshot:

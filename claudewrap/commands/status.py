@@ -2,9 +2,10 @@
 status bar (tmux runs it every `status-interval` seconds).
 
 Today's numbers come from the rollup (claudewrap.rollup: only journal lines
-added since the last read are parsed); the rate from the recent window that
-`monitor` and the metrics show too (claudewrap.tail.recent_usage), summed by
-the same rule as every report (claudewrap.report). The plan-limit windows are
+added since the last read are parsed); the rate from the minute buckets that
+`monitor` and the metrics' rate gauges show too (claudewrap.metrics.window_usage:
+the same rule as every report, over the state cached in ``<journal>.metrics``,
+continued with the new lines). The plan-limit windows are
 the newest fresh snapshots Claude Code's status line gave (claudewrap.limits):
 none, no line.
 """
@@ -12,7 +13,7 @@ none, no line.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,17 +54,19 @@ def read_status(path: Path, minutes: int = 10, now: datetime | None = None,
     the journal cannot be read."""
     from claudewrap import budget
     from claudewrap.limits import latest
+    from claudewrap.metrics import JournalMetrics
     from claudewrap.report import make_report
     from claudewrap.rollup import load_state
-    from claudewrap.tail import recent_usage
 
     now = now or datetime.now(timezone.utc)
     state = load_state(path)
     today = make_report(state).periods["today"]
     overall = [b for b in budget.load_config(config).budgets if b.project is None]
     standings = budget.standings(state, overall, now=now) if overall else []
-    window = recent_usage(path, now - timedelta(minutes=minutes)).total
     stamp = now.timestamp()
+    recent = JournalMetrics(path)
+    recent.update(stamp)
+    window = recent.recent_usage(minutes * 60, stamp).total
     return Status(today=today, window=window, minutes=minutes, budgets=standings,
                   limits=latest(path, now=stamp), now=stamp)
 
