@@ -109,6 +109,8 @@ class UsageEvent:
     pattern: str = ""
     request_id: str | None = None
     claude_session: str | None = None
+    agent: str | None = None  # see UsageRecord
+    command: str | None = None
 
     def values_key(self) -> tuple[Any, ...]:
         """The numbers that make two events 'the same' (a TUI redraw)."""
@@ -131,7 +133,18 @@ class UsageEvent:
 
 @dataclass
 class UsageRecord:
-    """One line of the journal (schema v1, see DESIGN.md)."""
+    """One line of the journal (schema v1, see DESIGN.md).
+
+    ``agent`` and ``command`` say where in Claude Code the tokens went (exact
+    sources only: OpenTelemetry and transcripts). ``agent``: the subagent that
+    made the request (``general-purpose``, a custom agent's name), or one of
+    Claude Code's own side requests by its ``query_source`` (``compact``,
+    ``generate_session_title``, ...); None for the main thread, which readers
+    show as ``main``. ``command``: the slash command or skill whose turn the
+    request belongs to (``review`` for ``/review``); None for a typed prompt.
+    Both are optional fields of schema v1: older lines without them read as
+    ``main`` and no command, and older readers ignore them.
+    """
 
     ts: str
     session: str
@@ -154,6 +167,8 @@ class UsageRecord:
     pattern: str | None = None
     request_id: str | None = None
     claude_session: str | None = None
+    agent: str | None = None
+    command: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     v: int = SCHEMA_VERSION
 
@@ -177,6 +192,8 @@ class UsageRecord:
             pattern=event.pattern or None,
             request_id=event.request_id,
             claude_session=event.claude_session,
+            agent=event.agent,
+            command=event.command,
         )
         for key, value in (attribution or {}).items():
             if key == "tags":
@@ -239,6 +256,8 @@ class UsageRecord:
                 value = cost_value(value)
             elif f.name == "tags":
                 value = {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+            elif f.name in _NAME_FIELDS:
+                value = value if isinstance(value, str) and value else None
             kwargs[f.name] = value
         kwargs.setdefault("source", "pty")
         if kwargs.get("kind") not in KINDS:
@@ -252,3 +271,5 @@ class UsageRecord:
 
 _FIELD_NAMES = {f.name for f in fields(UsageRecord)}
 _COUNT_FIELDS = frozenset(COUNT_FIELDS)
+_NAME_FIELDS = frozenset(("agent", "command"))
+MAIN_AGENT = "main"  # what a record without an agent is shown as

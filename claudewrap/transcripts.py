@@ -11,6 +11,17 @@ the sum. Subagent files (``isSidechain``) replaying a request of the main file
 count once, because the key is the request id. ``<synthetic>`` lines (errors
 Claude Code made up itself) are not usage.
 
+Attribution (where the tokens went): a subagent's requests are in
+``<session id>/subagents/agent-<id>.jsonl``, each assistant line naming its
+agent (``attributionAgent``; else the file's ``.meta.json`` ``agentType``).
+A request's command is the slash command of the user turn it answers: a
+prompt line whose content starts with ``<command-...>`` names it
+(``<command-name>/review</command-name>``); any other prompt (typed, a task
+notification) ends it. A subagent's requests take the command of the turn
+that launched it (the ``toolUseId`` in its ``.meta.json``, found in the main
+file). Claude Code writes no transcript line for compaction or title requests:
+only OpenTelemetry sees those.
+
 :func:`import_paths` backs ``claudewrap import``; :func:`reconcile` runs at the
 end of a wrapped session and adds what OpenTelemetry did not deliver.
 """
@@ -20,6 +31,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -83,6 +95,8 @@ class Request:
     cache_read_tokens: int
     cache_write_tokens: int
     sidechain: bool
+    agent: str | None = None  # None: the main thread
+    command: str | None = None
 
     def better_than(self, other: Request) -> bool:
         """Main-thread lines over sidechain replays; then the later/larger snapshot."""
@@ -156,7 +170,20 @@ def parse_line(line: bytes | str) -> Request | None:
         cache_read_tokens=counts[2],
         cache_write_tokens=counts[3],
         sidechain=bool(obj.get("isSidechain")),
+        agent=_agent_of(obj.get("isSidechain"), obj.get("attributionAgent")),
     )
+
+
+# A subagent line whose agent has no name (older layouts without attributionAgent
+# or a .meta.json).
+UNNAMED_AGENT = "subagent"
+
+
+def _agent_of(sidechain: Any, name: Any) -> str | None:
+    """The agent of an assistant line: None on the main thread."""
+    if not sidechain:
+        return None
+    return name if isinstance(name, str) and name else UNNAMED_AGENT
 
 
 _Decode = Callable[[bytes], "Request | None"]
@@ -186,7 +213,8 @@ def _fast_parser() -> _Decode:
     line_type = msgspec.defstruct("Line", [
         ("type", text, None), ("message", message | None, None), ("requestId", text, None),
         ("sessionId", text, None), ("cwd", text, None), ("timestamp", text, None),
-        ("isSidechain", bool, False), ("isApiErrorMessage", bool, False)])
+        ("isSidechain", bool, False), ("isApiErrorMessage", bool, False),
+        ("attributionAgent", text, None)])
     decode = msgspec.json.Decoder(line_type).decode
     error = msgspec.DecodeError  # ValidationError is one too
     models: dict[str, str] = {}
@@ -220,9 +248,86 @@ def _fast_parser() -> _Decode:
             ts=ts if ts is not None and len(ts) == 24 and ts[-1] == "Z" else _ts(ts),
             cwd=obj.cwd or None, input_tokens=counts[0], output_tokens=counts[1],
             cache_read_tokens=counts[2], cache_write_tokens=counts[3],
-            sidechain=obj.isSidechain)
+            sidechain=obj.isSidechain,
+            agent=_agent_of(obj.isSidechain, obj.attributionAgent))
 
     return parse
+
+
+# A user line that starts a turn: not a tool result, not Claude Code's own
+# (isMeta) text. Its content starting with "<command-" is a slash command.
+_USER_MARK = b'"type":"user"'
+_NOT_PROMPT = (b'"tool_result"', b'"isMeta":true')
+_COMMAND_START = (b'"content":"<command-', b'"text":"<command-')
+_COMMAND_NAME = re.compile(rb'<command-name>/?([^<\\"]{1,200})</command-name>')
+_TOOL_USE_ID = re.compile(rb'"type":"tool_use","id":"([^"\\]+)"')
+
+
+def prompt_command(line: bytes) -> str | None | bool:
+    """For a transcript line: False when it starts no turn; else the turn's
+    slash command, or None for a typed (or system) prompt."""
+    if _USER_MARK not in line or any(m in line for m in _NOT_PROMPT):
+        return False
+    if not any(m in line for m in _COMMAND_START):
+        return None
+    found = _COMMAND_NAME.search(line)
+    return found.group(1).decode("utf-8", "replace") if found else None
+
+
+def _subagent_file(path: Path) -> bool:
+    return path.parent.name == "subagents"
+
+
+_launches: dict[tuple[str, int, int], dict[str, str | None]] = {}
+
+
+def _launch_commands(session_file: Path) -> dict[str, str | None]:
+    """tool_use id -> the command of the turn it was made in, over one main
+    transcript (memoised by path, size and mtime: a subagent file asks for its
+    session's, and a session may have many)."""
+    try:
+        st = session_file.stat()
+    except OSError:
+        return {}
+    key = (str(session_file), st.st_size, st.st_mtime_ns)
+    found = _launches.get(key)
+    if found is not None:
+        return found
+    found = {}
+    command: str | None = None
+    try:
+        with open(session_file, "rb") as fh:
+            for line in fh:
+                if _ASSISTANT_MARK in line and b'"tool_use"' in line:
+                    for tid in _TOOL_USE_ID.findall(line):
+                        found[tid.decode("utf-8", "replace")] = command
+                    continue
+                turn = prompt_command(line)
+                if turn is not False:
+                    command = turn if isinstance(turn, str) else None
+    except OSError:
+        return {}
+    if len(_launches) > 256:
+        _launches.clear()
+    _launches[key] = found
+    return found
+
+
+def _subagent_context(path: Path) -> tuple[str | None, str | None]:
+    """(agent type, command) of a ``<session>/subagents/agent-<id>.jsonl`` file,
+    from its ``.meta.json`` and its session's main file."""
+    try:
+        meta = json.loads(path.with_name(path.stem + ".meta.json").read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None, None
+    if not isinstance(meta, dict):
+        return None, None
+    agent = meta.get("agentType")
+    tool_use = meta.get("toolUseId")
+    command = None
+    if isinstance(tool_use, str):
+        command = _launch_commands(path.parent.parent.with_suffix(".jsonl")).get(tool_use)
+    return (agent if isinstance(agent, str) and agent else None), command
 
 
 def read_requests(files: Iterable[Path], into: dict[str, Request] | None = None,
@@ -235,6 +340,7 @@ def read_requests(files: Iterable[Path], into: dict[str, Request] | None = None,
     found: dict[str, Request] = {} if into is None else into
     parse = _fast_parser()
     for path in files:
+        sub_agent, command = _subagent_context(path) if _subagent_file(path) else (None, None)
         try:
             fh = open(path, "rb")  # noqa: SIM115 - closed by the with below
         except OSError:
@@ -251,10 +357,17 @@ def read_requests(files: Iterable[Path], into: dict[str, Request] | None = None,
             for line in fh:
                 # Most lines are prompts, tool results and bookkeeping: not decoded.
                 if _USAGE_MARK not in line or _ASSISTANT_MARK not in line:
+                    if sub_agent is None:
+                        turn = prompt_command(line)
+                        if turn is not False:
+                            command = turn if isinstance(turn, str) else None
                     continue
                 req = parse(line)
                 if req is None:
                     continue
+                req.command = command
+                if req.agent == UNNAMED_AGENT and sub_agent is not None:
+                    req.agent = sub_agent
                 if req.claude_session is None:
                     req.claude_session = path.stem if "agent-" not in path.stem else None
                 old = found.get(req.request_id)
@@ -273,7 +386,8 @@ def to_record(req: Request, *, session: str | None = None,
     event = UsageEvent(kind="delta", model=req.model, input_tokens=req.input_tokens,
                        output_tokens=req.output_tokens, cache_read_tokens=req.cache_read_tokens,
                        cache_write_tokens=req.cache_write_tokens, pattern="transcript",
-                       request_id=req.request_id, claude_session=req.claude_session)
+                       request_id=req.request_id, claude_session=req.claude_session,
+                       agent=req.agent, command=req.command)
     if attribution is None:
         attribution = {"host": host or socket.gethostname()}
         if req.cwd:
@@ -303,7 +417,8 @@ def record_line(req: Request, host: str, project: str | None) -> bytes:
                cache_write_tokens=req.cache_write_tokens, cost_estimated=False,
                approximate=False, project=project if cwd else None, cwd=cwd, host=host,
                pattern="transcript", request_id=req.request_id,
-               claude_session=req.claude_session, v=SCHEMA_VERSION)
+               claude_session=req.claude_session, agent=req.agent, command=req.command,
+               v=SCHEMA_VERSION)
     try:
         return encode(rec) + b"\n"
     except UnicodeEncodeError:  # a lone surrogate (a cwd that is not UTF-8): as _encode does
@@ -326,7 +441,8 @@ def _line_type() -> tuple[Any, Callable[[Any], bytes]]:
               ("cache_read_tokens", int), ("cache_write_tokens", int),
               ("cost_estimated", bool), ("approximate", bool), ("project", text, None),
               ("cwd", text, None), ("host", text, None), ("pattern", str),
-              ("request_id", str), ("claude_session", text, None), ("v", int)]
+              ("request_id", str), ("claude_session", text, None), ("agent", text, None),
+              ("command", text, None), ("v", int)]
     line = msgspec.defstruct("TranscriptRecord", fields, kw_only=True, omit_defaults=True)
     return line, msgspec.json.Encoder().encode
 

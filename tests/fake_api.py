@@ -10,6 +10,12 @@ in order). Every request is logged; ``answers`` lists what each messages call
 reported, so a test can sum exactly what Claude Code was told. Each answer has
 a request id and a message id of its own, never seen before.
 
+An answer can be a tool call instead of text (``Usage(tool="Agent",
+tool_input={...})``): the content is one ``tool_use`` block and the stop reason
+``tool_use``, so Claude Code runs the tool (a subagent, for ``Agent``) and
+calls again with the result. :func:`tool_results` and :func:`text_of` help a
+``chooser`` tell the calls apart.
+
 Other paths: ``count_tokens`` gives a number, a few start-up GETs get an empty
 but well-formed answer, anything else a 404 in the API's error shape.
 
@@ -36,6 +42,19 @@ class Usage:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     text: str = "pong"
+    # A tool call instead of the text (stop_reason "tool_use").
+    tool: str | None = None
+    tool_input: Any = field(default=None, compare=False, hash=False)
+
+    def content(self, block_id: str) -> list[dict[str, Any]]:
+        if self.tool is None:
+            return [{"type": "text", "text": self.text}]
+        return [{"type": "tool_use", "id": f"toolu_{block_id}", "name": self.tool,
+                 "input": dict(self.tool_input or {})}]
+
+    @property
+    def stop_reason(self) -> str:
+        return "end_turn" if self.tool is None else "tool_use"
 
     def as_api(self, output_tokens: int | None = None) -> dict[str, Any]:
         return {
@@ -155,6 +174,37 @@ class FakeAnthropic:
         return answer
 
 
+def text_of(body: Any) -> str:
+    """Every text of a messages call's ``messages`` (user turns, tool results,
+    system reminders), joined: what a ``chooser`` looks at."""
+    out: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif isinstance(value, dict):
+            for k in ("text", "content"):
+                if k in value:
+                    walk(value[k])
+
+    walk(body.get("messages") if isinstance(body, dict) else None)
+    return "\n".join(out)
+
+
+def tool_results(body: Any) -> list[str]:
+    """The ``tool_use_id`` of each ``tool_result`` a messages call sends back."""
+    found = []
+    for m in (body.get("messages") or []) if isinstance(body, dict) else []:
+        content = m.get("content") if isinstance(m, dict) else None
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, dict) and block.get("type") == "tool_result":
+                found.append(str(block.get("tool_use_id")))
+    return found
+
+
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeAnthropic
     protocol_version = "HTTP/1.1"
@@ -226,28 +276,42 @@ class _Handler(BaseHTTPRequestHandler):
         message = {"id": a.message_id, "type": "message", "role": "assistant",
                    "model": a.model, "stop_sequence": None}
         if not a.stream:
-            self._send_json(200, {**message, "content": [{"type": "text", "text": a.usage.text}],
-                                  "stop_reason": "end_turn", "usage": a.usage.as_api()},
+            self._send_json(200, {**message, "content": a.usage.content(a.message_id),
+                                  "stop_reason": a.usage.stop_reason,
+                                  "usage": a.usage.as_api()},
                             headers)
             return
         events: list[tuple[str, dict[str, Any]]] = [
             ("message_start", {"type": "message_start", "message": {
                 **message, "content": [], "stop_reason": None,
                 "usage": a.usage.as_api(output_tokens=1)}}),
-            ("content_block_start", {"type": "content_block_start", "index": 0,
-                                     "content_block": {"type": "text", "text": ""}}),
-            ("ping", {"type": "ping"}),
         ]
-        text = a.usage.text
-        for piece in (text[: len(text) // 2], text[len(text) // 2:]):
-            if piece:
-                events.append(("content_block_delta", {
-                    "type": "content_block_delta", "index": 0,
-                    "delta": {"type": "text_delta", "text": piece}}))
+        if a.usage.tool is None:
+            events += [
+                ("content_block_start", {"type": "content_block_start", "index": 0,
+                                         "content_block": {"type": "text", "text": ""}}),
+                ("ping", {"type": "ping"}),
+            ]
+            text = a.usage.text
+            for piece in (text[: len(text) // 2], text[len(text) // 2:]):
+                if piece:
+                    events.append(("content_block_delta", {
+                        "type": "content_block_delta", "index": 0,
+                        "delta": {"type": "text_delta", "text": piece}}))
+        else:
+            (block,) = a.usage.content(a.message_id)
+            events += [
+                ("content_block_start", {"type": "content_block_start", "index": 0,
+                                         "content_block": {**block, "input": {}}}),
+                ("ping", {"type": "ping"}),
+                ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
+                    "type": "input_json_delta", "partial_json": json.dumps(block["input"])}}),
+            ]
         events += [
             ("content_block_stop", {"type": "content_block_stop", "index": 0}),
             ("message_delta", {"type": "message_delta",
-                               "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                               "delta": {"stop_reason": a.usage.stop_reason,
+                                         "stop_sequence": None},
                                "usage": {"output_tokens": a.usage.output_tokens}}),
             ("message_stop", {"type": "message_stop"}),
         ]
