@@ -193,7 +193,44 @@ def _iso_from_nanos(value: Any) -> str | None:
 _EVENT_ATTRS = frozenset({
     "event.name", "event.timestamp", "session.id", "model", "input_tokens", "output_tokens",
     "cache_read_tokens", "cache_creation_tokens", "cost_usd", "request_id", "event.sequence",
+    "query_source", "agent.name", "skill.name", "prompt.id", "command_name",
 })
+USER_PROMPT_EVENT = "claude_code.user_prompt"
+# query_source of the main thread: "repl_main_thread" (interactive, 2.1.x: with
+# ":..." suffixes too), "sdk" (-p); the metrics say "main".
+_MAIN_THREAD = ("sdk", "main")
+# user_prompt's command_name when Claude Code hides a custom command's name
+# (2.1.332); the requests' skill.name still gives it.
+_HIDDEN_COMMAND = "custom"
+# prompt.id -> the slash command of that user_prompt. A module-level memo, not
+# per receiver: prompt ids are UUIDs, and a prompt's requests may come in a later
+# export than the prompt itself (a /compact that takes longer than the export
+# interval). Bounded; the oldest half goes first.
+_PROMPT_COMMANDS: dict[str, str] = {}
+_PROMPT_COMMANDS_MAX = 4096
+
+
+def agent_of(query_source: str | None, agent_name: str | None) -> str | None:
+    """The ``agent`` of an ``api_request``: its ``agent.name`` (a subagent);
+    None on the main thread; else Claude Code's own side request by its
+    ``query_source`` (``compact``, ``generate_session_title``, ...)."""
+    if agent_name:
+        return agent_name
+    if (query_source is None or query_source in _MAIN_THREAD
+            or query_source.startswith("repl_main_thread")):
+        return None
+    if query_source.startswith("agent:"):  # "agent:builtin:general-purpose"
+        return query_source.rsplit(":", 1)[-1] or "subagent"
+    return query_source
+
+
+def _remember_command(prompt_id: str | None, command: str | None) -> None:
+    if not prompt_id or not command or command == _HIDDEN_COMMAND:
+        return
+    if len(_PROMPT_COMMANDS) >= _PROMPT_COMMANDS_MAX:
+        for key in list(_PROMPT_COMMANDS)[:_PROMPT_COMMANDS_MAX // 2]:
+            del _PROMPT_COMMANDS[key]
+    _PROMPT_COMMANDS[prompt_id] = command.lstrip("/")
 
 
 class ApiRequest:
@@ -214,7 +251,10 @@ class ApiRequest:
 
 
 def parse_logs(payload: Any) -> list[ApiRequest]:
-    """The ``api_request`` events of an OTLP ``ExportLogsServiceRequest`` (JSON form)."""
+    """The ``api_request`` events of an OTLP ``ExportLogsServiceRequest`` (JSON form),
+    each attributed: ``agent`` (:func:`agent_of`) and ``command`` (the request's
+    ``skill.name``, else the ``command_name`` of its ``user_prompt``, matched by
+    ``prompt.id``: built-in commands such as ``/compact`` have no skill.name)."""
     from claudewrap.patterns import normalise_model
     from claudewrap.records import UsageEvent
 
@@ -228,10 +268,14 @@ def parse_logs(payload: Any) -> list[ApiRequest]:
                     continue
                 a = _attrs(lr.get("attributes"), _EVENT_ATTRS)
                 body = _value(lr.get("body"))
+                if body == USER_PROMPT_EVENT or a.get("event.name") == "user_prompt":
+                    _remember_command(_str(a.get("prompt.id")), _str(a.get("command_name")))
+                    continue
                 if body != API_REQUEST_EVENT and a.get("event.name") not in (
                         "api_request", API_REQUEST_EVENT):
                     continue
                 model = _str(a.get("model"))
+                prompt_id = _str(a.get("prompt.id"))
                 event = UsageEvent(
                     kind="delta",
                     model=normalise_model(model) if model else None,
@@ -243,6 +287,9 @@ def parse_logs(payload: Any) -> list[ApiRequest]:
                     pattern="otel:api_request",
                     request_id=_str(a.get("request_id")),
                     claude_session=_str(a.get("session.id")),
+                    agent=agent_of(_str(a.get("query_source")), _str(a.get("agent.name"))),
+                    command=_str(a.get("skill.name")) or (
+                        _PROMPT_COMMANDS.get(prompt_id) if prompt_id else None),
                 )
                 ts = _str(a.get("event.timestamp"))
                 if ts is None or len(ts) != 24 or not ts.endswith("Z"):
