@@ -32,16 +32,17 @@ class ExactSources:
         from claudewrap import otel
 
         upstream: dict[str, str] | None = None
+        otel_env: dict[str, str] | None = None
         if otel.user_configured(os.environ):
             # The user's own collector: forward to it what comes over OTLP/HTTP
-            # (and record it); anything else (gRPC, settings files) is left alone.
-            upstream = otel.pass_through(os.environ)
+            # (and record it); anything else (gRPC) is left alone.
+            upstream, otel_env = otel.pass_through(os.environ)
             if not upstream:
                 return
         try:
             self.receiver = otel.Receiver(session=capture.session, journal=journal_path,
                                           attribution=capture.attribution,
-                                          upstream=upstream).start()
+                                          upstream=upstream, env=otel_env).start()
         except OSError:
             self.receiver = None  # no loopback port: run on with the screen capture only
 

@@ -79,29 +79,47 @@ def user_configured(env: Mapping[str, str], cwd: str | None = None,
     return _settings_mention_otel(env, cwd, home)
 
 
-def pass_through(env: Mapping[str, str], cwd: str | None = None,
-                 home: str | None = None) -> dict[str, str]:
-    """Signal path (``/v1/logs``, ``/v1/metrics``) -> the user's collector URL,
-    for each signal the user's own settings export over OTLP/HTTP (see
-    :mod:`claudewrap.otel_forward`): the receiver takes those and forwards them.
-    Empty when the settings are in Claude Code's settings files (they would
-    override the child's environment) or use gRPC: then OTel is left alone."""
-    if _settings_mention_otel(env, cwd, home):
-        return {}
-    from claudewrap.otel_forward import targets
+def pass_through(env: Mapping[str, str], cwd: str | None = None, home: str | None = None
+                 ) -> tuple[dict[str, str], dict[str, str]]:
+    """Where the user's own OpenTelemetry goes, for the receiver to forward it.
 
-    return targets(env)
+    Returns (signal path (``/v1/logs``, ``/v1/metrics``) -> the user's collector
+    URL, for each signal exported over OTLP/HTTP; the environment Claude Code
+    will export with). That environment is ``env`` with the ``env`` of Claude
+    Code's settings files laid over it, as Claude Code does (user, project,
+    local project, managed: the later wins). A signal whose own endpoint is
+    set in a settings file is not taken (the file would override the child's
+    environment); nor is anything when a settings file that mentions OTel
+    cannot be read. No signals: OTel is left alone (gRPC, for one).
+    """
+    from claudewrap.otel_forward import SIGNALS, targets
+
+    layers = _settings_env_layers(env, cwd, home)
+    if layers is None:
+        return {}, dict(env)
+    effective = dict(env)
+    for layer in layers:
+        effective.update(layer)
+    fixed = {key for layer in layers for key in layer}
+    urls = {signal: url for signal, url in targets(effective).items()
+            if f"OTEL_EXPORTER_OTLP_{SIGNALS[signal]}_ENDPOINT" not in fixed}
+    return urls, effective
+
+
+def _settings_files(env: Mapping[str, str], cwd: str | None, home: str | None) -> list[str]:
+    """Claude Code's settings files, lowest precedence first."""
+    cwd = cwd or os.getcwd()
+    dirs_env = env if home is None else {**env, "HOME": home}
+    # config_dirs lists the most specific folder first: it wins, so it goes last.
+    files = [os.path.join(d, "settings.json") for d in reversed(config_dirs(dirs_env))]
+    files += [os.path.join(cwd, ".claude", name)
+              for name in ("settings.json", "settings.local.json")]
+    return files + list(_MANAGED_SETTINGS)
 
 
 def _settings_mention_otel(env: Mapping[str, str], cwd: str | None,
                            home: str | None) -> bool:
-    cwd = cwd or os.getcwd()
-    dirs_env = env if home is None else {**env, "HOME": home}
-    candidates = [os.path.join(d, "settings.json") for d in config_dirs(dirs_env)]
-    candidates += [os.path.join(cwd, ".claude", name)
-                   for name in ("settings.json", "settings.local.json")]
-    candidates += list(_MANAGED_SETTINGS)
-    for path in candidates:
+    for path in _settings_files(env, cwd, home):
         try:
             with open(path, "rb") as fh:
                 data = fh.read(1 << 20)
@@ -110,6 +128,36 @@ def _settings_mention_otel(env: Mapping[str, str], cwd: str | None,
         if any(marker in data for marker in _SETTINGS_MARKERS):
             return True
     return False
+
+
+def _settings_env_layers(env: Mapping[str, str], cwd: str | None,
+                         home: str | None) -> list[dict[str, str]] | None:
+    """The OTel part of each settings file's ``env``, lowest precedence first;
+    None when a file that mentions OTel is no JSON object Claude Code could use."""
+    layers: list[dict[str, str]] = []
+    for path in _settings_files(env, cwd, home):
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(1 << 20)
+        except OSError:
+            continue
+        if not any(marker in data for marker in _SETTINGS_MARKERS):
+            continue  # the usual case: no JSON parsed on the launch path
+        import json
+
+        try:
+            settings = json.loads(data)
+        except ValueError:
+            return None
+        variables = settings.get("env") if isinstance(settings, dict) else None
+        if variables is None:
+            continue  # the marker is elsewhere (a hook's command line, say)
+        if not isinstance(variables, dict):
+            return None
+        layers.append({str(k): v if isinstance(v, str) else json.dumps(v)
+                       for k, v in variables.items()
+                       if str(k).startswith(USER_ENV_PREFIXES) or k in USER_ENV_NAMES})
+    return layers
 
 
 # --------------------------------------------------------------------------

@@ -315,9 +315,10 @@ SETTINGS_DIRS = {
     "dot-config": lambda env: Path(env["HOME"]) / ".config" / "claude",
     "dot-claude": lambda env: Path(env["HOME"]) / ".claude",
 }
+# (OTLP over HTTP in a settings file is forwarded instead: tests/test_otel_forward.py.)
 OWN_SETTINGS = {
-    "exporter": {"OTEL_METRICS_EXPORTER": "otlp",
-                 "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector.example:4318"},
+    "exporter": {"OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                 "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector.example:4317"},
     "telemetry": {"CLAUDE_CODE_ENABLE_TELEMETRY": "1"},
 }
 
@@ -339,19 +340,22 @@ def test_otel_settings_in_any_claude_config_dir_are_left_alone(
     assert _ours(child_env(env)) == []
 
 
+GRPC_LOGS = {"OTEL_LOGS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+
+
 def test_otel_settings_in_claude_config_dir_env_folders_are_left_alone(
         env: dict[str, str], tmp_path: Path) -> None:
     first, second = tmp_path / "cc1", tmp_path / "cc2"
     first.mkdir()
     second.mkdir()
     env = dict(env, CLAUDE_CONFIG_DIR=f"{first},{second}")
-    (second / "settings.json").write_text(json.dumps({"env": {"OTEL_LOGS_EXPORTER": "otlp"}}))
+    (second / "settings.json").write_text(json.dumps({"env": GRPC_LOGS}))
     assert _ours(child_env(env)) == []
     # $CLAUDE_CONFIG_DIR replaces the usual folders, as it does for Claude Code.
     (second / "settings.json").unlink()
     dot = Path(env["HOME"]) / ".claude"
     dot.mkdir()
-    (dot / "settings.json").write_text(json.dumps({"env": {"OTEL_LOGS_EXPORTER": "otlp"}}))
+    (dot / "settings.json").write_text(json.dumps({"env": GRPC_LOGS}))
     assert _ours(child_env(env))
 
 

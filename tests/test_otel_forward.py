@@ -168,20 +168,38 @@ def test_only_the_forwarded_signals_endpoints_change_in_the_child(env: dict[str,
     assert got == mine  # metrics over gRPC go straight to the collector, as before
 
 
-@pytest.mark.parametrize("protocol", ["grpc", None])
-def test_grpc_and_settings_files_are_left_alone(env: dict[str, str], protocol: str | None
-                                                ) -> None:
+def test_grpc_is_left_alone(env: dict[str, str]) -> None:
     mine = {"CLAUDE_CODE_ENABLE_TELEMETRY": "1", "OTEL_LOGS_EXPORTER": "otlp",
+            "OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
             "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector.example:4317"}
-    if protocol is not None:
-        mine["OTEL_EXPORTER_OTLP_PROTOCOL"] = protocol
-    else:
-        # http/protobuf by default, but Claude Code's settings file has OTel too:
-        # it would override the child's environment, so nothing is changed.
-        settings = Path(env["HOME"]) / ".claude" / "settings.json"
-        settings.parent.mkdir(parents=True)
-        settings.write_text(json.dumps({"env": {"OTEL_METRICS_EXPORTER": "otlp"}}))
     assert _otel_vars(child_env({**env, **mine})) == mine
+
+
+def test_settings_files_are_read_as_claude_code_layers_them(tmp_path: Path) -> None:
+    home, cwd = tmp_path / "home", tmp_path / "proj"
+    (home / ".claude").mkdir(parents=True)
+    (cwd / ".claude").mkdir(parents=True)
+    env = {"HOME": str(home), "OTEL_EXPORTER_OTLP_ENDPOINT": "http://from-env:4318"}
+    (home / ".claude" / "settings.json").write_text(json.dumps({"env": {
+        "CLAUDE_CODE_ENABLE_TELEMETRY": "1", "OTEL_LOGS_EXPORTER": "otlp",
+        "OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://from-user-settings:4318",
+        "OTEL_METRIC_EXPORT_INTERVAL": 10000}}))
+    local = cwd / ".claude" / "settings.local.json"
+    local.write_text(json.dumps({"env": {"OTEL_EXPORTER_OTLP_TIMEOUT": "3000"}}))
+    urls, effective = otel.pass_through(env, str(cwd), str(home))
+    assert urls == {"/v1/logs": "http://from-user-settings:4318/v1/logs",
+                    "/v1/metrics": "http://from-user-settings:4318/v1/metrics"}
+    assert effective["OTEL_EXPORTER_OTLP_TIMEOUT"] == "3000"
+    assert effective["OTEL_METRIC_EXPORT_INTERVAL"] == "10000"
+    # A signal endpoint fixed in a settings file would beat the child's
+    # environment: that signal goes straight to the collector, as before.
+    local.write_text(json.dumps({"env": {"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://l/v1/logs"}}))
+    assert otel.pass_through(env, str(cwd), str(home))[0] == {
+        "/v1/metrics": "http://from-user-settings:4318/v1/metrics"}
+    # A settings file that mentions OTel but is no JSON: nothing is taken.
+    local.write_text('{"env": {"OTEL_LOGS_EXPORTER": "otlp",')
+    assert otel.pass_through(env, str(cwd), str(home))[0] == {}
 
 
 # --------------------------------------------------- a sender standing for CC
@@ -343,4 +361,24 @@ def test_a_collector_that_never_answers_does_not_hold_the_exit(
     assert done.returncode == 0
     assert done.stdout.strip() == REPLY
     assert "could not be delivered" in done.stderr
+    assert_journal_exact(cc)
+
+
+def test_otel_set_in_claude_codes_settings_file_is_forwarded_too(
+        cc: Setup, collector: Collector) -> None:
+    # How an administrator sets it up (managed settings work the same way).
+    settings = Path(cc.env["HOME"]) / ".claude" / "settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({"env": {
+        "CLAUDE_CODE_ENABLE_TELEMETRY": "1", "OTEL_LOGS_EXPORTER": "otlp",
+        "OTEL_METRICS_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+        "OTEL_EXPORTER_OTLP_HEADERS": "X-Team=green"}}))
+    done = run_p(cc)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert sorted({g.path for g in collector.got}) == ["/v1/logs", "/v1/metrics"]
+    assert {g.headers["X-Team"] for g in collector.got} == {"green"}
+    assert sorted(request_ids_in(collector.got, protobuf=False)) == sorted(
+        a.request_id for a in cc.api.answers)
     assert_journal_exact(cc)
