@@ -55,7 +55,7 @@ from operator import add, attrgetter
 from typing import Annotated, Any
 
 from claudewrap.pricing import Price, PriceTable, default_table
-from claudewrap.records import MAX_COST_USD, MAX_TOKENS, UsageRecord
+from claudewrap.records import MAIN_AGENT, MAX_COST_USD, MAX_TOKENS, UsageRecord
 from claudewrap.rule import (
     PER_REQUEST,
     PRIORITY,
@@ -68,7 +68,14 @@ from claudewrap.rule import (
 
 _UNKNOWN = "unknown"
 _NONE = "(none)"
-DIMENSIONS = ("model", "day", "week", "month", "project", "session", "pane", "host", "source")
+DIMENSIONS = ("model", "day", "week", "month", "project", "session", "pane", "host", "source",
+              "agent", "command")
+# Where the tokens went (records.py: agent, command) rides in an attribution's
+# tag tuple under keys no tag can have (a tag is KEY=VALUE: its key never holds
+# "="), so the rollup's saved form is the same as before them.
+AGENT_TAG = "=agent"
+COMMAND_TAG = "=command"
+NO_COMMAND = "(none)"  # the command of a typed prompt, as reports show and filter it
 _MAX_BAD_LINES = 10
 _KINDS = ("delta", "total")
 
@@ -115,6 +122,8 @@ def _fast_decoder() -> Callable[[bytes], list[Any]] | None:
         ("screen_session", str | None, None),
         ("request_id", str | None, None),
         ("claude_session", str | None, None),
+        ("agent", str | None, None),
+        ("command", str | None, None),
         ("tags", dict[str, str] | None, None),
     ], gc=False)
 
@@ -148,6 +157,17 @@ _IN, _OUT, _CR, _CW, _COST = (attrgetter(f) for f in (
 
 _MAX_SEGMENTS = 8
 _MARK_EVERY = 64 << 10  # bytes between two marks (where a line starts)
+
+
+def attribution_tags(tags: dict[str, str] | None, agent: str | None,
+                     command: str | None) -> tuple[tuple[str, str], ...]:
+    """The tag part of an attribution: the tags sorted, then agent and command."""
+    items = sorted(tags.items()) if tags else []
+    if agent:
+        items.append((AGENT_TAG, agent))
+    if command:
+        items.append((COMMAND_TAG, command))
+    return tuple(items)
 
 
 def _id_bytes(request_id: str) -> bytes:
@@ -642,17 +662,20 @@ class UsageState:
             host = r.host
             pane = r.tmux_pane or r.screen_session
             tags = r.tags
+            agent = r.agent
+            command = r.command
             last = unit.last
             if (last is not None and last[0] == project and last[1] == host
-                    and last[2] == pane and last[3] == tags):
+                    and last[2] == pane and last[3] == tags and last[5] == agent
+                    and last[6] == command):
                 aid = last[4]
             else:
-                akey = (project, host, pane, tuple(sorted(tags.items())) if tags else ())
+                akey = (project, host, pane, attribution_tags(tags, agent, command))
                 aid = attr_ids.get(akey)
                 if aid is None:
                     aid = attr_ids[akey] = len(attrs)
                     attrs.append(akey)
-                unit.last = (project, host, pane, tags, aid)
+                unit.last = (project, host, pane, tags, aid, agent, command)
             if until is not None and ts >= until:
                 continue
             cost = r.cost_usd
@@ -911,7 +934,7 @@ class UsageState:
         unit = self.working_unit(unit_key(r.session, r.source, r.claude_session,
                                           r.approximate))
         aid = self._attr_ids.get((r.project, r.host, r.tmux_pane or r.screen_session,
-                                  tuple(sorted(r.tags.items())) if r.tags else ()))
+                                  attribution_tags(r.tags, r.agent, r.command)))
         if unit is None or aid is None:
             return
         printed = r.cost_usd is not None and not r.cost_estimated
@@ -1157,9 +1180,11 @@ class Filters:
     models: tuple[str, ...] = ()  # case-insensitive substrings of the model id
     tags: tuple[tuple[str, str], ...] = ()
     sessions: tuple[str, ...] = ()  # wrapper or Claude session ids
+    agents: tuple[str, ...] = ()  # "main" is the main thread
+    commands: tuple[str, ...] = ()  # slash command names, without the "/"
 
     def active(self) -> bool:
-        return bool(self.projects or self.models or self.tags)
+        return bool(self.projects or self.models or self.tags or self.agents or self.commands)
 
 
 def parse_dimension(name: str) -> str:
@@ -1200,6 +1225,10 @@ def _label(dim: str, unit: UnitKey, row: Sequence[Any], attrs: tuple[Any, ...],
         return str(attrs[1]) if attrs[1] else _NONE
     if dim == "pane":
         return str(attrs[2]) if attrs[2] else _NONE
+    if dim == "agent":
+        return _attribution(attrs, AGENT_TAG) or MAIN_AGENT
+    if dim == "command":
+        return _attribution(attrs, COMMAND_TAG) or NO_COMMAND
     for key, value in attrs[3]:  # tag:KEY
         if key == dim[4:]:
             return str(value)
@@ -1237,7 +1266,17 @@ def _matches(filters: Filters, model: Any, attrs: tuple[Any, ...]) -> bool:
         tags = dict(attrs[3])
         if any(tags.get(k) != v for k, v in filters.tags):
             return False
-    return True
+    if filters.agents and (_attribution(attrs, AGENT_TAG) or MAIN_AGENT) not in filters.agents:
+        return False
+    return not filters.commands or (_attribution(attrs, COMMAND_TAG) or NO_COMMAND) in filters.commands
+
+
+def _attribution(attrs: tuple[Any, ...], key: str) -> str | None:
+    """The agent (AGENT_TAG) or command (COMMAND_TAG) of an attribution, or None."""
+    for k, value in attrs[3]:
+        if k == key:
+            return str(value)
+    return None
 
 
 class _Acc:

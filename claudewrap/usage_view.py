@@ -215,13 +215,16 @@ def render_grouped(report: Report, dims: tuple[str, ...], *, width: int, color: 
 
 
 def describe_selection(since: str | None, until: str | None, projects: Sequence[str],
-                       models: Sequence[str], tags: Sequence[tuple[str, str]]) -> str:
+                       models: Sequence[str], tags: Sequence[tuple[str, str]],
+                       agents: Sequence[str] = (), commands: Sequence[str] = ()) -> str:
     """The filters a person gave, in words: ``--since 7d --project api``."""
     parts = [f"--since {since}"] if since else []
     parts += [f"--until {until}"] if until else []
     parts += [f"--project {p}" for p in projects]
     parts += [f"--model {m}" for m in models]
     parts += [f"--tag {k}={v}" for k, v in tags]
+    parts += [f"--agent {a}" for a in agents]
+    parts += [f"--command {c}" for c in commands]
     return " ".join(parts)
 
 

@@ -20,6 +20,7 @@ from claudewrap.pricing import PriceFileError, default_table
 from claudewrap.records import UsageRecord
 from claudewrap.report import (
     DIMENSIONS,
+    NO_COMMAND,
     STANDARD_GROUPS,
     Filters,
     Report,
@@ -114,6 +115,13 @@ def _parse_tags(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
     return tuple(tags)
 
 
+def _command_names(values: Sequence[str]) -> tuple[str, ...]:
+    """``--command`` values as reports label commands: ``/review`` is ``review``;
+    ``none`` (or ``(none)``) is a typed prompt."""
+    return tuple(NO_COMMAND if v.strip().lower() in ("none", NO_COMMAND) else v.strip().lstrip("/")
+                 for v in values)
+
+
 def _by_block(ctx: click.Context, path: Path, *, since: When | None, until: When | None,
               since_text: str | None, until_text: str | None, filters: Filters,
               tz: tzinfo | None, as_json: bool, as_csv: bool) -> None:
@@ -156,7 +164,8 @@ def _by_block(ctx: click.Context, path: Path, *, since: When | None, until: When
     else:
         color = use_color(ctx.color)
         selection = describe_selection(since_text, until_text, filters.projects,
-                                       filters.models, filters.tags)
+                                       filters.models, filters.tags, filters.agents,
+                                       filters.commands)
         click.echo(render_grouped(report, dims, width=width(), color=color, journal=path,
                                   selection=selection), nl=False, color=color)
 
@@ -191,6 +200,12 @@ def _show_analysis(ctx: click.Context, report: Report, dims: tuple[str, ...], *,
               help="Only models whose id contains this text, e.g. opus (repeatable).")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
               help="Only records with this tag (repeatable: all must match).")
+@click.option("--agent", "agents", multiple=True, metavar="NAME",
+              help="Only requests of this agent: main (the main thread), a subagent's name"
+                   " (general-purpose, ...) or a side request (compact, ...) (repeatable).")
+@click.option("--command", "commands", multiple=True, metavar="NAME",
+              help="Only requests of turns started by this slash command or skill (review"
+                   " for /review), or none for typed prompts (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (keys are stable).")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV rows (by day unless --by).")
 @click.option("--journal", type=click.Path(dir_okay=False, path_type=Path),
@@ -204,6 +219,7 @@ def _show_analysis(ctx: click.Context, report: Report, dims: tuple[str, ...], *,
 @click.pass_context
 def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str | None,
           projects: tuple[str, ...], models: tuple[str, ...], tags: tuple[str, ...],
+          agents: tuple[str, ...], commands: tuple[str, ...],
           as_json: bool, as_csv: bool, journal: Path | None, no_cache: bool,
           tz_name: str | None, analysis: bool) -> None:
     """Tokens and cost of your `claude` use: today, this week, this month, all time.
@@ -229,7 +245,8 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
         until_w = parse_when(until, tz=tz, now=now, end=True) if until else None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since/--until") from None
-    filters = Filters(projects=projects, models=models, tags=_parse_tags(tags))
+    filters = Filters(projects=projects, models=models, tags=_parse_tags(tags),
+                      agents=agents, commands=_command_names(commands))
     if analysis and (blocks or as_csv):
         raise click.UsageError("--analysis works with --json and with --by dimensions"
                                " other than block: leave out --csv and --by block")
@@ -278,7 +295,7 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
     if analysis:
         _show_analysis(ctx, report, dims, path=path, as_json=as_json,
                        selection=describe_selection(since, until, projects, models,
-                                                    filters.tags))
+                                                    filters.tags, agents, commands))
     elif as_json:
         extra: list[tuple[str, ...]] = [(d,) for d in dims if (d,) not in STANDARD_GROUPS]
         if len(dims) > 1:
@@ -288,7 +305,8 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
         click.echo(render_csv(report, dims), nl=False)
     else:
         color = use_color(ctx.color)
-        selection = describe_selection(since, until, projects, models, filters.tags)
+        selection = describe_selection(since, until, projects, models, filters.tags,
+                                       agents, commands)
         text = (render_grouped(report, dims, width=width(), color=color, journal=path,
                                selection=selection) if dims
                 else render_default(report, width=width(), color=color, journal=path,
@@ -299,7 +317,8 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
 RECORD_FIELDS = ("ts", "session", "source", "kind", "model", "input_tokens", "output_tokens",
                  "cache_read_tokens", "cache_write_tokens", "cost_usd", "cost_estimated",
                  "approximate", "project", "cwd", "host", "tmux_pane", "tmux_session",
-                 "screen_session", "pattern", "request_id", "claude_session", "tags", "v")
+                 "screen_session", "pattern", "request_id", "claude_session", "tags", "v",
+                 "agent", "command")
 
 
 def _csv_value(rec: UsageRecord, name: str) -> Any:
