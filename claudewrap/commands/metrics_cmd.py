@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -77,6 +78,21 @@ def metrics(textfile: Path | None, push_url: str | None, job: str, window: float
             sys.stderr.close()
 
 
+def _use_state_dir(folder: Path) -> None:
+    """Make ``folder`` (created if missing) where the metrics keep their files."""
+    from claudewrap.metrics import STATE_DIR_ENV
+
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot create --state-dir {folder}:"
+                                   f" {exc.strerror or exc}; give a writable folder") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.ClickException(f"--state-dir {folder} is not writable; give a writable"
+                                   f" folder (in a container: an emptyDir or a volume)")
+    os.environ[STATE_DIR_ENV] = str(folder.absolute())
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 or a LAN/VPN address lets other machines"
@@ -88,7 +104,12 @@ def metrics(textfile: Path | None, push_url: str | None, job: str, window: float
 @click.option("--journal", type=click.Path(dir_okay=False, path_type=Path),
               help=_JOURNAL_HELP)
 @click.option("--no-cache", is_flag=True, help="Do not use the journal's state cache.")
-def serve(host: str, port: int, window: float, journal: Path | None, no_cache: bool) -> None:
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="CLAUDEWRAP_STATE_DIR", show_envvar=True,
+              help="Keep the state cache and the exported counters in this folder instead"
+                   " of beside the journal (a journal on a read-only volume).")
+def serve(host: str, port: int, window: float, journal: Path | None, no_cache: bool,
+          state_dir: Path | None) -> None:
     """Serve the metrics over HTTP for Prometheus (/metrics, /healthz).
 
     Each scrape reads only what was appended to the journal since the last one.
@@ -96,6 +117,8 @@ def serve(host: str, port: int, window: float, journal: Path | None, no_cache: b
     """
     from claudewrap import exporter
 
+    if state_dir is not None:
+        _use_state_dir(state_dir)
     try:
         path = resolve_path(journal)
         exporter.serve(path, host=host, port=port, window=window, use_cache=not no_cache,
