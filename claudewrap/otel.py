@@ -2,8 +2,12 @@
 
 While `claudewrap run` runs, a :class:`Receiver` listens on 127.0.0.1 for OTLP
 over HTTP with JSON bodies (``/v1/logs``, ``/v1/metrics``) and the child is told
-to export there (:meth:`Receiver.child_env`), unless the user configured
-OpenTelemetry themselves (:func:`user_configured`): then nothing is changed.
+to export there (:meth:`Receiver.child_env`). When the user configured
+OpenTelemetry themselves (:func:`user_configured`) and exports OTLP over HTTP
+(:func:`pass_through`), only those signals' endpoints change: the receiver
+takes them (JSON or protobuf, :mod:`claudewrap.otlp_protobuf`) and forwards
+each request unchanged to the user's collector (:mod:`claudewrap.otel_forward`).
+Otherwise (gRPC, say) nothing is changed.
 
 * Each ``claude_code.api_request`` log event becomes one exact ``delta`` record
   (``source="otel"``) with the request id, model, token counts and cost. Only

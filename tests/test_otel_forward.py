@@ -15,6 +15,7 @@ import http.client
 import json
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,6 +57,8 @@ class Collector:
     status: int = 200
     got: list[Received] = field(default_factory=list)
     hold: threading.Event | None = None
+    sleep: float = 0.0  # seconds before each answer
+    busy_first: int = 0  # answer this many requests with 503 first
 
     def start(self) -> Collector:
         collector = self
@@ -70,9 +73,14 @@ class Collector:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if collector.hold is not None:
                     collector.hold.wait(60)
+                time.sleep(collector.sleep)
                 collector.got.append(Received(self.path, dict(self.headers), body))
-                answer = b'{"partialSuccess":{}}' if collector.status == 200 else b"{}"
-                self.send_response(collector.status)
+                status = collector.status
+                if collector.busy_first > 0:
+                    collector.busy_first -= 1
+                    status = 503
+                answer = b'{"partialSuccess":{}}' if status == 200 else b"{}"
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
@@ -255,6 +263,30 @@ def test_the_collectors_refusal_reaches_the_sender_and_is_said_once(
     assert [rec.request_id for rec in r.records] == ["req_1"]
 
 
+def test_a_busy_collector_gets_the_request_again_and_claude_code_is_not_told(
+        tmp_path: Path, collector: Collector) -> None:
+    collector.busy_first = 2  # 503 twice, then 200
+    r = otel.Receiver(session="w", journal=str(tmp_path / "j.jsonl"),
+                      upstream={"/v1/logs": collector.url + "/v1/logs"}, env={}).start()
+    body = json.dumps(logs(api_request("req_1"))).encode()
+    # Claude Code would retry a 503 itself and the collector would get it twice.
+    assert send(r, "/v1/logs", body, {"Content-Type": "application/json"}) == 200
+    assert r.close() is None
+    assert [g.body for g in collector.got] == [body] * 3  # 503, 503, 200
+    assert [rec.request_id for rec in r.records] == ["req_1"]
+
+
+def test_a_body_the_wrapper_cannot_read_still_goes_on_unchanged(
+        tmp_path: Path, collector: Collector) -> None:
+    r = otel.Receiver(session="w", journal=str(tmp_path / "j.jsonl"),
+                      upstream={"/v1/logs": collector.url + "/v1/logs"}, env={}).start()
+    truncated = b"\x0a\xff\x01\x0a"  # a resource_logs field longer than the body
+    assert send(r, "/v1/logs", truncated, {"Content-Type": "application/x-protobuf"}) == 200
+    assert r.close() is None
+    assert [g.body for g in collector.got] == [truncated]
+    assert r.rejected == 1 and r.records == []
+
+
 # ------------------------------------------------------ the real Claude Code
 
 
@@ -347,6 +379,18 @@ def test_collector_down_loses_nothing_here_and_says_so_once(cc: Setup) -> None:
     assert done.stdout.strip() == REPLY
     lines = [x for x in done.stderr.splitlines() if "OpenTelemetry exports" in x]
     assert len(lines) == 1 and "could not be delivered" in lines[0], done.stderr
+    assert_journal_exact(cc)
+
+
+def test_a_slow_collector_gets_everything_and_the_journal_too(
+        cc: Setup, collector: Collector) -> None:
+    collector.sleep = 0.6  # longer than the wrapper holds Claude Code's request
+    own_otel(cc, collector.url, "http/json")
+    done = run_p(cc)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert sorted(request_ids_in(collector.got, protobuf=False)) == sorted(
+        a.request_id for a in cc.api.answers)
     assert_journal_exact(cc)
 
 
