@@ -863,9 +863,12 @@ class Receiver:
             warning = self._forwarder.close(deadline)
             if warning:
                 warnings.append(warning)
+        # Forwarding metrics without the log events: the metrics would only
+        # repeat, without request ids, what the transcript gives per request.
+        no_events = self._forwarder is not None and "/v1/logs" not in self._forwarder.urls
         with self._lock:
-            missing = [] if self._metrics.empty() else missing_usage(self._events,
-                                                                      self._metrics)
+            missing = [] if self._metrics.empty() or no_events else missing_usage(
+                self._events, self._metrics)
             if missing:
                 from claudewrap.records import UsageRecord
 

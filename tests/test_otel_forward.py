@@ -426,3 +426,17 @@ def test_otel_set_in_claude_codes_settings_file_is_forwarded_too(
     assert sorted(request_ids_in(collector.got, protobuf=False)) == sorted(
         a.request_id for a in cc.api.answers)
     assert_journal_exact(cc)
+
+
+def test_metrics_only_are_forwarded_and_the_transcript_counts_each_request_once(
+        cc: Setup, collector: Collector) -> None:
+    own_otel(cc, collector.url, "http/protobuf")
+    del cc.env["OTEL_LOGS_EXPORTER"]
+    done = run_p(cc)
+    assert done.returncode == 0, done.stderr
+    assert {g.path for g in collector.got} == {"/v1/metrics"}
+    recs = list(read_records(cc.journal))
+    assert [r for r in recs if r.source == "otel"] == []
+    exact = [r for r in recs if r.source == "transcript"]
+    assert sorted(r.request_id or "" for r in exact) == sorted(
+        a.request_id for a in cc.api.answers)
