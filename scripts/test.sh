@@ -10,6 +10,21 @@ cd "$(dirname "$0")/.."
 
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
+# A system Python that refuses pip (PEP 668: Debian 12, Ubuntu 23.04 and later)
+# gets a virtualenv in .venv for this package and its test extras.
+managed() {
+  python3 -c 'import os, sys, sysconfig
+marker = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+sys.exit(0 if sys.prefix == sys.base_prefix and os.path.exists(marker) else 1)'
+}
+have python3 || need+=(python3 python3-venv)
+if have python3; then
+  if managed; then
+    [ -x .venv/bin/python3 ] || python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
+  else
+    python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+  fi
+fi
 have bash || need+=(bash)
 have zsh || need+=(zsh)
 have tmux || need+=(tmux)
@@ -29,6 +44,11 @@ if [ "${#need[@]}" -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+if managed; then
+  [ -x .venv/bin/python3 ] || python3 -m venv .venv
+  export PATH="$PWD/.venv/bin:$PATH"  # python3 and claudewrap from .venv from here on
+  echo "scripts/test.sh: the system Python is externally managed: using .venv"
+fi
 python3 -m pip install -q --disable-pip-version-check -e ".[test]"
 
 # The real Claude Code CLI, each version pinned in tests/claude_code.py (2.1.197
