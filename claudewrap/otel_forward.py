@@ -136,7 +136,7 @@ class Forwarder:
         self.sent = 0        # the collector took it (2xx)
         self.refused: dict[int, int] = {}  # final non-2xx answers, by status
         self.dropped = 0     # never delivered: the queue was full, or time ran out
-        self._contexts: dict[str, Any] = {}
+        self._openers: dict[str, Any] = {}
 
     def submit(self, signal: str, body: bytes, headers: Iterable[tuple[str, str]]) -> Job | None:
         """Queue ``body`` for the user's URL of ``signal``; None if it has none."""
@@ -188,6 +188,8 @@ class Forwarder:
             status: int | None = None
             try:
                 status = self._deliver(job)
+            except Exception:  # noqa: BLE001 - one bad job must not stop the others
+                status = None
             finally:
                 job.settle(None)  # no-op when it was answered
                 with self._cond:  # one step, so close() never counts a job twice
@@ -247,8 +249,7 @@ class Forwarder:
         for key, value in job.headers:
             request.add_header(key, value)
         try:
-            with urllib.request.urlopen(request, timeout=timeout,
-                                        context=self._tls(job.signal, job.url)) as resp:
+            with self._opener(job.signal, job.url).open(request, timeout=timeout) as resp:
                 return resp.status, resp.headers.get("Content-Type", ""), resp.read(1 << 20)
         except urllib.error.HTTPError as err:
             try:
@@ -259,14 +260,31 @@ class Forwarder:
         except (OSError, ValueError):  # refused, reset, timed out, bad URL
             return None
 
+    def _opener(self, signal: str, url: str) -> Any:
+        """urllib's opener for ``signal``: the proxies of the environment (as
+        Claude Code's exporter), the user's TLS settings, and no redirects (urllib
+        would follow one as a GET without the body: the collector's 30x is
+        its answer instead)."""
+        if signal not in self._openers:
+            import urllib.request
+
+            class NoRedirect(urllib.request.HTTPRedirectHandler):
+                def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+                    return None
+
+            handlers: list[Any] = [NoRedirect()]
+            context = self._tls(signal, url)
+            if context is not None:
+                handlers.append(urllib.request.HTTPSHandler(context=context))
+            self._openers[signal] = urllib.request.build_opener(*handlers)
+        return self._openers[signal]
+
     def _tls(self, signal: str, url: str) -> Any:
         """The TLS context the user's settings ask for (their CA file and client
         certificate: ``OTEL_EXPORTER_OTLP_[SIGNAL_]CERTIFICATE``, ``CLIENT_KEY``,
         ``CLIENT_CERTIFICATE``); None for http or the system's defaults."""
         if not url.lower().startswith("https://"):
             return None
-        if signal in self._contexts:
-            return self._contexts[signal]
         name = SIGNALS[signal]
 
         def pick(what: str) -> str | None:
@@ -274,14 +292,13 @@ class Forwarder:
                     or _setting(self._env, f"OTEL_EXPORTER_OTLP_{what}"))
 
         ca, cert, key = pick("CERTIFICATE"), pick("CLIENT_CERTIFICATE"), pick("CLIENT_KEY")
-        context = None
-        if ca or cert:
-            import ssl
+        if not (ca or cert):
+            return None
+        import ssl
 
-            context = ssl.create_default_context(cafile=ca)
-            if cert:
-                context.load_cert_chain(cert, key)
-        self._contexts[signal] = context
+        context = ssl.create_default_context(cafile=ca)
+        if cert:
+            context.load_cert_chain(cert, key)
         return context
 
     # -- the end -------------------------------------------------------------

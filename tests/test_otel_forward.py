@@ -60,7 +60,8 @@ class Collector:
     sleep: float = 0.0  # seconds before each answer
     busy_first: int = 0  # answer this many requests with 503 first
 
-    def start(self) -> Collector:
+    def start(self, cert: Path | None = None, key: Path | None = None) -> Collector:
+        """Serve (over TLS with ``cert`` and ``key``)."""
         collector = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -91,12 +92,20 @@ class Collector:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.scheme = "http"
+        if cert is not None:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(cert, key)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}"
+        return f"{self.scheme}://127.0.0.1:{self.server.server_port}"
 
     def stop(self) -> None:
         if self.hold is not None:
@@ -285,6 +294,29 @@ def test_a_body_the_wrapper_cannot_read_still_goes_on_unchanged(
     assert r.close() is None
     assert [g.body for g in collector.got] == [truncated]
     assert r.rejected == 1 and r.records == []
+
+
+def test_https_collector_with_the_users_own_ca(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=collector", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True,
+                   timeout=60)
+    collector = Collector().start(cert, key)
+    body = json.dumps(logs(api_request("req_1"))).encode()
+    try:
+        for env, delivered in (({"OTEL_EXPORTER_OTLP_CERTIFICATE": str(cert)}, True),
+                               ({}, False)):  # the system's CAs do not know this one
+            r = otel.Receiver(session="w", journal=str(tmp_path / "j.jsonl"),
+                              upstream={"/v1/logs": collector.url + "/v1/logs"},
+                              env=env).start()
+            assert send(r, "/v1/logs", body, {"Content-Type": "application/json"}) == 200
+            warning = r.close(grace=0.5)
+            assert (warning is None) == delivered, warning
+            assert [rec.request_id for rec in r.records] == ["req_1"]
+        assert [g.body for g in collector.got] == [body]
+    finally:
+        collector.stop()
 
 
 # ------------------------------------------------------ the real Claude Code
