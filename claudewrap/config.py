@@ -263,7 +263,7 @@ def parse_toml(text: str, path: str | os.PathLike[str], error: type[Exception] =
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
     try:
-        return tomllib.loads(text)
+        data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         # tomllib says "Invalid value (at line 3, column 9)": lead with the line.
         message = _one_line(str(e))
@@ -271,6 +271,7 @@ def parse_toml(text: str, path: str | os.PathLike[str], error: type[Exception] =
         where = f"{path}: line {at['line']}" if at and at["line"] else str(path)
         detail = message[:at.start()].rstrip() if at else message
         raise error(f"{where}: bad TOML: {detail}{fix}") from None
+    return data
 
 
 def _user_pattern(file: str, index: int, entry: Any) -> UserPattern:

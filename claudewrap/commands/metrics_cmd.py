@@ -70,7 +70,7 @@ def metrics(textfile: Path | None, push_url: str | None, job: str, window: float
                                        f" check that its folder exists and is writable"
                                        ) from None
     if textfile is None and not push_url:
-        out = click.get_binary_stream("stdout")
+        out = sys.stdout.buffer  # (click.get_binary_stream is deprecated in click 8.5)
         try:
             out.write(m.exposition(snap))
             out.flush()
