@@ -74,6 +74,9 @@ class Answer:
     model: str
     usage: Usage
     stream: bool
+    # The request's JSON body: what a test classifies an answer by (requests made
+    # at once, a background subagent's and the main thread's, are logged in any order).
+    body: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -169,7 +172,7 @@ class FakeAnthropic:
             tag = secrets.token_hex(6)
             answer = Answer(request_id=f"req_fake{n:04d}{tag}", message_id=f"msg_fake{n:04d}{tag}",
                             model=str(body.get("model") or "claude-sonnet-4-5"),
-                            usage=usage, stream=bool(body.get("stream")))
+                            usage=usage, stream=bool(body.get("stream")), body=body)
             self.answers.append(answer)
         return answer
 
