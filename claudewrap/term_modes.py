@@ -32,8 +32,11 @@ _ORDER = (*_MOUSE, _PASTE, _FOCUS, _CURSOR_KEYS, *_ALT_SCREENS, _CURSOR)
 _FOLLOWED = frozenset(_ORDER)
 _KEYPAD_AFTER = _CURSOR_KEYS  # ESC > goes right after the cursor keys' reset
 _MAX_PENDING = 32  # an unfinished ESC [ ? longer than this is not a mode change
-_KEYPAD = re.compile(rb"\x1b[=>]")
-_PRIVATE = re.compile(rb"\x1b\[\?([0-9;]*)([hl])")
+# CSI ? Pm h|l where some parameter may be a followed mode (_modes decides):
+# the many other private modes a TUI switches never reach Python code.
+_PRIVATE = re.compile(
+    rb"\x1b\[\?((?:[0-9]*;)*0*(?:%s)(?:;[0-9]*)*)([hl])"
+    % b"|".join(b"%d" % m for m in sorted(_FOLLOWED, reverse=True)))
 _TAIL = re.compile(rb"\x1b(?:\[(?:\?[0-9;]{0,%d})?)?\Z" % _MAX_PENDING)
 _MODES: dict[bytes, tuple[int, ...]] = {}  # parameters seen -> the followed modes in them
 
@@ -45,6 +48,23 @@ def _modes(params: bytes) -> tuple[int, ...]:
     if len(_MODES) < 1024:
         _MODES[params] = modes
     return modes
+
+
+def _last_after_esc(data: bytes, byte: int) -> int:
+    """Where the last ``ESC byte`` in ``data`` starts, or -1.
+
+    Looks for the one byte (memchr speed) and checks the one before it: a
+    two-byte search starting with ESC is ~10x slower in escape-dense output
+    (0.3 s per 100 MB of Claude Code 2.1.332's, most of this module's cost).
+    """
+    k = data.rfind(byte)
+    for _ in range(8):
+        if k <= 0:
+            return -1
+        if data[k - 1] == 0x1B:
+            return k - 1
+        k = data.rfind(byte, 0, k)
+    return data.rfind(bytes((0x1B, byte)), 0, k + 1)  # many of them: let C look
 
 
 class TermModes:
@@ -62,11 +82,12 @@ class TermModes:
         if self._pending:
             data = self._pending + data
             self._pending = b""
-        # A one-byte search runs at memchr speed; only where there is a '?' does a
-        # regex look for CSI ? Pm h|l. Claude Code 2.1.332 writes such a sequence
-        # many times a frame: a byte-by-byte parse of each took ~25% of the
-        # wrapper's CPU (bench/real_output.py); one findall per read and memoised
-        # parameters: 146 -> 80 ms per 9 MiB of its session in 4 KiB reads.
+        # A one-byte search runs at memchr speed; only where there is a '?'
+        # does a regex look, and it matches only sequences naming a followed
+        # mode: Claude Code 2.1.332 writes CSI ? 2026 h/l (synchronized output)
+        # twice a frame, which used to be a Python loop per sequence
+        # (bench/real_output.py: a byte-by-byte parse took ~25% of the wrapper's
+        # CPU, a findall of every CSI ? sequence 80 ms per 9 MiB of its session).
         q = data.find(b"?")
         if q >= 0:
             on = self._on
@@ -82,15 +103,17 @@ class TermModes:
                         on.add(mode)
                     else:
                         on.discard(mode)
-        if b"=" in data or b">" in data:
-            switches = _KEYPAD.findall(data)
-            if switches:
-                self._keypad = switches[-1] == b"\x1b="
+        app, normal = _last_after_esc(data, 61), _last_after_esc(data, 62)  # ESC = / ESC >
+        if app != normal:  # both -1 when there is none: the last switch decides
+            self._keypad = app > normal
         # An ESC, ESC [ or ESC [ ? Pm at the very end may start a sequence the next
-        # read finishes.
-        tail = _TAIL.search(data, max(0, len(data) - _MAX_PENDING - 3))
-        if tail is not None:
-            self._pending = tail.group()
+        # read finishes; no other ESC can follow it.
+        n = len(data)
+        last = data.rfind(b"\x1b", max(0, n - _MAX_PENDING - 3))
+        if last >= 0:
+            tail = _TAIL.match(data, last)
+            if tail is not None:
+                self._pending = tail.group()
 
     def resets(self) -> bytes:
         """The sequences that switch back every followed mode still on (b"" if none)."""
