@@ -57,6 +57,9 @@ CLAUDE_ENV = "CLAUDEWRAP_CLAUDE"
 DEPTH_ENV = "CLAUDEWRAP_DEPTH"
 MAX_DEPTH = 8
 READ_SIZE = 65536
+# A read this full says more is waiting (a pty gives up to 4095 bytes, a pipe 65536).
+FULL_READ = 4000
+READS_PER_WAKEUP = 4
 # After the child exits, keep reading output a grandchild may still write
 # to the shared pty/pipe only this long once no more data comes.
 DRAIN_IDLE_SECONDS = 0.05
@@ -525,37 +528,41 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
     def handle_output() -> bool:
         """Copy what the child wrote; False once its side is closed.
 
-        One read per wakeup, written out at once. A pty hands over at most
-        ~4 KiB per read; reading on until it is empty to write once saves
-        system calls but holds output back from the terminal meanwhile, and
-        the whole pipeline (child -> us -> terminal) then runs slower
-        (bench/passthrough.py: 1 read ~80 MB/s, up to 16 ~50 MB/s).
+        Each read is written out at once (reading on until the pty is empty
+        to write once holds output back from the terminal, and the whole
+        pipeline, child -> us -> terminal, then runs slower). A pty hands over
+        at most ~4 KiB per read; while reads come back that full, the child is
+        ahead of us and the next read is made without asking select() first,
+        up to READS_PER_WAKEUP reads (keystrokes wait at most that long).
         """
         nonlocal stdout_ok, size_back_at, nudged
-        try:
-            data = os.read(out_fd, READ_SIZE)
-        except BlockingIOError:
-            return True
-        except OSError as exc:
-            if exc.errno != errno.EIO:  # Linux: EIO = pty slave closed by everyone
-                raise
-            return False
-        if not data:
-            return False
-        if nudged and size_back_at is not None:
-            nudged = False
-            size_back_at = min(size_back_at, time.monotonic() + REPAINT_SECONDS)
-        result.output_bytes += len(data)
-        if stdout_ok:
+        for _ in range(READS_PER_WAKEUP):
             try:
-                _write_all(stdout_fd, data)
-            except OSError:
-                # Reader gone (EPIPE) or terminal hung up (EIO): keep reading
-                # and parsing until the child ends, writing nothing more.
-                stdout_ok = False
-            if modes is not None:
-                modes.feed(data)
-        call_tap("feed", data)
+                data = os.read(out_fd, READ_SIZE)
+            except BlockingIOError:
+                return True
+            except OSError as exc:
+                if exc.errno != errno.EIO:  # Linux: EIO = pty slave closed by everyone
+                    raise
+                return False
+            if not data:
+                return False
+            if nudged and size_back_at is not None:
+                nudged = False
+                size_back_at = min(size_back_at, time.monotonic() + REPAINT_SECONDS)
+            result.output_bytes += len(data)
+            if stdout_ok:
+                try:
+                    _write_all(stdout_fd, data)
+                except OSError:
+                    # Reader gone (EPIPE) or terminal hung up (EIO): keep reading
+                    # and parsing until the child ends, writing nothing more.
+                    stdout_ok = False
+                if modes is not None:
+                    modes.feed(data)
+            call_tap("feed", data)
+            if len(data) < FULL_READ:
+                break
         return True
 
     def call_tap(method: str, *args: bytes) -> None:
