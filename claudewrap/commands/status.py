@@ -1,11 +1,11 @@
 """`claudewrap status`: today's cost and the recent token rate, fast enough for a
 status bar (tmux runs it every `status-interval` seconds).
 
-Today's numbers come from the rollup (claudewrap.rollup: only journal lines
-added since the last read are parsed); the rate from the minute buckets that
-`monitor` and the metrics' rate gauges show too (claudewrap.metrics.window_usage:
-the same rule as every report, over the state cached in ``<journal>.metrics``,
-continued with the new lines). The plan-limit windows are
+Today and the recent rate come from the minute buckets that `monitor` and the
+metrics' rate gauges read too (claudewrap.metrics.window_usage: the same rule
+as every report, over the state cached in ``<journal>.metrics`` and continued
+with the new lines); the budgets from the rollup (claudewrap.rollup), read only
+when a budget is set. The plan-limit windows are
 the newest fresh snapshots Claude Code's status line gave (claudewrap.limits):
 none, no line.
 """
@@ -55,18 +55,17 @@ def read_status(path: Path, minutes: int = 10, now: datetime | None = None,
     from claudewrap import budget
     from claudewrap.limits import latest
     from claudewrap.metrics import JournalMetrics
-    from claudewrap.report import make_report
     from claudewrap.rollup import load_state
 
     now = now or datetime.now(timezone.utc)
-    state = load_state(path)
-    today = make_report(state).periods["today"]
-    overall = [b for b in budget.load_config(config).budgets if b.project is None]
-    standings = budget.standings(state, overall, now=now) if overall else []
     stamp = now.timestamp()
     recent = JournalMetrics(path)
     recent.update(stamp)
+    today = recent.today(stamp).total
     window = recent.recent_usage(minutes * 60, stamp).total
+    overall = [b for b in budget.load_config(config).budgets if b.project is None]
+    # A monthly budget needs the month: the rollup (only then).
+    standings = budget.standings(load_state(path), overall, now=now) if overall else []
     return Status(today=today, window=window, minutes=minutes, budgets=standings,
                   limits=latest(path, now=stamp), now=stamp)
 
