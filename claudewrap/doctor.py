@@ -200,8 +200,14 @@ def check_otel(env: Mapping[str, str]) -> Check:
 
     home = env.get("HOME")
     if otel.user_configured(env, home=home):
-        return Check("opentelemetry", INFO, "you configured OpenTelemetry yourself: it is left "
-                     "alone; exact usage then comes from the transcripts at the end of a run")
+        urls, _ = otel.pass_through(env, home=home)
+        if urls:
+            return Check("opentelemetry", OK, "your own collector keeps getting Claude Code's"
+                         f" telemetry ({', '.join(sorted(set(urls.values())))}); the wrapper"
+                         " records exact usage on the way")
+        return Check("opentelemetry", INFO, "your OpenTelemetry (gRPC, or no OTLP exporter) is"
+                     " left alone; exact usage then comes from the transcripts at the end of a"
+                     " run")
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))

@@ -202,3 +202,22 @@ def test_a_model_priced_by_learned_rates_is_known(env: dict[str, str], tmp_path:
     prices = line(lines, "prices")
     assert prices.startswith("\u2713 prices "), prices
     assert "claude-opus-9-1 priced with rates learned from the journal" in prices
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json", "grpc"])
+def test_doctor_says_what_happens_to_the_users_own_opentelemetry(
+        env: dict[str, str], protocol: str) -> None:
+    """Over OTLP/HTTP the wrapper forwards to the user's collector (and records);
+    over gRPC it leaves OTel alone and the transcripts give the exact usage."""
+    mine = dict(env, CLAUDE_CODE_ENABLE_TELEMETRY="1", OTEL_LOGS_EXPORTER="otlp",
+                OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+                OTEL_EXPORTER_OTLP_ENDPOINT="http://collector.example:4318")
+    _, lines = doctor(mine)
+    otel_line = line(lines, "opentelemetry")
+    if protocol == "grpc":
+        assert otel_line.startswith("\u2139") or "left alone" in otel_line, otel_line
+        assert "transcripts" in otel_line
+    else:
+        assert otel_line.startswith("\u2713 opentelemetry "), otel_line
+        assert "http://collector.example:4318/v1/logs" in otel_line
+        assert "records exact usage" in otel_line
