@@ -367,44 +367,47 @@ class RawStarts:
     """The places in ``raw`` (terminal bytes that start on a line start) that
     may start a built-in event (see _RAW_KEYWORDS), found in order.
 
-    Each keyword's next place is kept between calls, so that a batch is read
-    once however many places it holds (looking for each keyword again at every
-    call walked the whole batch each time: 0.4 MB/s on bench/passthrough.py's
-    usage words, 5.5 before any of this, now 5.8).
+    All of a batch's places are found at once, by one substring search per
+    keyword occurrence (memchr speed) and a regex only where one is: a Python
+    loop per call over the keywords' next places (sorted at each call) was
+    most of the parser's time on real Claude Code output (bench/real_output.py:
+    ~35 keywords without a colon per 15 KB of its sessions).
     """
 
+    __slots__ = ("_at", "_places")
+
     def __init__(self, raw: bytes) -> None:
-        self._raw = raw
-        self._lowered = raw.lower()
-        self._next: dict[bytes, int] = {word: -2 for word in (*_RAW_KEYWORDS, b"{")}
-
-    def _place(self, word: bytes, pos: int) -> int:
-        k = self._next[word]
-        if -1 != k < pos:  # not looked for from here yet (-1: there is none)
-            k = self._find(word, pos)
-        return k
-
-    def _find(self, word: bytes, pos: int) -> int:
-        k = (self._raw if word == b"{" else self._lowered).find(word, pos)
-        self._next[word] = k
-        return k
+        places: list[int] = []
+        lowered = raw.lower()
+        colon = _RAW_COLON_RE.match
+        for word in _RAW_KEYWORDS:
+            size = len(word)
+            k = lowered.find(word)
+            while k >= 0:
+                if colon(raw, k + size):
+                    places.append(k)
+                k = lowered.find(word, k + size)
+        k = raw.find(b"{")
+        if k >= 0:
+            line_start = _RAW_LINE_START_RE.search
+            while k >= 0:
+                before = raw[k - 1:k]
+                if (not before or before in b"\n\r\x0b\x0c"
+                        or line_start(raw[max(0, k - _RAW_LEAD):k])):
+                    places.append(k)
+                k = raw.find(b"{", k + 1)
+        places.sort()
+        self._places = places
+        self._at = 0
 
     def next(self, pos: int) -> int:
         """The first place at or after ``pos``, or -1."""
-        raw = self._raw
-        while True:
-            places = sorted((k, w) for w in self._next if (k := self._place(w, pos)) >= 0)
-            if not places:
-                return -1
-            k, word = places[0]
-            limit = places[1][0] if len(places) > 1 else len(raw)
-            while 0 <= k < limit:  # this word's places up to the next word's
-                if word == b"{":
-                    if _RAW_LINE_START_RE.search(raw[max(0, k - _RAW_LEAD):k]):
-                        return k
-                elif _RAW_COLON_RE.match(raw, k + len(word)):
-                    return k
-                k = self._find(word, k + 1)
+        places = self._places
+        i = self._at
+        if i < len(places) and places[i] < pos:
+            i = bisect_left(places, pos, i)
+            self._at = i
+        return places[i] if i < len(places) else -1
 
 
 _SEED_TOKENS_RE = re.compile(
