@@ -2,7 +2,8 @@
 
     python bench/readers.py [--quick] [--sizes 10000,100000] [--dir /tmp/cwbench-readers]
 
-For each size: a realistic journal (bench/gen_journal.py, seed 1), copied fresh;
+For each size: a realistic journal (bench/gen_journal.py, seed 1: a year of
+sessions that ends the day before the run), copied fresh;
 each reader run once (it builds its caches), then 1,000 records dated in the
 last few minutes appended; then each reader run once more (warm-up: it reads
 the new lines) and timed as the best of three, each in a fresh process, with
@@ -37,8 +38,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from gen_journal import generate  # noqa: E402
-from passthrough import clean_install  # noqa: E402
+import gen_journal
+from gen_journal import generate
+from passthrough import clean_install
+
+# The generated year ends a day before the run (its sessions start in the 365 days
+# before that): a journal with records dated in the future would put a month of
+# them in "today".
+YEAR_START = (datetime.now(timezone.utc) - timedelta(days=367)).replace(
+    hour=0, minute=0, second=0, microsecond=0)
+gen_journal.START = YEAR_START
 
 READERS: list[tuple[str, list[str], float]] = [  # name, arguments, target over start (s)
     ("usage", ["usage"], 0.1),
@@ -141,7 +150,7 @@ def serve_bench(script: str, journal: Path, env: dict[str, str], seed: int
 
 def bench_size(records: int, work: Path, python: str, script: str, runs: int
                ) -> dict[str, tuple[float, float]]:
-    base = work / f"base-{records}.jsonl"
+    base = work / f"year-{YEAR_START:%Y%m%d}-{records}.jsonl"
     if not base.exists():
         t = time.perf_counter()
         with open(base, "w", encoding="utf-8") as out:

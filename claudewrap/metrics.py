@@ -53,7 +53,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -779,15 +779,13 @@ class JournalMetrics:
         return self.usage_between(*window_bounds(now, seconds), filters)
 
     def today(self, now: float | None = None, filters: Filters | None = None) -> Window:
-        """Today's usage (the local day of ``now``) after :meth:`update`: the rows of
-        its minutes, the same rows as a report's "today" (both states sum every
-        record by the same rule; a minute lies in one local day)."""
+        """Today's usage (from local midnight before ``now``) after :meth:`update`:
+        the rows of its minutes, the same rows as a report's "today" (both states
+        sum every record by the same rule; a minute lies in one local day). As
+        there, usage dated later than today (a clock ahead) counts in today."""
         local = datetime.fromtimestamp(time.time() if now is None else now).date()
         start = datetime(local.year, local.month, local.day).astimezone()  # local midnight
-        following = local + timedelta(days=1)
-        end = datetime(following.year, following.month, following.day).astimezone()
-        return self.usage_between(_minute(start.timestamp()), _minute(end.timestamp() - 60),
-                                  filters)
+        return self.usage_between(_minute(start.timestamp()), "~", filters)
 
     def usage_between(self, first: str, last: str, filters: Filters | None = None) -> Window:
         """The usage of the minutes ``first`` to ``last`` (journal time prefixes)."""
