@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from claudewrap import limits, rollup
 from claudewrap.journal import (
@@ -67,7 +67,7 @@ from claudewrap.journal import (
     remove_stale_temporaries,
 )
 from claudewrap.pricing import Price, PriceTable, default_table
-from claudewrap.report import Filters, Row, UsageState, estimated_cost
+from claudewrap.report import Filters, Report, Row, UsageState, estimated_cost
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -93,6 +93,7 @@ _COUNTERS_MAGIC = b"claudewrap-counters 3 "
 _LOCK_TIMEOUT = 2.0
 
 Key = tuple[str, ...]
+StateT = TypeVar("StateT", bound=UsageState)
 
 
 def _minute(when: float) -> str:
@@ -151,22 +152,7 @@ class MinuteState(UsageState):
         links units only through those ids). Their rows are the same as in the
         whole state; a window's sum then costs what the window holds, not what
         the journal ever held (38 ms of a `status` at 100k records, all rows)."""
-        view = copy.copy(self)
-        view.units = self._linked({k for k, ts in self.last_ts.items() if ts >= since})
-        return view
-
-    def _linked(self, keys: set[str]) -> dict[Any, Any]:
-        """The units of the session ids ``keys``, and of every id linked to them."""
-        units: dict[Any, Any] = {}
-        grew = True
-        while grew:
-            grew = False
-            for ukey, unit in self.units.items():
-                if ukey not in units and (ukey[0] in keys or ukey[2] in keys):
-                    units[ukey] = unit
-                    keys.update((ukey[0], ukey[2]))
-                    grew = True
-        return units
+        return linked(self, {k for k, ts in self.last_ts.items() if ts >= since})
 
     def to_json(self) -> dict[str, Any]:
         return {**super().to_json(), "last_ts": self.last_ts}
@@ -216,6 +202,42 @@ class MinuteState(UsageState):
                     else:
                         for j in range(6):
                             have[j] += vec[j]
+
+
+def linked(state: StateT, keys: set[str]) -> StateT:
+    """``state`` with only the units of the session ids ``keys`` and of every id
+    linked to them by a unit (the rule links units only through their session and
+    Claude session ids): their rows are the same as in the whole state."""
+    units: dict[Any, Any] = {}
+    grew = True
+    while grew:
+        grew = False
+        for ukey, unit in state.units.items():
+            if ukey not in units and (ukey[0] in keys or ukey[2] in keys):
+                units[ukey] = unit
+                keys.update((ukey[0], ukey[2]))
+                grew = True
+    view = copy.copy(state)
+    view.units = units
+    return view
+
+
+def sessions_report(state: UsageState, sessions: Iterable[str], filters: Filters | None,
+                    table: PriceTable) -> Report:
+    """A report by session and by session and model of ``sessions`` (all their
+    usage) from their units and those linked to them (:func:`linked`): what
+    `monitor` lists, without a pass over every session ever recorded. Prices of
+    models without a list price are learned from the whole state, as `usage` does."""
+    from claudewrap.price_fit import learn_prices
+    from claudewrap.report import make_report
+
+    view = linked(state, set(sessions))
+    dims = [("session",), ("session", "model")]
+    report = make_report(view, dims=dims, filters=filters, table=table, count_sessions=False)
+    if report.table is not table:  # it learned rates from these sessions only
+        report = make_report(view, dims=dims, filters=filters,
+                             table=learn_prices(state, table), count_sessions=False)
+    return report
 
 
 # --- what the state adds up to ---------------------------------------------------------

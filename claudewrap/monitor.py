@@ -34,7 +34,8 @@ from claudewrap.display import row_money, short_count
 from claudewrap.limits import Snapshot as LimitSnapshot
 from claudewrap.limits import latest as latest_limits
 from claudewrap.limits_view import NAMES, clock, ordered, percent, window_line
-from claudewrap.metrics import JournalMetrics, Window
+from claudewrap.metrics import JournalMetrics, Window, sessions_report
+from claudewrap.pricing import default_table
 from claudewrap.report import Filters, Row, UsageState, make_report
 from claudewrap.rollup import load_state
 
@@ -134,8 +135,9 @@ class Monitor:
         now = self.clock()
         filters = Filters(projects=(self.project,)) if self.project else None
         local_today = now.astimezone().date()
-        report = make_report(self._state, dims=[("session",), ("session", "model")],
-                             filters=filters, today=local_today)
+        # Today and this month: one pass over the rollup's rows (no sessions counted).
+        report = make_report(self._state, filters=filters, today=local_today,
+                             count_sessions=False)
         recent = self._window(now)
         window = recent.total
         running = {s.session: s for s in live}
@@ -146,9 +148,13 @@ class Monitor:
                              key=lambda s: (last[s][0], s), reverse=True)
         else:
             wanted = [show]
-        by_session = report.groups[("session",)]
+        # The listed sessions' usage: their units (and those linked to them) only.
+        per_session = sessions_report(self._state, wanted, filters,
+                                      default_table()) if wanted else None
+        by_session = per_session.groups[("session",)] if per_session else {}
         models: dict[str, list[tuple[str, Row]]] = {}
-        for (sid, model_id), row in report.groups[("session", "model")].items():
+        for (sid, model_id), row in (per_session.groups[("session", "model")].items()
+                                     if per_session else ()):
             models.setdefault(sid, []).append((model_id, row))
         lines = []
         for sid in wanted:
