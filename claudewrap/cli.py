@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "doctor": "doctor:doctor",
     "prices": "prices:prices",
     "advise": "advise:advise",
+    "setup": "setup:setup",
 }
 
 ALIASES: dict[str, str] = {"stats": "usage"}
