@@ -14,6 +14,8 @@ item 2), and prints, in one run:
   ("tokens:", "cost", ...) on every line;
 * CPU seconds per 100 MB (child and wrapper together, from wait4; the
   wrapper's own is that less the direct run's);
+* the same for the relay alone (``run --no-capture``: no parser; what the
+  parser costs is the difference);
 * keystroke round trip through a raw echo while output flows at --flow-mbps
   (a writer in the same pty), direct and wrapped: p50/p99 and what the
   wrapper adds.
@@ -237,20 +239,22 @@ def main() -> None:
           f"{sys.version.split()[0]}; {args.rounds} interleaved rounds, medians")
     print(f"{'payload':18s} {'MB':>5s} {'direct':>8s} {'script':>8s} {'cw MB/s':>8s}"
           f" {'cw/script':>9s} {'cw/direct':>9s} {'CPU s/100MB: script':>20s} {'cw':>6s}"
-          f" {'cw own':>7s}")
+          f" {'cw own':>7s} {'relay/script':>12s} {'own':>6s}")
     for name, path in payloads.items():
         size = path.stat().st_size
         variants = {
             "direct": [cat, str(path)],
             "script": ["script", "-qfec", f"{cat} {path}", "/dev/null"],
             "cw": [cw, "run", "--", str(path)],
+            # The relay alone (--no-capture): what the parser adds is the difference.
+            "relay": [cw, "run", "--no-capture", "--", str(path)],
         }
         secs: dict[str, list[float]] = {k: [] for k in variants}
         cpu: dict[str, list[float]] = {k: [] for k in variants}
         for _ in range(args.rounds):
             for key, argv in variants.items():
                 (work / "j.jsonl").unlink(missing_ok=True)
-                t, got, usage = run_in_pty(argv, wrapped if key == "cw" else env)
+                t, got, usage = run_in_pty(argv, wrapped if key in ("cw", "relay") else env)
                 c = usage.ru_utime + usage.ru_stime
                 assert got >= size, (name, key, got, size)
                 secs[key].append(t)
@@ -258,11 +262,12 @@ def main() -> None:
         med = {k: statistics.median(v) for k, v in secs.items()}
         ratio_s = statistics.median(s / c for s, c in zip(secs["script"], secs["cw"]))
         ratio_d = statistics.median(d / c for d, c in zip(secs["direct"], secs["cw"]))
+        ratio_r = statistics.median(s / r for s, r in zip(secs["script"], secs["relay"]))
         mcpu = {k: statistics.median(v) for k, v in cpu.items()}
         print(f"{name:18s} {size / 1e6:5.0f} {size / med['direct'] / 1e6:8.1f}"
               f" {size / med['script'] / 1e6:8.1f} {size / med['cw'] / 1e6:8.1f}"
               f" {ratio_s:9.3f} {ratio_d:9.3f} {mcpu['script']:20.2f} {mcpu['cw']:6.2f}"
-              f" {mcpu['cw'] - mcpu['direct']:7.2f}")
+              f" {mcpu['cw'] - mcpu['direct']:7.2f} {ratio_r:12.3f} {mcpu['relay'] - mcpu['direct']:6.2f}")
     print("targets: cw/script >= 0.9 on real output, >= 0.25 with usage on every line (c, d)")
 
     # Keystrokes while output flows: a writer in the background of the same

@@ -24,11 +24,14 @@ if TYPE_CHECKING:
     from claudewrap.records import UsageEvent, UsageRecord
     from claudewrap.scanner import Scanner
 
-# A batch is parsed while the relay waits, keystrokes too: 16 KiB holds that
-# pause to 0.8-1.8 ms (64 KiB: 1.6-6.3 ms; worst feed() on the looped real
-# 2.1.332 session and on bench/real_output.py's generated text) for 60 instead
-# of 74 MB/s on the first and the same 33 MB/s on the second (Capture alone).
+# The relay parses a slice of what is kept (step()) only when neither output
+# nor a keystroke is waiting, so parsing delays neither; while output floods
+# without a pause, feed() parses the whole backlog once it holds BACKLOG_BYTES.
+# A slice of 16 KiB held the relay 0.8-1.8 ms before RawStarts found places in
+# one go (worst feed() on the looped real 2.1.332 session and on
+# bench/real_output.py's generated text), 64 KiB 1.6-6.3 ms.
 BATCH_BYTES = 1 << 14
+BACKLOG_BYTES = 1 << 16
 _BUSY_PIECE = 256  # while an event is open, read on this much (to a line end) at a time
 _CARRY_MAX = 1 << 16  # an unfinished line kept for the next batch, at most ...
 _CARRY_KEEP = 512  # ... then only its end
@@ -47,10 +50,11 @@ def _line_end(data: bytes, pos: int) -> int:
 class Capture:
     """Feed it output chunks; it appends one record per new usage event.
 
-    Chunks are kept and parsed in batches of BATCH_BYTES (a pty delivers ~4 KiB
-    at a time; a batch costs a few calls whatever its size) and whenever the
-    launcher reports the child idle, so records never wait long. A feed()
-    between batches only appends: the relay, which calls it after every read,
+    Chunks are kept and parsed in slices of BATCH_BYTES (a pty delivers ~4 KiB
+    at a time; a slice costs a few calls whatever its size) when the relay has
+    nothing else to do (step()), whenever the launcher reports the child idle,
+    and at once when BACKLOG_BYTES are kept, so records never wait long. A
+    feed() below that only appends: the relay, which calls it after every read,
     paces the child's output.
     """
 
@@ -90,12 +94,34 @@ class Capture:
         self._first_rejection: str | None = None
 
     def feed(self, chunk: bytes) -> None:
-        # Called after every pty read, on the relay's critical path: only keep
-        # the chunk. The work happens per batch, in idle().
+        # Called after every read, on the relay's critical path: only keep the
+        # chunk. The work happens in step() and idle(), or here once the backlog
+        # is full (output that never pauses).
         self._batch.append(chunk)
         self._batch_size += len(chunk)
-        if self._batch_size >= BATCH_BYTES:
+        if self._batch_size >= BACKLOG_BYTES:
             self.idle()
+
+    @property
+    def backlog(self) -> int:
+        """Bytes kept and not parsed yet (the relay calls step() while there are)."""
+        return self._batch_size
+
+    def step(self) -> None:
+        """Parse about BATCH_BYTES of what is kept (the oldest first)."""
+        batch = self._batch
+        if self._batch_size <= BATCH_BYTES or len(batch) == 1:
+            self.idle()
+            return
+        size = 0
+        k = 0
+        while size < BATCH_BYTES:
+            size += len(batch[k])
+            k += 1
+        data = batch[0] if k == 1 else b"".join(batch[:k])
+        del batch[:k]
+        self._batch_size -= size
+        self._parse_safely(data)
 
     def _parser(self) -> tuple[Scanner, Matcher]:
         if self._scanner is None:
@@ -109,12 +135,15 @@ class Capture:
         return self._scanner, self._matcher
 
     def idle(self) -> None:
-        """Parse what has been batched so far."""
+        """Parse what has been kept so far."""
         if not self._batch:
             return
         data = self._batch[0] if len(self._batch) == 1 else b"".join(self._batch)
         self._batch.clear()
         self._batch_size = 0
+        self._parse_safely(data)
+
+    def _parse_safely(self, data: bytes) -> None:
         try:
             self._parse(data)
         except Exception as exc:  # noqa: BLE001 - a parser bug must not end capture

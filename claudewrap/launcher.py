@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 
         A tap may batch chunks; ``idle()`` is called when the child has been quiet
         for IDLE_SECONDS, so batched output is parsed while the session waits.
+        A tap may also have ``backlog`` (bytes kept, not parsed yet) and
+        ``step()`` (parse a slice of them): the relay calls step() while there
+        is a backlog and no output or keystroke waits (duck-typed, optional).
         """
 
         def feed(self, chunk: bytes) -> None: ...
@@ -578,7 +581,7 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
             result.tap_error = f"{type(exc).__name__}: {exc}"
             tap = None
         else:
-            tap_dirty = method == "feed"
+            tap_dirty = method != "idle"
 
     def resume_raw() -> None:
         _enter_raw(stdin_fd_raw)
@@ -666,8 +669,11 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
         wlist = [out_fd] if pending_input and child_status is None else []
         if child_status is not None:
             timeout: float | None = DRAIN_IDLE_SECONDS
+        elif tap is None or not tap_dirty:
+            timeout = None
         else:
-            timeout = IDLE_SECONDS if tap is not None and tap_dirty else None
+            # Output kept and not parsed: parse a slice whenever nothing waits.
+            timeout = 0.0 if getattr(tap, "backlog", 0) else IDLE_SECONDS
         if size_back_at is not None:
             left = max(0.0, size_back_at - time.monotonic())
             timeout = left if timeout is None else min(timeout, left)
@@ -683,6 +689,9 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
         if not readable and not writable:
             if child_status is not None:
                 break  # child gone and nothing more came: a grandchild holds the pty
+            if timeout == 0.0:
+                call_tap("step")
+                continue
             tap_dirty = False
             call_tap("idle")
             continue
