@@ -549,6 +549,8 @@ def remove_block(text: str, added: str) -> str | None:
         return None
     end += len(END) + 1
     sep = added[:added.index(BEGIN)] if BEGIN in added else ""
+    if text[end:]:  # lines of the user's after it: keep the newline that ends theirs
+        sep = sep[-1:]  # (the separator's last newline is the blank line)
     if sep and text[:start].endswith(sep):
         start -= len(sep)
     return text[:start] + text[end:]
