@@ -14,6 +14,8 @@ Config, in the same TOML file as the user's patterns (``config.toml``)::
     webhook_url = "https://example.invalid/hook"
     headers = { Authorization = "Bearer ..." }   # optional
     rate_limit_percent = [80, 95]   # optional: plan-limit windows (claudewrap.limits)
+    each_record = true              # optional: also POST each run's records, batched
+                                    # (claudewrap.record_hook)
 
 ``$CLAUDEWRAP_BUDGET_DAY`` / ``$CLAUDEWRAP_BUDGET_MONTH`` override the two global
 amounts (``0`` switches one off). Spending is what the reports count
@@ -84,6 +86,8 @@ class BudgetConfig:
     headers: dict[str, str] = field(default_factory=dict)
     # Plan-limit windows alert when their use reaches one of these (percent, ascending).
     rate_limit_percent: tuple[float, ...] = ()
+    # POST every wrapped run's records to webhook_url as they land (record_hook).
+    each_record: bool = False
 
     def for_project(self, project: str | None) -> list[Budget]:
         """The global budgets and those of ``project``."""
@@ -187,11 +191,17 @@ def load_config(path: str | os.PathLike[str] | None = None, *,
         raise BudgetError(f"{where}: alerts.headers must be a table of strings")
     percents = _percents(f"{where}: alerts.rate_limit_percent",
                          alerts["rate_limit_percent"]) if "rate_limit_percent" in alerts else ()
+    each_record = alerts.get("each_record", False)
+    if not isinstance(each_record, bool):
+        raise BudgetError(f"{where}: alerts.each_record must be true or false")
+    if each_record and not url:
+        raise BudgetError(f"{where}: alerts.each_record needs alerts.webhook_url, the URL"
+                          f" to POST the records to")
     budgets = [Budget(period, usd, project) for (period, project), usd in amounts.items()
                if usd is not None]
     return BudgetConfig(budgets=budgets, webhook_url=url or None,
                         headers={str(k): v for k, v in headers.items()},
-                        rate_limit_percent=percents)
+                        rate_limit_percent=percents, each_record=each_record)
 
 
 # --- spending and projection ---------------------------------------------------------

@@ -107,7 +107,8 @@ def run_claude(args: Sequence[str] = (), *, project: str | None = None,
     the git folder, ``$CLAUDEWRAP_TAGS``); ``journal``, ``claude`` and ``config``
     are the CLI's ``--journal``, ``--claude`` and ``--config``; ``capture=False``
     only relays (``--no-capture``), ``otel=False`` is ``--no-otel``, ``alerts=False``
-    skips the budget check at the end. The child gets ``$CLAUDEWRAP_SESSION``.
+    skips the budget check at the end and the webhook per record
+    (``[alerts] each_record``). The child gets ``$CLAUDEWRAP_SESSION``.
 
     Warnings (and a budget notice) are written to ``stderr_fd`` after the child
     exited unless ``print_warnings`` is false; they are in the outcome either way.
@@ -130,6 +131,7 @@ def run_claude(args: Sequence[str] = (), *, project: str | None = None,
     env = exact.child_env() or dict(os.environ)
     env[SESSION_ENV] = session
     journal_path, start = _journal_mark(journal_option) if cap is not None else (None, 0)
+    hook = _record_hook(config, session, journal_path, start) if alerts else None
 
     with _live(session, cap, journal_path):
         try:
@@ -137,6 +139,8 @@ def run_claude(args: Sequence[str] = (), *, project: str | None = None,
                                   stdout_fd=stdout_fd, stderr_fd=stderr_fd)
         except launcher.LaunchError:
             exact.abort()
+            if hook is not None:
+                hook.close()
             raise
 
     warnings: list[str] = []
@@ -148,6 +152,8 @@ def run_claude(args: Sequence[str] = (), *, project: str | None = None,
         if warning:
             warnings.append(warning)
     warnings.extend(exact.finish())
+    if hook is not None:
+        hook.close()  # every record is in the journal: the sender sends the rest alone
     if result.tap_error:
         warnings.append(f"claudewrap: usage capture stopped after an internal error "
                         f"({result.tap_error}); claude ran on unaffected")
@@ -282,6 +288,19 @@ def _records_since(path: Path, start: int, session: str) -> list[UsageRecord]:
         return [r for r in read_records(path, start=start) if r.session == session]
     except (JournalError, OSError):
         return []
+
+
+def _record_hook(config: str | os.PathLike[str] | None, session: str,
+                 journal: Path | None, start: int) -> Any:
+    """The sender of ``[alerts] each_record`` (claudewrap.record_hook), or None."""
+    if journal is None:
+        return None
+    try:
+        from claudewrap import record_hook
+
+        return record_hook.start(config, session=session, journal=journal, offset=start)
+    except Exception:  # noqa: BLE001 - a webhook never stops claude from starting
+        return None
 
 
 def _budget_alerts(journal: Path, config: str | os.PathLike[str] | None, cap: Capture,

@@ -1,0 +1,299 @@
+"""The webhook per record: a wrapped run's usage POSTed as it is recorded.
+
+Opt-in, in ``config.toml`` beside the budget alerts (same URL and headers)::
+
+    [alerts]
+    webhook_url = "https://example.invalid/hook"
+    each_record = true
+
+:func:`start` (called by the runner before ``claude`` starts) launches one
+detached sender per wrapped run and keeps only the write end of a pipe to it;
+the wrapper never writes to that pipe, never waits on the sender and never
+touches the network. The sender follows the journal from where it ended when
+the run began (:class:`claudewrap.tail.JournalTail`) and takes the run's
+records, whichever source wrote them (the screen capture, OpenTelemetry, the
+transcripts read at exit): what it sends is what the journal holds. It POSTs
+what it has at most once a second. When the pipe closes (the run is over, or
+the wrapper died) it reads the journal a last time, sends the rest and exits;
+the shell prompt does not wait for that.
+
+A POST that fails (no answer in ``budget.WEBHOOK_TIMEOUT`` seconds, a refused
+connection, a status other than 2xx) keeps its records: they go again, with
+those recorded since, after 1, 2, 4 and 8 seconds; a batch that failed
+:data:`ATTEMPTS` times is dropped. A batch that got its 2xx is never sent
+again. Each record carries an ``id`` (the run's session and its number in the
+run) for a receiver that must not count one twice when an answer came too late.
+
+The body (:func:`body`) keeps the seed's ``{"tokens": N, "cost": X}`` at the top:
+what the batch adds to the run's usage as every report counts it (the summing
+rule, claudewrap.rule), so a receiver that adds up ``tokens`` and ``cost`` gets
+the run's total. ``records`` lists the journal records themselves, without any
+text from the conversation (there is none in the journal).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
+if TYPE_CHECKING:
+    import subprocess
+    from pathlib import Path
+    from typing import Any
+
+    from claudewrap.records import UsageRecord
+
+INTERVAL = 1.0  # seconds between the end of one POST and the start of the next, at least
+POLL = 0.25  # seconds between looks at the journal
+ATTEMPTS = 5  # POSTs of the same records before they are dropped (after 1+2+4+8 s)
+MAX_RECORDS = 1000  # per body; more wait for the next second
+LINGER = 120.0  # seconds the sender may go on after the run ended, at most
+
+
+class Sender:
+    """The wrapper's end of one run's sender: the pipe whose closing ends the run."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self._proc = proc
+
+    def close(self) -> None:
+        """The run is over: the sender sends what is left, on its own."""
+        stdin = self._proc.stdin
+        if stdin is not None and not stdin.closed:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+        self._proc.returncode = 0  # detached: nobody waits for it
+
+
+def start(config: str | os.PathLike[str] | None, *, session: str, journal: Path,
+          offset: int) -> Sender | None:
+    """The sender of this run's records, when ``[alerts] each_record = true``; else None.
+
+    Cheap when off: the config file is only searched for the key. A config
+    that does not load starts nothing (the budget check at the end of the run
+    says what is wrong with it).
+    """
+    from claudewrap.config import default_config_path
+
+    path = os.fspath(config) if config is not None else default_config_path()
+    try:
+        with open(path, "rb") as fh:
+            if b"each_record" not in fh.read():
+                return None
+    except OSError:
+        return None
+    from claudewrap import budget
+
+    try:
+        cfg = budget.load_config(path)
+    except budget.BudgetError:
+        return None
+    if not cfg.each_record or not cfg.webhook_url:
+        return None
+    return _spawn({"url": cfg.webhook_url, "headers": cfg.headers, "session": session,
+                   "journal": os.fspath(journal), "offset": offset})
+
+
+def _spawn(job: dict[str, Any]) -> Sender | None:
+    import json
+    import subprocess
+
+    # The package this process runs from, whatever the sender's cwd makes of it.
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "claudewrap.record_hook"], stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd="/",
+            start_new_session=True, close_fds=True)
+    except OSError:
+        return None
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(json.dumps(job).encode() + b"\n")  # small: fits the pipe
+        proc.stdin.flush()
+    except OSError:
+        pass
+    return Sender(proc)
+
+
+# --- the sender process ------------------------------------------------------------------
+
+
+def record_json(rec: UsageRecord, rid: str) -> dict[str, Any]:
+    """One record of a body: counts, cost, names; never text from the conversation."""
+    from claudewrap.pricing import cost_of
+
+    cost, estimated = cost_of(rec)
+    out: dict[str, Any] = {
+        "id": rid, "ts": rec.ts, "model": rec.model, "kind": rec.kind, "source": rec.source,
+        "input_tokens": rec.input_tokens, "output_tokens": rec.output_tokens,
+        "cache_read_tokens": rec.cache_read_tokens,
+        "cache_write_tokens": rec.cache_write_tokens,
+        "cost_usd": round(cost, 6) if cost is not None else None,
+        "cost_estimated": estimated, "session": rec.session,
+        "claude_session": rec.claude_session, "project": rec.project, "host": rec.host,
+        "agent": rec.agent, "command": rec.command, "request_id": rec.request_id,
+    }
+    if rec.tags:
+        out["tags"] = dict(rec.tags)
+    return out
+
+
+def body(records: list[dict[str, Any]], *, run: list[UsageRecord], before: tuple[int, float],
+         session: str, seq: int, final: bool) -> dict[str, Any]:
+    """The JSON body of one POST.
+
+    ``run``: all the run's records so far; ``before``: the run's (tokens, cost)
+    as the last successful POST said. ``tokens``/``cost`` are the difference.
+    """
+    from claudewrap.records import utc_now_iso
+    from claudewrap.report import summarize
+
+    total = summarize(run).total
+    run_cost = round(total.cost_usd, 6)
+    first = run[0] if run else None
+    return {
+        "event": "usage",
+        "tokens": total.tokens - before[0],
+        "cost": round(run_cost - before[1], 6),
+        "run_tokens": total.tokens,
+        "run_cost": run_cost,
+        # Part of run_cost priced by claudewrap from list prices, not printed by Claude Code.
+        "run_cost_estimated": round(total.cost_estimated_usd, 6),
+        # Records of models without a price: run_cost leaves them out (a lower bound).
+        "run_unpriced_records": total.unpriced_records,
+        "session": session,
+        "project": first.project if first else None,
+        "host": first.host if first else None,
+        "seq": seq,
+        "final": final,
+        "ts": utc_now_iso(),
+        "records": records,
+    }
+
+
+class _Follower:
+    """The run's records as the journal gets them, each once (a journal replaced
+    while the run goes on is read again from its start: known lines are skipped)."""
+
+    def __init__(self, journal: Path, offset: int, session: str) -> None:
+        from claudewrap.tail import JournalTail, quoted_forms
+
+        self.tail = JournalTail(journal, start=offset)
+        self.session = session
+        self._needles = quoted_forms(session)
+        self._seen: set[bytes] = set()
+        self.records: list[UsageRecord] = []
+
+    def poll(self) -> list[tuple[int, UsageRecord]]:
+        """The run's records appended since the last poll, each with its number
+        in the run (1, 2, ...: the journal's order)."""
+        from claudewrap.journal import parse_line
+
+        try:
+            data = self.tail.poll().data
+        except OSError:
+            return []
+        fresh = []
+        for line in data.splitlines():
+            if not any(n in line for n in self._needles) or line in self._seen:
+                continue
+            rec = parse_line(line)
+            if rec is not None and rec.session == self.session:
+                self._seen.add(line)
+                self.records.append(rec)
+                fresh.append((len(self.records), rec))
+        return fresh
+
+
+def _stdin_closed(timeout: float) -> bool:
+    """Wait up to ``timeout`` for the wrapper's pipe; True once it is closed."""
+    import select
+
+    ready, _, _ = select.select([0], [], [], max(0.0, timeout))
+    if not ready:
+        return False
+    try:
+        return not os.read(0, 4096)
+    except OSError:
+        return True
+
+
+def serve(job: dict[str, Any]) -> int:
+    """The sender's loop: follow the journal, POST at most once per INTERVAL,
+    retry failed batches, flush and return when stdin closes (0: all sent)."""
+    import time
+    from pathlib import Path
+
+    from claudewrap.budget import WEBHOOK_TIMEOUT, post
+
+    now = time.monotonic
+    session = job["session"]
+    follower = _Follower(Path(job["journal"]), int(job["offset"]), session)
+    # (record json, its number in the run, failed attempts), in the journal's order
+    pending: list[tuple[dict[str, Any], int, int]] = []
+    sent = (0, 0.0)  # the run's tokens and cost as the last successful body said
+    next_post = 0.0
+    seq = 0
+    dropped = 0
+    ended_at: float | None = None
+    while True:
+        if ended_at is None:
+            wait = POLL if not pending else min(POLL, max(0.0, next_post - now()))
+            if _stdin_closed(wait):
+                ended_at = now()
+        pending += [(record_json(rec, f"{session}:{n}"), n, 0) for n, rec in follower.poll()]
+        if ended_at is not None:
+            if not pending or now() - ended_at > LINGER:
+                return 0 if not dropped and not pending else 1
+            time.sleep(max(0.0, next_post - now()))
+        if not pending or now() < next_post:
+            continue
+        batch = pending[:MAX_RECORDS]
+        seq += 1
+        final = ended_at is not None and len(batch) == len(pending)
+        # The run's usage up to this batch's last record (records dropped before count).
+        payload = body([r for r, _, _ in batch], run=follower.records[:batch[-1][1]],
+                       before=sent, session=session, seq=seq, final=final)
+        if post(job["url"], job.get("headers") or {}, payload, timeout=WEBHOOK_TIMEOUT,
+                retries=0):
+            del pending[:len(batch)]
+            sent = (payload["run_tokens"], payload["run_cost"])
+            next_post = now() + INTERVAL
+            continue
+        seq -= 1  # the next body takes this one's number: receivers see 1, 2, 3 ...
+        failures = batch[0][2] + 1
+        pending[:len(batch)] = [(r, n, tries + 1) for r, n, tries in batch]
+        if failures >= ATTEMPTS:
+            kept = [p for p in pending if p[2] < ATTEMPTS]
+            dropped += len(pending) - len(kept)
+            pending = kept
+            failures = 0
+        # 1, 2, 4, 8 s after the 1st..4th failure; a fresh batch after a drop: INTERVAL.
+        next_post = now() + (max(INTERVAL, 2.0 ** (failures - 1)) if failures else INTERVAL)
+
+
+def _main() -> int:
+    """``python -m claudewrap.record_hook``: the job as a JSON line on stdin, then
+    stdin stays open for as long as the run goes on."""
+    import json
+
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(0, 1)
+        if not chunk:
+            return 1
+        line += chunk
+    return serve(json.loads(line))
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
+
+
+__all__ = ["ATTEMPTS", "INTERVAL", "Sender", "body", "record_json", "serve", "start"]
