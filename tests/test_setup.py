@@ -332,3 +332,27 @@ def test_interactive_setup_asks_each_step_and_does_what_was_answered(
     assert BEGIN in (h / ".tmux.conf").read_text()
     manifest = json.loads((h / ".local" / "share" / "claudewrap" / "setup.json").read_text())
     assert [e["step"] for e in manifest["entries"]] == ["shell", "tmux"]
+
+
+# ------------------------------------------------------------------------- tmux
+
+
+@pytest.mark.parametrize("own", [True, False])
+def test_the_tmux_segment_loads_in_tmux_and_keeps_the_users_status_right(
+        henv: dict[str, str], tmux: str, own: bool) -> None:
+    conf = home(henv) / ".tmux.conf"
+    if own:
+        conf.write_text("set -g status-right '[mine]'\n")
+    assert setup(henv, "--yes", "--no-statusline").returncode == 0
+    subprocess.run(["tmux", "-L", tmux, "-f", str(conf), "new-session", "-d", "-x", "120",
+                    "-y", "20"], env=henv, check=True, timeout=30)
+    right = subprocess.run(["tmux", "-L", tmux, "show-options", "-gv", "status-right"],
+                           env=henv, capture_output=True, text=True, check=True,
+                           timeout=30).stdout.strip()
+    assert right.startswith("[mine] #(") if own else right.endswith(") %H:%M")
+    segment = right[right.index("#(") + 2:right.rindex(")")]
+    assert segment == f"{SCRIPT} status --format tmux"
+    # the tmux server's PATH need not have claudewrap: the path is absolute
+    shown = subprocess.run(["/bin/sh", "-c", segment], env=dict(henv, PATH="/usr/bin:/bin"),
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "$" in shown.stdout, shown.stdout + shown.stderr
