@@ -530,6 +530,10 @@ def setup(env: Mapping[str, str], command: str, echo: Callable[[str], None],
         echo("\nclaudewrap doctor:")
         echo(render(run_checks({**env, "SHELL": shutil.which(name, path=env.get("PATH"))
                                 or name})))
+    if shutil.which("claudewrap", path=env.get("PATH")) is None:
+        # The shell's `claude` finds claudewrap on PATH, as `command claude` finds claude.
+        echo("\nclaudewrap is not on your PATH: `claude` needs it there (pipx: run "
+             "`pipx ensurepath`, then open a new terminal).")
     echo(f"\nOpen a new shell (or run `exec {name}`) to use `claude` through claudewrap "
          f"({rc} loads it).")
     return 0

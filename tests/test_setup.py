@@ -173,6 +173,13 @@ def test_a_hand_written_init_line_is_not_added_again(henv: dict[str, str]) -> No
     assert BEGIN not in rc.read_text()
 
 
+def test_setup_says_when_claudewrap_is_not_on_path(henv: dict[str, str]) -> None:
+    done = setup(dict(henv, PATH="/usr/bin:/bin"), "--yes", "--no-tmux", "--no-statusline")
+    assert done.returncode == 0
+    assert "claudewrap is not on your PATH" in done.stdout
+    assert "not on your PATH" not in setup(henv, "--yes").stdout
+
+
 def test_dry_run_shows_every_change_and_changes_no_file(henv: dict[str, str]) -> None:
     user_files(henv)
     before = tree(home(henv))
@@ -354,5 +361,5 @@ def test_the_tmux_segment_loads_in_tmux_and_keeps_the_users_status_right(
     assert segment == f"{SCRIPT} status --format tmux"
     # the tmux server's PATH need not have claudewrap: the path is absolute
     shown = subprocess.run(["/bin/sh", "-c", segment], env=dict(henv, PATH="/usr/bin:/bin"),
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=60, check=False)
     assert shown.returncode == 0 and "$" in shown.stdout, shown.stdout + shown.stderr
