@@ -327,6 +327,9 @@ def plan_tmux(env: Mapping[str, str], files: Files, command: str) -> Step:
     text = files.text(path)
     if has_block(text) or (text is not None and "status --format tmux" in text):
         return Step("tmux", title, [], f"{show(path, env)} has it already")
+    if not installed and text is None:
+        return Step("tmux", title, [], "tmux is not installed (once it is, setup again adds "
+                    "the segment)")
     if "'" in command:
         return Step("tmux", title, [], f"the path {command} has a single quote: tmux "
                     "cannot be given it", default=False)
@@ -341,7 +344,7 @@ def plan_tmux(env: Mapping[str, str], files: Files, command: str) -> Step:
     else:
         body = tmux_lines()
     return Step("tmux", title, [append_block("tmux", path, files, body)], default=installed,
-                note="" if installed else "tmux is not installed")
+                note="" if installed else "tmux is not on PATH")
 
 
 def plan_config(env: Mapping[str, str], files: Files, path: Path) -> Step:

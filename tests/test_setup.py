@@ -180,6 +180,14 @@ def test_setup_says_when_claudewrap_is_not_on_path(henv: dict[str, str]) -> None
     assert "not on your PATH" not in setup(henv, "--yes").stdout
 
 
+def test_no_tmux_conf_is_written_for_a_tmux_that_is_not_installed(
+        henv: dict[str, str]) -> None:
+    done = setup(dict(henv, PATH=str(SCRIPT.parent)), "--yes", "--no-statusline")
+    assert done.returncode == 0, done.stderr
+    assert "tmux is not installed" in done.stdout
+    assert not (home(henv) / ".tmux.conf").exists()
+
+
 def test_dry_run_shows_every_change_and_changes_no_file(henv: dict[str, str]) -> None:
     user_files(henv)
     before = tree(home(henv))
