@@ -67,6 +67,7 @@ from claudewrap.journal import (
     remove_stale_temporaries,
 )
 from claudewrap.pricing import Price, PriceTable, default_table
+from claudewrap.records import UsageRecord
 from claudewrap.report import Filters, Report, Row, UsageState, estimated_cost
 
 if TYPE_CHECKING:
@@ -124,14 +125,22 @@ class MinuteState(UsageState):
         # which of the sessions used in a minute was last (`monitor` lists the most
         # recent first), and which sessions a window needs (:meth:`around`).
         self.last_ts: dict[str, str] = {}
+        # The session and Claude session ids of the records fed or taken back since
+        # the caller last cleared it: the units whose rows may have changed are
+        # those linked to them (JournalMetrics keeps the counters' sums by unit).
+        self.touched: set[str] = set()
 
     def _feed(self, objs: list[Any], first: int, positions: Sequence[int]) -> None:
         super()._feed(objs, first, positions)
         cutoff = self.cutoff
         last = self.last_ts
+        touched = self.touched
         for r in objs:
             if r is None:
                 continue
+            touched.add(r.session)
+            if r.claude_session:
+                touched.add(r.claude_session)
             ts = r.ts
             if len(ts) != 24 or ts[23] != "Z":  # another spelling of a time: as _feed reads it
                 odd = self._odd(r)
@@ -144,6 +153,14 @@ class MinuteState(UsageState):
                 cs = r.claude_session
                 if cs and ts > last.get(cs, ""):
                     last[cs] = ts
+
+    def _subtract(self, r: UsageRecord) -> None:
+        # Rule 1 takes back a record that a better source replaced: its unit changes,
+        # though it may share no session id with the record that replaced it.
+        self.touched.add(r.session)
+        if r.claude_session:
+            self.touched.add(r.claude_session)
+        super()._subtract(r)
 
     def around(self, since: str) -> MinuteState:
         """This state with only the units that can count after ``since`` (a journal
@@ -294,6 +311,41 @@ def usage_sums(state: UsageState, table: PriceTable, since_minute: str | None = 
                 rec[3] += cw
                 rec[4] += cost + est
     return totals, recent
+
+
+def unit_sums(state: UsageState, table: PriceTable) -> dict[Any, dict[Key, list[float]]]:
+    """usage_sums' ``totals``, per unit (the unit key each row of the rule comes
+    with): summed, they are the totals; a unit's share changes only when a unit
+    linked to it does (:func:`linked`)."""
+    out: dict[Any, dict[Key, list[float]]] = {}
+    prices: dict[Any, Price | None] = {}
+    attrs = state.attrs
+    for unit, row in state.buckets():
+        model, _day, aid, printed, n, i, o, cr, cw, cost = row
+        a = attrs[aid]
+        key = (_label(model), _label(a[0]), unit[1], _label(a[1]))
+        est = 0.0
+        if not printed:
+            est, _ = estimated_cost(prices, table, model, n, i, o, cr, cw)
+        mine = out.setdefault(unit, {})
+        acc = mine.get(key)
+        if acc is None:
+            mine[key] = [i, o, cr, cw, cost, est, n]
+        else:
+            for j, v in enumerate((i, o, cr, cw, cost, est, n)):
+                acc[j] += v
+    return out
+
+
+def _add_sums(totals: dict[Key, list[float]], part: dict[Key, list[float]], sign: int) -> None:
+    for key, v in part.items():
+        acc = totals.get(key)
+        if acc is None:
+            acc = totals[key] = [0, 0, 0, 0, 0.0, 0.0, 0]
+        for j in range(7):
+            acc[j] += sign * v[j]
+        if sign < 0 and not any(acc[:4]) and not acc[6] and abs(acc[4]) + abs(acc[5]) < 1e-9:
+            del totals[key]  # no usage left in this series: as if never summed
 
 
 def window_bounds(now: float, seconds: float) -> tuple[str, str]:
@@ -686,6 +738,10 @@ class JournalMetrics:
         self.counters: dict[str, dict[Key, float]] = {}
         self.exported = False  # a snapshot was made: later series are new usage
         self._counters_memo: dict[str, Any] = {}  # the counters' file as last seen (sync_counters)
+        # usage_sums' totals, kept up to date by unit (see _totals_now).
+        self._sums: tuple[MinuteState, PriceTable, str] | None = None
+        self._by_unit: dict[Any, dict[Key, list[float]]] = {}
+        self._totals: dict[Key, list[float]] = {}
         self.mark = JournalMark(None, 0)
 
     # reading
@@ -818,6 +874,31 @@ class JournalMetrics:
             window = window_usage(self.state, self._table(), first, last, filters)
         return window
 
+    def _totals_now(self, table: PriceTable) -> dict[Key, list[float]]:
+        """usage_sums' totals of the state: summed again only for the units linked to
+        what was read since the last call (a scrape after 100 new records of a 1M-record
+        journal went over every row: ~0.5 s); all of them again for a new state,
+        other prices, or after a compaction (which also bounds the float error of
+        taking shares out and in)."""
+        state = self.state
+        if self._sums != (state, table, state.cutoff):
+            self._by_unit = unit_sums(state, table)
+            self._totals = {}
+            for part in self._by_unit.values():
+                _add_sums(self._totals, part, 1)
+            self._sums = (state, table, state.cutoff)
+        elif state.touched:
+            view = linked(state, set(state.touched))
+            for ukey in view.units:
+                old = self._by_unit.pop(ukey, None)
+                if old is not None:
+                    _add_sums(self._totals, old, -1)
+            for ukey, part in unit_sums(view, table).items():
+                self._by_unit[ukey] = part
+                _add_sums(self._totals, part, 1)
+        state.touched.clear()
+        return self._totals
+
     def snapshot(self, now: float | None = None) -> Snapshot:
         """The metrics as of ``now`` (default: the clock), after :meth:`update`."""
         now = time.time() if now is None else now
@@ -827,7 +908,10 @@ class JournalMetrics:
         # day are all listed (idle ones drop out).
         span = self.window
         table = self._table()
-        totals, window = usage_sums(self.state, table, *window_bounds(now, span))
+        totals = self._totals_now(table)
+        # The series used in the last day are those of the sessions with records in it.
+        _, window = usage_sums(self.state.around(self.state.cutoff), table,
+                               *window_bounds(now, span))
         truth = counter_values(totals)
         self.counters = sync_counters(self.journal, self.mark, self.counters, truth,
                                       seen=self.exported, use_file=self.use_cache,

@@ -14,11 +14,13 @@ import dataclasses
 import time
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 from test_rule import SETTINGS, journals, write
 
 from claudewrap import api, metrics
@@ -122,3 +124,28 @@ def test_every_reader_shows_the_reference_numbers(tmp_path_factory: Any,
         found = api.session_usage(sid, str(path))
         assert of(found.usage) == tokens(
             rows, lambda key, s=sid: key[0][0] == s or key[0][2] == s), sid
+
+
+@SETTINGS
+@given(journals(), st.lists(st.integers(1, 6), min_size=1, max_size=4))
+def test_the_counters_summed_by_unit_after_each_append_are_the_whole_sums(
+        tmp_path_factory: Any, records: list[UsageRecord], cuts: list[int]) -> None:
+    """`serve` sums again only the units linked to the new lines (and to the records
+    rule 1 took back): after every append its totals are those of a fresh read."""
+    records = recent(records)
+    path = tmp_path_factory.mktemp("j") / "journal.jsonl"
+    served = metrics.JournalMetrics(path, use_cache=False)
+    table = metrics.default_table()
+    start = 0
+    for end in sorted({min(len(records), c) for c in accumulate(cuts)} | {len(records)}):
+        write(path, records[start:end], "a")
+        start = end
+        served.update()
+        kept = {k: list(v) for k, v in served._totals_now(table).items()}
+        fresh = metrics.JournalMetrics(path, use_cache=False)
+        fresh.update()
+        whole, _ = metrics.usage_sums(fresh.state, table)
+        assert kept.keys() == whole.keys()
+        for key, v in whole.items():
+            assert kept[key][:4] == v[:4] and kept[key][6] == v[6], key
+            assert kept[key][4:6] == [pytest.approx(x, abs=1e-9) for x in v[4:6]], key
