@@ -38,7 +38,6 @@ import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
 if TYPE_CHECKING:
-    import subprocess
     from pathlib import Path
     from typing import Any
 
@@ -54,71 +53,79 @@ LINGER = 120.0  # seconds the sender may go on after the run ended, at most
 class Sender:
     """The wrapper's end of one run's sender: the pipe whose closing ends the run."""
 
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        self._proc = proc
+    def __init__(self, pid: int, pipe: int) -> None:
+        self.pid = pid
+        self._pipe: int | None = pipe
 
     def close(self) -> None:
         """The run is over: the sender sends what is left, on its own."""
-        stdin = self._proc.stdin
-        if stdin is not None and not stdin.closed:
-            try:
-                stdin.close()
-            except OSError:
-                pass
-        self._proc.returncode = 0  # detached: nobody waits for it
+        if self._pipe is not None:
+            os.close(self._pipe)
+            self._pipe = None
+        try:  # the process started has forked the sender and exited (_main): reap it
+            os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
 
 
 def start(config: str | os.PathLike[str] | None, *, session: str, journal: Path,
           offset: int) -> Sender | None:
-    """The sender of this run's records, when ``[alerts] each_record = true``; else None.
+    """The sender of this run's records when the config file mentions
+    ``each_record``; else None, having read nothing but that file.
 
-    Cheap when off: the config file is only searched for the key. A config
-    that does not load starts nothing (the budget check at the end of the run
-    says what is wrong with it).
+    The sender itself loads the config (``budget.load_config``) and exits at
+    once unless ``[alerts] each_record = true``: the wrapper imports nothing
+    for it and ``claude`` starts without waiting for it (a config that does not
+    load is reported by the budget check at the end of the run).
     """
     from claudewrap.config import default_config_path
 
-    path = os.fspath(config) if config is not None else default_config_path()
+    path = os.fspath(config) if config is not None else os.fspath(default_config_path())
     try:
         with open(path, "rb") as fh:
             if b"each_record" not in fh.read():
                 return None
     except OSError:
         return None
-    from claudewrap import budget
-
-    try:
-        cfg = budget.load_config(path)
-    except budget.BudgetError:
-        return None
-    if not cfg.each_record or not cfg.webhook_url:
-        return None
-    return _spawn({"url": cfg.webhook_url, "headers": cfg.headers, "session": session,
-                   "journal": os.fspath(journal), "offset": offset})
-
-
-def _spawn(job: dict[str, Any]) -> Sender | None:
     import json
-    import subprocess
 
+    job = {"config": path, "session": session, "journal": os.fspath(journal),
+           "offset": offset}
+    return _spawn(json.dumps(job).encode() + b"\n")
+
+
+def _spawn(job: bytes) -> Sender | None:
+    """``python -m claudewrap.record_hook`` in a session of its own, the job and
+    then the open pipe on its stdin, nothing on its stdout and stderr.
+    posix_spawn: subprocess would add its import to the launch path."""
+    if not sys.executable:
+        return None
     # The package this process runs from, whatever the sender's cwd makes of it.
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    read_end, write_end = os.pipe()  # neither is inherited by claude (O_CLOEXEC)
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "claudewrap.record_hook"], stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd="/",
-            start_new_session=True, close_fds=True)
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            pid = os.posix_spawn(
+                sys.executable, [sys.executable, "-m", "claudewrap.record_hook"], env,
+                file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0),
+                              (os.POSIX_SPAWN_DUP2, null, 1),
+                              (os.POSIX_SPAWN_DUP2, null, 2)],
+                setsid=True)
+        finally:
+            os.close(null)
     except OSError:
+        os.close(write_end)
         return None
-    assert proc.stdin is not None
+    finally:
+        os.close(read_end)
     try:
-        proc.stdin.write(json.dumps(job).encode() + b"\n")  # small: fits the pipe
-        proc.stdin.flush()
+        os.write(write_end, job)  # a few hundred bytes: fits the pipe
     except OSError:
         pass
-    return Sender(proc)
+    return Sender(pid, write_end)
 
 
 # --- the sender process ------------------------------------------------------------------
@@ -283,13 +290,28 @@ def _main() -> int:
     stdin stays open for as long as the run goes on."""
     import json
 
+    # Detach: the wrapper reaps this process at the end of the run (Sender.close),
+    # the sender goes on as init's child and leaves no zombie in a long-lived
+    # program that runs claude many times (claudewrap.api.run_claude).
+    if os.fork():
+        os._exit(0)
+    os.chdir("/")
     line = b""
     while not line.endswith(b"\n"):
-        chunk = os.read(0, 1)
+        chunk = os.read(0, 4096)
         if not chunk:
             return 1
         line += chunk
-    return serve(json.loads(line))
+    job = json.loads(line)
+    from claudewrap.budget import BudgetError, load_config
+
+    try:
+        cfg = load_config(job["config"])
+    except BudgetError:
+        return 1  # the budget check at the end of the run says what to fix
+    if not cfg.each_record or not cfg.webhook_url:
+        return 0
+    return serve({**job, "url": cfg.webhook_url, "headers": cfg.headers})
 
 
 if __name__ == "__main__":
