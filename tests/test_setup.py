@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from claude_code import claude_cli, claude_env, claude_version, seed_home  # noqa: F401
 from conftest import FAKE, require, spawn, unavailable
+from fake_api import FakeAnthropic, Usage
 
 pytestmark = pytest.mark.e2e  # the real CLI in subprocesses, real shells in ptys
 
@@ -309,6 +311,36 @@ def test_a_users_own_status_line_survives_below_ours(henv: dict[str, str]) -> No
     first, second = shown.splitlines()
     assert "Opus 5.5" in first and "$0.34" in first
     assert second == "mine"
+
+
+def test_real_claude_code_shows_our_status_line_and_the_users_below_it(
+        henv: dict[str, str], tmp_path: Path, claude_cli: Path,  # noqa: F811
+        claude_version: str) -> None:  # noqa: F811
+    """Claude Code itself reads the settings setup wrote, in the HOME it wrote them
+    to, and runs the chained command: no wrapper, no --settings."""
+    h, work = home(henv), tmp_path / "work"
+    work.mkdir()
+    seed_home(h, [work], claude_version)
+    (h / ".claude").mkdir()
+    (h / ".claude" / "settings.json").write_text(
+        json.dumps({"statusLine": {"type": "command", "command": "printf 'mine-sl\\n'"}}))
+    assert setup(henv, "--yes", "--no-tmux").returncode == 0
+    api = FakeAnthropic(usage=Usage(1234, 567)).start()
+    child = pexpect.spawn(str(claude_cli), [], env=claude_env(henv, api.url, h),
+                          cwd=str(work), dimensions=(40, 120), timeout=30)
+    seen = b""
+    try:
+        for _ in range(600):  # bounded: at most 600 reads of up to 0.1 s
+            if b"today" in seen and b"mine-sl" in seen:  # Claude Code runs it at start
+                break
+            try:
+                seen += child.read_nonblocking(65536, timeout=0.1)
+            except pexpect.TIMEOUT:
+                pass
+    finally:
+        child.close(force=True)
+        api.stop()
+    assert b"today" in seen and b"mine-sl" in seen, seen[-2000:]
 
 
 def test_settings_that_are_not_json_are_left_alone(henv: dict[str, str]) -> None:
