@@ -298,3 +298,20 @@ def test_each_record_config_errors_say_the_fix(tmp_path: Path) -> None:
     config.write_text("[alerts]\neach_record = true\n")
     with pytest.raises(BudgetError, match="each_record needs alerts.webhook_url"):
         load_config(config)
+
+
+def test_each_record_keeps_the_launch_path_light(env: dict[str, str], tmp_path: Path,
+                                                 receiver: Receiver) -> None:
+    """With each_record on, the wrapper of a run that records nothing still loads
+    nothing heavy (no budget, no subprocess: the sender loads the config)."""
+    from test_launch_path import HEAVY, _driver
+
+    configure(env, receiver.url)
+    heavy = (*HEAVY, "subprocess", "claudewrap.budget", "urllib.request")
+    driver = tmp_path / "driver.py"
+    driver.write_text(_driver(tmp_path).read_text().replace(repr(HEAVY), repr(heavy)))
+    child = spawn([sys.executable, str(driver), "run", "--"],
+                  dict(env, CLAUDEWRAP_CLAUDE="/bin/true"))
+    out = read_all(child)
+    assert child.exitstatus == 0, out
+    assert b"LOADED[]" in out, out
