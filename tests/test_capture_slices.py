@@ -1,0 +1,139 @@
+"""The relay parses in slices when it has nothing else to do (Capture.step,
+issue 14 item 2), and RawStarts finds a batch's places in one go: what is
+recorded must not depend on when step() is called, and the places found must
+be the ones the definition names."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_capture_sparse import PANEL, full_parse, noise
+
+from claudewrap.capture import BACKLOG_BYTES, BATCH_BYTES, Capture
+from claudewrap.patterns import RawStarts
+
+CAPTURES = Path(__file__).parent / "captures"
+SESSIONS = sorted(CAPTURES.glob("*/interactive_session.typescript"))
+
+
+def sliced(data: bytes, reads: list[int], steps: list[int]) -> list[tuple[object, ...]]:
+    """Records of ``data`` fed in reads of the given sizes, with step() called
+    after the reads whose index is in ``steps`` (as the relay does when idle)."""
+    cap = Capture(session="t", write=False)
+    pos = 0
+    i = 0
+    while pos < len(data):
+        size = reads[i % len(reads)]
+        cap.feed(data[pos:pos + size])
+        assert cap.backlog < BACKLOG_BYTES  # kept, never more than the backlog limit
+        pos += size
+        if i in steps:
+            for _ in range(steps.count(i)):
+                cap.step()
+        i += 1
+    assert cap.close() is None
+    assert cap.backlog == 0
+    return [(r.kind, r.model, r.input_tokens, r.output_tokens, r.cache_read_tokens,
+             r.cache_write_tokens, r.cost_usd, r.request_id) for r in cap.records]
+
+
+@settings(max_examples=15, deadline=None)
+@given(which=st.sampled_from(SESSIONS), loops=st.integers(1, 8), data=st.data())
+def test_real_sessions_parsed_in_slices_record_what_a_full_parse_records(
+        which: Path, loops: int, data: st.DataObject) -> None:
+    raw = which.read_bytes() * loops
+    reads = data.draw(st.lists(st.integers(1, 5000), min_size=1, max_size=8))
+    steps = data.draw(st.lists(st.integers(0, 400), max_size=60))
+    expected = full_parse(raw)
+    assert expected
+    assert sliced(raw, reads, steps) == expected
+
+
+def test_panels_with_new_numbers_between_noise_parsed_in_slices() -> None:
+    rng = random.Random(3)
+    parts = []
+    for n in range(40):
+        parts.append(noise(rng, rng.randint(100, 3 * BATCH_BYTES)))
+        parts.append(b"\r\x1b[1B" + PANEL % (1000 + n, n))
+    raw = b"".join(parts)
+    expected = full_parse(raw)
+    assert len(expected) == 40
+    # Steps with 12-60 KiB kept (slices of BATCH_BYTES), a few bytes kept, none.
+    for reads, steps in (([4095], list(range(0, 10_000, 3))), ([4095], list(range(0, 10_000, 7))),
+                         ([1, 700, 4095, 4095, 4095], [0, 5, 6, 7, *range(20, 900, 9)]),
+                         ([65536], list(range(100))), ([4095], [])):
+        assert sliced(raw, reads, steps) == expected
+
+
+# --- RawStarts against its definition -----------------------------------------
+
+_ESCAPE = (rb"\x1b\[[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
+           rb"|\x1b[\x20-\x2f]*[\x30-\x7e]?|[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
+_COLON = re.compile(rb"(?:" + _ESCAPE + rb"|[ \t])*:")
+_LINE_START = re.compile(rb"(?:^|[\n\r\x0b\x0c]|\x1b\[[0-9;]*[HfABEFdJ]|\x1b\[[01]?G|\x1b[DEM8c])"
+                         rb"(?:" + _ESCAPE + rb")*\Z")
+
+
+def defined_places(raw: bytes) -> list[int]:
+    """Every offset, tested one by one: a keyword (any case) that only escapes,
+    controls and blanks separate from a colon, or a "{" that only escapes and
+    controls separate from a line start (looked for in the 64 bytes before it)."""
+    lowered = raw.lower()
+    out = []
+    for k in range(len(raw)):
+        if raw[k:k + 1] == b"{":
+            if _LINE_START.search(raw[max(0, k - 64):k]):
+                out.append(k)
+            continue
+        for word in (b"cost", b"tokens", b"usage", b"model"):
+            if lowered.startswith(word, k) and _COLON.match(raw, k + len(word)):
+                out.append(k)
+    return out
+
+
+def found_places(raw: bytes, step: int = 1) -> list[int]:
+    starts = RawStarts(raw)
+    out = []
+    pos = 0
+    while (k := starts.next(pos)) >= 0:
+        out.append(k)
+        pos = k + step
+    return out
+
+
+PIECES = [b"cost", b"COST", b"Tokens", b"usage", b"model", b"{", b":", b" ", b"\t", b"\x1b[",
+          b"\x1b[1m", b"\x1b]0;t", b"\x07", b"\x1b\\", b"1", b"H", b"G", b"\n", b"\r", b"\x1b",
+          b"x", b"\x01", b"0", b"\x1b[2G", b"\x1b[1G", b"\x1b[5;1H", b"\x1bc", b"\xe2\x94\x80"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=40))
+def test_raw_starts_are_the_defined_places(pieces: list[bytes]) -> None:
+    raw = b"".join(pieces)
+    assert found_places(raw) == defined_places(raw)
+
+
+def test_raw_starts_on_real_sessions_and_generated_noise() -> None:
+    rng = random.Random(5)
+    json_line = b'\r\n\x1b[2m{"type": "result", "total_cost_usd": 0.25}\x1b[22m\r\n'
+    for raw in [s.read_bytes() for s in SESSIONS] + [
+            noise(rng, 20_000) + PANEL % (5, 5) + json_line + noise(rng, 5_000) + json_line]:
+        expected = defined_places(raw)
+        assert expected
+        assert found_places(raw) == expected
+        # asked from further on, as Capture does after a region it has read
+        assert found_places(raw, 97) == [k for k in _every_from(expected, 97)]
+
+
+def _every_from(places: list[int], step: int) -> list[int]:
+    out: list[int] = []
+    pos = 0
+    for k in places:
+        if k >= pos:
+            out.append(k)
+            pos = k + step
+    return out
