@@ -97,7 +97,6 @@ class Change:
 class Step:
     """One thing setup offers: its changes (none: nothing to do, ``note`` says why)."""
 
-    name: str
     title: str
     changes: list[Change]
     note: str = ""
@@ -228,16 +227,16 @@ def plan_shell(shell: str, env: Mapping[str, str], files: Files, command: str) -
             "`claude_usage` shows what it cost"
     text = files.text(path)
     if has_block(text):
-        return Step("shell", title, [], f"{show(path, env)} has it already")
+        return Step(title, [], f"{show(path, env)} has it already")
     for number, line in enumerate((text or "").splitlines(), 1):
         if f"shell-init {shell}" in line and not line.lstrip().startswith("#"):
-            return Step("shell", title, [], f"{show(path, env)} loads claudewrap already "
+            return Step(title, [], f"{show(path, env)} loads claudewrap already "
                         f"(line {number})")
     program, whole = command_parts(command)
     body = (f"if [ -x {program} ]; then\n"
             f"  eval \"$({whole} shell-init {shell})\"\n"
             "fi\n")
-    return Step("shell", title, [append_block("shell", path, files, body)])
+    return Step(title, [append_block("shell", path, files, body)])
 
 
 def _is_ours(value: Any) -> bool:
@@ -261,20 +260,20 @@ def plan_statusline(env: Mapping[str, str], files: Files, command: str,
         try:
             settings = json.loads(raw)
         except ValueError as exc:
-            return Step("statusline", title, [], f"{show(path, env)} is not valid JSON ({exc}): "
-                        "fix it, then run setup again", default=False)
+            return Step(title, [], f"{show(path, env)} is not valid JSON ({exc}): "
+                        "fix it, then run setup again")
     if not isinstance(settings, dict):
-        return Step("statusline", title, [], f"{show(path, env)} does not hold a JSON object: "
-                    "left alone", default=False)
+        return Step(title, [], f"{show(path, env)} does not hold a JSON object: "
+                    "left alone")
     previous = settings.get("statusLine")
     if _is_ours(previous):
-        return Step("statusline", title, [], f"{show(path, env)} has it already")
+        return Step(title, [], f"{show(path, env)} has it already")
     changes = []
     theirs = previous.get("command") if isinstance(previous, dict) else None
     if isinstance(theirs, str) and theirs.strip():
         chain = plan_chain(theirs, env, files, config)
         if isinstance(chain, str):
-            return Step("statusline", title, [], chain, default=False)
+            return Step(title, [], chain)
         if chain is not None:
             changes.append(chain)
         title += f"; yours ({theirs}) shows below it"
@@ -286,7 +285,7 @@ def plan_statusline(env: Mapping[str, str], files: Files, command: str,
     changes.insert(0, files.add(Change(
         "statusline", path, raw, after, "settings",
         statusline={"had": "statusLine" in settings, "previous": previous, "ours": ours})))
-    return Step("statusline", title, changes)
+    return Step(title, changes)
 
 
 def plan_chain(theirs: str, env: Mapping[str, str], files: Files,
@@ -326,13 +325,13 @@ def plan_tmux(env: Mapping[str, str], files: Files, command: str) -> Step:
     installed = shutil.which("tmux", path=env.get("PATH")) is not None
     text = files.text(path)
     if has_block(text) or (text is not None and "status --format tmux" in text):
-        return Step("tmux", title, [], f"{show(path, env)} has it already")
+        return Step(title, [], f"{show(path, env)} has it already")
     if not installed and text is None:
-        return Step("tmux", title, [], "tmux is not installed (once it is, setup again adds "
+        return Step(title, [], "tmux is not installed (once it is, setup again adds "
                     "the segment)")
     if "'" in command:
-        return Step("tmux", title, [], f"the path {command} has a single quote: tmux "
-                    "cannot be given it", default=False)
+        return Step(title, [], f"the path {command} has a single quote: tmux "
+                    "cannot be given it")
     mine = any(line.split()[:3] in (["set", "-g", "status-right"],
                                     ["set-option", "-g", "status-right"])
                for line in (text or "").splitlines())
@@ -343,15 +342,15 @@ def plan_tmux(env: Mapping[str, str], files: Files, command: str) -> Step:
                 "set -g status-interval 15\n")
     else:
         body = tmux_lines()
-    return Step("tmux", title, [append_block("tmux", path, files, body)], default=installed,
+    return Step(title, [append_block("tmux", path, files, body)], default=installed,
                 note="" if installed else "tmux is not on PATH")
 
 
 def plan_config(env: Mapping[str, str], files: Files, path: Path) -> Step:
     title = f"a config file of commented examples, {show(path, env)}"
     if files.read(path) is not None:
-        return Step("config", title, [], f"{show(path, env)} is there already")
-    return Step("config", title, [files.add(Change("config", path, None,
+        return Step(title, [], f"{show(path, env)} is there already")
+    return Step(title, [files.add(Change("config", path, None,
                                                    CONFIG_TEXT.encode(), "file"))])
 
 
