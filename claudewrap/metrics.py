@@ -129,6 +129,7 @@ class MinuteState(UsageState):
         # the caller last cleared it: the units whose rows may have changed are
         # those linked to them (JournalMetrics keeps the counters' sums by unit).
         self.touched: set[str] = set()
+        self._view: tuple[tuple[Any, ...], str, MinuteState] | None = None
 
     def _feed(self, objs: list[Any], first: int, positions: Sequence[int]) -> None:
         super()._feed(objs, first, positions)
@@ -163,6 +164,15 @@ class MinuteState(UsageState):
         super()._subtract(r)
 
     def around(self, since: str) -> MinuteState:
+        """:meth:`_around`, kept until the state changes: a view from an earlier time
+        serves a later one too (it holds whole linked groups; the window's rows are
+        picked by their minute). `status` asks for today and for its window."""
+        key = (self.stats.lines, self.cutoff, len(self.units))
+        if self._view is None or self._view[0] != key or self._view[1] > since:
+            self._view = (key, since, self._around(since))
+        return self._view[2]
+
+    def _around(self, since: str) -> MinuteState:
         """This state with only the units that can count after ``since`` (a journal
         time prefix): those of the sessions with records since then, and every unit
         that shares a session or Claude session id with them, and so on (the rule

@@ -61,7 +61,7 @@ def read_status(path: Path, minutes: int = 10, now: datetime | None = None,
     stamp = now.timestamp()
     recent = JournalMetrics(path)
     recent.update(stamp)
-    today = recent.today(stamp).total
+    today = recent.today(stamp).total  # (first: its view serves the window too)
     window = recent.recent_usage(minutes * 60, stamp).total
     overall = [b for b in budget.load_config(config).budgets if b.project is None]
     # A monthly budget needs the month: the rollup (only then).
