@@ -1,6 +1,7 @@
 """Every reader of the journal, warm, on journals of 10k, 100k and 1M records (issue 16).
 
     python bench/readers.py [--quick] [--sizes 10000,100000] [--dir /tmp/cwbench-readers]
+                            [--against CHECKOUT]
 
 For each size: a realistic journal (bench/gen_journal.py, seed 1: a year of
 sessions that ends the day before the run), copied fresh;
@@ -40,7 +41,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import gen_journal
 from gen_journal import generate
-from passthrough import clean_install
+from passthrough import CONSOLE_SCRIPT, clean_install
 
 # The generated year ends a day before the run (its sessions start in the 365 days
 # before that): a journal with records dated in the future would put a month of
@@ -148,40 +149,96 @@ def serve_bench(script: str, journal: Path, env: dict[str, str], seed: int
         proc.wait(timeout=60)
 
 
-def bench_size(records: int, work: Path, python: str, script: str, runs: int
-               ) -> dict[str, tuple[float, float]]:
+def install(root: Path, work: Path) -> tuple[str, str]:
+    """(python, claudewrap console script) of a venv like a user's, running the
+    checkout at ``root`` (passthrough.clean_install, for any checkout)."""
+    if root == ROOT:
+        return clean_install(work)
+    import click
+    import platformdirs
+    import ptyprocess
+
+    venv = work / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    deps = sorted({str(Path(m.__file__ or "").resolve().parent.parent)
+                   for m in (click, platformdirs, ptyprocess)})
+    (site / "claudewrap-checkout.pth").write_text("\n".join([str(root), *deps]) + "\n")
+    python = str(venv / "bin" / "python")
+    script = venv / "bin" / "claudewrap"
+    script.write_text(CONSOLE_SCRIPT.format(python=python))
+    script.chmod(0o755)
+    return python, str(script)
+
+
+Install = tuple[str, str, str]  # label, python, console script
+
+
+def bench_size(records: int, work: Path, installs: list[Install], runs: int
+               ) -> dict[str, dict[str, tuple[float, float]]]:
+    """Each install on its own copy of the journal, reader by reader side by side."""
     base = work / f"year-{YEAR_START:%Y%m%d}-{records}.jsonl"
     if not base.exists():
         t = time.perf_counter()
         with open(base, "w", encoding="utf-8") as out:
             generate(out, records, seed=1)
         print(f"  generated {base} in {time.perf_counter() - t:.0f} s", flush=True)
-    run_dir = work / f"run-{records}"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir()
-    journal = run_dir / "journal.jsonl"
-    shutil.copyfile(base, journal)
-    env = dict(os.environ, CLAUDEWRAP_JOURNAL=str(journal), TZ="UTC", COLUMNS="100",
-               XDG_CONFIG_HOME=str(run_dir / "config"), XDG_DATA_HOME=str(run_dir / "data"))
-    for name in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "CLAUDEWRAP_SESSION"):
-        env.pop(name, None)
-    out: dict[str, tuple[float, float]] = {}
-    out["python start"] = timed(python, [python, "-c", "pass"], env, 5)
-    out["naive json.loads"] = timed(python, [python, "-c", _NAIVE, str(journal)], env, 1)
-    cold = {}
+    envs = []
+    for k, _ in enumerate(installs):
+        run_dir = work / f"run-{records}-{k}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir()
+        journal = run_dir / "journal.jsonl"
+        shutil.copyfile(base, journal)
+        env = dict(os.environ, CLAUDEWRAP_JOURNAL=str(journal), TZ="UTC", COLUMNS="100",
+                   XDG_CONFIG_HOME=str(run_dir / "config"),
+                   XDG_DATA_HOME=str(run_dir / "data"))
+        for name in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "CLAUDEWRAP_SESSION"):
+            env.pop(name, None)
+        envs.append(env)
+    out: dict[str, dict[str, tuple[float, float]]] = {label: {} for label, _, _ in installs}
+    python = installs[0][1]
+    journal0 = envs[0]["CLAUDEWRAP_JOURNAL"]
+    start = timed(python, [python, "-c", "pass"], envs[0], 5)
+    naive = timed(python, [python, "-c", _NAIVE, journal0], envs[0], 1)
+    cold: dict[str, dict[str, tuple[float, float]]] = {label: {} for label, _, _ in installs}
     for name, args, _ in READERS:  # cold: each builds its caches
-        cold[name] = timed(python, [script, *args], env, 1)
-    with open(journal, "a", encoding="utf-8") as fh:
-        fh.write(recent_records(1000, 1000 + records % 997))
+        for (label, py, script), env in zip(installs, envs):
+            cold[label][name] = timed(py, [script, *args], env, 1)
+    new = recent_records(1000, 1000 + records % 997)
+    for env in envs:
+        with open(env["CLAUDEWRAP_JOURNAL"], "a", encoding="utf-8") as fh:
+            fh.write(new)
     for name, args, _ in READERS:
-        timed(python, [script, *args], env, 1)  # warm-up: reads the new lines
-        out[name] = timed(python, [script, *args], env, runs)
-    after, best, rss = serve_bench(script, journal, env, 2000)
-    out["serve scrape (1,000 new)"] = (after, rss)
-    out["serve scrape (100 new)"] = (best, rss)
-    out["cold usage"] = cold["usage"]
-    shutil.rmtree(run_dir, ignore_errors=True)
+        for (label, py, script), env in zip(installs, envs):
+            timed(py, [script, *args], env, 1)  # warm-up: reads the new lines
+            out[label][name] = timed(py, [script, *args], env, runs)
+    for (label, _, script), env in zip(installs, envs):
+        after, best, rss = serve_bench(script, Path(env["CLAUDEWRAP_JOURNAL"]), env, 2000)
+        out[label]["serve scrape (1,000 new)"] = (after, rss)
+        out[label]["serve scrape (100 new)"] = (best, rss)
+        out[label]["cold usage"] = cold[label]["usage"]
+        out[label]["python start"] = start
+        out[label]["naive json.loads"] = naive
+    for k, _ in enumerate(installs):
+        shutil.rmtree(work / f"run-{records}-{k}", ignore_errors=True)
     return out
+
+
+def cell(name: str, got: tuple[float, float], start: float, naive: float,
+         targets: dict[str, float]) -> str:
+    t, rss = got
+    if name in ("python start", "naive json.loads"):
+        return f"{t * 1000:,.0f} ms"
+    text = f"{t * 1000:,.0f} ms" if name.startswith("serve") else (
+        f"{t * 1000:,.0f} ms = start+{(t - start) * 1000:,.0f}")
+    text += f", {t / naive:.2f}x naive, {rss:.0f} MB"
+    over = []
+    if name in targets and t - start > targets[name]:
+        over.append(f"over start+{targets[name] * 1000:.0f}")
+    if rss > RSS_TARGET:
+        over.append("over 200 MB")
+    return text + (f" ({', '.join(over)})" if over else "")
 
 
 def main() -> None:
@@ -190,47 +247,35 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10k and 100k records only")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/cwbench-readers"))
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--against", type=Path, metavar="CHECKOUT",
+                        help="another checkout (e.g. git archive of an older commit), run side"
+                             " by side with this one on its own copy of each journal")
     args = parser.parse_args()
     sizes = [10_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     args.dir.mkdir(parents=True, exist_ok=True)
-    python, script = clean_install(Path(tempfile.mkdtemp(prefix="cw-readers-")))
+    installs: list[Install] = [("this", *install(ROOT, Path(tempfile.mkdtemp(prefix="cw-r-"))))]
+    if args.against:
+        installs.append(("against", *install(args.against.resolve(),
+                                             Path(tempfile.mkdtemp(prefix="cw-r-")))))
     results = {}
     for n in sizes:
         print(f"{n:,} records ...", flush=True)
-        results[n] = bench_size(n, args.dir, python, script, args.runs)
+        results[n] = bench_size(n, args.dir, installs, args.runs)
     names = ["python start", "naive json.loads", *(r[0] for r in READERS),
              "serve scrape (1,000 new)", "serve scrape (100 new)", "cold usage"]
     targets = {name: t for name, _, t in READERS}
-    head = "| reader | " + " | ".join(f"{n:,} records" for n in sizes) + " |"
-    print()
-    print(head)
-    print("|" + " --- |" * (len(sizes) + 1))
-    for name in names:
-        cells = []
-        for n in sizes:
-            t, rss = results[n][name]
-            start = results[n]["python start"][0]
-            naive = results[n]["naive json.loads"][0]
-            if name == "python start":
-                cells.append(f"{t * 1000:.0f} ms")
-                continue
-            if name == "naive json.loads":
-                cells.append(f"{t * 1000:,.0f} ms")
-                continue
-            if name.startswith("serve"):
-                cell = f"{t * 1000:,.0f} ms"
-            else:
-                cell = f"{t * 1000:,.0f} ms = start+{(t - start) * 1000:,.0f}"
-            cell += f", {t / naive:.2f}x naive, {rss:.0f} MB"
-            over = []
-            if name in targets and t - start > targets[name]:
-                over.append(f"over start+{targets[name] * 1000:.0f}")
-            if rss > RSS_TARGET:
-                over.append("over 200 MB")
-            cells.append(cell + (f" ({', '.join(over)})" if over else ""))
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    for label, _, _ in installs:
+        title = "this checkout" if label == "this" else f"against {args.against}"
+        print(f"\n{title}\n")
+        print("| reader | " + " | ".join(f"{n:,} records" for n in sizes) + " |")
+        print("|" + " --- |" * (len(sizes) + 1))
+        for name in names:
+            cells = [cell(name, results[n][label][name], results[n][label]["python start"][0],
+                          results[n][label]["naive json.loads"][0], targets) for n in sizes]
+            print(f"| {name} | " + " | ".join(cells) + " |")
     print("\n(times: best of 3 warm runs after 1,000 appended records; cold usage builds the"
-          " rollup; serve: one process, RSS its peak)")
+          " rollup; serve: one process, RSS its peak; with --against, each reader's runs of"
+          " the two checkouts alternate)")
 
 
 if __name__ == "__main__":
