@@ -17,7 +17,9 @@ agent (``attributionAgent``; else the file's ``.meta.json`` ``agentType``).
 A request's command is the slash command of the user turn it answers: a
 prompt line whose content starts with ``<command-...>`` names it
 (``<command-name>/review</command-name>``); any other prompt (typed, a task
-notification) ends it. A subagent's requests take the command of the turn
+notification) ends it. A skill the model calls (the ``Skill`` tool) is the
+command of the turn's requests after the call, as OpenTelemetry's
+``skill.name`` has it. A subagent's requests take the command of the turn
 that launched it (the ``toolUseId`` in its ``.meta.json``, found in the main
 file). Claude Code writes no transcript line for compaction or title requests:
 only OpenTelemetry sees those.
@@ -271,6 +273,11 @@ _BOOKKEEPING = b'{"type":"api-request'
 
 _COMMAND_NAME = re.compile(rb'<command-name>/?([^<\\"]{1,200})</command-name>')
 _TOOL_USE_ID = re.compile(rb'"type":"tool_use","id":"([^"\\]+)"')
+# The model calling a skill (the Skill tool): the turn's later requests are the
+# skill's (OpenTelemetry's skill.name says so from the next request on).
+_SKILL_CALL = b'"name":"Skill"'
+_SKILL_NAME = re.compile(rb'"name":"Skill","input":\{[^{}]*?"skill":"([^"\\]{1,200})"')
+_REQUEST_ID = re.compile(rb'"requestId":"([^"\\]+)"')
 
 
 def prompt_command(line: bytes) -> str | None | bool:
@@ -284,6 +291,39 @@ def prompt_command(line: bytes) -> str | None | bool:
         return None
     found = _COMMAND_NAME.search(line)
     return found.group(1).decode("utf-8", "replace") if found else None
+
+
+class _Turn:
+    """The command of the turn a main transcript's lines belong to, line by line:
+    a prompt line sets it (None for a typed prompt); a Skill tool call sets it
+    for the turn's requests after the one that made the call."""
+
+    __slots__ = ("command", "skill", "skill_request")
+
+    def __init__(self) -> None:
+        self.command: str | None = None
+        self.skill: str | None = None
+        self.skill_request: str | None = None
+
+    def other_line(self, line: bytes) -> None:
+        """A line without usage: a prompt line starts a turn."""
+        if line.find(_USER_ROLE, 0, _HEAD) >= 0 and not line.startswith(_BOOKKEEPING):
+            turn = prompt_command(line)
+            if turn is not False:
+                self.command = turn if isinstance(turn, str) else None
+                self.skill = None
+
+    def request(self, line: bytes, request_id: str | None) -> str | None:
+        """The command of the request on this assistant line."""
+        if self.skill is not None and request_id != self.skill_request:
+            self.command, self.skill = self.skill, None
+        command = self.command
+        if _SKILL_CALL in line:
+            found = _SKILL_NAME.search(line)
+            if found:
+                self.skill = found.group(1).decode("utf-8", "replace")
+                self.skill_request = request_id
+        return command
 
 
 def _subagent_file(path: Path) -> bool:
@@ -306,17 +346,17 @@ def _launch_commands(session_file: Path) -> dict[str, str | None]:
     if found is not None:
         return found
     found = {}
-    command: str | None = None
+    turn = _Turn()
     try:
         with open(session_file, "rb") as fh:
             for line in fh:
-                if b'"role":"assistant"' in line[:_HEAD] and b'"tool_use"' in line:
+                if line.find(b'"role":"assistant"', 0, _HEAD) < 0:
+                    turn.other_line(line)
+                elif b'"tool_use"' in line:
+                    rid = _REQUEST_ID.search(line)
+                    command = turn.request(line, rid.group(1).decode() if rid else None)
                     for tid in _TOOL_USE_ID.findall(line):
                         found[tid.decode("utf-8", "replace")] = command
-                    continue
-                turn = prompt_command(line)
-                if turn is not False:
-                    command = turn if isinstance(turn, str) else None
     except OSError:
         return {}
     if len(_launches) > 256:
@@ -352,7 +392,9 @@ def read_requests(files: Iterable[Path], into: dict[str, Request] | None = None,
     found: dict[str, Request] = {} if into is None else into
     parse = _fast_parser()
     for path in files:
-        sub_agent, command = _subagent_context(path) if _subagent_file(path) else (None, None)
+        main = not _subagent_file(path)
+        sub_agent, command = (None, None) if main else _subagent_context(path)
+        turn = _Turn()
         try:
             fh = open(path, "rb")  # noqa: SIM115 - closed by the with below
         except OSError:
@@ -369,16 +411,13 @@ def read_requests(files: Iterable[Path], into: dict[str, Request] | None = None,
             for line in fh:
                 # Most lines are prompts, tool results and bookkeeping: not decoded.
                 if _USAGE_MARK not in line or _ASSISTANT_MARK not in line:
-                    if (sub_agent is None and line.find(_USER_ROLE, 0, _HEAD) >= 0
-                            and not line.startswith(_BOOKKEEPING)):
-                        turn = prompt_command(line)
-                        if turn is not False:
-                            command = turn if isinstance(turn, str) else None
+                    if main:
+                        turn.other_line(line)
                     continue
                 req = parse(line)
                 if req is None:
                     continue
-                req.command = command
+                req.command = turn.request(line, req.request_id) if main else command
                 if req.agent == UNNAMED_AGENT and sub_agent is not None:
                     req.agent = sub_agent
                 if req.claude_session is None:

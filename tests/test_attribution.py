@@ -1,6 +1,7 @@
 """Where the tokens go, without tagging: the real Claude Code (both pinned
-versions) runs a subagent (the fake API answers with an ``Agent`` tool call) and
-a custom slash command (``.claude/commands/review.md``) through `claudewrap run`;
+versions) runs a subagent (the fake API answers with an ``Agent`` tool call), a
+custom slash command (``.claude/commands/review.md``) and the same command as a
+skill the model calls (a ``Skill`` tool call) through `claudewrap run`;
 `claudewrap usage --by agent` / `--by command` (the human tables) must show, per
 agent and per command, exactly what the fake API served for those requests:
 from OpenTelemetry, from `claudewrap import` of the transcripts, and from the
@@ -33,12 +34,14 @@ from claudewrap import otel
 COUNTERS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 SUBTASK = "SUBTASK-7"
 GO = "GO-AGENT"
+SKILL_GO = "GO-SKILL"
 REVIEW = "REVIEW-MARKER"
 # Each kind of request gets numbers of its own, so a wrong attribution shows.
 LAUNCH = Usage(101, 11, 1001, 51, tool="Agent",
                tool_input={"description": "probe task", "prompt": f"{SUBTASK} say ok",
                            "subagent_type": "general-purpose"})
 SUB = Usage(203, 23, 2003, 63, text="sub ok")
+SKILL_CALL = Usage(401, 41, 4001, 81, tool="Skill", tool_input={"skill": "review"})
 FINAL = Usage(307, 37, 3007, 77, text="all done")
 OTHER = Usage(5, 3, 0, 0, text="Title")
 
@@ -63,8 +66,11 @@ class Chooser:
             return SUB
         if tool_results(body) or "<task-notification>" in last:
             return FINAL
+        if SKILL_GO in text and SKILL_GO not in self.launched:
+            self.launched.add(SKILL_GO)
+            return SKILL_CALL
         for mark in (GO, REVIEW):
-            if mark in text and mark not in self.launched:
+            if mark in text and mark not in self.launched and SKILL_GO not in text:
                 self.launched.add(mark)
                 return LAUNCH
         return OTHER
@@ -74,9 +80,10 @@ def expected(answer: Answer, body: dict[str, Any], command: str | None
              ) -> tuple[str, str]:
     """(agent, command) of one served request, as usage must label it: the
     subagent's requests are general-purpose; a turn that a task notification
-    started (2.1.332 runs the agent in the background) is no command's."""
+    started (2.1.332 runs the agent in the background) is no command's; the
+    request that calls a skill is not yet the skill's."""
     agent = "general-purpose" if answer.usage is SUB else "main"
-    if "<task-notification>" in last_user_text(body):
+    if "<task-notification>" in last_user_text(body) or answer.usage is SKILL_CALL:
         command = None
     return agent, command or "(none)"
 
@@ -90,14 +97,15 @@ class Served:
 def served(*apis: tuple[FakeAnthropic, list[str | None]]) -> Served:
     """What the fake APIs served, summed per agent and per command; with each
     API, the command of each `claude` run it served, in order (each run starts
-    with the subagent's launch)."""
+    with the subagent's launch or the skill's call)."""
     out = Served({}, {})
     for api, commands in apis:
         run = -1
         for answer in api.answers:
             body = answer.body
-            assert answer.usage in (LAUNCH, SUB, FINAL), (answer.usage, text_of(body)[-200:])
-            if answer.usage is LAUNCH:
+            assert answer.usage in (LAUNCH, SUB, FINAL, SKILL_CALL), (
+                answer.usage, text_of(body)[-200:])
+            if answer.usage in (LAUNCH, SKILL_CALL):
                 run += 1
             agent, command = expected(answer, body, commands[run])
             for table, key in ((out.by_agent, agent), (out.by_command, command)):
@@ -164,9 +172,10 @@ def run_claude(s: Session, api: FakeAnthropic, journal: Path, prompt: str,
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory, claude_cli: Path  # noqa: F811
             ) -> Iterator[Session]:
-    """Two wrapped `claude -p` runs with OpenTelemetry (a prompt that starts a
-    subagent; `/review`, whose turn starts one too), and a `/review` run with
-    --no-otel into a journal of its own."""
+    """Three wrapped `claude -p` runs with OpenTelemetry (a prompt that starts a
+    subagent; `/review`, whose turn starts one too; a prompt whose answer calls
+    the review skill), and a `/review` run with --no-otel into a journal of its
+    own."""
     tmp = tmp_path_factory.mktemp("attribution")
     version = version_of(claude_cli)
     home, work = tmp / "home", tmp / "work"
@@ -182,6 +191,7 @@ def session(tmp_path_factory: pytest.TempPathFactory, claude_cli: Path  # noqa: 
     try:
         run_claude(s, api, s.otel_journal, f"{GO} please")
         run_claude(s, api, s.otel_journal, "/review")
+        run_claude(s, api, s.otel_journal, f"{SKILL_GO} please")
         run_claude(s, plain_api, s.plain_journal, "/review", "--no-otel")
         yield s
     finally:
@@ -189,30 +199,35 @@ def session(tmp_path_factory: pytest.TempPathFactory, claude_cli: Path  # noqa: 
         plain_api.stop()
 
 
+# The command of each run with OpenTelemetry: a typed prompt, /review, the skill.
+OTEL_RUNS: list[str | None] = [None, "review", "review"]
+
+
 def test_a_subagent_really_ran(session: Session) -> None:
     """The Agent tool call made Claude Code run a subagent whose requests came
     back to the fake API, once in each run."""
     subs = [a for a in session.api.answers if a.usage is SUB]
     assert len(subs) == 2
+    assert [a.usage for a in session.api.answers].count(SKILL_CALL) == 1
     assert len([a for a in session.plain_api.answers if a.usage is SUB]) == 1
 
 
 def test_usage_by_agent_shows_what_each_agent_was_served(session: Session) -> None:
-    want = served((session.api, [None, "review"]))
+    want = served((session.api, OTEL_RUNS))
     assert set(want.by_agent) == {"main", "general-purpose"}
     got = usage_table(session.env, session.otel_journal, "--by", "agent")
     assert got == with_total(want.by_agent)
 
 
 def test_usage_by_command_shows_what_each_command_was_served(session: Session) -> None:
-    want = served((session.api, [None, "review"]))
+    want = served((session.api, OTEL_RUNS))
     assert {"review", "(none)"} <= set(want.by_command)
     got = usage_table(session.env, session.otel_journal, "--by", "command")
     assert got == with_total(want.by_command)
 
 
 def test_agent_and_command_filters_select_those_requests(session: Session) -> None:
-    want = served((session.api, [None, "review"]))
+    want = served((session.api, OTEL_RUNS))
     sub = usage_table(session.env, session.otel_journal, "--by", "model",
                       "--agent", "general-purpose")
     assert sub["total"] == want.by_agent["general-purpose"]
@@ -235,7 +250,7 @@ def test_import_of_the_transcripts_attributes_the_same(session: Session) -> None
     subprocess.run([*CW, "import", "--journal", str(journal),
                     str(session.home / ".claude" / "projects")], env=session.env,
                    check=True, capture_output=True, text=True, timeout=120)
-    want = served((session.api, [None, "review"]), (session.plain_api, ["review"]))
+    want = served((session.api, OTEL_RUNS), (session.plain_api, ["review"]))
     assert usage_table(session.env, journal, "--by", "agent") == with_total(want.by_agent)
     assert usage_table(session.env, journal, "--by", "command") == with_total(
         want.by_command)
