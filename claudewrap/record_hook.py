@@ -141,7 +141,7 @@ def record_json(rec: UsageRecord, rid: str) -> dict[str, Any]:
         "input_tokens": rec.input_tokens, "output_tokens": rec.output_tokens,
         "cache_read_tokens": rec.cache_read_tokens,
         "cache_write_tokens": rec.cache_write_tokens,
-        "cost_usd": round(cost, 6) if cost is not None else None,
+        "cost_usd": cost,
         "cost_estimated": estimated, "session": rec.session,
         "claude_session": rec.claude_session, "project": rec.project, "host": rec.host,
         "agent": rec.agent, "command": rec.command, "request_id": rec.request_id,
@@ -152,7 +152,7 @@ def record_json(rec: UsageRecord, rid: str) -> dict[str, Any]:
 
 
 def body(records: list[dict[str, Any]], *, run: list[UsageRecord], before: tuple[int, float],
-         session: str, seq: int, final: bool) -> dict[str, Any]:
+         session: str, seq: int) -> dict[str, Any]:
     """The JSON body of one POST.
 
     ``run``: all the run's records so far; ``before``: the run's (tokens, cost)
@@ -162,23 +162,24 @@ def body(records: list[dict[str, Any]], *, run: list[UsageRecord], before: tuple
     from claudewrap.report import summarize
 
     total = summarize(run).total
-    run_cost = round(total.cost_usd, 6)
+    # 10 places: exact for list prices (per million tokens), without float noise
+    # such as 0.30000000000000004; 6 would drop what a cache read costs.
+    run_cost = round(total.cost_usd, 10)
     first = run[0] if run else None
     return {
         "event": "usage",
         "tokens": total.tokens - before[0],
-        "cost": round(run_cost - before[1], 6),
+        "cost": round(run_cost - before[1], 10),
         "run_tokens": total.tokens,
         "run_cost": run_cost,
         # Part of run_cost priced by claudewrap from list prices, not printed by Claude Code.
-        "run_cost_estimated": round(total.cost_estimated_usd, 6),
+        "run_cost_estimated": round(total.cost_estimated_usd, 10),
         # Records of models without a price: run_cost leaves them out (a lower bound).
         "run_unpriced_records": total.unpriced_records,
         "session": session,
         "project": first.project if first else None,
         "host": first.host if first else None,
         "seq": seq,
-        "final": final,
         "ts": utc_now_iso(),
         "records": records,
     }
@@ -263,10 +264,9 @@ def serve(job: dict[str, Any]) -> int:
             continue
         batch = pending[:MAX_RECORDS]
         seq += 1
-        final = ended_at is not None and len(batch) == len(pending)
         # The run's usage up to this batch's last record (records dropped before count).
         payload = body([r for r, _, _ in batch], run=follower.records[:batch[-1][1]],
-                       before=sent, session=session, seq=seq, final=final)
+                       before=sent, session=session, seq=seq)
         if post(job["url"], job.get("headers") or {}, payload, timeout=WEBHOOK_TIMEOUT,
                 retries=0):
             del pending[:len(batch)]

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from claude_code import claude_cli  # noqa: F401 - fixture
 from conftest import CW, read_all, spawn, wait_until
+from test_claude_code import Setup, api, cc, run_cw  # noqa: F401 - fixtures
 
 from claudewrap.budget import BudgetError, load_config
 from claudewrap.journal import read_records
@@ -166,7 +168,6 @@ def assert_bodies_are_the_journal(bodies: list[dict[str, Any]], recs: list[Usage
     assert sum(b["tokens"] for b in bodies) == total.tokens > 0
     assert sum(b["cost"] for b in bodies) == pytest.approx(total.cost_usd, abs=1e-9)
     assert bodies[-1]["run_tokens"] == total.tokens
-    assert bodies[-1]["final"] is True
     assert all(b["session"] == session and b["event"] == "usage" for b in bodies)
 
 
@@ -315,3 +316,23 @@ def test_each_record_keeps_the_launch_path_light(env: dict[str, str], tmp_path: 
     out = read_all(child)
     assert child.exitstatus == 0, out
     assert b"LOADED[]" in out, out
+
+
+@pytest.mark.parametrize("flags", [(), ("--no-otel",)], ids=["otel", "transcript"])
+def test_real_claude_code_records_of_every_source_arrive(cc: Setup, receiver: Receiver,  # noqa: F811
+                                                         flags: tuple[str, ...]) -> None:
+    """The real Claude Code (-p, JSON result) against the fake API: the screen's
+    total and OpenTelemetry's request (or, with --no-otel, the transcript read
+    after claude exited) all arrive, and tokens add up to what the API served."""
+    configure(cc.env, receiver.url)
+    done = run_cw(cc, *flags, "--", "-p", "hello", "--output-format", "json")
+    assert done.returncode == 0, done.stderr
+    wait_until(lambda: all_sent(receiver, cc.env), "every record at the receiver")
+    recs = journal(cc.env)
+    bodies = receiver.ok_bodies()
+    assert_bodies_are_the_journal(bodies, recs)
+    exact = "transcript" if flags else "otel"
+    assert {r["source"] for r in sent_records(bodies)} == {"pty", exact}
+    served = cc.api.totals()
+    assert sum(b["tokens"] for b in bodies) == sum(sum(t.values()) for t in served.values())
+    assert not any(b"hello" in raw or b"zebra" in raw for raw in receiver.raw)
