@@ -7,20 +7,22 @@ Opt-in, in ``config.toml`` beside the budget alerts (same URL and headers)::
     each_record = true
 
 :func:`start` (called by the runner before ``claude`` starts) launches one
-detached sender per wrapped run and keeps only the write end of a pipe to it;
-the wrapper never writes to that pipe, never waits on the sender and never
-touches the network. The sender follows the journal from where it ended when
+detached sender per wrapped run and keeps the write end of a pipe to it; the
+wrapper writes the job to that pipe once, then never waits on the sender and
+never touches the network. The sender follows the journal from where it ended when
 the run began (:class:`claudewrap.tail.JournalTail`) and takes the run's
 records, whichever source wrote them (the screen capture, OpenTelemetry, the
 transcripts read at exit): what it sends is what the journal holds. It POSTs
-what it has at most once a second. When the pipe closes (the run is over, or
+what it has at most once a second (a second from the end of one POST to the
+start of the next). When the pipe closes (the run is over, or
 the wrapper died) it reads the journal a last time, sends the rest and exits;
 the shell prompt does not wait for that.
 
 A POST that fails (no answer in ``budget.WEBHOOK_TIMEOUT`` seconds, a refused
 connection, a status other than 2xx) keeps its records: they go again, with
-those recorded since, after 1, 2, 4 and 8 seconds; a batch that failed
-:data:`ATTEMPTS` times is dropped. A batch that got its 2xx is never sent
+those recorded since, after 1, 2, 4 and 8 seconds; records sent
+:data:`ATTEMPTS` times without success are dropped (the next body's
+``tokens``/``cost`` still count them). A batch that got its 2xx is never sent
 again. Each record carries an ``id`` (the run's session and its number in the
 run) for a receiver that must not count one twice when an answer came too late.
 
