@@ -697,8 +697,10 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
             continue
         if wake_r in readable:
             handle_signals()
-        if out_fd in readable:
-            output_open = handle_output()
+        # Keystrokes first, written on at once (the pty is non-blocking: what
+        # it cannot take now waits for select() to say it can), then output:
+        # while output flows, a keystroke waited behind its reads, and for a
+        # second select() round before it was written.
         if in_fd is not None and in_fd in readable:
             try:
                 data = os.read(in_fd, READ_SIZE)
@@ -708,7 +710,7 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
                 pending_input += data
             else:
                 in_fd = None  # stdin EOF: stop reading it, keep copying output
-        if writable and pending_input:
+        if pending_input and child_status is None:
             try:
                 n = os.write(out_fd, pending_input)
                 del pending_input[:n]
@@ -716,6 +718,8 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
                 pass
             except OSError:
                 pending_input.clear()
+        if out_fd in readable:
+            output_open = handle_output()
         if not output_open and child_status is None:
             # Output closed first (child exited or closed its stdout): wait for it.
             child_status = _wait_blocking(pid)
