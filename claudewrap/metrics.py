@@ -750,7 +750,7 @@ class JournalMetrics:
         self._counters_memo: dict[str, Any] = {}  # the counters' file as last seen (sync_counters)
         # usage_sums' totals, kept up to date by unit (see _totals_now).
         self._sums: tuple[MinuteState, PriceTable, str] | None = None
-        self._by_unit: dict[Any, dict[Key, list[float]]] = {}
+        self._by_unit: dict[Any, dict[Key, list[float]]] | None = None
         self._totals: dict[Key, list[float]] = {}
         self.mark = JournalMark(None, 0)
 
@@ -891,13 +891,20 @@ class JournalMetrics:
         other prices, or after a compaction (which also bounds the float error of
         taking shares out and in)."""
         state = self.state
-        if self._sums != (state, table, state.cutoff):
-            self._by_unit = unit_sums(state, table)
-            self._totals = {}
-            for part in self._by_unit.values():
-                _add_sums(self._totals, part, 1)
+        if self._sums != (state, table, state.cutoff) or (
+                state.touched and self._by_unit is None):
+            # The shares by unit only from a second call on (`serve`): a one-shot
+            # `metrics` sums the rows once, as plainly as it can.
+            if self._sums is None:
+                self._totals, _ = usage_sums(state, table)
+                self._by_unit = None
+            else:
+                self._by_unit = unit_sums(state, table)
+                self._totals = {}
+                for part in self._by_unit.values():
+                    _add_sums(self._totals, part, 1)
             self._sums = (state, table, state.cutoff)
-        elif state.touched:
+        elif state.touched and self._by_unit is not None:
             view = linked(state, set(state.touched))
             for ukey in view.units:
                 old = self._by_unit.pop(ukey, None)
