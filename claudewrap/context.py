@@ -13,6 +13,7 @@ from pathlib import Path
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
 
@@ -22,14 +23,23 @@ def hostname() -> str:
     return os.uname().nodename
 
 
-def parse_tags(text: str | None) -> dict[str, str]:
-    """``"k=v,k2=v2"`` -> dict; items without ``=`` are ignored."""
+def tag_items(items: Iterable[str]) -> dict[str, str]:
+    """``["k=v", ...]`` (each ``--tag``) as a dict, keys and values stripped.
+    Raises ValueError naming the first item that is not KEY=VALUE."""
     tags: dict[str, str] = {}
-    for item in (text or "").split(","):
+    for item in items:
         key, sep, value = item.partition("=")
-        if sep and key.strip():
-            tags[key.strip()] = value.strip()
+        if not sep or not key.strip():
+            raise ValueError(f"{item!r}: use KEY=VALUE, e.g. agent=coordinator")
+        tags[key.strip()] = value.strip()
     return tags
+
+
+def parse_tags(text: str | None) -> dict[str, str]:
+    """``$CLAUDEWRAP_TAGS`` (``"k=v,k2=v2"``) as a dict; items without ``=`` are ignored
+    (an environment variable is no place for an error)."""
+    return tag_items(item for item in (text or "").split(",")
+                     if item.partition("=")[1] and item.partition("=")[0].strip())
 
 
 def find_project(cwd: str, override: str | None = None) -> str:

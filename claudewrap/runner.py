@@ -43,13 +43,12 @@ def parse_tag_args(tags: Mapping[str, str] | Sequence[str] | None) -> dict[str, 
         return {}
     if isinstance(tags, Mapping):
         return {str(k): str(v) for k, v in tags.items()}
-    out: dict[str, str] = {}
-    for item in tags:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise TagError(f"{item!r}: use KEY=VALUE")
-        out[key.strip()] = value.strip()
-    return out
+    from claudewrap.context import tag_items
+
+    try:
+        return tag_items(tags)
+    except ValueError as exc:
+        raise TagError(str(exc)) from None
 
 
 class RunOutcome:

@@ -152,6 +152,10 @@ def test_log_appends_a_manual_record(env: dict[str, str]) -> None:
     assert res.exit_code == 2 and "not a token count" in res.output
     res = runner.invoke(cli, ["log", "1", "2", "--tag", "oops"], env=env)
     assert res.exit_code == 2 and "KEY=VALUE" in res.output
+    # one --tag is one tag, whatever its value holds (they were joined with "," and split)
+    res = runner.invoke(cli, ["log", "1", "2", "--tag", "note=a,b=c", "--tag", "k= v "], env=env)
+    assert res.exit_code == 0, res.output
+    assert journal_lines(env)[-1]["tags"] == {"note": "a,b=c", "k": "v"}
 
 
 def test_parse_shows_events_and_writes_on_request(env: dict[str, str]) -> None:

@@ -32,10 +32,10 @@ JOURNAL_HELP = ("Journal file (default: $CLAUDEWRAP_JOURNAL, else the user data 
 
 
 def _tags(tags: tuple[str, ...]) -> dict[str, str]:
-    bad = [t for t in tags if "=" not in t or not t.partition("=")[0].strip()]
-    if bad:
-        raise click.BadParameter(f"{bad[0]!r}: use KEY=VALUE", param_hint="--tag")
-    return context.parse_tags(",".join(tags))
+    try:
+        return context.tag_items(tags)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tag") from None
 
 
 def _write(path_option: str | None, records: list[UsageRecord]) -> Path:

@@ -105,14 +105,12 @@ def _zone(name: str | None) -> tzinfo | None:
 
 
 def _parse_tags(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
-    tags = []
-    for value in values:
-        key, sep, val = value.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{value!r}: use KEY=VALUE, e.g. agent=coordinator",
-                                     param_hint="--tag")
-        tags.append((key.strip(), val.strip()))
-    return tuple(tags)
+    from claudewrap.context import tag_items
+
+    try:
+        return tuple(tag_items(values).items())
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tag") from None
 
 
 def _command_names(values: Sequence[str]) -> tuple[str, ...]:
