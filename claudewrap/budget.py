@@ -359,19 +359,13 @@ def claim(journal: Path, keys: list[str], *, now: float | None = None,
         os.close(fd)  # releases the lock
 
 
-def usd(amount: float, *, estimated: bool = False, unpriced: bool = False) -> str:
-    """``$12.50``; small amounts keep what two decimals would hide (``$0.0247``);
-    the markers of claudewrap.display.money."""
-    places = 2 if abs(amount) >= 1 or round(amount, 2) == amount else 4
-    return money(amount, estimated=estimated, unpriced=unpriced, places=places)
-
-
 def notice(st: Standing) -> str:
     """The one line on stderr for a crossing."""
     when = "today" if st.budget.period == "day" else "this month"
-    spent = usd(st.spent, estimated=st.estimated, unpriced=st.unpriced_records > 0)
+    spent = money(st.spent, estimated=st.estimated, unpriced=st.unpriced_records > 0,
+                  places=None)
     return (f"claudewrap: budget reached: {when}'s spending {spent} is over your"
-            f" {st.budget.label()} of {usd(st.budget.usd)} (see `claudewrap monitor`)")
+            f" {st.budget.label()} of {money(st.budget.usd, places=None)} (see `claudewrap monitor`)")
 
 
 def webhook_body(st: Standing, *, session: str | None, host: str | None) -> dict[str, Any]:
@@ -572,5 +566,5 @@ if __name__ == "__main__":
 
 __all__ = ["Budget", "BudgetConfig", "BudgetError", "Standing", "check_after_session",
            "check_rate_limits", "claim", "limit_body", "limit_key", "limit_notice",
-           "load_config", "notice", "post", "post_in_background", "standings", "usd",
+           "load_config", "notice", "post", "post_in_background", "standings",
            "webhook_body"]

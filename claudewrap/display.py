@@ -44,9 +44,12 @@ def short_count(n: float) -> str:
 
 
 def money(usd: float, *, estimated: bool = False, unpriced: bool = False,
-          places: int = 2) -> str:
+          places: int | None = 2) -> str:
     """``$1,234.56``; ``~$1.23`` when part of it was estimated; ``$1.23+?`` when some
-    usage of it has no known price (so the true amount is higher)."""
+    usage of it has no known price (so the true amount is higher). ``places=None``:
+    two decimals, or four for a small amount they would hide (``$0.0247``)."""
+    if places is None:
+        places = 2 if abs(usd) >= 1 or round(usd, 2) == usd else 4
     text = f"${usd:,.{places}f}"
     if estimated:
         text = "~" + text
