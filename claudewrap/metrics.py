@@ -2,7 +2,12 @@
 
 The numbers follow report.py's rules (one :class:`UsageState`), kept at minute
 resolution for the last day so that the same state gives both the counters and
-the recent rates:
+the recent rates. `status` (today and its rate) and `monitor` (its rate and the
+sessions used in the window) read the same state (:func:`window_usage`): every
+"last N minutes" is the last N minute buckets of one sum. Only the units of the
+sessions concerned are summed (:func:`linked`: the rule links units only by
+session and Claude session ids), and `serve` keeps the counters' sums by unit,
+summing again only what the new lines touched:
 
 - counters ``claude_api_tokens_{input,output,cache_read,cache_write}_total``,
   ``claude_api_cost_dollars_total`` (label ``estimated``: "true" for what
