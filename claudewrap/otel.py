@@ -236,10 +236,9 @@ def _iso_from_nanos(value: Any) -> str | None:
         return None
     if nanos <= 0:
         return None
-    from datetime import datetime, timezone
+    from claudewrap.records import iso_of_epoch
 
-    when = datetime.fromtimestamp(nanos / 1e9, timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    return iso_of_epoch(nanos / 1e9)
 
 
 _EVENT_ATTRS = frozenset({

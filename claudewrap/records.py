@@ -83,10 +83,21 @@ def _short(value: float) -> str:
         return "more than 1e+308"
 
 
+def iso_utc(when: datetime) -> str:
+    """An aware datetime as the journal writes times: UTC ISO-8601 with milliseconds
+    and a ``Z`` suffix (``2026-11-30T18:22:24.801Z``; comparable as strings)."""
+    when = when.astimezone(timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def iso_of_epoch(epoch: float) -> str:
+    """Unix seconds in the journal's time form (see :func:`iso_utc`)."""
+    return iso_utc(datetime.fromtimestamp(epoch, timezone.utc))
+
+
 def utc_now_iso() -> str:
-    """UTC ISO-8601 with milliseconds and a ``Z`` suffix."""
-    now = datetime.now(timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    """Now in the journal's time form (see :func:`iso_utc`)."""
+    return iso_utc(datetime.now(timezone.utc))
 
 
 @dataclass

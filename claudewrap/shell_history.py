@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from claudewrap.patterns import Matcher, parse_cost, parse_count
-from claudewrap.records import UsageEvent, UsageRecord
+from claudewrap.records import UsageEvent, UsageRecord, iso_of_epoch
 
 SESSION = PATTERN = "shell-history"
 ID_PREFIX = "hist:"
@@ -164,12 +164,6 @@ class Found:
     undated: int
 
 
-def _ts(epoch: float) -> str:
-    from claudewrap.transcripts import _ts_of_epoch
-
-    return _ts_of_epoch(epoch)
-
-
 def scan_file(path: Path, attribution: dict[str, object] | None = None,
               matcher: Matcher | None = None) -> Found:
     """The usage records of a history file (see the module's docstring).
@@ -199,7 +193,7 @@ def scan_file(path: Path, attribution: dict[str, object] | None = None,
         if not events:
             continue
         undated += cmd.epoch is None
-        ts = _ts(cmd.epoch if cmd.epoch is not None else mtime)
+        ts = iso_of_epoch(cmd.epoch if cmd.epoch is not None else mtime)
         for n, event in enumerate(events):
             digest = hashlib.sha256("\0".join(
                 (where, str(cmd.epoch), cmd.text, str(seen[key]), str(n))

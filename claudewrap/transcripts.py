@@ -41,7 +41,14 @@ from pathlib import Path
 from typing import Any
 
 from claudewrap import claude_dirs
-from claudewrap.records import SCHEMA_VERSION, UsageRecord, count_value, utc_now_iso
+from claudewrap.records import (
+    SCHEMA_VERSION,
+    UsageRecord,
+    count_value,
+    iso_of_epoch,
+    iso_utc,
+    utc_now_iso,
+)
 
 # Where Claude Code keeps transcripts: claude_dirs.py, light enough for the
 # end of every wrapped run.
@@ -128,8 +135,7 @@ def _ts(value: Any) -> str | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    when = when.astimezone(timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    return iso_utc(when)
 
 
 def parse_line(line: bytes | str) -> Request | None:
@@ -615,7 +621,7 @@ def import_paths(paths: Iterable[Path], journal: Path, *, since: float | None = 
     """
     from claudewrap.journal import append_lines
 
-    cutoff = None if since is None else _ts_of_epoch(since)
+    cutoff = None if since is None else iso_of_epoch(since)
     have = known_request_ids(journal)  # in the journal already
     taken: set[str] = set()  # seen in a transcript of this import
     host = socket.gethostname()
@@ -670,7 +676,7 @@ def reconcile(*, session: str, attribution: Mapping[str, Any] | None, journal: s
     found = read_requests(files, max_bytes=RECONCILE_MAX_BYTES)
     known = set(known_request_ids)
     # A resumed session's transcript holds earlier runs' requests too.
-    cutoff = _ts_of_epoch(started - 5)
+    cutoff = iso_of_epoch(started - 5)
     new = [to_record(r, session=session, attribution=attribution or {})
            for k, r in found.items()
            if k not in known and (r.ts is None or r.ts >= cutoff)]
@@ -682,8 +688,3 @@ def reconcile(*, session: str, attribution: Mapping[str, Any] | None, journal: s
     return writer.close()
 
 
-def _ts_of_epoch(epoch: float) -> str:
-    from datetime import datetime, timezone
-
-    when = datetime.fromtimestamp(epoch, timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
