@@ -78,6 +78,9 @@ class Capture:
         self._seen: set[tuple[Any, ...]] = set()
         self._batch: list[bytes] = []
         self._batch_size = 0
+        # The parser's modules, loaded by a thread from the first output on
+        # (see _load_parser); None before, then True once they are in.
+        self._loading: Any = None
         # The start of a line not read yet (see _parse); while it is there, or
         # output was skipped, the scanner is out of step (not _in_sync).
         self._carry = b""
@@ -99,16 +102,65 @@ class Capture:
         # is full (output that never pauses).
         self._batch.append(chunk)
         self._batch_size += len(chunk)
+        if self._loading is None and self._batch_size >= BATCH_BYTES:
+            self._load_parser()
         if self._batch_size >= BACKLOG_BYTES:
             self.idle()
 
+    def _load_parser(self) -> None:
+        """Import the parser's modules in a thread, once BATCH_BYTES of output
+        came: 40-110 ms here, which held the relay (keystrokes too) at the
+        first parse; a thread gives the GIL back often. step() waits for it;
+        idle() and a full backlog import what is missing themselves (Python's
+        import lock makes the two meet): less output than that, then a pause,
+        loads them in idle() as before."""
+        import sys
+        import threading
+
+        # Each system call of the relay gives the GIL up, and taking it back
+        # waited for the loading thread's switch interval (5 ms): ~20 ms per
+        # keystroke while it ran. A short interval while it runs.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, 0.0002))
+
+        def load() -> None:
+            try:
+                import claudewrap.patterns
+                import claudewrap.records
+                import claudewrap.scanner  # noqa: F401
+            except Exception:  # noqa: BLE001,S110 - _parser() imports them again and reports it
+                pass
+            finally:
+                sys.setswitchinterval(interval)
+
+        self._loading = threading.Thread(target=load, name="claudewrap-parser", daemon=True)
+        self._loading.start()
+
+    def _loaded(self) -> bool:
+        """True once the parser's modules are in (loaded by the thread, or by
+        a parse that idle() made first)."""
+        loading = self._loading
+        if loading is True:
+            return True
+        if loading is None:
+            if self._scanner is None:
+                return False
+        elif loading.is_alive():
+            return False
+        self._loading = True
+        return True
+
     @property
     def backlog(self) -> int:
-        """Bytes kept and not parsed yet (the relay calls step() while there are)."""
-        return self._batch_size
+        """Bytes kept and not parsed yet that step() would parse now (0 while
+        the parser's modules load: the relay calls step() while there are)."""
+        return self._batch_size if self._loading is True or self._loaded() else 0
 
     def step(self) -> None:
-        """Parse about BATCH_BYTES of what is kept (the oldest first)."""
+        """Parse about BATCH_BYTES of what is kept (the oldest first); nothing
+        while the parser's modules load."""
+        if not self._loaded():
+            return
         batch = self._batch
         if self._batch_size <= BATCH_BYTES or len(batch) == 1:
             self.idle()
