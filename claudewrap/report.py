@@ -85,8 +85,8 @@ BucketKey = tuple[Any, str, int, bool]  # (model, local day, attribution id, cos
 UnitKey = tuple[str, str, str, bool]  # (session, source, Claude session, approximate)
 
 
-def _fast_decoder() -> Callable[[bytes], list[Any]] | None:
-    """A typed JSON-lines decoder (msgspec, optional): about 5x faster than json + records.py.
+def _fast_decoder() -> Callable[[bytes], list[Any]]:
+    """A typed JSON-lines decoder (msgspec): about 5x faster than json + records.py.
 
     It accepts only lines in the canonical journal form; a block with anything
     else goes line by line through UsageRecord.from_dict, the reference parser.
@@ -96,10 +96,7 @@ def _fast_decoder() -> Callable[[bytes], list[Any]] | None:
     say Annotated[...] here: this module's annotations are strings, and the
     names are local; hence defstruct.)
     """
-    try:
-        import msgspec
-    except ImportError:  # pragma: no cover - depends on the environment
-        return None
+    import msgspec
 
     count = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
     cost = Annotated[float, msgspec.Meta(ge=0, le=MAX_COST_USD)]
@@ -537,34 +534,33 @@ class UsageState:
 
     def _decode_block(self, block: bytes, count: int, first: int) -> list[Any]:
         """The records of ``count`` lines (None for a bad or blank line, counted)."""
-        if _decode_lines is not None:
-            try:
-                objs = _decode_lines(block)
-            except ValueError:
-                objs = None
-            if objs is not None and len(objs) == count:
-                return objs
-            if len(block) > _PIECE and count > 1:
-                # One bad line in a big block: decode it in pieces, so that only
-                # the piece with that line goes line by line (a single line longer
-                # than a piece, e.g. megabytes of garbage, is already one piece).
-                out: list[Any] = []
-                start = 0
-                while start < len(block):
-                    end = block.rfind(b"\n", start, start + _PIECE) + 1 or (
-                        block.index(b"\n", start) + 1)
-                    piece = block[start:end]
-                    n = piece.count(b"\n")
-                    out += self._decode_block(piece, n, first + len(out))
-                    start = end
-                return out
+        try:
+            objs = _decode_lines(block)
+        except ValueError:
+            objs = None
+        if objs is not None and len(objs) == count:
+            return objs
+        if len(block) > _PIECE and count > 1:
+            # One bad line in a big block: decode it in pieces, so that only
+            # the piece with that line goes line by line (a single line longer
+            # than a piece, e.g. megabytes of garbage, is already one piece).
+            out: list[Any] = []
+            start = 0
+            while start < len(block):
+                end = block.rfind(b"\n", start, start + _PIECE) + 1 or (
+                    block.index(b"\n", start) + 1)
+                piece = block[start:end]
+                n = piece.count(b"\n")
+                out += self._decode_block(piece, n, first + len(out))
+                start = end
+            return out
         objs = []
         lines = block.split(b"\n")
         lines.pop()
         for n, line in enumerate(lines, first + 1):
             rec = None
             if line.strip():
-                rec = None if _decode_lines is None else self._try_fast(line)
+                rec = self._try_fast(line)
                 if rec is None:
                     rec = _parse_line(line)
                 if rec is None:
@@ -574,7 +570,6 @@ class UsageState:
 
     @staticmethod
     def _try_fast(line: bytes) -> Any:
-        assert _decode_lines is not None
         try:
             objs = _decode_lines(line + b"\n")
         except ValueError:

@@ -57,26 +57,15 @@ try:  # hashlib itself would load OpenSSL first (2.5 ms of every report)
 except ImportError:  # pragma: no cover - a Python without the built-in module
     from hashlib import blake2b
 
-try:
-    import msgspec
-except ImportError:  # pragma: no cover - depends on the environment
-    msgspec = None  # type: ignore[assignment]
+import msgspec  # a dependency: the saved state's JSON, about 3x json's speed
 
 
 def _dumps(obj: Any) -> bytes:
-    if msgspec is not None:
-        return msgspec.json.encode(obj)
-    import json
-
-    return json.dumps(obj, separators=(",", ":")).encode()
+    return msgspec.json.encode(obj)
 
 
 def _loads(data: bytes) -> Any:
-    if msgspec is not None:
-        return msgspec.json.decode(data)
-    import json
-
-    return json.loads(data)
+    return msgspec.json.decode(data)
 
 # 8: a CRC of the rest, the journal's stamp, sampled digests (issue 13)
 MAGIC = b"claudewrap-rollup 8\n"
