@@ -57,9 +57,12 @@ from typing import Annotated, Any
 from claudewrap.pricing import Price, PriceTable, default_table
 from claudewrap.records import MAIN_AGENT, MAX_COST_USD, MAX_TOKENS, UsageRecord
 from claudewrap.rule import (
+    AGENT_TAG,
+    COMMAND_TAG,
     PER_REQUEST,
     PRIORITY,
     SUMMARY,
+    attribution_tags,
     beyond,
     cost_alone,
     undated,
@@ -70,11 +73,6 @@ _UNKNOWN = "unknown"
 _NONE = "(none)"
 DIMENSIONS = ("model", "day", "week", "month", "project", "session", "pane", "host", "source",
               "agent", "command")
-# Where the tokens went (records.py: agent, command) rides in an attribution's
-# tag tuple under keys no tag can have (a tag is KEY=VALUE: its key never holds
-# "="), so the rollup's saved form is the same as before them.
-AGENT_TAG = "=agent"
-COMMAND_TAG = "=command"
 NO_COMMAND = "(none)"  # the command of a typed prompt, as reports show and filter it
 _MAX_BAD_LINES = 10
 _KINDS = ("delta", "total")
@@ -154,17 +152,6 @@ _IN, _OUT, _CR, _CW, _COST = (attrgetter(f) for f in (
 
 _MAX_SEGMENTS = 8
 _MARK_EVERY = 64 << 10  # bytes between two marks (where a line starts)
-
-
-def attribution_tags(tags: dict[str, str] | None, agent: str | None,
-                     command: str | None) -> tuple[tuple[str, str], ...]:
-    """The tag part of an attribution: the tags sorted, then agent and command."""
-    items = sorted(tags.items()) if tags else []
-    if agent:
-        items.append((AGENT_TAG, agent))
-    if command:
-        items.append((COMMAND_TAG, command))
-    return tuple(items)
 
 
 def _id_bytes(request_id: str) -> bytes:

@@ -85,9 +85,27 @@ def unit_of(r: UsageRecord) -> UnitKey:
     return unit_key(r.session, r.source, r.claude_session, r.approximate)
 
 
+# Where the tokens went (records.py: agent, command) rides in an attribution's
+# tag tuple under keys no tag can have (a tag is KEY=VALUE: its key never holds
+# "="), so the rollup's saved form is the same as before them.
+AGENT_TAG = "=agent"
+COMMAND_TAG = "=command"
+
+
+def attribution_tags(tags: dict[str, str] | None, agent: str | None,
+                     command: str | None) -> tuple[tuple[str, str], ...]:
+    """The tag part of an attribution: the tags sorted, then agent and command."""
+    items = sorted(tags.items()) if tags else []
+    if agent:
+        items.append((AGENT_TAG, agent))
+    if command:
+        items.append((COMMAND_TAG, command))
+    return tuple(items)
+
+
 def attribution_of(r: UsageRecord) -> Attribution:
     return (r.project, r.host, r.tmux_pane or r.screen_session,
-            tuple(sorted(r.tags.items())) if r.tags else ())
+            attribution_tags(r.tags, r.agent, r.command))
 
 
 def printed(r: UsageRecord) -> bool:

@@ -77,7 +77,12 @@ def journals(draw: st.DrawFn) -> list[UsageRecord]:
             cache_write_tokens=0 if cost_alone else rnd.randint(0, 3000), cost_usd=cost,
             cost_estimated=cost is not None and rnd.random() < 0.1,
             approximate=approximate, request_id=rid, claude_session=claude,
-            project=PROJECTS[session], tags={"k": session[-1]} if session < "w" else {}))
+            project=PROJECTS[session], tags={"k": session[-1]} if session < "w" else {},
+            # where the tokens went: exact sources only, as Claude Code tells them
+            agent=rnd.choice([None, None, "general-purpose", "compact"])
+            if source in ("otel", "transcript") else None,
+            command=rnd.choice([None, None, "review"]) if source in ("otel", "transcript")
+            else None))
     return out
 
 
