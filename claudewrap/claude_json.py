@@ -35,7 +35,7 @@ from typing import Any
 
 from claudewrap import statusline
 from claudewrap.context import hostname
-from claudewrap.records import UsageRecord, cost_value, count_value
+from claudewrap.records import UsageRecord, cost_value, count_value, iso_utc
 
 SOURCE = "claude_json"
 # lastModelUsage's keys, in the journal's order of counts.
@@ -90,14 +90,12 @@ def _counts(entry: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[int, int, 
 def _ts(project: Mapping[str, Any], mtime: float) -> str:
     """When the session ended: ``lastStartTime`` + ``lastDuration`` (ms) where
     Claude Code stored them (2.1.332), else the file's modification time."""
-    from claudewrap.report import utc_iso
-
     start, duration = project.get("lastStartTime"), project.get("lastDuration")
     epoch = mtime
     if (all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (start, duration))
             and 0 < start + duration < 1e14):  # type: ignore[operator]
         epoch = (start + duration) / 1000  # type: ignore[operator]
-    return utc_iso(datetime.fromtimestamp(min(epoch, mtime), timezone.utc))
+    return iso_utc(datetime.fromtimestamp(min(epoch, mtime), timezone.utc))
 
 
 def session_totals(data: Any, mtime: float) -> list[SessionTotals]:
@@ -229,9 +227,7 @@ def import_files(paths: Iterable[Path], journal: Path, *, dry_run: bool = False,
         for totals in read_file(path):
             sessions[totals.claude_session] = totals  # the same session twice: the last file
     if since is not None:
-        from claudewrap.report import utc_iso
-
-        cutoff = utc_iso(datetime.fromtimestamp(since, timezone.utc))
+        cutoff = iso_utc(datetime.fromtimestamp(since, timezone.utc))
         sessions = {k: t for k, t in sessions.items() if t.ts >= cutoff}
     have, live = known_totals(journal)
     host = hostname()

@@ -55,7 +55,7 @@ from operator import add, attrgetter
 from typing import Annotated, Any
 
 from claudewrap.pricing import Price, PriceTable, default_table
-from claudewrap.records import MAIN_AGENT, MAX_COST_USD, MAX_TOKENS, UsageRecord
+from claudewrap.records import MAIN_AGENT, MAX_COST_USD, MAX_TOKENS, UsageRecord, iso_utc
 from claudewrap.rule import (
     AGENT_TAG,
     COMMAND_TAG,
@@ -310,12 +310,6 @@ def no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def utc_iso(when: datetime) -> str:
-    """An aware datetime in the journal's timestamp form (comparable as a string)."""
-    when = when.astimezone(timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
-
-
 def _normalize_ts(ts: str) -> str | None:
     """Any ISO-8601 time -> the journal's UTC form; None if unreadable."""
     try:
@@ -324,7 +318,7 @@ def _normalize_ts(ts: str) -> str | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    return utc_iso(when)
+    return iso_utc(when)
 
 
 def tz_signature(tz: tzinfo | None) -> str:
@@ -1466,8 +1460,8 @@ def summarize(records: Iterable[UsageRecord], *, dims: Iterable[tuple[str, ...]]
               since: datetime | None = None, until: datetime | None = None,
               today: date | None = None, table: PriceTable | None = None) -> Report:
     """A report over records in memory (journals go through rollup.load_state)."""
-    state = UsageState(tz, since=utc_iso(since) if since else None,
-                       until=utc_iso(until) if until else None)
+    state = UsageState(tz, since=iso_utc(since) if since else None,
+                       until=iso_utc(until) if until else None)
     state.add_records(records)
     return make_report(state, dims=dims, filters=filters, today=today, table=table)
 
@@ -1515,4 +1509,4 @@ def report_json(report: Report, extra_dims: Iterable[tuple[str, ...]] = ()) -> d
 
 __all__ = ["DIMENSIONS", "STANDARD_GROUPS", "Filters", "Report", "Row", "UsageState",
            "effective_records", "estimated_cost", "make_report", "parse_dimension", "period_days",
-           "report_json", "summarize", "tz_signature", "utc_iso", "week_of"]
+           "report_json", "summarize", "tz_signature", "week_of"]

@@ -17,7 +17,7 @@ import click
 
 from claudewrap.journal import JournalError, read_records, resolve_path
 from claudewrap.pricing import PriceFileError, default_table
-from claudewrap.records import UsageRecord
+from claudewrap.records import UsageRecord, iso_utc
 from claudewrap.report import (
     DIMENSIONS,
     NO_COMMAND,
@@ -26,7 +26,6 @@ from claudewrap.report import (
     Report,
     parse_dimension,
     report_json,
-    utc_iso,
 )
 from claudewrap.usage_view import (
     VIEW_GROUPS,
@@ -132,8 +131,8 @@ def _by_block(ctx: click.Context, path: Path, *, since: When | None, until: When
 
     try:
         result = read_blocks(path, filters=filters, table=default_table(),
-                             since=utc_iso(since.at) if since else None,
-                             until=utc_iso(until.at) if until else None)
+                             since=iso_utc(since.at) if since else None,
+                             until=iso_utc(until.at) if until else None)
     except (JournalError, PriceFileError) as exc:
         raise click.ClickException(str(exc)) from None
     whole = result.report
@@ -283,8 +282,8 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
     try:
         path = resolve_path(journal)
         report = summary(path, tz=tz, use_cache=not no_cache,
-                         since=utc_iso(since_w.at) if windowed and since_w else None,
-                         until=utc_iso(until_w.at) if windowed and until_w else None,
+                         since=iso_utc(since_w.at) if windowed and since_w else None,
+                         until=iso_utc(until_w.at) if windowed and until_w else None,
                          dims=groupings, filters=filters, table=default_table(),
                          count_sessions=bool(as_json or as_csv or dims))
     except (JournalError, PriceFileError) as exc:
