@@ -18,9 +18,9 @@ from claudewrap import __version__
 # command name -> "module:attribute" (relative to claudewrap.commands)
 COMMANDS: dict[str, str] = {
     "run": "run:run",
-    "log": "capture:log",
-    "parse": "capture:parse",
-    "journal": "capture:journal",
+    "log": "log:log",
+    "parse": "parse:parse",
+    "journal": "journal:journal",
     "usage": "usage:usage",
     "export": "usage:export",
     "import": "importer:import_cmd",
@@ -28,8 +28,8 @@ COMMANDS: dict[str, str] = {
     "scan": "scan:scan",
     "status": "status:status",
     "statusline": "statusline:statusline",
-    "metrics": "metrics_cmd:metrics",
-    "serve": "metrics_cmd:serve",
+    "metrics": "metrics:metrics",
+    "serve": "serve:serve",
     "monitor": "monitor:monitor",
     "cost": "cost:cost",
     "doctor": "doctor:doctor",
