@@ -22,7 +22,7 @@ COMMANDS: dict[str, str] = {
     "parse": "parse:parse",
     "journal": "journal:journal",
     "usage": "usage:usage",
-    "export": "usage:export",
+    "export": "export:export",
     "import": "importer:import_cmd",
     "shell-init": "shell:shell_init",
     "scan": "scan:scan",

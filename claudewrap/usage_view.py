@@ -10,14 +10,67 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
 from claudewrap.display import count, row_money, short_count
 from claudewrap.pricing import PriceTable
 from claudewrap.report import Filters, Report, Row, make_report, no_cyclic_gc
+
+# --- --since / --until ------------------------------------------------------------------
+
+
+@dataclass
+class When:
+    """A parsed --since/--until: an instant, and whether it is a local midnight."""
+
+    at: datetime
+    midnight: bool
+
+
+def _midnight(day: date, tz: tzinfo | None) -> datetime:
+    naive = datetime.combine(day, time())
+    return naive.replace(tzinfo=tz) if tz is not None else naive.astimezone()
+
+
+def parse_when(text: str, *, tz: tzinfo | None, now: datetime, end: bool = False) -> When:
+    """``today``, ``yesterday``, ``7d`` (this day and the 6 before), ``24h``, a date or an ISO time.
+
+    With ``end`` (for --until) a date means the end of that day. Raises ValueError.
+    """
+    value = text.strip().lower()
+    local_now = now.astimezone(tz) if tz is not None else now.astimezone()
+    today = local_now.date()
+    day: date | None = None
+    if value in ("today", "yesterday"):
+        day = today if value == "today" else today - timedelta(days=1)
+    elif m := re.fullmatch(r"(\d+)\s*([dwh])", value):
+        count, unit = int(m.group(1)), m.group(2)
+        if unit == "h":
+            return When(now - timedelta(hours=count), False)
+        days = count * (7 if unit == "w" else 1)
+        if days < 1:
+            raise ValueError(f"{text!r}: use at least 1d")
+        return When(_midnight(today - timedelta(days=days - 1), tz), True)
+    elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        day = date.fromisoformat(value)
+    if day is not None:
+        return When(_midnight(day + timedelta(days=1) if end else day, tz), True)
+    try:
+        at = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"cannot read the time {text!r}: use today, yesterday, 7d, 24h,"
+                         f" 2026-07-01 or 2026-07-01T09:30") from None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=tz) if tz is not None else at.astimezone()
+    local = at.astimezone(tz) if tz is not None else at.astimezone()
+    return When(at, local.time() == time() and local.microsecond == 0)
+
 
 TIME_DIMS = ("day", "week", "month", "block")  # shown in time order
 VIEW_GROUPS = (("model",), ("project",))  # what the default view (render_default) shows

@@ -26,10 +26,9 @@ def advise(since: str, as_json: bool, journal: Path | None, no_cache: bool) -> N
     claudewrap advise --since 7d --json | jq '.suggestions[].usd_at_stake'
     """
     from claudewrap import advice
-    from claudewrap.commands.usage import parse_when
     from claudewrap.journal import JournalError, resolve_path
     from claudewrap.pricing import PriceFileError, default_table
-    from claudewrap.usage_view import warn_skipped
+    from claudewrap.usage_view import parse_when, warn_skipped
 
     now = datetime.now(timezone.utc)
     try:

@@ -44,7 +44,7 @@ def import_cmd(since: str | None, journal_path: str | None, dry_run: bool,
     """
     since_epoch = None
     if since:
-        from claudewrap.commands.usage import parse_when
+        from claudewrap.usage_view import parse_when
 
         try:
             since_epoch = parse_when(since, tz=None, now=datetime.now(timezone.utc)).at.timestamp()

@@ -1,23 +1,17 @@
-"""`claudewrap usage` (alias `stats`) and `claudewrap export`: what the journal adds up to."""
+"""`claudewrap usage` (alias `stats`): what the journal adds up to."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import re
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
-from typing import Any
 
 import click
 
-from claudewrap.journal import JournalError, read_records, resolve_path
+from claudewrap.journal import JournalError, resolve_path
 from claudewrap.pricing import PriceFileError, default_table
-from claudewrap.records import UsageRecord, iso_utc
+from claudewrap.records import iso_utc
 from claudewrap.report import (
     DIMENSIONS,
     NO_COMMAND,
@@ -29,7 +23,9 @@ from claudewrap.report import (
 )
 from claudewrap.usage_view import (
     VIEW_GROUPS,
+    When,
     describe_selection,
+    parse_when,
     render_csv,
     render_default,
     render_grouped,
@@ -38,55 +34,6 @@ from claudewrap.usage_view import (
     warn_skipped,
     width,
 )
-
-# --- times ------------------------------------------------------------------------------
-
-
-@dataclass
-class When:
-    """A parsed --since/--until: an instant, and whether it is a local midnight."""
-
-    at: datetime
-    midnight: bool
-
-
-def _midnight(day: date, tz: tzinfo | None) -> datetime:
-    naive = datetime.combine(day, time())
-    return naive.replace(tzinfo=tz) if tz is not None else naive.astimezone()
-
-
-def parse_when(text: str, *, tz: tzinfo | None, now: datetime, end: bool = False) -> When:
-    """``today``, ``yesterday``, ``7d`` (this day and the 6 before), ``24h``, a date or an ISO time.
-
-    With ``end`` (for --until) a date means the end of that day. Raises ValueError.
-    """
-    value = text.strip().lower()
-    local_now = now.astimezone(tz) if tz is not None else now.astimezone()
-    today = local_now.date()
-    day: date | None = None
-    if value in ("today", "yesterday"):
-        day = today if value == "today" else today - timedelta(days=1)
-    elif m := re.fullmatch(r"(\d+)\s*([dwh])", value):
-        count, unit = int(m.group(1)), m.group(2)
-        if unit == "h":
-            return When(now - timedelta(hours=count), False)
-        days = count * (7 if unit == "w" else 1)
-        if days < 1:
-            raise ValueError(f"{text!r}: use at least 1d")
-        return When(_midnight(today - timedelta(days=days - 1), tz), True)
-    elif re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        day = date.fromisoformat(value)
-    if day is not None:
-        return When(_midnight(day + timedelta(days=1) if end else day, tz), True)
-    try:
-        at = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"cannot read the time {text!r}: use today, yesterday, 7d, 24h,"
-                         f" 2026-07-01 or 2026-07-01T09:30") from None
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=tz) if tz is not None else at.astimezone()
-    local = at.astimezone(tz) if tz is not None else at.astimezone()
-    return When(at, local.time() == time() and local.microsecond == 0)
 
 
 def _zone(name: str | None) -> tzinfo | None:
@@ -311,62 +258,7 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
         click.echo(text, nl=False, color=color)
 
 
-RECORD_FIELDS = ("ts", "session", "source", "kind", "model", "input_tokens", "output_tokens",
-                 "cache_read_tokens", "cache_write_tokens", "cost_usd", "cost_estimated",
-                 "approximate", "project", "cwd", "host", "tmux_pane", "tmux_session",
-                 "screen_session", "pattern", "request_id", "claude_session", "tags", "v",
-                 "agent", "command")
 
 
-def _csv_value(rec: UsageRecord, name: str) -> Any:
-    value = getattr(rec, name)
-    if name == "tags":
-        return ",".join(f"{k}={v}" for k, v in sorted(value.items()))
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
 
 
-@click.command("export")
-@click.option("--format", "fmt", type=click.Choice(["prometheus", "json", "csv"]),
-              default="prometheus", show_default=True,
-              help="prometheus: counters for node_exporter's textfile collector;"
-                   " json: the records as JSON lines; csv: the records as CSV.")
-@click.option("--journal", type=click.Path(dir_okay=False, path_type=Path),
-              help="The journal to read [default: $CLAUDEWRAP_JOURNAL or the user data dir].")
-@click.option("--no-cache", is_flag=True, help="Read the whole journal; do not use the rollup.")
-def export(fmt: str, journal: Path | None, no_cache: bool) -> None:
-    """Print the journal for other tools (Prometheus text by default).
-
-    \b
-    claudewrap export > /var/lib/node_exporter/textfile/claude_tokens.prom
-    """
-    from claudewrap.journal import ReadStats
-
-    stdout = click.get_binary_stream("stdout")
-    try:
-        path = resolve_path(journal)
-        if fmt == "prometheus":
-            from claudewrap.metrics import render_prometheus
-
-            stdout.write(render_prometheus(path, use_cache=not no_cache))
-            return
-        stats = ReadStats()
-        if fmt == "json":
-            for rec in read_records(path, stats):
-                stdout.write((rec.to_json() + "\n").encode("utf-8", "backslashreplace"))
-        else:
-            text = io.TextIOWrapper(stdout, encoding="utf-8", errors="backslashreplace",
-                                    newline="", write_through=True)
-            writer = csv.writer(text, lineterminator="\n")
-            writer.writerow(RECORD_FIELDS)
-            for rec in read_records(path, stats):
-                writer.writerow([_csv_value(rec, f) for f in RECORD_FIELDS])
-            text.detach()
-        warn_skipped(stats.skipped, stats.first_bad_lines)
-    except (JournalError, PriceFileError) as exc:
-        raise click.ClickException(str(exc)) from None
-    except BrokenPipeError:  # `claudewrap export | head`
-        sys.stderr.close()
