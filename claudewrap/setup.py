@@ -318,7 +318,7 @@ def plan_chain(theirs: str, env: Mapping[str, str], files: Files,
 
 
 def plan_tmux(env: Mapping[str, str], files: Files, command: str) -> Step:
-    from claudewrap.commands.shell import tmux_lines
+    from claudewrap.integration import tmux_lines
 
     path = tmux_conf(env)
     title = f"the tmux segment in {show(path, env)}: today's cost and token rate"
@@ -341,7 +341,10 @@ def plan_tmux(env: Mapping[str, str], files: Files, command: str) -> Step:
                 f"set -ga status-right ' #({command} status --format tmux)'\n"
                 "set -g status-interval 15\n")
     else:
-        body = tmux_lines()
+        try:
+            body = tmux_lines()
+        except ValueError as exc:  # a path tmux's quoting cannot hold
+            raise SetupError(str(exc)) from None
     return Step(title, [append_block("tmux", path, files, body)], default=installed,
                 note="" if installed else "tmux is not on PATH")
 

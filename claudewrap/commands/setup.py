@@ -34,7 +34,7 @@ def setup(shell: str | None, dry_run: bool, yes: bool, no_statusline: bool, no_t
     exactly that and nothing else. Running setup again adds nothing twice.
     """
     from claudewrap import setup as lib
-    from claudewrap.commands.shell import own_command
+    from claudewrap.integration import own_command
 
     def ask(question: str, default: bool) -> bool:
         return click.confirm(question, default=default)

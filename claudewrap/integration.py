@@ -1,12 +1,10 @@
-"""`claudewrap shell-init bash|zsh`: print the shell integration snippet.
-
-The text is the packaged file ``shell/claudewrap.<shell>`` itself, so
-``eval "$(claudewrap shell-init bash)"`` and sourcing the file never drift apart.
-"""
+"""The shell and tmux integration: the snippets `claude`, `claude_usage` and
+`claude_metrics` come from, this claudewrap as an absolute command, and the tmux
+status-bar lines. The text of a snippet is the packaged file
+``shell/claudewrap.<shell>`` itself, so ``eval "$(claudewrap shell-init bash)"``
+and sourcing the file never drift apart."""
 
 from __future__ import annotations
-
-import click
 
 SHELLS = ("bash", "zsh")
 
@@ -36,31 +34,13 @@ def own_command() -> str:
 
 
 def tmux_lines() -> str:
-    """Lines for ~/.tmux.conf: today's cost and token rate in the status bar."""
+    """Lines for ~/.tmux.conf: today's cost and token rate in the status bar.
+    Raises ValueError for a path tmux's quoting cannot hold."""
     command = own_command()
     if "'" in command:
-        raise click.ClickException(f"cannot write a tmux line for {command}: its path has a"
-                                   " single quote; use a path without one")
+        raise ValueError(f"cannot write a tmux line for {command}: its path has a"
+                         " single quote; use a path without one")
     return ("# claudewrap: today's cost and token rate. An absolute path: the tmux server\n"
             "# may not have claudewrap on its PATH (a segment with no command shows nothing).\n"
             f"set -g status-right '#({command} status --format tmux) %H:%M'\n"
             "set -g status-interval 15\n")
-
-
-@click.command("shell-init")
-@click.argument("shell", type=click.Choice([*SHELLS, "tmux"]))
-def shell_init(shell: str) -> None:
-    """Print the integration for SHELL: `claude`, `claude_usage`, `claude_metrics`;
-    or, for tmux, the status-bar lines.
-
-    \b
-    bash (~/.bashrc):  eval "$(claudewrap shell-init bash)"
-    zsh  (~/.zshrc):   eval "$(claudewrap shell-init zsh)"
-    tmux:              claudewrap shell-init tmux >> ~/.tmux.conf
-
-    Load it after anything else that defines `claude`. `command claude` and
-    `\\claude` still run the real binary; CLAUDEWRAP_DISABLE=1 turns it off.
-    The tmux lines name this claudewrap by its absolute path, so the segment works
-    whatever PATH the tmux server has.
-    """
-    click.echo(tmux_lines() if shell == "tmux" else snippet(shell), nl=False)
