@@ -19,7 +19,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch p
 if TYPE_CHECKING:
     from typing import Any
 
-    from claudewrap.config import LazyJournal, UserPattern
+    from claudewrap.config import UserPattern
+    from claudewrap.lazy_journal import LazyJournal
     from claudewrap.patterns import Matcher, RawStarts
     from claudewrap.records import UsageEvent, UsageRecord
     from claudewrap.scanner import Scanner
@@ -71,7 +72,7 @@ class Capture:
         self.records: list[UsageRecord] = []
         self._journal: LazyJournal | None = None
         if write:
-            from claudewrap.config import LazyJournal
+            from claudewrap.lazy_journal import LazyJournal
 
             self._journal = LazyJournal(journal)
         self._user_patterns = user_patterns or []

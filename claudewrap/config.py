@@ -18,8 +18,6 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch p
 if TYPE_CHECKING:
     from typing import Any
 
-    from claudewrap.journal import JournalWriter
-    from claudewrap.records import UsageRecord
 
 CONFIG_ENV = "CLAUDEWRAP_CONFIG"
 JOURNAL_ENV = "CLAUDEWRAP_JOURNAL"
@@ -180,30 +178,6 @@ def recover_advice(journal: Path) -> str:
     except Exception:  # noqa: BLE001 - platformdirs failing only means: name the file
         same = False
     return command if same else f"{command} --journal {shlex.quote(str(journal))}"
-
-
-class LazyJournal:
-    """Appends records to the journal, opened on the first append.
-
-    What a run records (capture.py, otel.py) goes through one of these: a run
-    with nothing to write never loads :mod:`claudewrap.journal`, which is not
-    on the launch path.
-    """
-
-    def __init__(self, option: str | os.PathLike[str] | None = None) -> None:
-        self._option = option
-        self._writer: JournalWriter | None = None
-
-    def append(self, records: list[UsageRecord]) -> None:
-        if self._writer is None:
-            from claudewrap.journal import JournalWriter
-
-            self._writer = JournalWriter(journal_path(self._option))
-        self._writer.append(records)
-
-    def close(self) -> str | None:
-        """JournalWriter.close() (a warning line or None) when anything was appended."""
-        return self._writer.close() if self._writer is not None else None
 
 
 def load_user_patterns(path: Path | None = None) -> list[UserPattern]:

@@ -203,7 +203,7 @@ def restore_terminal(fd: int, saved: list[Any] | None) -> None:
         pass
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     """Blocking write of all of ``data`` (stdout may be non-blocking when shared)."""
     view = memoryview(data)
     while view:
@@ -556,7 +556,7 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
             result.output_bytes += len(data)
             if stdout_ok:
                 try:
-                    _write_all(stdout_fd, data)
+                    write_all(stdout_fd, data)
                 except OSError:
                     # Reader gone (EPIPE) or terminal hung up (EIO): keep reading
                     # and parsing until the child ends, writing nothing more.
@@ -730,7 +730,7 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
         resets = modes.resets()  # b"" when the child switched everything back
         if resets:
             try:
-                _write_all(stdout_fd, resets)
+                write_all(stdout_fd, resets)
             except OSError:
                 pass
     result.exit_status, result.signal_number = exit_status_of(child_status)

@@ -31,6 +31,7 @@ from claudewrap.api import LiveSession
 from claudewrap.budget import Budget, Standing, standings
 from claudewrap.display import money as plain_money
 from claudewrap.display import row_money, short_count
+from claudewrap.launcher import write_all
 from claudewrap.limits import Snapshot as LimitSnapshot
 from claudewrap.limits import latest as latest_limits
 from claudewrap.limits_view import NAMES, clock, ordered, percent, window_line
@@ -400,15 +401,6 @@ def frame(lines: Sequence[str], width: int, color: bool) -> bytes:
     return ("\x1b[H" + "\r\n".join(out) + "\x1b[J").encode("utf-8", "replace")
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view):]
-        except BlockingIOError:
-            select.select([], [fd], [], 1.0)
-
-
 def _size(fd: int) -> tuple[int, int]:
     try:
         size = os.get_terminal_size(fd)
@@ -442,7 +434,7 @@ def run_live(draw: Callable[[int, int], list[str]], update: Callable[[], None], 
             quiet[6][termios.VMIN] = 1
             quiet[6][termios.VTIME] = 0
             termios.tcsetattr(in_fd, termios.TCSANOW, quiet)
-        _write_all(out_fd, ENTER.encode())
+        write_all(out_fd, ENTER.encode())
         shown = b""
         due = 0.0
         import time
@@ -454,7 +446,7 @@ def run_live(draw: Callable[[int, int], list[str]], update: Callable[[], None], 
             width, height = _size(out_fd)
             data = frame(draw(width - 1, height), width, color)
             if data != shown:
-                _write_all(out_fd, data)
+                write_all(out_fd, data)
                 shown = data
             rlist = [wake_r] + ([in_fd] if keys else [])
             try:
@@ -477,7 +469,7 @@ def run_live(draw: Callable[[int, int], list[str]], update: Callable[[], None], 
         return
     finally:
         try:
-            _write_all(out_fd, LEAVE.encode())
+            write_all(out_fd, LEAVE.encode())
         except OSError:
             pass
         if saved is not None:

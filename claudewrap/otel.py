@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-    from claudewrap.config import LazyJournal
+    from claudewrap.lazy_journal import LazyJournal
     from claudewrap.otel_forward import Forwarder
     from claudewrap.records import UsageEvent, UsageRecord
 
@@ -555,7 +555,7 @@ class Receiver:
         self.rejected = 0  # requests we could not read (bad body, protobuf, ...)
         self._journal: LazyJournal | None = None
         if write:
-            from claudewrap.config import LazyJournal
+            from claudewrap.lazy_journal import LazyJournal
 
             self._journal = LazyJournal(journal)
         self._token = os.urandom(6).hex()  # a path only the child knows
