@@ -29,8 +29,8 @@ from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from claudewrap.pricing import default_table
-from claudewrap.records import UsageRecord
+from claudewrap.store.records import UsageRecord
+from claudewrap.usage.pricing import default_table
 
 MODELS = ["claude-sonnet-4-5-20250929", "claude-sonnet-4-5-20250929", "claude-opus-4-1-20250805",
           "claude-haiku-4-5-20251001", "claude-sonnet-4-20250514", "claude-3-5-haiku-20241022"]

@@ -10,8 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from claudewrap.journal import JournalWriter, append_records, check, read_records
-from claudewrap.records import UsageRecord
+from claudewrap.store.journal import JournalWriter, append_records, check, read_records
+from claudewrap.store.records import UsageRecord
 
 
 def record(i: int) -> UsageRecord:

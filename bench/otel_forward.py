@@ -7,7 +7,7 @@ A sender standing for Claude Code posts the same OTLP/JSON logs export (one
 
 (a) straight to a local collector (the baseline: what Claude Code waits for
     without claudewrap);
-(b) to a :class:`claudewrap.otel.Receiver` that records the usage and forwards
+(b) to a :class:`claudewrap.sources.otel.Receiver` that records the usage and forwards
     to that collector (what Claude Code waits for through the wrapper).
 
 Printed: median and p99 per export for each, and (b) / (a). Both run in this
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_otel import api_request, logs
 
-from claudewrap import otel
+from claudewrap.sources import otel
 
 
 class Collector(BaseHTTPRequestHandler):

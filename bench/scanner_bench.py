@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from claudewrap.patterns import Matcher
-from claudewrap.records import UsageEvent
-from claudewrap.scanner import Scanner
+from claudewrap.parse.patterns import Matcher
+from claudewrap.parse.scanner import Scanner
+from claudewrap.store.records import UsageEvent
 
 WORDS = [
     "the", "function", "returns", "a", "list", "of", "lines", "and", "the", "parser", "reads",

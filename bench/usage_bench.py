@@ -36,10 +36,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from gen_journal import generate
 
-from claudewrap import rollup
-from claudewrap.pricing import default_table
-from claudewrap.report import Filters
-from claudewrap.usage_view import VIEW_GROUPS, summary
+from claudewrap.usage import rollup
+from claudewrap.usage.filters import Filters
+from claudewrap.usage.pricing import default_table
+from claudewrap.views.usage_view import VIEW_GROUPS, summary
 
 
 def in_process(journal: Path, *, use_cache: bool = True) -> tuple[float, int]:

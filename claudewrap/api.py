@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from claudewrap.runner import (
+from claudewrap.wrap.runner import (
     SESSION_ENV,
     LaunchError,
     RunOutcome,
@@ -35,8 +35,8 @@ from claudewrap.runner import (
 )
 
 if TYPE_CHECKING:
-    from claudewrap.records import UsageRecord
-    from claudewrap.report import Row
+    from claudewrap.store.records import UsageRecord
+    from claudewrap.usage.report import Row
 
 # Sources that only a wrapped run writes under its own session id (a transcript
 # record does when it was reconciled at the end of a run: its session is then
@@ -66,8 +66,8 @@ def follow(session: str | None = None, journal: str | os.PathLike[str] | None = 
     the generator runs until closed. A replaced or truncated journal is read
     again from its start.
     """
-    from claudewrap.journal import resolve_path
-    from claudewrap.tail import JournalTail
+    from claudewrap.store.journal import resolve_path
+    from claudewrap.store.tail import JournalTail
 
     path = resolve_path(journal)
     wanted = resolve_session(session, path) if session is not None else None
@@ -106,7 +106,7 @@ def monitor_session(session: str, interval: float, callback: Callable[[SessionUs
         ...
         stop()
     """
-    from claudewrap.journal import resolve_path
+    from claudewrap.store.journal import resolve_path
 
     if not interval > 0:
         raise ValueError(f"interval must be more than 0 seconds, not {interval!r}")
@@ -164,8 +164,8 @@ class LiveSession:
 
 def running_sessions(journal: str | os.PathLike[str] | None = None) -> list[LiveSession]:
     """The wrapped runs that are running now on this host (for this journal)."""
-    from claudewrap import live
-    from claudewrap.journal import resolve_path
+    from claudewrap.store.journal import resolve_path
+    from claudewrap.wrap import live
 
     out = []
     for data in live.active(resolve_path(journal)):
@@ -193,7 +193,7 @@ def resolve_session(which: str, journal: str | os.PathLike[str] | None = None,
     running. ``last``: the newest wrapped run in the journal. Raises
     :class:`SessionNotFound`.
     """
-    from claudewrap.journal import resolve_path
+    from claudewrap.store.journal import resolve_path
 
     env = os.environ if env is None else env
     path = resolve_path(journal)
@@ -225,7 +225,7 @@ def resolve_session(which: str, journal: str | os.PathLike[str] | None = None,
 def _last_session(path: Path) -> str | None:
     """The session of the last record a wrapped run wrote, reading the journal backwards.
     JournalError when something else than a regular file is in its place."""
-    from claudewrap.journal import NotRegularFile, open_regular, parse_line, read_error
+    from claudewrap.store.journal import NotRegularFile, open_regular, parse_line, read_error
 
     try:
         fd = open_regular(path, os.O_RDONLY)  # a FIFO: refused, not waited on
@@ -262,8 +262,8 @@ def _session_records(fd: int, sid: str) -> list[UsageRecord]:
     made on the record. No block is joined to the one before (that copied the
     journal again: 8 MiB reads, joins and searches took 0.77 s of 1.5 s of `cost
     --session last` at 1M records, cProfile; now about 0.3 s)."""
-    from claudewrap.journal import parse_line
-    from claudewrap.tail import quoted_forms
+    from claudewrap.store.journal import parse_line
+    from claudewrap.store.tail import quoted_forms
 
     needles = quoted_forms(sid)
     overlap = max(map(len, needles)) - 1  # a match across two blocks is in the second
@@ -343,12 +343,13 @@ def session_usage(session: str = "last", journal: str | os.PathLike[str] | None 
 
     Raises :class:`SessionNotFound`, or JournalError when the journal is unreadable.
     """
-    from claudewrap.journal import open_regular, read_error, resolve_path
-    from claudewrap.metrics import linked
-    from claudewrap.price_fit import learn_prices
-    from claudewrap.pricing import default_table
-    from claudewrap.report import Filters, make_report
-    from claudewrap.rollup import load_state
+    from claudewrap.export.metrics import linked
+    from claudewrap.store.journal import open_regular, read_error, resolve_path
+    from claudewrap.usage.filters import Filters
+    from claudewrap.usage.price_fit import learn_prices
+    from claudewrap.usage.pricing import default_table
+    from claudewrap.usage.report import make_report
+    from claudewrap.usage.rollup import load_state
 
     path = resolve_path(journal)
     sid = resolve_session(session, path, env)

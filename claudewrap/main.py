@@ -1,12 +1,12 @@
 """The `claudewrap` entry point (console script and ``python -m claudewrap``).
 
 `claudewrap run [-- ARGS]`, the launch path that the shell's `claude` takes
-every time, goes straight to :func:`claudewrap.runner.run_claude` without loading
+every time, goes straight to :func:`claudewrap.wrap.runner.run_claude` without loading
 click: that saves about a third of the wrapper's start-up. So does `claudewrap
 usage` (or `stats`) without options, what `claude_usage` runs: the same view as
-:mod:`claudewrap.commands.usage` shows, from :mod:`claudewrap.usage_view`.
+:mod:`claudewrap.commands.usage` shows, from :mod:`claudewrap.views.usage_view`.
 So does `claudewrap statusline` without options, which Claude Code runs after
-every message (:mod:`claudewrap.statusline`). Everything else, including `run`
+every message (:mod:`claudewrap.sources.statusline`). Everything else, including `run`
 with options and every error that needs a usage message, goes through the click
 command line in :mod:`claudewrap.cli`.
 
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args in (["usage"], ["stats"]):
         _usage()  # never returns
     if args == ["statusline"]:  # Claude Code runs it after every message
-        from claudewrap.statusline import main as statusline
+        from claudewrap.sources.statusline import main as statusline
 
         exit_now(statusline())
     from claudewrap.cli import main as click_main
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:
         # A command that lets a JournalError through (a journal path that is a
         # directory, say) still ends in one line, as click says its errors.
-        from claudewrap.journal import JournalError
+        from claudewrap.store.journal import JournalError
 
         if not isinstance(exc, JournalError):
             raise
@@ -71,8 +71,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _run(claude_args: list[str], report: str | None = None) -> None:
     """`claudewrap run -- ARGS` with every option at its default, exactly as
     `claudewrap.commands.run` does it; ``report``: the shell's file (see above)."""
-    from claudewrap import runner
-    from claudewrap.config import PatternError
+    from claudewrap.store.config import PatternError
+    from claudewrap.wrap import runner
 
     fd = _report_start(report)
     try:
@@ -131,10 +131,10 @@ def _report_end(fd: int | None, path: str | None, status: int,
 def _usage() -> None:
     """`claudewrap usage` without options, as `claudewrap.commands.usage` shows it
     (the same errors and exit status); ends the process."""
-    from claudewrap import usage_view
-    from claudewrap.journal import JournalError, resolve_path
-    from claudewrap.pricing import PriceFileError, default_table
-    from claudewrap.report import Filters
+    from claudewrap.store.journal import JournalError, resolve_path
+    from claudewrap.usage.filters import Filters
+    from claudewrap.usage.pricing import PriceFileError, default_table
+    from claudewrap.views import usage_view
 
     try:
         path = resolve_path(None)
@@ -158,7 +158,7 @@ def _usage() -> None:
 def exit_now(status: int) -> None:
     """End the process with ``status`` at once (`run`, and a report once printed).
 
-    A run is complete when :func:`claudewrap.runner.run_claude` returns: journal
+    A run is complete when :func:`claudewrap.wrap.runner.run_claude` returns: journal
     writes are unbuffered and closed, the live marker is gone, the OpenTelemetry
     thread is joined. What is left of a normal exit is the interpreter tearing
     down every module, about 5 ms that each `claude` would wait for

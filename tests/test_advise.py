@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from claudewrap.records import UsageRecord
+from claudewrap.store.records import UsageRecord
 from tests.conftest import cw
 
 M = 1_000_000

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 from test_capture_e2e import P_JSON
 
-from claudewrap import budget, limits
-from claudewrap.journal import append_records
-from claudewrap.records import UsageRecord, utc_now_iso
+from claudewrap.export import budget
+from claudewrap.store.journal import append_records
+from claudewrap.store.records import UsageRecord, utc_now_iso
+from claudewrap.usage import limits
 
 # The API as `claudewrap run` uses it (stdout is a pipe here: no pty involved).
 RUN = ("import sys; from claudewrap.api import run_claude; "

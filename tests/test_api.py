@@ -17,8 +17,8 @@ from conftest import read_all, spawn
 from test_capture_e2e import COST_BLOCK_2_1_330, P_JSON
 
 from claudewrap import api
-from claudewrap.journal import append_records
-from claudewrap.records import UsageRecord, utc_now_iso
+from claudewrap.store.journal import append_records
+from claudewrap.store.records import UsageRecord, utc_now_iso
 
 # A script using the API the way a CI job would; prints the outcome as JSON.
 SCRIPT = """

@@ -29,7 +29,7 @@ from conftest import CW
 from fake_api import Answer, FakeAnthropic, Usage, text_of, tool_results
 from test_claude_code import base_env
 
-from claudewrap import otel
+from claudewrap.sources import otel
 
 COUNTERS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 SUBTASK = "SUBTASK-7"

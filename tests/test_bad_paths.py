@@ -17,7 +17,7 @@ import pytest
 from conftest import CW, cw, read_all, spawn
 from test_shell import BAD_CONFIGS
 
-from claudewrap.records import UsageRecord
+from claudewrap.store.records import UsageRecord
 
 TOKENS = "Tokens: 1200 input, 340 output"
 

@@ -29,10 +29,11 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from test_exporter import Serve, get, stop
 
-from claudewrap import budget, metrics, rollup
-from claudewrap.journal import atomic_write
-from claudewrap.records import UsageRecord
-from claudewrap.report import make_report, report_json
+from claudewrap.export import budget, metrics
+from claudewrap.store.journal import atomic_write
+from claudewrap.store.records import UsageRecord
+from claudewrap.usage import rollup
+from claudewrap.usage.report import make_report, report_json
 
 TOKENS = "Tokens: 1200 input, 340 output"
 FIFO_LINE = "it is a named pipe (FIFO), not a regular file"
@@ -413,7 +414,7 @@ def test_metrics_no_cache_exports_the_journals_own_numbers(
 WRITER = """
 import os, sys, time
 from pathlib import Path
-from claudewrap.journal import atomic_write
+from claudewrap.store.journal import atomic_write
 def parts():
     yield b"x" * 65536
     os.write(1, b"ready\\n")

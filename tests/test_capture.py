@@ -8,9 +8,9 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claudewrap.capture import BATCH_BYTES, Capture
-from claudewrap.patterns import Matcher
-from claudewrap.scanner import Scanner
+from claudewrap.parse.patterns import Matcher
+from claudewrap.parse.scanner import Scanner
+from claudewrap.wrap.capture import BATCH_BYTES, Capture
 
 BLOCK = (b"\x1b[1mTotal cost:\x1b[22m            $%d.55\r\n"
          b"Usage by model:\r\n"

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_capture_sparse import PANEL, full_parse, noise
 
-from claudewrap.capture import BACKLOG_BYTES, BATCH_BYTES, Capture
-from claudewrap.patterns import RawStarts
+from claudewrap.parse.patterns import RawStarts
+from claudewrap.wrap.capture import BACKLOG_BYTES, BATCH_BYTES, Capture
 
 CAPTURES = Path(__file__).parent / "captures"
 SESSIONS = sorted(CAPTURES.glob("*/interactive_session.typescript"))

@@ -11,9 +11,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claudewrap.capture import BATCH_BYTES, Capture
-from claudewrap.patterns import Matcher
-from claudewrap.scanner import Scanner
+from claudewrap.parse.patterns import Matcher
+from claudewrap.parse.scanner import Scanner
+from claudewrap.wrap.capture import BATCH_BYTES, Capture
 
 CAPTURES = Path(__file__).parent / "captures"  # copies of ../shared/captures' sessions
 SESSIONS = sorted(CAPTURES.glob("*/interactive_session.typescript"))

@@ -34,9 +34,9 @@ from claude_code import (  # noqa: F401 - fixtures
 from conftest import CW, ROOT, require
 from fake_api import FakeAnthropic, Usage
 
-from claudewrap import otel
-from claudewrap.journal import read_records
-from claudewrap.records import UsageRecord
+from claudewrap.sources import otel
+from claudewrap.store.journal import read_records
+from claudewrap.store.records import UsageRecord
 
 COUNTERS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 REPLY = "zebra-7"

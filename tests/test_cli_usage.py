@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from claudewrap.cli import cli
-from claudewrap.records import UsageRecord
-from claudewrap.rollup import cache_path
+from claudewrap.store.records import UsageRecord
+from claudewrap.usage.rollup import cache_path
 
 NOW = datetime.now(timezone.utc)
 ROW_KEYS = {"input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
@@ -351,5 +351,5 @@ def test_plain_usage_does_not_load_click(env: Path) -> None:
                          env=env_vars, capture_output=True, text=True, timeout=60, check=True)
     loaded = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines()
               if line.startswith("import time:")}
-    assert "claudewrap.usage_view" in loaded and "claudewrap.rollup" in loaded
+    assert "claudewrap.views.usage_view" in loaded and "claudewrap.usage.rollup" in loaded
     assert not {m for m in loaded if m == "click" or m.startswith("click.")}

@@ -12,8 +12,8 @@ from conftest import CW, read_all, spawn
 from test_capture_e2e import COST_BLOCK_2_1_330
 
 from claudewrap.cli import cli
-from claudewrap.journal import append_records
-from claudewrap.records import UsageRecord
+from claudewrap.store.journal import append_records
+from claudewrap.store.records import UsageRecord
 
 
 def rec(session: str, ts: str, source: str = "pty", kind: str = "total", **kw: object

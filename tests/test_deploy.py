@@ -370,7 +370,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True, text=True, timeout=300, check=False, cwd=root)
     assert result.returncode == 0, result.stderr
     where = subprocess.run([str(venv / "bin" / "python"), "-c",
-                            "import claudewrap.exporter as e; print(e.__file__)"],
+                            "import claudewrap.export.exporter as e; print(e.__file__)"],
                            capture_output=True, text=True, check=True, cwd=root,
                            env={"PATH": os.environ["PATH"]}).stdout.strip()
     assert where.startswith(str(venv)), where  # the installed copy, not the checkout

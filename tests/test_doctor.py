@@ -15,8 +15,8 @@ import pytest
 from conftest import CW
 from test_shell import make_bin
 
-from claudewrap.journal import append_records
-from claudewrap.records import UsageRecord
+from claudewrap.store.journal import append_records
+from claudewrap.store.records import UsageRecord
 
 RC_LINE = 'command -v claudewrap >/dev/null && eval "$(claudewrap shell-init bash)"'
 

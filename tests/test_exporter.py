@@ -434,10 +434,10 @@ def test_malformed_requests_get_a_short_answer(serve: Serve) -> None:
 
 
 def test_scrapes_that_arrive_during_a_render_share_the_next_one() -> None:
-    """The coalescing of claudewrap.exporter.Renders, with a real (slow) render."""
+    """The coalescing of claudewrap.export.exporter.Renders, with a real (slow) render."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from claudewrap.exporter import Renders
+    from claudewrap.export.exporter import Renders
 
     started: list[int] = []
 

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from claudewrap import api
-from claudewrap.capture import Capture
-from claudewrap.records import MAX_COST_USD, MAX_TOKENS
+from claudewrap.store.records import MAX_COST_USD, MAX_TOKENS
+from claudewrap.wrap.capture import Capture
 
 NINES = "9" * 400
 

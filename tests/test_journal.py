@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from claudewrap.journal import (
+from claudewrap.store.journal import (
     ENV_VAR,
     JournalError,
     JournalWriter,
@@ -29,7 +29,7 @@ from claudewrap.journal import (
     read_records,
     resolve_path,
 )
-from claudewrap.records import UsageRecord
+from claudewrap.store.records import UsageRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 TS = "2025-01-02T03:04:05.678Z"
@@ -158,8 +158,8 @@ def test_file_identity_follows_the_inode(journal: Path) -> None:
 WRITER = """
 import sys
 from pathlib import Path
-from claudewrap.journal import append_records
-from claudewrap.records import UsageRecord
+from claudewrap.store.journal import append_records
+from claudewrap.store.records import UsageRecord
 path, w, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 sys.stdin.readline()  # start together
 for i in range(n):
@@ -189,8 +189,8 @@ def test_sixteen_processes_appending_never_interleave(journal: Path) -> None:
 HEAVY = """
 import sys
 from pathlib import Path
-from claudewrap.journal import append_records
-from claudewrap.records import UsageRecord
+from claudewrap.store.journal import append_records
+from claudewrap.store.records import UsageRecord
 path = Path(sys.argv[1])
 pad = "x" * 3000
 i = 0
@@ -236,8 +236,8 @@ def test_a_file_size_limit_keeps_the_lines_that_fit_whole_and_no_part_of_a_line(
     code = """
 import json, resource, signal, sys
 from pathlib import Path
-from claudewrap.journal import JournalWriter, append_records, read_records
-from claudewrap.records import UsageRecord
+from claudewrap.store.journal import JournalWriter, append_records, read_records
+from claudewrap.store.records import UsageRecord
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 path = Path(sys.argv[1])
 recs = [UsageRecord(ts="t", session="s", source="pty", input_tokens=i) for i in range(10)]

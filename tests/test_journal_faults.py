@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 from conftest import CW, cw, read_all, spawn
 
-from claudewrap.journal import append_records
-from claudewrap.records import UsageRecord
+from claudewrap.store.journal import append_records
+from claudewrap.store.records import UsageRecord
 
 DASH = "\N{EM DASH}"
 AS_ROOT = os.geteuid() == 0

@@ -14,9 +14,9 @@ from conftest import cw, read_all, spawn
 
 # Loaded only when there is output to parse, a record to write, a report to
 # make, or a command other than `run --`.
-HEAVY = ("click", "dataclasses", "typing", "inspect", "claudewrap.records",
-         "claudewrap.journal", "claudewrap.patterns", "claudewrap.scanner",
-         "claudewrap.report", "claudewrap.transcripts", "claudewrap.api", "http.server")
+HEAVY = ("click", "dataclasses", "typing", "inspect", "claudewrap.store.records",
+         "claudewrap.store.journal", "claudewrap.parse.patterns", "claudewrap.parse.scanner",
+         "claudewrap.usage.report", "claudewrap.sources.transcripts", "claudewrap.api", "http.server")
 
 # Modules the interpreter had before claudewrap (site's .pth files may load
 # typing, say) are not claudewrap's doing.
@@ -62,7 +62,7 @@ def test_a_run_that_prints_usage_loads_the_parser(env: dict[str, str],
     out = read_all(child)
     assert child.exitstatus == 0, out
     loaded = out.split(b"LOADED[")[1].split(b"]")[0].decode().split(",")
-    assert {"claudewrap.patterns", "claudewrap.journal", "claudewrap.records"} <= set(loaded)
+    assert {"claudewrap.parse.patterns", "claudewrap.store.journal", "claudewrap.store.records"} <= set(loaded)
     assert "click" not in loaded
     assert Path(env["CLAUDEWRAP_JOURNAL"]).read_text().count("\n") == 1
 

@@ -280,7 +280,7 @@ def test_stopped_child_stops_wrapper_and_fg_resumes(env: dict[str, str]) -> None
 def test_failing_tap_never_disturbs_the_session(env: dict[str, str]) -> None:
     code = (
         "import sys\n"
-        "from claudewrap import launcher\n"
+        "from claudewrap.wrap import launcher\n"
         "class Bad:\n"
         "    n = 0\n"
         "    def feed(self, chunk):\n"
@@ -301,7 +301,7 @@ def test_failing_tap_never_disturbs_the_session(env: dict[str, str]) -> None:
 def test_tap_sees_every_byte_in_order(env: dict[str, str]) -> None:
     code = (
         "import sys, hashlib\n"
-        "from claudewrap import launcher\n"
+        "from claudewrap.wrap import launcher\n"
         "class Hash:\n"
         "    def __init__(self): self.h = hashlib.sha256(); self.n = 0\n"
         "    def feed(self, chunk): self.h.update(chunk); self.n += len(chunk)\n"

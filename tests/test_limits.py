@@ -1,4 +1,4 @@
-"""Plan-limit snapshots (claudewrap.limits): kept once per change, read back fresh."""
+"""Plan-limit snapshots (claudewrap.usage.limits): kept once per change, read back fresh."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import stat
 from pathlib import Path
 
-from claudewrap import limits
+from claudewrap.usage import limits
 
 NOW = 1_796_000_000.0
 

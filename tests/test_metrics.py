@@ -23,12 +23,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from claudewrap import live, metrics, rollup
 from claudewrap.cli import cli
-from claudewrap.metrics import JournalMetrics, advance_counters
-from claudewrap.pricing import default_table
-from claudewrap.records import UsageRecord
-from claudewrap.report import make_report
+from claudewrap.export import metrics
+from claudewrap.export.metrics import JournalMetrics, advance_counters
+from claudewrap.store.records import UsageRecord
+from claudewrap.usage import rollup
+from claudewrap.usage.pricing import default_table
+from claudewrap.usage.report import make_report
+from claudewrap.wrap import live
 
 HOST = socket.gethostname()
 NOW = time.time()
@@ -387,7 +389,7 @@ def test_a_crashed_session_leaves_no_active_marker(tmp_path: Path) -> None:
     j = tmp_path / "journal.jsonl"
     code = textwrap.dedent(f"""
         import sys, time
-        from claudewrap import live
+        from claudewrap.wrap import live
         with live.register("crashy", {{"project": "p"}}, journal={str(j)!r}):
             print("ready", flush=True)
             time.sleep(60)

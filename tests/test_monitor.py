@@ -16,9 +16,9 @@ from pathlib import Path
 import pexpect
 from conftest import CW, spawn, wait_until
 
-from claudewrap.journal import append_records
-from claudewrap.monitor import Monitor
-from claudewrap.records import UsageRecord, utc_now_iso
+from claudewrap.store.journal import append_records
+from claudewrap.store.records import UsageRecord, utc_now_iso
+from claudewrap.views.monitor import Monitor
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

@@ -17,8 +17,8 @@ import pytest
 from conftest import ROOT, cw, require, spawn, wait_until
 from test_shell import make_bin
 
-from claudewrap.records import UsageEvent, UsageRecord
-from claudewrap.scan import Target, find_events, plan
+from claudewrap.sources.scan import Target, find_events, plan
+from claudewrap.store.records import UsageEvent, UsageRecord
 
 COST_BLOCK = (
     "Total cost:            $0.4321\n"

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from conftest import CW
 
-from claudewrap import otel
-from claudewrap.journal import read_records
+from claudewrap.sources import otel
+from claudewrap.store.journal import read_records
 
 
 def _attr(key: str, value: Any) -> dict[str, Any]:
@@ -373,8 +373,8 @@ def test_user_configured_looks_at_env_and_settings_files(tmp_path: Path) -> None
 def test_launch_path_does_not_import_the_http_server(env: dict[str, str]) -> None:
     # The server and the journal load in the receiver's thread, never before claude starts:
     # the module itself must stay light.
-    code = ("import sys, claudewrap.otel as o; "
-            "print(sorted(m for m in ('http.server', 'json', 'claudewrap.journal') "
+    code = ("import sys, claudewrap.sources.otel as o; "
+            "print(sorted(m for m in ('http.server', 'json', 'claudewrap.store.journal') "
             "if m in sys.modules))")
     out = subprocess.run([*CW[:1], "-c", code], check=False, env=env, capture_output=True,
                          text=True,

@@ -33,9 +33,9 @@ from conftest import CW
 from fake_api import FakeAnthropic, Usage
 from test_otel import api_request, logs, metrics
 
-from claudewrap import otel, otel_forward
-from claudewrap.journal import read_records
-from claudewrap.records import UsageRecord
+from claudewrap.sources import otel, otel_forward
+from claudewrap.store.journal import read_records
+from claudewrap.store.records import UsageRecord
 
 REPLY = "zebra-7"
 COUNTERS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
@@ -372,7 +372,7 @@ def assert_journal_exact(s: Setup) -> None:
 def request_ids_in(got: list[Received], protobuf: bool) -> list[str]:
     """The api_request events' request ids in what the collector received, read
     with the parser matching the content type each request declared."""
-    from claudewrap import otlp_protobuf
+    from claudewrap.sources import otlp_protobuf
 
     ids = []
     for g in got:

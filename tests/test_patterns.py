@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claudewrap.patterns import (
+from claudewrap.parse.patterns import (
     Matcher,
     PatternError,
     UserPattern,
@@ -20,8 +20,8 @@ from claudewrap.patterns import (
     parse_cost,
     parse_count,
 )
-from claudewrap.records import UsageEvent
-from claudewrap.scanner import Scanner
+from claudewrap.parse.scanner import Scanner
+from claudewrap.store.records import UsageEvent
 
 
 def events(data: bytes, cuts: list[int] | None = None,
@@ -560,8 +560,8 @@ def test_normalise_model(name: str, expected: str) -> None:
 
 
 def test_tokens_line_right_after_a_cost_block_is_its_own_event() -> None:
-    from claudewrap.patterns import Matcher
-    from claudewrap.scanner import clean_lines
+    from claudewrap.parse.patterns import Matcher
+    from claudewrap.parse.scanner import clean_lines
 
     lines = clean_lines(
         b"Total cost:            $0.55\r\n"

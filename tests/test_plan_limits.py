@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from test_rule import journals
 
-from claudewrap import limits
-from claudewrap.blocks import TimeState, blocks_of
-from claudewrap.journal import append_records
-from claudewrap.pricing import default_table
-from claudewrap.records import UsageRecord
-from claudewrap.rule import effective_rows
+from claudewrap.store.journal import append_records
+from claudewrap.store.records import UsageRecord
+from claudewrap.usage import limits
+from claudewrap.usage.pricing import default_table
+from claudewrap.usage.rule import effective_rows
+from claudewrap.views.blocks import TimeState, blocks_of
 
 HOUR = 3600.0
 

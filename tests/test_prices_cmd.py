@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import CW, cw
 
-from claudewrap.journal import append_records
-from claudewrap.records import UsageRecord
+from claudewrap.store.journal import append_records
+from claudewrap.store.records import UsageRecord
 
 M = 1_000_000
 OPUS_5_5 = (4.0, 20.0, 0.20, 5.0)  # Claude Code's own: input, output, cache read, cache write

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from claudewrap.price_fit import fit_rates, learn_prices
-from claudewrap.pricing import (
+from claudewrap.store.records import UsageRecord
+from claudewrap.usage.price_fit import fit_rates, learn_prices
+from claudewrap.usage.pricing import (
     Learned,
     Price,
     PriceFileError,
@@ -17,8 +18,7 @@ from claudewrap.pricing import (
     load_table,
     price,
 )
-from claudewrap.records import UsageRecord
-from claudewrap.report import UsageState
+from claudewrap.usage.state import UsageState
 
 M = 1_000_000
 

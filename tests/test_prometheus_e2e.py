@@ -20,7 +20,7 @@ from conftest import ROOT, require
 from test_exporter import CW, environment, free_port, get, stop, wait_http
 from test_metrics import rec, write
 
-from claudewrap import limits
+from claudewrap.usage import limits
 
 EXAMPLES = ROOT / "examples"
 DASHBOARD = EXAMPLES / "grafana" / "claude-usage.json"

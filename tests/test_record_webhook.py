@@ -1,4 +1,4 @@
-"""The webhook per record (``[alerts] each_record = true``, claudewrap.record_hook):
+"""The webhook per record (``[alerts] each_record = true``, claudewrap.export.record_hook):
 real wrapped runs in a real pty, a real HTTP receiver on 127.0.0.1.
 
 The wrapped program is a small script that prints usage lines (the seed's
@@ -25,10 +25,10 @@ from claude_code import claude_cli  # noqa: F401 - fixture
 from conftest import CW, read_all, spawn, wait_until
 from test_claude_code import Setup, api, cc, run_cw  # noqa: F401 - fixtures
 
-from claudewrap.budget import BudgetError, load_config
-from claudewrap.journal import read_records
-from claudewrap.records import UsageRecord
-from claudewrap.report import summarize
+from claudewrap.export.budget import BudgetError, load_config
+from claudewrap.store.journal import read_records
+from claudewrap.store.records import UsageRecord
+from claudewrap.usage.report import summarize
 
 SECRET = "PROMPT-TEXT-NEVER-SENT"
 
@@ -308,7 +308,7 @@ def test_each_record_keeps_the_launch_path_light(env: dict[str, str], tmp_path: 
     from test_launch_path import HEAVY, _driver
 
     configure(env, receiver.url)
-    heavy = (*HEAVY, "subprocess", "claudewrap.budget", "urllib.request")
+    heavy = (*HEAVY, "subprocess", "claudewrap.export.budget", "urllib.request")
     driver = tmp_path / "driver.py"
     driver.write_text(_driver(tmp_path).read_text().replace(repr(HEAVY), repr(heavy)))
     child = spawn([sys.executable, str(driver), "run", "--"],

@@ -11,18 +11,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from claudewrap import rollup
-from claudewrap.pricing import Price, PriceTable, load_table
-from claudewrap.records import UsageRecord
-from claudewrap.report import (
-    Filters,
-    Report,
-    UsageState,
-    effective_records,
-    make_report,
-    report_json,
-    summarize,
-)
+from claudewrap.store.records import UsageRecord
+from claudewrap.usage import rollup
+from claudewrap.usage.filters import Filters
+from claudewrap.usage.pricing import Price, PriceTable, load_table
+from claudewrap.usage.report import Report, effective_records, make_report, report_json, summarize
+from claudewrap.usage.state import UsageState
 
 UTC = timezone.utc
 SONNET = "claude-sonnet-4-5"
@@ -532,8 +526,8 @@ def test_half_hour_zones_get_their_own_midnight(tmp_path: Path) -> None:
 
 
 def test_exact_per_request_sources_replace_screen_totals_of_their_session() -> None:
-    from claudewrap.records import UsageRecord
-    from claudewrap.report import summarize
+    from claudewrap.store.records import UsageRecord
+    from claudewrap.usage.report import summarize
 
     def rec(**kw: object) -> UsageRecord:
         base = {"ts": "2026-11-24T10:00:00.000Z", "session": "w1", "model": "claude-opus-4-8"}
@@ -663,7 +657,7 @@ def test_fetcher_finds_every_line_again(tmp_path: Path, monkeypatch: pytest.Monk
     # read, blank and bad lines, and reads in any order.
     import random
 
-    from claudewrap import report as report_module
+    from claudewrap.usage import state as report_module
 
     monkeypatch.setattr(rollup, "_BLOCK", block)
     monkeypatch.setattr(report_module, "_MARK_EVERY", 300)

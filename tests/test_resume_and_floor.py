@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from conftest import cw
 
-from claudewrap.records import UsageRecord
+from claudewrap.store.records import UsageRecord
 
 CAPTURES = Path(__file__).resolve().parent / "captures"
 RESUME_RAW = CAPTURES / "claude-code-2.1.332" / "p_resume_cost.raw"
@@ -149,7 +149,7 @@ def test_complete_exact_records_win_within_the_blocks_rounding(env: dict[str, st
 
 
 def test_resumed_session_args_name_the_claude_session() -> None:
-    from claudewrap.runner import resumed_session
+    from claudewrap.wrap.runner import resumed_session
 
     assert resumed_session(["-p", "--resume", SID, "/cost"]) == SID
     assert resumed_session(["-r", "abc", "hi"]) == "abc"

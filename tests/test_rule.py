@@ -1,4 +1,4 @@
-"""The plain reference of the summing rule (claudewrap.rule) == every fast path.
+"""The plain reference of the summing rule (claudewrap.usage.rule) == every fast path.
 
 Random journals with requests seen by several sources, redrawn totals, sessions
 across midnight, take-backs, resumed sessions and incomplete transcripts are summed
@@ -21,10 +21,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claudewrap import rollup
-from claudewrap.records import UsageRecord
-from claudewrap.report import UsageState, make_report
-from claudewrap.rule import SUMMARY, RowKey, effective_rows, undated, unit_of
+from claudewrap.store.records import UsageRecord
+from claudewrap.usage import rollup
+from claudewrap.usage.report import make_report
+from claudewrap.usage.rule import SUMMARY, RowKey, effective_rows, undated, unit_of
+from claudewrap.usage.state import UsageState
 
 UTC = timezone.utc
 WRAPPERS = ["w0", "w1", "w2"]

@@ -1,4 +1,4 @@
-"""Every reader's numbers are the reference rule's (claudewrap.rule), on random journals.
+"""Every reader's numbers are the reference rule's (claudewrap.usage.rule), on random journals.
 
 `metrics` (its counters), `status` (today), `monitor` (today, this month, and each
 session it lists) and `cost --session` (every session) are compared with the plain
@@ -23,11 +23,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_rule import SETTINGS, journals, write
 
-from claudewrap import api, metrics
+from claudewrap import api
 from claudewrap.commands.status import read_status
-from claudewrap.monitor import Monitor
-from claudewrap.records import UsageRecord
-from claudewrap.rule import RowKey, effective_rows
+from claudewrap.export import metrics
+from claudewrap.store.records import UsageRecord
+from claudewrap.usage.rule import RowKey, effective_rows
+from claudewrap.views.monitor import Monitor
 
 TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 

@@ -27,10 +27,10 @@ from fake_api import FakeAnthropic, Usage
 from test_claude_code import COUNTERS, REPLY, drawn, make_setup, records, wait_for, words
 from test_multiplexers import Tmux, journal, menv, screen_env  # noqa: F401 - fixtures
 
-from claudewrap.patterns import Matcher
-from claudewrap.records import UsageEvent
-from claudewrap.scan import find_events, unwrap
-from claudewrap.scanner import Scanner
+from claudewrap.parse.patterns import Matcher
+from claudewrap.parse.scanner import Scanner
+from claudewrap.sources.scan import find_events, unwrap
+from claudewrap.store.records import UsageEvent
 
 CAPTURES = Path(__file__).resolve().parent / "captures"
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claudewrap.scanner import Scanner, clean_lines
+from claudewrap.parse.scanner import Scanner, clean_lines
 
 # What Claude Code's renderer writes for a /cost block (bold labels, spaces
 # drawn as cursor-forward, erase-line, CRLF), an OSC title, cursor hide/show,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from claudewrap import api
-from claudewrap.journal import parse_line
-from claudewrap.records import UsageRecord
+from claudewrap.store.journal import parse_line
+from claudewrap.store.records import UsageRecord
 
 
 def naive(path: Path, sid: str) -> list[UsageRecord]:

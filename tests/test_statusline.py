@@ -30,8 +30,8 @@ from conftest import CW, wait_until
 from fake_api import FakeAnthropic, Usage
 from test_alerts import Receiver, receiver  # noqa: F401 - a fixture
 
-from claudewrap.journal import read_records
-from claudewrap.records import UsageRecord
+from claudewrap.store.journal import read_records
+from claudewrap.store.records import UsageRecord
 
 CAPTURES = Path("/work/shared/captures")
 LOCAL_CAPTURES = Path(__file__).resolve().parent / "captures"
@@ -363,7 +363,7 @@ def test_plain_statusline_does_not_load_click(env: dict[str, str]) -> None:
         captured("2.1.332")[-1]).encode(), env=env, capture_output=True, timeout=30, check=False)
     assert done.returncode == 0
     loaded = set(json.loads(done.stderr))
-    assert "claudewrap.statusline" in loaded
+    assert "claudewrap.sources.statusline" in loaded
     assert "click" not in loaded and "claudewrap.cli" not in loaded
 
 

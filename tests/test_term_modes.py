@@ -1,5 +1,5 @@
 """A full-screen child that dies leaves the terminal usable (issue 13 item 12):
-`claudewrap run` in a real pty and in real tmux, and claudewrap.term_modes over
+`claudewrap run` in a real pty and in real tmux, and claudewrap.wrap.term_modes over
 every way a read can cut the child's output."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import CW, read_all, require, spawn
 
-from claudewrap.term_modes import TermModes
+from claudewrap.wrap.term_modes import TermModes
 
 # What a full-screen program switches on, as curses/Ink/vim write it.
 SWITCH_ON = (b"\x1b[?1049h\x1b[?25l\x1b[?1000h\x1b[?1002h\x1b[?1003h\x1b[?1006h\x1b[?1015h"

@@ -21,9 +21,9 @@ from claude_code import (  # noqa: F401 - fixtures
 from conftest import CW, wait_until
 from fake_api import FakeAnthropic, Usage
 
-from claudewrap import transcripts
-from claudewrap.journal import append_records, read_records
-from claudewrap.records import UsageRecord
+from claudewrap.sources import transcripts
+from claudewrap.store.journal import append_records, read_records
+from claudewrap.store.records import UsageRecord
 
 SESSION = "11111111-2222-3333-4444-555555555555"
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from claudewrap.records import UsageRecord
+from claudewrap.store.records import UsageRecord
 from tests.conftest import ROOT
 
 UNITS = {"k": 10**3, "M": 10**6, "G": 10**9}

@@ -20,9 +20,9 @@ from conftest import cw, read_all, spawn
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from claudewrap.config import UserPattern, load_user_patterns
-from claudewrap.patterns import USER_BUDGET, USER_LINE_MAX, USER_SHARE_MIN, Matcher
-from claudewrap.records import MAX_COST_USD, MAX_TOKENS
+from claudewrap.parse.patterns import USER_BUDGET, USER_LINE_MAX, USER_SHARE_MIN, Matcher
+from claudewrap.store.config import UserPattern, load_user_patterns
+from claudewrap.store.records import MAX_COST_USD, MAX_TOKENS
 
 # The pattern of the issue: 161 s on one line with re. The `regex` package
 # happens to see through it, so the run below also holds one that it cannot.

@@ -18,8 +18,8 @@ import pytest
 from conftest import CW, cw
 from prometheus_client.parser import text_string_to_metric_families
 
-from claudewrap.journal import append_records
-from claudewrap.records import UsageRecord
+from claudewrap.store.journal import append_records
+from claudewrap.store.records import UsageRecord
 
 PRICED = "claude-sonnet-4-5"
 UNPRICED = "mystery-model-9"  # no list price, no exact record to learn one from

@@ -7,7 +7,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from claudewrap.records import UsageRecord
+    from claudewrap.store.records import UsageRecord
 
 JOURNAL_HELP = ("Journal file (default: $CLAUDEWRAP_JOURNAL, else the user data folder; "
                 "see `claudewrap journal path`).")
@@ -18,7 +18,7 @@ def append_or_fail(path_option: str | None, records: list[UsageRecord]) -> Path:
     a journal that cannot take them is the command's one-line error."""
     import click
 
-    from claudewrap.journal import JournalError, append_records, resolve_path
+    from claudewrap.store.journal import JournalError, append_records, resolve_path
 
     try:
         path = resolve_path(path_option)

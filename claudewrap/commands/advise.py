@@ -25,10 +25,10 @@ def advise(since: str, as_json: bool, journal: Path | None, no_cache: bool) -> N
     claudewrap advise
     claudewrap advise --since 7d --json | jq '.suggestions[].usd_at_stake'
     """
-    from claudewrap import advice
-    from claudewrap.journal import JournalError, resolve_path
-    from claudewrap.pricing import PriceFileError, default_table
-    from claudewrap.usage_view import parse_when, warn_skipped
+    from claudewrap.store.journal import JournalError, resolve_path
+    from claudewrap.usage.pricing import PriceFileError, default_table
+    from claudewrap.views import advice
+    from claudewrap.views.usage_view import parse_when, warn_skipped
 
     now = datetime.now(timezone.utc)
     try:

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from claudewrap.display import row_money, short_count
+from claudewrap.views.display import row_money, short_count
 
 
 @click.command("cost")
@@ -23,7 +23,7 @@ def cost(which: str | None, as_json: bool, journal_path: str | None) -> None:
     claudewrap cost --json | jq .cost_usd
     """
     from claudewrap import api
-    from claudewrap.journal import JournalError
+    from claudewrap.store.journal import JournalError
 
     try:
         if which is None:

@@ -18,7 +18,7 @@ def doctor(as_json: bool, journal_path: str | None) -> None:
 
     Exit status 1 when a check failed (marked with a cross and its fix).
     """
-    from claudewrap.doctor import FAIL, render, run_checks
+    from claudewrap.install.doctor import FAIL, render, run_checks
 
     checks = run_checks(journal=journal_path)
     if as_json:

@@ -10,10 +10,10 @@ from typing import Any
 
 import click
 
-from claudewrap.journal import JournalError, read_records, resolve_path
-from claudewrap.pricing import PriceFileError
-from claudewrap.records import UsageRecord
-from claudewrap.usage_view import (
+from claudewrap.store.journal import JournalError, read_records, resolve_path
+from claudewrap.store.records import UsageRecord
+from claudewrap.usage.pricing import PriceFileError
+from claudewrap.views.usage_view import (
     warn_skipped,
 )
 
@@ -49,13 +49,13 @@ def export(fmt: str, journal: Path | None, no_cache: bool) -> None:
     \b
     claudewrap export > /var/lib/node_exporter/textfile/claude_tokens.prom
     """
-    from claudewrap.journal import ReadStats
+    from claudewrap.store.journal import ReadStats
 
     stdout = sys.stdout.buffer  # (click.get_binary_stream is deprecated in click 8.5)
     try:
         path = resolve_path(journal)
         if fmt == "prometheus":
-            from claudewrap.metrics import render_prometheus
+            from claudewrap.export.metrics import render_prometheus
 
             stdout.write(render_prometheus(path, use_cache=not no_cache))
             return

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from claudewrap import claude_json, transcripts
-from claudewrap.journal import JournalError, append_records, resolve_path
+from claudewrap.sources import claude_json, transcripts
+from claudewrap.store.journal import JournalError, append_records, resolve_path
 
 
 @click.command("import")
@@ -44,7 +44,7 @@ def import_cmd(since: str | None, journal_path: str | None, dry_run: bool,
     """
     since_epoch = None
     if since:
-        from claudewrap.usage_view import parse_when
+        from claudewrap.views.usage_view import parse_when
 
         try:
             since_epoch = parse_when(since, tz=None, now=datetime.now(timezone.utc)).at.timestamp()
@@ -84,7 +84,8 @@ def import_cmd(since: str | None, journal_path: str | None, dry_run: bool,
 
 def _import_history(paths: list[Path], journal_path: str | None, dry_run: bool,
                     since: float | None) -> None:
-    from claudewrap import context, shell_history
+    from claudewrap.sources import shell_history
+    from claudewrap.wrap import context
 
     files = paths or shell_history.default_files()
     if not files:

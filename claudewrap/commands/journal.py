@@ -8,9 +8,8 @@ from pathlib import Path
 import click
 
 from claudewrap.commands import JOURNAL_HELP
-from claudewrap.config import recover_advice
-from claudewrap.display import count
-from claudewrap.journal import (
+from claudewrap.store.config import recover_advice
+from claudewrap.store.journal import (
     JournalError,
     check,
     recover,
@@ -19,6 +18,7 @@ from claudewrap.journal import (
     saved_records,
     skipped_lines,
 )
+from claudewrap.views.display import count
 
 
 @click.group()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from claudewrap import context
 from claudewrap.commands import JOURNAL_HELP, append_or_fail
-from claudewrap.patterns import parse_cost, parse_count
-from claudewrap.records import MAX_COST_USD, MAX_TOKENS, UsageEvent, UsageRecord
+from claudewrap.parse.patterns import parse_cost, parse_count
+from claudewrap.store.records import MAX_COST_USD, MAX_TOKENS, UsageEvent, UsageRecord
+from claudewrap.wrap import context
 
 
 def _tags(tags: tuple[str, ...]) -> dict[str, str]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from claudewrap.journal import JournalError, resolve_path
-from claudewrap.pricing import PriceFileError
+from claudewrap.store.journal import JournalError, resolve_path
+from claudewrap.usage.pricing import PriceFileError
 
 READ_JOURNAL_HELP = "The journal to read [default: $CLAUDEWRAP_JOURNAL or the user data dir]."
 WINDOW_HELP = ("The recent window of claude_tokens_per_minute and"
@@ -16,7 +16,7 @@ WINDOW_HELP = ("The recent window of claude_tokens_per_minute and"
 
 
 def window_callback(ctx: click.Context, param: click.Parameter, value: str) -> float:
-    from claudewrap.metrics import parse_window
+    from claudewrap.export.metrics import parse_window
 
     try:
         return parse_window(value)
@@ -46,7 +46,7 @@ def metrics(textfile: Path | None, push_url: str | None, job: str, window: float
     claudewrap metrics --textfile /var/lib/prometheus/node-exporter/claude.prom
     claudewrap metrics --push http://pushgateway.example:9091
     """
-    from claudewrap import metrics as m
+    from claudewrap.export import metrics as m
 
     try:
         path = resolve_path(journal)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from claudewrap.monitor import Snapshot
+    from claudewrap.views.monitor import Snapshot
 
 
 def _now_option(text: str | None) -> datetime | None:
@@ -93,9 +93,10 @@ def monitor(interval: float, window_minutes: float, which: str, project: str | N
     one line whenever the numbers change. Only the lines added to the journal
     since the last look are read.
     """
-    from claudewrap import api, budget
-    from claudewrap.journal import JournalError, resolve_path
-    from claudewrap.monitor import Monitor, render, run_live, status_line
+    from claudewrap import api
+    from claudewrap.export import budget
+    from claudewrap.store.journal import JournalError, resolve_path
+    from claudewrap.views.monitor import Monitor, render, run_live, status_line
 
     path = resolve_path(journal_path)
     try:

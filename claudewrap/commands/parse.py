@@ -10,11 +10,11 @@ from pathlib import Path
 
 import click
 
-from claudewrap import context
 from claudewrap.commands import JOURNAL_HELP, append_or_fail
-from claudewrap.patterns import Matcher, PatternError, load_user_patterns
-from claudewrap.records import UsageEvent, UsageRecord
-from claudewrap.scanner import Scanner
+from claudewrap.parse.patterns import Matcher, PatternError, load_user_patterns
+from claudewrap.parse.scanner import Scanner
+from claudewrap.store.records import UsageEvent, UsageRecord
+from claudewrap.wrap import context
 
 
 @click.command()

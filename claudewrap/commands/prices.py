@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from claudewrap.display import count, money
+from claudewrap.views.display import count, money
 
 _COLUMNS = (("input", "input"), ("output", "output"), ("cache_read", "cache read"),
             ("cache_write_5m", "cache write"), ("cache_write_1h", "1h write"))
@@ -82,9 +82,9 @@ def prices(as_json: bool, journal_path: str | None) -> None:
     claudewrap prices
     claudewrap prices --json | jq '.models[] | select(.learned)'
     """
-    from claudewrap.journal import JournalError, resolve_path
-    from claudewrap.price_fit import journal_prices
-    from claudewrap.pricing import PriceFileError, user_prices_path
+    from claudewrap.store.journal import JournalError, resolve_path
+    from claudewrap.usage.price_fit import journal_prices
+    from claudewrap.usage.pricing import PriceFileError, user_prices_path
 
     user_file = user_prices_path()
     try:

@@ -40,8 +40,8 @@ def run(claude_path: str | None, journal_path: str | None, config_path: str | No
     claude's (128+N when a signal N killed it; 127 when claude is not found).
     """
     from claudewrap import api
-    from claudewrap.config import PatternError
     from claudewrap.main import exit_now
+    from claudewrap.store.config import PatternError
 
     try:
         outcome = api.run_claude(claude_args, project=project, tags=tags, journal=journal_path,

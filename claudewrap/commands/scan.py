@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from claudewrap.journal import JournalError, append_records, read_records, resolve_path
-from claudewrap.patterns import PatternError, load_user_patterns
-from claudewrap.scan import (
+from claudewrap.parse.patterns import PatternError, load_user_patterns
+from claudewrap.sources.scan import (
     ScanError,
     Target,
     scan_targets,
@@ -18,6 +17,7 @@ from claudewrap.scan import (
     tmux_capture,
     tmux_targets,
 )
+from claudewrap.store.journal import JournalError, append_records, read_records, resolve_path
 
 
 @click.command("scan")

@@ -1,4 +1,4 @@
-"""`claudewrap serve`: the journal's metrics over HTTP for Prometheus (claudewrap.exporter)."""
+"""`claudewrap serve`: the journal's metrics over HTTP for Prometheus (claudewrap.export.exporter)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 
 from claudewrap.commands.metrics import READ_JOURNAL_HELP, WINDOW_HELP, window_callback
-from claudewrap.journal import JournalError, resolve_path
+from claudewrap.store.journal import JournalError, resolve_path
 
 
 def _use_state_dir(folder: Path) -> None:
     """Make ``folder`` (created if missing) where the metrics keep their files."""
-    from claudewrap.metrics import STATE_DIR_ENV
+    from claudewrap.export.metrics import STATE_DIR_ENV
 
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -48,7 +48,7 @@ def serve(host: str, port: int, window: float, journal: Path | None, no_cache: b
     Each scrape reads only what was appended to the journal since the last one.
     Stops cleanly on SIGTERM or Ctrl-C.
     """
-    from claudewrap import exporter
+    from claudewrap.export import exporter
 
     if state_dir is not None:
         _use_state_dir(state_dir)

@@ -33,8 +33,8 @@ def setup(shell: str | None, dry_run: bool, yes: bool, no_statusline: bool, no_t
     is listed in setup.json in claudewrap's data folder, so --undo takes out
     exactly that and nothing else. Running setup again adds nothing twice.
     """
-    from claudewrap import setup as lib
-    from claudewrap.integration import own_command
+    from claudewrap.install import setup as lib
+    from claudewrap.install.integration import own_command
 
     def ask(question: str, default: bool) -> bool:
         return click.confirm(question, default=default)

@@ -1,10 +1,10 @@
-"""`claudewrap shell-init bash|zsh|tmux`: print the shell integration (claudewrap.integration)."""
+"""`claudewrap shell-init bash|zsh|tmux`: print the shell integration (claudewrap.install.integration)."""
 
 from __future__ import annotations
 
 import click
 
-from claudewrap.integration import SHELLS, snippet, tmux_lines
+from claudewrap.install.integration import SHELLS, snippet, tmux_lines
 
 
 @click.command("shell-init")

@@ -2,11 +2,11 @@
 status bar (tmux runs it every `status-interval` seconds).
 
 Today and the recent rate come from the minute buckets that `monitor` and the
-metrics' rate gauges read too (claudewrap.metrics.window_usage: the same rule
+metrics' rate gauges read too (claudewrap.export.metrics.window_usage: the same rule
 as every report, over the state cached in ``<journal>.metrics`` and continued
-with the new lines); the budgets from the rollup (claudewrap.rollup), read only
+with the new lines); the budgets from the rollup (claudewrap.usage.rollup), read only
 when a budget is set. The plan-limit windows are
-the newest fresh snapshots Claude Code's status line gave (claudewrap.limits):
+the newest fresh snapshots Claude Code's status line gave (claudewrap.usage.limits):
 none, no line.
 """
 
@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from claudewrap.display import count, money, row_money, short_count
-from claudewrap.journal import JournalError, resolve_path
+from claudewrap.store.journal import JournalError, resolve_path
+from claudewrap.views.display import count, money, row_money, short_count
 
 if TYPE_CHECKING:
-    from claudewrap.budget import Standing
-    from claudewrap.limits import Snapshot
-    from claudewrap.report import Row
+    from claudewrap.export.budget import Standing
+    from claudewrap.usage.limits import Snapshot
+    from claudewrap.usage.report import Row
 
 
 @dataclass
@@ -33,9 +33,9 @@ class Status:
     today: Row  # today's usage (sessions counted)
     window: Row  # the usage of the last `minutes`
     minutes: int
-    # How each budget on all usage stands (claudewrap.budget), daily first.
+    # How each budget on all usage stands (claudewrap.export.budget), daily first.
     budgets: list[Standing] = field(default_factory=list)
-    # The plan's rate-limit windows by name (claudewrap.limits.latest): fresh ones only.
+    # The plan's rate-limit windows by name (claudewrap.usage.limits.latest): fresh ones only.
     limits: dict[str, Snapshot] = field(default_factory=dict)
     now: float = 0.0  # Unix seconds: what the windows' times and pace are read against
 
@@ -48,14 +48,14 @@ class Status:
 def read_status(path: Path, minutes: int = 10, now: datetime | None = None,
                 config: str | None = None) -> Status:
     """Today's usage, the usage of the last ``minutes``, and how the daily and
-    monthly budgets (claudewrap.budget) stand.
+    monthly budgets (claudewrap.export.budget) stand.
 
     Raises budget.BudgetError when the budget config is wrong, JournalError when
     the journal cannot be read."""
-    from claudewrap import budget
-    from claudewrap.limits import latest
-    from claudewrap.metrics import JournalMetrics
-    from claudewrap.rollup import load_state
+    from claudewrap.export import budget
+    from claudewrap.export.metrics import JournalMetrics
+    from claudewrap.usage.limits import latest
+    from claudewrap.usage.rollup import load_state
 
     now = now or datetime.now(timezone.utc)
     stamp = now.timestamp()
@@ -76,7 +76,7 @@ def _used(st: Standing) -> str:
 
 
 def format_status(st: Status, fmt: str) -> str:
-    from claudewrap.limits_view import ordered, tmux_segment, window_line
+    from claudewrap.views.limits_view import ordered, tmux_segment, window_line
 
     cost = row_money(st.today)
     if fmt == "tmux":
@@ -112,7 +112,7 @@ def status(fmt: str, minutes: int, journal_path: str | None) -> None:
       set -g status-right '#(claudewrap status --format tmux) %H:%M'
       set -g status-interval 15
     """
-    from claudewrap.budget import BudgetError
+    from claudewrap.export.budget import BudgetError
 
     path = resolve_path(journal_path)
     try:

@@ -1,7 +1,7 @@
 """`claudewrap statusline`: the command for Claude Code's ``statusLine`` setting.
 
 Plain ``claudewrap statusline`` never loads click (claudewrap.main sends it
-straight to :func:`claudewrap.statusline.main`); this command is the same call
+straight to :func:`claudewrap.sources.statusline.main`); this command is the same call
 with ``--journal`` and ``--help``.
 """
 
@@ -26,6 +26,6 @@ def statusline(journal_path: str | None) -> None:
     config.toml ([statusline] command = "..."): it gets the same input, and its
     first line is shown below ours. Never fails: bad input prints `claude`.
     """
-    from claudewrap.statusline import main
+    from claudewrap.sources.statusline import main
 
     raise SystemExit(main(journal_path))

@@ -9,19 +9,12 @@ from pathlib import Path
 
 import click
 
-from claudewrap.journal import JournalError, resolve_path
-from claudewrap.pricing import PriceFileError, default_table
-from claudewrap.records import iso_utc
-from claudewrap.report import (
-    DIMENSIONS,
-    NO_COMMAND,
-    STANDARD_GROUPS,
-    Filters,
-    Report,
-    parse_dimension,
-    report_json,
-)
-from claudewrap.usage_view import (
+from claudewrap.store.journal import JournalError, resolve_path
+from claudewrap.store.records import iso_utc
+from claudewrap.usage.filters import DIMENSIONS, NO_COMMAND, Filters
+from claudewrap.usage.pricing import PriceFileError, default_table
+from claudewrap.usage.report import STANDARD_GROUPS, Report, parse_dimension, report_json
+from claudewrap.views.usage_view import (
     VIEW_GROUPS,
     When,
     describe_selection,
@@ -51,7 +44,7 @@ def _zone(name: str | None) -> tzinfo | None:
 
 
 def _parse_tags(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
-    from claudewrap.context import tag_items
+    from claudewrap.wrap.context import tag_items
 
     try:
         return tuple(tag_items(values).items())
@@ -69,12 +62,12 @@ def _command_names(values: Sequence[str]) -> tuple[str, ...]:
 def _by_block(ctx: click.Context, path: Path, *, since: When | None, until: When | None,
               since_text: str | None, until_text: str | None, filters: Filters,
               tz: tzinfo | None, as_json: bool, as_csv: bool) -> None:
-    """`usage --by block`: 5-hour blocks as ccusage makes them (claudewrap.blocks).
+    """`usage --by block`: 5-hour blocks as ccusage makes them (claudewrap.views.blocks).
 
     Text labels a block by its local start; JSON and CSV by its UTC start
     (``2026-11-30T10:00:00Z``)."""
-    from claudewrap.blocks import read_blocks
-    from claudewrap.report import Report
+    from claudewrap.usage.report import Report
+    from claudewrap.views.blocks import read_blocks
 
     try:
         result = read_blocks(path, filters=filters, table=default_table(),
@@ -116,9 +109,9 @@ def _by_block(ctx: click.Context, path: Path, *, since: When | None, until: When
 
 def _show_analysis(ctx: click.Context, report: Report, dims: tuple[str, ...], *, path: Path,
                    as_json: bool, selection: str) -> None:
-    """`usage --analysis` (claudewrap.analysis) as JSON or text."""
-    from claudewrap.analysis import analyze
-    from claudewrap.usage_view import render_analysis
+    """`usage --analysis` (claudewrap.views.analysis) as JSON or text."""
+    from claudewrap.views.analysis import analyze
+    from claudewrap.views.usage_view import render_analysis
 
     result = analyze(report, dims, default_table())
     if as_json:
@@ -212,7 +205,7 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
         filters.until_day = day_of(until_w) if until_w else None
     groupings: list[tuple[str, ...]] = list(VIEW_GROUPS)
     if analysis:
-        from claudewrap.analysis import groupings as analysis_groupings
+        from claudewrap.views.analysis import groupings as analysis_groupings
 
         dims = dims or ("model",)
         groupings = analysis_groupings(dims)

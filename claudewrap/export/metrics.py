@@ -1,0 +1,1133 @@
+"""Prometheus metrics of the journal: what `metrics`, `serve` and `export` expose.
+
+The numbers follow the summing rule (one :class:`UsageState`), kept at minute
+resolution for the last day so that the same state gives both the counters and
+the recent rates. `status` (today and its rate) and `monitor` (its rate and the
+sessions used in the window) read the same state (:func:`window_usage`): every
+"last N minutes" is the last N minute buckets of one sum. Only the units of the
+sessions concerned are summed (:func:`linked`: the rule links units only by
+session and Claude session ids), and `serve` keeps the counters' sums by unit,
+summing again only what the new lines touched:
+
+- counters ``claude_api_tokens_{input,output,cache_read,cache_write}_total``,
+  ``claude_api_cost_dollars_total`` (label ``estimated``: "true" for what
+  claudewrap priced itself) and ``claude_api_records_total``, labelled
+  ``model``, ``project``, ``source``, ``host`` (no session ids: bounded);
+- gauges ``claude_tokens_per_minute`` (label ``type``) and
+  ``claude_cost_per_hour_dollars`` over a recent window (default 15 min), for
+  the series used in the last day (idle ones drop out: bounded),
+  ``claude_sessions_active`` (live markers, claudewrap.wrap.live) and
+  ``claude_journal_skipped_lines``;
+- gauges ``claude_rate_limit_used_ratio`` (0-1) and
+  ``claude_rate_limit_resets_timestamp_seconds``, labelled ``window``
+  (``five_hour``, ``seven_day``) and ``host``: a Claude.ai plan's rate-limit
+  windows as Claude Code's status line last gave them (claudewrap.usage.limits), only
+  until the window resets (then the series ends: no stale value, no guess).
+
+**Counters never go down for a given journal.** The summing rules can lower what
+a series counts: an exact record replaces a rounded one from another source, a
+session's first total replaces its deltas, a cheaper price file lowers an
+estimate. Prometheus would read such a drop as a restart and count the whole
+value again. So each counter is exported as the highest value it reached, and
+usage that moved between series of the same project and host (an approximate
+``pty`` total giving way to the exact ``transcript`` one) is not counted twice:
+a series rises only by what the project's total rose beyond its highest value,
+shared among the series that grew. A series that appears after the first export
+(a new model, project or host) shows 0 once before its value, or increase()
+would never count the usage that created it. The counters are kept in
+``<journal>.counters`` (under a lock: `serve`, cron textfiles and `export` agree)
+and start again from the journal when it is replaced, truncated or rewritten (as
+:mod:`claudewrap.usage.rollup` tells a rewrite: the covered part's digest, or the same
+size with another modification time): a real reset. ``--no-cache`` neither reads
+nor writes that file: the counters are the journal's own numbers.
+
+Reading is incremental: :class:`JournalMetrics` remembers its byte offset and
+the journal's identity (a rotated, truncated or rewritten journal is read again
+from the start) and keeps a cache of its state in ``<journal>.metrics`` (temp
+file + ``os.replace``; losing it only costs time), so a scrape of a big journal
+reads only the new lines. prometheus_client is imported only here.
+"""
+
+from __future__ import annotations
+
+import copy
+import fcntl
+import math
+import os
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from claudewrap.store.journal import (
+    atomic_write,
+    file_identity,
+    open_regular,
+    read_error,
+    read_regular,
+    remove_stale_temporaries,
+)
+from claudewrap.store.records import UsageRecord
+from claudewrap.usage import limits, rollup
+from claudewrap.usage.filters import Filters
+from claudewrap.usage.pricing import Price, PriceTable, default_table
+from claudewrap.usage.report import Report, Row, estimated_cost
+from claudewrap.usage.state import UsageState
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
+
+LABELS = ("model", "project", "source", "host")
+TOKEN_TYPES = ("input", "output", "cache_read", "cache_write")
+COUNTERS = (*(f"tokens_{t}" for t in TOKEN_TYPES), "cost", "records")
+DEFAULT_WINDOW = 15 * 60.0
+MAX_WINDOW = 24 * 3600.0
+UNKNOWN = "unknown"
+STATE_DIR_ENV = "CLAUDEWRAP_STATE_DIR"
+
+_RETENTION = MAX_WINDOW + 120  # minute buckets kept; older usage is summed in one
+_COMPACT_EVERY = 600.0
+_OLD = "-"  # the bucket "day" of usage before the retention (sorts before any minute)
+_REWRITE = 1 << 20  # new journal bytes worth rewriting the state cache for
+# 8: each session's last record time (last_ts); 7: rollup's cache format 8 (issue 13)
+_MAGIC = b"claudewrap-metrics 8\n"
+# The counters' file: this line with the CRC-32 of the JSON after it (issue 13: a
+# corrupted digit there would be exported for ever, counters never going down).
+_COUNTERS_MAGIC = b"claudewrap-counters 3 "
+_LOCK_TIMEOUT = 2.0
+
+Key = tuple[str, ...]
+StateT = TypeVar("StateT", bound=UsageState)
+
+
+def _minute(when: float) -> str:
+    """The UTC minute of a Unix time, as the first 16 characters of a journal ``ts``."""
+    return time.strftime("%Y-%m-%dT%H:%M", time.gmtime(when))
+
+
+def _minute_start(minute: str) -> float:
+    return datetime.strptime(minute, "%Y-%m-%dT%H:%M").replace(tzinfo=timezone.utc).timestamp()
+
+
+class MinuteState(UsageState):
+    """the usage state (usage/state.py), with the UTC minute where reports keep the local day.
+
+    Usage older than a day is summed in one bucket (``_OLD``) by :meth:`compact`,
+    so the state stays as small as the rollup's.
+    """
+
+    KEY = "claudewrap-metrics-minutes-1"
+
+    def __init__(self, tz: tzinfo | None = None, since: str | None = None,
+                 until: str | None = None, now: float | None = None) -> None:
+        super().__init__(tz, since, until)
+        self.tz_key = self.KEY  # a saved state is only valid for this class
+        self._prefix = 16  # UsageState memoises day() by this prefix of ts
+        self.cutoff = _minute((time.time() if now is None else now) - _RETENTION)
+        # Each session's (and Claude session's) newest record time in the retention:
+        # which of the sessions used in a minute was last (`monitor` lists the most
+        # recent first), and which sessions a window needs (:meth:`around`).
+        self.last_ts: dict[str, str] = {}
+        # The session and Claude session ids of the records fed or taken back since
+        # the caller last cleared it: the units whose rows may have changed are
+        # those linked to them (JournalMetrics keeps the counters' sums by unit).
+        self.touched: set[str] = set()
+        self._view: tuple[tuple[Any, ...], str, MinuteState] | None = None
+
+    def _feed(self, objs: list[Any], first: int, positions: Sequence[int]) -> None:
+        super()._feed(objs, first, positions)
+        cutoff = self.cutoff
+        last = self.last_ts
+        touched = self.touched
+        for r in objs:
+            if r is None:
+                continue
+            touched.add(r.session)
+            if r.claude_session:
+                touched.add(r.claude_session)
+            ts = r.ts
+            if len(ts) != 24 or ts[23] != "Z":  # another spelling of a time: as _feed reads it
+                odd = self._odd(r)
+                if odd is None:
+                    continue
+                ts = odd.ts
+            if ts >= cutoff:
+                if ts > last.get(r.session, ""):
+                    last[r.session] = ts
+                cs = r.claude_session
+                if cs and ts > last.get(cs, ""):
+                    last[cs] = ts
+
+    def _subtract(self, r: UsageRecord) -> None:
+        # Rule 1 takes back a record that a better source replaced: its unit changes,
+        # though it may share no session id with the record that replaced it.
+        self.touched.add(r.session)
+        if r.claude_session:
+            self.touched.add(r.claude_session)
+        super()._subtract(r)
+
+    def around(self, since: str) -> MinuteState:
+        """:meth:`_around`, kept until the state changes: a view from an earlier time
+        serves a later one too (it holds whole linked groups; the window's rows are
+        picked by their minute). `status` asks for today and for its window."""
+        key = (self.stats.lines, self.cutoff, len(self.units))
+        if self._view is None or self._view[0] != key or self._view[1] > since:
+            self._view = (key, since, self._around(since))
+        return self._view[2]
+
+    def _around(self, since: str) -> MinuteState:
+        """This state with only the units that can count after ``since`` (a journal
+        time prefix): those of the sessions with records since then, and every unit
+        that shares a session or Claude session id with them, and so on (the rule
+        links units only through those ids). Their rows are the same as in the
+        whole state; a window's sum then costs what the window holds, not what
+        the journal ever held (38 ms of a `status` at 100k records, all rows)."""
+        return linked(self, {k for k, ts in self.last_ts.items() if ts >= since})
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "last_ts": self.last_ts}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], tz: tzinfo | None = None) -> MinuteState:
+        state = super().from_json(data, tz)
+        assert isinstance(state, MinuteState)
+        state.last_ts = dict(data["last_ts"])
+        return state
+
+    def day(self, ts: str) -> str:
+        key = ts[:16]
+        value = key if key >= self.cutoff else _OLD
+        days = self._days
+        if len(days) > 50_000:  # a year of journal has that many active minutes
+            days.clear()
+        days[key] = value
+        return value
+
+    def compact(self, now: float, force: bool = False) -> None:
+        """Sum the minute buckets that left the retention into the old bucket."""
+        cutoff = _minute(now - _RETENTION)
+        if not force and _minute_start(cutoff) - _minute_start(self.cutoff) < _COMPACT_EVERY:
+            return
+        self.cutoff = cutoff
+        self._days.clear()
+        # Only the units of sessions with records in the retention have minute rows:
+        # looking at those alone keeps a warm load from going over every row the
+        # journal ever made (0.38 s of a `status` at 1M records, cProfile).
+        recent = [k for k in self.units if k[0] in self.last_ts or k[2] in self.last_ts]
+        self.last_ts = {k: ts for k, ts in self.last_ts.items() if ts >= cutoff}
+        for ukey in recent:
+            saved = self.units[ukey]
+            if isinstance(saved, list) and not any(
+                    _OLD < row[1] < cutoff for rows in (saved[2], saved[3]) for row in rows):
+                continue
+            unit = self.working_unit(ukey)
+            assert unit is not None
+            for buckets in (unit.tot, unit.dlt):
+                for key in [k for k in buckets if _OLD < k[1] < cutoff]:
+                    vec = buckets.pop(key)
+                    old_key = (key[0], _OLD, key[2], key[3])
+                    have = buckets.get(old_key)
+                    if have is None:
+                        buckets[old_key] = vec
+                    else:
+                        for j in range(6):
+                            have[j] += vec[j]
+
+
+def linked(state: StateT, keys: set[str]) -> StateT:
+    """``state`` with only the units of the session ids ``keys`` and of every id
+    linked to them by a unit (the rule links units only through their session and
+    Claude session ids): their rows are the same as in the whole state."""
+    units: dict[Any, Any] = {}
+    grew = True
+    while grew:
+        grew = False
+        for ukey, unit in state.units.items():
+            if ukey not in units and (ukey[0] in keys or ukey[2] in keys):
+                units[ukey] = unit
+                keys.update((ukey[0], ukey[2]))
+                grew = True
+    view = copy.copy(state)
+    view.units = units
+    return view
+
+
+def sessions_report(state: UsageState, sessions: Iterable[str], filters: Filters | None,
+                    table: PriceTable) -> Report:
+    """A report by session and by session and model of ``sessions`` (all their
+    usage) from their units and those linked to them (:func:`linked`): what
+    `monitor` lists, without a pass over every session ever recorded. Prices of
+    models without a list price are learned from the whole state, as `usage` does."""
+    from claudewrap.usage.price_fit import learn_prices
+    from claudewrap.usage.report import make_report
+
+    view = linked(state, set(sessions))
+    dims = [("session",), ("session", "model")]
+    report = make_report(view, dims=dims, filters=filters, table=table, count_sessions=False)
+    if report.table is not table:  # it learned rates from these sessions only
+        report = make_report(view, dims=dims, filters=filters,
+                             table=learn_prices(state, table), count_sessions=False)
+    return report
+
+
+# --- what the state adds up to ---------------------------------------------------------
+
+
+def _label(value: Any) -> str:
+    return str(value) if value else UNKNOWN
+
+
+def usage_sums(state: UsageState, table: PriceTable, since_minute: str | None = None,
+               until_minute: str = "~") -> tuple[dict[Key, list[float]], dict[Key, list[float]]]:
+    """``(totals, recent)`` by (model, project, source, host) under the summing rule.
+
+    ``totals``: [input, output, cache read, cache write, printed cost, estimated
+    cost, records]; ``recent`` (a MinuteState only; the series used in the last
+    day): [input, output, cache read, cache write, cost] of the minutes
+    ``since_minute`` to ``until_minute``.
+    """
+    totals: dict[Key, list[float]] = {}
+    recent: dict[Key, list[float]] = {}
+    prices: dict[Any, Price | None] = {}
+    keys: dict[tuple[Any, int, str], Key] = {}
+    attrs = state.attrs
+    for unit, row in state.buckets():
+        model, day, aid, printed, n, i, o, cr, cw, cost = row
+        kk = (model, aid, unit[1])
+        key = keys.get(kk)
+        if key is None:
+            a = attrs[aid]
+            key = keys[kk] = (_label(model), _label(a[0]), unit[1], _label(a[1]))
+        est = 0.0
+        if not printed:
+            # A model (or a rate) without a price adds no cost, not $0.
+            est, _ = estimated_cost(prices, table, model, n, i, o, cr, cw)
+        acc = totals.get(key)
+        if acc is None:
+            totals[key] = [i, o, cr, cw, cost, est, n]
+        else:
+            acc[0] += i
+            acc[1] += o
+            acc[2] += cr
+            acc[3] += cw
+            acc[4] += cost
+            acc[5] += est
+            acc[6] += n
+        if since_minute is not None and day != _OLD:
+            rec = recent.get(key)
+            if rec is None:
+                rec = recent[key] = [0, 0, 0, 0, 0.0]
+            if since_minute <= day <= until_minute:
+                rec[0] += i
+                rec[1] += o
+                rec[2] += cr
+                rec[3] += cw
+                rec[4] += cost + est
+    return totals, recent
+
+
+def unit_sums(state: UsageState, table: PriceTable) -> dict[Any, dict[Key, list[float]]]:
+    """usage_sums' ``totals``, per unit (the unit key each row of the rule comes
+    with): summed, they are the totals; a unit's share changes only when a unit
+    linked to it does (:func:`linked`)."""
+    out: dict[Any, dict[Key, list[float]]] = {}
+    prices: dict[Any, Price | None] = {}
+    attrs = state.attrs
+    for unit, row in state.buckets():
+        model, _day, aid, printed, n, i, o, cr, cw, cost = row
+        a = attrs[aid]
+        key = (_label(model), _label(a[0]), unit[1], _label(a[1]))
+        est = 0.0
+        if not printed:
+            est, _ = estimated_cost(prices, table, model, n, i, o, cr, cw)
+        mine = out.setdefault(unit, {})
+        acc = mine.get(key)
+        if acc is None:
+            mine[key] = [i, o, cr, cw, cost, est, n]
+        else:
+            for j, v in enumerate((i, o, cr, cw, cost, est, n)):
+                acc[j] += v
+    return out
+
+
+def _add_sums(totals: dict[Key, list[float]], part: dict[Key, list[float]], sign: int) -> None:
+    for key, v in part.items():
+        acc = totals.get(key)
+        if acc is None:
+            acc = totals[key] = [0, 0, 0, 0, 0.0, 0.0, 0]
+        for j in range(7):
+            acc[j] += sign * v[j]
+        if sign < 0 and not any(acc[:4]) and not acc[6] and abs(acc[4]) + abs(acc[5]) < 1e-9:
+            del totals[key]  # no usage left in this series: as if never summed
+
+
+def window_bounds(now: float, seconds: float) -> tuple[str, str]:
+    """The minutes of "the last ``seconds``" at ``now``: ``(first, last)`` as journal
+    time prefixes. The minute of ``now`` and those before it, ``seconds / 60`` in
+    all (rates are per whole minute), and the next one (a minute of clock skew
+    between hosts: usage dated a little in the future counts once it is recorded)."""
+    return _minute(now - seconds + 60), _minute(now + 60)
+
+
+@dataclass
+class Window:
+    """What the recent minutes used, by the summing rule over the whole journal."""
+
+    total: Row
+    # Each session (wrapper session id) with usage in the window: when it was last
+    # active (its newest record's time, else its last minute with usage) and the
+    # project of that usage.
+    sessions: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+
+
+def window_usage(state: UsageState, table: PriceTable, first: str, last: str,
+                 filters: Filters | None = None) -> Window:
+    """The usage of the minute buckets ``first`` to ``last`` of a :class:`MinuteState`
+    (the same rows usage_sums counts as recent): what `status`, `monitor` and the
+    metrics' rates show."""
+    v: list[Any] = [0, 0, 0, 0, 0.0, 0.0, 0, 0]
+    prices: dict[Any, Price | None] = {}
+    sessions: dict[str, tuple[str, str | None]] = {}
+    attrs = state.attrs
+    if isinstance(state, MinuteState):
+        state = state.around(first)
+    for unit, row in state.buckets(filters):
+        model, minute, aid, printed, n, i, o, cr, cw, cost = row
+        if minute == _OLD or not first <= minute <= last:
+            continue
+        if not printed:
+            cost, unpriced = estimated_cost(prices, table, model, n, i, o, cr, cw)
+            v[5] += cost
+            v[6] += unpriced
+        v[0] += i
+        v[1] += o
+        v[2] += cr
+        v[3] += cw
+        v[4] += cost
+        v[7] += n
+        seen = sessions.get(unit[0])
+        if seen is None or minute >= seen[0]:
+            sessions[unit[0]] = (minute, attrs[aid][0] or (seen[1] if seen else None))
+    total = Row(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], len(sessions))
+    last_ts = getattr(state, "last_ts", {})
+    return Window(total, {sid: (max(minute, last_ts.get(sid, "")), project)
+                          for sid, (minute, project) in sessions.items()})
+
+
+def counter_values(totals: dict[Key, list[float]]) -> dict[str, dict[Key, float]]:
+    """The counters' true values (before :func:`advance_counters`) by family."""
+    out: dict[str, dict[Key, float]] = {name: {} for name in COUNTERS}
+    for key, v in totals.items():
+        for j, t in enumerate(TOKEN_TYPES):
+            out[f"tokens_{t}"][key] = v[j]
+        out["cost"][key + ("false",)] = v[4]
+        out["cost"][key + ("true",)] = v[5]
+        out["records"][key] = v[6]
+    return out
+
+
+def _group(key: Key) -> tuple[str, str]:
+    return (key[1], key[3])  # project, host: where usage can move between series
+
+
+def advance_counters(prev: dict[str, dict[Key, float]], truth: dict[str, dict[Key, float]]
+                     ) -> dict[str, dict[Key, float]]:
+    """New counter values: never below ``prev``; per (project, host) as high as the truth.
+
+    A series at or below its true value rises to it, unless series of its group
+    stand above theirs (their usage moved): then the group rises only by what
+    its true total gained beyond the exported one, shared in proportion to how
+    far each series is behind.
+    """
+    out: dict[str, dict[Key, float]] = {}
+    for name in COUNTERS:
+        old = prev.get(name, {})
+        new = truth.get(name, {})
+        integer = name != "cost"
+        eps = 0 if integer else 1e-9
+        result: dict[Key, float] = {key: 0 if integer else 0.0 for key in new}
+        result.update(old)
+        groups: dict[tuple[str, str], list[Key]] = {}
+        for key in set(old) | set(new):
+            groups.setdefault(_group(key), []).append(key)
+        for keys in groups.values():
+            behind: dict[Key, float] = {}
+            excess = 0.0
+            for key in keys:
+                d = new.get(key, 0) - old.get(key, 0)
+                if d > eps:
+                    behind[key] = d
+                elif d < -eps:
+                    excess -= d
+            if not behind:
+                continue
+            if excess == 0:
+                for key in behind:
+                    result[key] = new[key]
+                continue
+            need = sum(behind.values())
+            rise = need - excess
+            if rise <= eps:
+                continue
+            shares = {key: d * rise / need for key, d in behind.items()}
+            if integer:
+                floors = {key: math.floor(s) for key, s in shares.items()}
+                left = round(rise) - sum(floors.values())
+                for key in sorted(shares, key=lambda k: floors[k] - shares[k])[:max(0, left)]:
+                    floors[key] += 1
+                shares = {key: float(v) for key, v in floors.items()}
+            for key, s in shares.items():
+                result[key] = old.get(key, 0) + (int(s) if integer else s)
+        out[name] = result
+    return out
+
+
+# --- the counters' file -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JournalMark:
+    """Which journal a set of counters belongs to: its identity, the bytes covered,
+    their digest (rollup.file_checks) and the journal's stamp (rollup.stamp)."""
+
+    identity: tuple[int, int] | None
+    size: int
+    checks: list[str] = field(default_factory=list)
+    stamp: list[int] = field(default_factory=list)
+    # The digest of an earlier size of this journal, checked by this process while
+    # reading it (the previous read's end): no need to read those bytes again.
+    known: tuple[int, list[str]] | None = field(default=None, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"identity": list(self.identity) if self.identity else None,
+                "size": self.size, "checks": self.checks, "stamp": self.stamp}
+
+    def continues(self, other: Any, journal: Path) -> bool:
+        """Whether the journal seen as ``other`` (saved JSON) grew into this one:
+        the same file, not smaller, not rewritten in place (rollup.rewritten), the
+        same digest of the bytes it covered."""
+        if not isinstance(other, dict):
+            return False
+        size = other.get("size")
+        if ((list(self.identity) if self.identity else None) != other.get("identity")
+                or not isinstance(size, int) or not 0 <= size <= self.size):
+            return False
+        if rollup.rewritten(self.stamp, other.get("stamp")):
+            return False
+        if size == self.size:
+            return bool(other.get("checks") == self.checks)
+        if self.known is not None and self.known[0] == size:
+            return bool(other.get("checks") == self.known[1])
+        try:
+            fd = open_regular(journal, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            st = os.fstat(fd)
+            return ((st.st_dev, st.st_ino) == self.identity
+                    and other.get("checks") == rollup.file_checks(fd, size))
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+
+
+def state_path(journal: Path, suffix: str) -> Path:
+    """Where the metrics keep a file of ``journal``'s: beside it, or in
+    ``$CLAUDEWRAP_STATE_DIR`` (`serve --state-dir`) when the journal's folder is
+    read-only (a container's volume); without either, nothing is kept."""
+    folder = os.environ.get(STATE_DIR_ENV)
+    name = journal.name + suffix
+    return Path(folder) / name if folder else journal.with_name(name)
+
+
+def counters_path(journal: Path) -> Path:
+    return state_path(journal, ".counters")
+
+
+def _counters_to_json(values: dict[str, dict[Key, float]]) -> dict[str, Any]:
+    return {name: [[*k, v] for k, v in sorted(values.get(name, {}).items())]
+            for name in COUNTERS}
+
+
+def _counters_from_json(data: Any) -> dict[str, dict[Key, float]]:
+    out: dict[str, dict[Key, float]] = {}
+    for name in COUNTERS:
+        rows = data.get(name, []) if isinstance(data, dict) else []
+        out[name] = {tuple(str(x) for x in row[:-1]): row[-1] for row in rows
+                     if isinstance(row, list) and row and isinstance(row[-1], (int, float))
+                     and math.isfinite(row[-1]) and row[-1] >= 0}
+    return out
+
+
+def _merge_max(a: dict[str, dict[Key, float]], b: dict[str, dict[Key, float]]
+               ) -> dict[str, dict[Key, float]]:
+    out = {name: dict(a.get(name, {})) for name in COUNTERS}
+    for name in COUNTERS:
+        mine = out[name]
+        for key, value in b.get(name, {}).items():
+            if value > mine.get(key, 0):
+                mine[key] = value
+    return out
+
+
+def _introduce(before: dict[str, dict[Key, float]], after: dict[str, dict[Key, float]]) -> None:
+    """Series that were not exported before show 0 once: Prometheus's increase() and
+    rate() take a series' first sample as its start, so the usage that created a
+    series (a new model, project or host) would never count there."""
+    for name in COUNTERS:
+        known = before.get(name, {})
+        family = after[name]
+        for key in family:
+            if key not in known:
+                family[key] = 0.0 if name == "cost" else 0
+
+
+def _lock_counters(path: Path) -> int | None:
+    """The counters' lock file, open and locked (waiting at most 2 s); None when it
+    cannot be (not writable, something else than a regular file in its place, or
+    held for longer: a stopped exporter must not hang the others)."""
+    try:
+        fd = open_regular(str(path) + ".lock", os.O_RDWR | os.O_CREAT)
+    except OSError:
+        return None
+    deadline = time.monotonic() + _LOCK_TIMEOUT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(0.01)
+                continue
+        except OSError:
+            pass
+        os.close(fd)
+        return None
+
+
+def _file_key(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _read_counters(path: Path, memo: dict[str, Any] | None = None) -> Any:
+    """The saved counters' JSON object, or None: a file that cannot be read for any
+    reason (not there, another version, a CRC that does not match, deep nesting, a
+    FIFO in its place) is as good as none.
+
+    ``memo`` keeps what was read (or written) with the file's identity, size and
+    times: the same file is not read again (a scrape of a 100k-record journal read
+    its 353 KB counters file every time, more than the new journal lines)."""
+    import json
+
+    key = _file_key(path) if memo is not None else None
+    if memo is not None and key is not None and memo.get("key") == key:
+        return memo["raw"]
+    try:
+        data = read_regular(path)
+        if not data.startswith(_COUNTERS_MAGIC):
+            return None
+        head = len(_COUNTERS_MAGIC) + 9
+        if (data[head - 1:head] != b"\n"
+                or int(data[len(_COUNTERS_MAGIC):head - 1], 16) != zlib.crc32(data[head:])):
+            return None
+        raw = json.loads(data[head:])
+    except Exception:  # noqa: BLE001 - a cache: whatever is wrong, start from the journal
+        return None
+    if not isinstance(raw, dict):
+        return None
+    if memo is not None:  # the key from before the read: a file replaced since is read again
+        memo["key"], memo["raw"] = key, raw
+    return raw
+
+
+def _write_counters(path: Path, mark: JournalMark, values: dict[str, dict[Key, float]],
+                    memo: dict[str, Any] | None = None) -> None:
+    import json
+
+    raw = {"journal": mark.to_json(), "counters": _counters_to_json(values)}
+    body = json.dumps(raw, separators=(",", ":")).encode()
+    try:
+        atomic_write(path, [_COUNTERS_MAGIC, b"%08x\n" % zlib.crc32(body), body], 0o600,
+                     cache=True)
+    except OSError:
+        return
+    if memo is not None:  # under the lock: the file is the one just written
+        memo["key"], memo["raw"] = _file_key(path), raw
+
+
+def sync_counters(journal: Path, mark: JournalMark, mine: dict[str, dict[Key, float]],
+                  truth: dict[str, dict[Key, float]], *, seen: bool = False,
+                  use_file: bool = True, memo: dict[str, Any] | None = None
+                  ) -> dict[str, dict[Key, float]]:
+    """The counters to export now: ``mine`` (this process's last ones) and the saved
+    ones advanced to ``truth``, saved again. Without a writable folder (or with
+    ``use_file`` False: ``--no-cache``), ``mine`` only.
+
+    Series new since the last export (``seen``: this process exported before; else
+    the saved counters) start at 0; the first export of a journal shows its values.
+    ``memo`` (one per process) spares reading the file again when it did not change.
+    """
+    path = counters_path(journal)
+    lock_fd = _lock_counters(path) if use_file else None
+    if lock_fd is None:
+        after = advance_counters(mine, truth)
+        if seen:
+            _introduce(mine, after)
+        return after
+    try:
+        saved: dict[str, dict[Key, float]] = {}
+        known = seen
+        raw = _read_counters(path, memo)
+        old = raw.get("journal") if raw is not None else None
+        if mark.continues(old, journal):
+            assert raw is not None
+            saved = _counters_from_json(raw.get("counters"))
+            known = True
+        elif isinstance(old, dict) and old.get("identity") is None:
+            known = True  # there was no journal then: all of it is new usage
+        before = _merge_max(saved, mine)
+        after = advance_counters(before, truth)
+        if known:
+            _introduce(before, after)
+        if after != saved or old != mark.to_json():
+            _write_counters(path, mark, after, memo)
+        return after
+    finally:
+        os.close(lock_fd)
+
+
+# --- following the journal -----------------------------------------------------------------
+
+
+def state_cache_path(journal: Path) -> Path:
+    return state_path(journal, ".metrics")
+
+
+@dataclass
+class Snapshot:
+    """What one exposition shows (values, not yet prometheus_client objects)."""
+
+    counters: dict[str, dict[Key, float]]
+    tokens_per_minute: dict[Key, float]  # (*LABELS, type)
+    cost_per_hour: dict[Key, float]
+    sessions_active: dict[str, int]  # host -> running wrapped sessions
+    skipped_lines: int
+    window: float
+    hosts: set[str] = field(default_factory=set)
+    # The plan's rate-limit windows that have not reset (claudewrap.usage.limits.latest).
+    rate_limits: tuple[limits.Snapshot, ...] = ()
+
+
+class JournalMetrics:
+    """Follows one journal and turns it into :class:`Snapshot` objects.
+
+    :meth:`update` reads what was appended since the last call (the whole file
+    again when it was replaced, truncated or rewritten); :meth:`snapshot` adds
+    up the state. Not thread-safe: the exporter serialises calls.
+    """
+
+    def __init__(self, journal: Path, *, window: float = DEFAULT_WINDOW, use_cache: bool = True,
+                 table: PriceTable | None = None,
+                 live: Callable[[Path], list[dict[str, Any]]] | None = None) -> None:
+        if not 60 <= window <= MAX_WINDOW:
+            raise ValueError("the window must be between 1 minute and 24 hours")
+        self.journal = journal
+        self.window = window
+        self.use_cache = use_cache
+        self.table = table
+        self._learned: tuple[int, PriceTable, PriceTable, float] | None = None
+        self._live = live
+        self.state = MinuteState()
+        self.offset = 0
+        self.identity: tuple[int, int] | None = None
+        self.checks: list[str] = []
+        self.stamp: list[int] = []  # rollup.stamp of the journal after the last read
+        self.saved_offset = -1  # where the state cache on disk ends
+        self.counters: dict[str, dict[Key, float]] = {}
+        self.exported = False  # a snapshot was made: later series are new usage
+        self._counters_memo: dict[str, Any] = {}  # the counters' file as last seen (sync_counters)
+        # usage_sums' totals, kept up to date by unit (see _totals_now).
+        self._sums: tuple[MinuteState, PriceTable, str] | None = None
+        self._by_unit: dict[Any, dict[Key, list[float]]] | None = None
+        self._totals: dict[Key, list[float]] = {}
+        self.mark = JournalMark(None, 0)
+
+    # reading
+
+    def _reset(self, now: float | None = None) -> None:
+        self.state = MinuteState(now=now)
+        self.offset = 0
+        self.saved_offset = -1
+        self.counters = {}
+
+    def update(self, now: float | None = None) -> None:
+        """Read the lines appended since the last call. Raises JournalError."""
+        now = time.time() if now is None else now
+        path = self.journal
+        try:
+            # A FIFO in the journal's place must not hang the exporter.
+            fd = open_regular(path, os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError):
+            if self.identity is not None or self.offset:
+                self._reset()
+            self.identity = None
+            self.mark = JournalMark(None, 0)
+            return
+        except OSError as exc:
+            raise read_error(path, exc) from None
+        try:
+            st = os.fstat(fd)
+            identity = (st.st_dev, st.st_ino)
+            # A clock set back (monitor --now) asks for minutes that the state (and
+            # its cache) already summed into the old bucket: read them again, uncached.
+            behind = _minute(now - MAX_WINDOW) < self.state.cutoff
+            if behind:
+                self.use_cache = False
+            known = (self.offset, self.checks) if self.offset else None
+            fresh = (behind or identity != self.identity or st.st_size < self.offset
+                     or (self.offset and (rollup.rewritten(rollup.stamp(st), self.stamp)
+                                          or rollup.file_checks(fd, self.offset) != self.checks)))
+            if fresh:
+                known = None
+                self._reset(now)
+                self.identity = identity
+                if self.use_cache:
+                    self._load_cache(fd, st.st_size, now)
+            self.state.compact(now, force=bool(fresh) and not self.offset)
+            self.offset, _ = rollup.scan(fd, self.state, self.offset)
+            self.checks = rollup.file_checks(fd, self.offset)
+            self.stamp = rollup.stamp(os.fstat(fd))
+            self.mark = JournalMark(identity, self.offset, self.checks, self.stamp, known)
+            if (self.use_cache and self.offset - max(self.saved_offset, 0) > _REWRITE
+                    and file_identity(path) == identity):
+                self._save_cache(fd)
+        finally:
+            os.close(fd)
+
+    def _load_cache(self, fd: int, size: int, now: float) -> None:
+        path = state_cache_path(self.journal)
+        remove_stale_temporaries(path)  # what killed writers left
+        cached = rollup.read_cache(path, _MAGIC, self.identity or (), size, fd,
+                                   MinuteState.from_json)
+        if cached is None:
+            return
+        state, offset = cached
+        assert isinstance(state, MinuteState)
+        state.compact(now, force=True)
+        self.state = state
+        self.offset = self.saved_offset = offset
+
+    def _save_cache(self, fd: int) -> None:
+        if rollup.write_cache(state_cache_path(self.journal), _MAGIC, self.state,
+                              self.identity or (), self.offset, fd):
+            self.saved_offset = self.offset
+
+    def save(self) -> None:
+        """Save the state cache now if it is behind (the exporter calls this at exit)."""
+        if not self.use_cache or self.identity is None or self.offset == self.saved_offset:
+            return
+        try:
+            fd = open_regular(self.journal, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            st = os.fstat(fd)
+            if ((st.st_dev, st.st_ino) == self.identity and st.st_size >= self.offset
+                    and not rollup.rewritten(rollup.stamp(st), self.stamp)
+                    and rollup.file_checks(fd, self.offset) == self.checks):
+                self._save_cache(fd)
+        finally:
+            os.close(fd)
+
+    # adding up
+
+    def _table(self) -> PriceTable:
+        """The prices, with rates learned from the journal's exact records for models
+        without a list price (as `usage` prices them). Learned again when new lines
+        were read, at most once a minute: a pass over the state costs ~40 ms a scrape
+        of a 100k-record journal, and rates learned a minute ago are as good."""
+        from claudewrap.usage.price_fit import learn_prices
+
+        base = self.table or default_table()
+        lines = self.state.stats.lines
+        now = time.monotonic()
+        cached = self._learned
+        if cached is None or cached[1] is not base or (
+                cached[0] != lines and now - cached[3] >= 60):
+            cached = self._learned = (lines, base, learn_prices(self.state, base), now)
+        return cached[2]
+
+    def recent_usage(self, seconds: float, now: float | None = None,
+                     filters: Filters | None = None) -> Window:
+        """The usage of the last ``seconds`` (whole minutes; window_bounds) after
+        :meth:`update`: the rows the rate gauges count."""
+        now = time.time() if now is None else now
+        return self.usage_between(*window_bounds(now, seconds), filters)
+
+    def today(self, now: float | None = None, filters: Filters | None = None) -> Window:
+        """Today's usage (from local midnight before ``now``) after :meth:`update`:
+        the rows of its minutes, the same rows as a report's "today" (both states
+        sum every record by the same rule; a minute lies in one local day). As
+        there, usage dated later than today (a clock ahead) counts in today."""
+        local = datetime.fromtimestamp(time.time() if now is None else now).date()
+        start = datetime(local.year, local.month, local.day).astimezone()  # local midnight
+        return self.usage_between(_minute(start.timestamp()), "~", filters)
+
+    def usage_between(self, first: str, last: str, filters: Filters | None = None) -> Window:
+        """The usage of the minutes ``first`` to ``last`` (journal time prefixes)."""
+        # Learning prices is a pass over the whole state (35 ms at 100k records):
+        # only when the window has usage of a model without a list price.
+        window = window_usage(self.state, self.table or default_table(), first, last, filters)
+        if window.total.unpriced_records:
+            window = window_usage(self.state, self._table(), first, last, filters)
+        return window
+
+    def _totals_now(self, table: PriceTable) -> dict[Key, list[float]]:
+        """usage_sums' totals of the state: summed again only for the units linked to
+        what was read since the last call (a scrape after 100 new records of a 1M-record
+        journal went over every row: ~0.5 s); all of them again for a new state,
+        other prices, or after a compaction (which also bounds the float error of
+        taking shares out and in)."""
+        state = self.state
+        if self._sums != (state, table, state.cutoff) or (
+                state.touched and self._by_unit is None):
+            # The shares by unit only from a second call on (`serve`): a one-shot
+            # `metrics` sums the rows once, as plainly as it can.
+            if self._sums is None:
+                self._totals, _ = usage_sums(state, table)
+                self._by_unit = None
+            else:
+                self._by_unit = unit_sums(state, table)
+                self._totals = {}
+                for part in self._by_unit.values():
+                    _add_sums(self._totals, part, 1)
+            self._sums = (state, table, state.cutoff)
+        elif state.touched and self._by_unit is not None:
+            view = linked(state, set(state.touched))
+            for ukey in view.units:
+                old = self._by_unit.pop(ukey, None)
+                if old is not None:
+                    _add_sums(self._totals, old, -1)
+            for ukey, part in unit_sums(view, table).items():
+                self._by_unit[ukey] = part
+                _add_sums(self._totals, part, 1)
+        state.touched.clear()
+        return self._totals
+
+    def snapshot(self, now: float | None = None) -> Snapshot:
+        """The metrics as of ``now`` (default: the clock), after :meth:`update`."""
+        now = time.time() if now is None else now
+        self.state.compact(now)
+        # The window: the last window/60 minute buckets, this one included, the rows
+        # `status` and `monitor` show too (window_usage); the series used in the last
+        # day are all listed (idle ones drop out).
+        span = self.window
+        table = self._table()
+        totals = self._totals_now(table)
+        # The series used in the last day are those of the sessions with records in it.
+        _, window = usage_sums(self.state.around(self.state.cutoff), table,
+                               *window_bounds(now, span))
+        truth = counter_values(totals)
+        self.counters = sync_counters(self.journal, self.mark, self.counters, truth,
+                                      seen=self.exported, use_file=self.use_cache,
+                                      memo=self._counters_memo)
+        self.exported = True
+        per_minute: dict[Key, float] = {}
+        per_hour: dict[Key, float] = {}
+        for key, acc in window.items():
+            for j, t in enumerate(TOKEN_TYPES):
+                per_minute[key + (t,)] = acc[j] * 60.0 / span
+            per_hour[key] = acc[4] * 3600.0 / span
+        this_host = _hostname()
+        active: dict[str, int] = {this_host: 0}
+        for marker in (self._live or _live_markers)(self.journal):
+            host = str(marker.get("host") or this_host)
+            active[host] = active.get(host, 0) + 1
+        hosts = {key[3] for family in self.counters.values() for key in family}
+        fresh = limits.latest(self.journal, now=now)
+        windows = tuple(fresh[w] for w in limits.WINDOWS if w in fresh)
+        hosts |= {lim.host or UNKNOWN for lim in windows}
+        return Snapshot(counters=self.counters, tokens_per_minute=per_minute,
+                        cost_per_hour=per_hour, sessions_active=active,
+                        skipped_lines=self.state.stats.skipped, window=self.window,
+                        hosts=hosts | set(active), rate_limits=windows)
+
+
+def _hostname() -> str:
+    return os.uname().nodename  # what socket.gethostname() says; context.py's host label
+
+
+def _live_markers(journal: Path) -> list[dict[str, Any]]:
+    from claudewrap.wrap import live
+
+    return live.active(journal)
+
+
+# --- exposition ---------------------------------------------------------------------------
+
+
+_HELP = {
+    "tokens_input": "Input tokens used through the claude CLI",
+    "tokens_output": "Output tokens used through the claude CLI",
+    "tokens_cache_read": "Cache read tokens used through the claude CLI",
+    "tokens_cache_write": "Cache write (creation) tokens used through the claude CLI",
+    "cost": "Cost in USD; estimated=\"true\" is what claudewrap priced from list prices"
+            " where Claude Code printed no cost",
+    "records": "Journal records that count under the summing rules",
+}
+
+
+def _window_text(seconds: float) -> str:
+    if seconds % 3600 == 0:
+        return f"{int(seconds // 3600)} h"
+    if seconds % 60 == 0:
+        return f"{int(seconds // 60)} min"
+    return f"{seconds:g} s"
+
+
+def families(snap: Snapshot, host: str | None = None) -> Iterator[Metric]:
+    """prometheus_client metric families for ``snap`` (only host ``host``'s series if given)."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    def mine(key: Key) -> bool:
+        return host is None or key[3] == host
+
+    for name in COUNTERS:
+        labels = (*LABELS, "estimated") if name == "cost" else LABELS
+        metric = "claude_api_cost_dollars" if name == "cost" else f"claude_api_{name}"
+        family = CounterMetricFamily(metric, _HELP[name], labels=labels)
+        for key, value in sorted(snap.counters.get(name, {}).items()):
+            if mine(key):
+                family.add_metric(key, value)
+        yield family
+    window = _window_text(snap.window)
+    tpm = GaugeMetricFamily("claude_tokens_per_minute",
+                            f"Tokens per minute over the last {window}",
+                            labels=(*LABELS, "type"))
+    for key, value in sorted(snap.tokens_per_minute.items()):
+        if mine(key):
+            tpm.add_metric(key, value)
+    yield tpm
+    cph = GaugeMetricFamily("claude_cost_per_hour_dollars",
+                            f"Cost in USD per hour over the last {window}"
+                            " (printed and estimated)", labels=LABELS)
+    for key, value in sorted(snap.cost_per_hour.items()):
+        if mine(key):
+            cph.add_metric(key, value)
+    yield cph
+    active = GaugeMetricFamily("claude_sessions_active",
+                               "Wrapped claude sessions running now", labels=("host",))
+    for h, count in sorted(snap.sessions_active.items()):
+        if host is None or h == host:
+            active.add_metric((h,), count)
+    yield active
+    used = GaugeMetricFamily("claude_rate_limit_used_ratio",
+                             "Share (0-1) of the Claude.ai plan's rate-limit window used, as"
+                             " Claude Code's status line last reported it; absent once the"
+                             " window has reset", labels=("window", "host"))
+    resets = GaugeMetricFamily("claude_rate_limit_resets_timestamp_seconds",
+                               "When the Claude.ai plan's rate-limit window resets (Unix"
+                               " seconds)", labels=("window", "host"))
+    for lim in snap.rate_limits:
+        h = lim.host or UNKNOWN
+        if host is None or h == host:
+            used.add_metric((lim.window, h), lim.used)
+            resets.add_metric((lim.window, h), lim.resets_at)
+    yield used
+    yield resets
+    if host is None or host == _hostname():
+        yield GaugeMetricFamily("claude_journal_skipped_lines",
+                                "Journal lines that could not be read (see `claudewrap"
+                                " journal check`)", value=snap.skipped_lines)
+
+
+def registry(snap: Snapshot, host: str | None = None) -> CollectorRegistry:
+    """A registry whose only collector yields ``snap``."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.registry import Collector
+
+    class _SnapshotCollector(Collector):
+        def collect(self) -> Iterable[Metric]:
+            return list(families(snap, host))
+
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(_SnapshotCollector())
+    return reg
+
+
+def exposition(snap: Snapshot) -> bytes:
+    """The Prometheus text format of ``snap``."""
+    from prometheus_client import generate_latest
+
+    return generate_latest(registry(snap))
+
+
+def collect(journal: Path, *, window: float = DEFAULT_WINDOW, use_cache: bool = True,
+            now: float | None = None) -> Snapshot:
+    """One snapshot of ``journal`` (reads only new lines when its caches are good)."""
+    metrics = JournalMetrics(journal, window=window, use_cache=use_cache)
+    metrics.update(now)
+    return metrics.snapshot(now)
+
+
+def render_prometheus(journal_path: Path, *, use_cache: bool = True,
+                      window: float = DEFAULT_WINDOW) -> bytes:
+    """The Prometheus text exposition of the journal at ``journal_path``."""
+    return exposition(collect(journal_path, window=window, use_cache=use_cache))
+
+
+def write_textfile(snap: Snapshot, path: Path) -> None:
+    """Write the exposition for node_exporter's textfile collector, atomically.
+
+    The temp file is in the same folder (so the rename is atomic) and does not
+    end in ``.prom`` (so the collector never reads it). Mode 0644: node_exporter
+    usually runs as another user. Raises OSError.
+    """
+    atomic_write(path, [exposition(snap)], 0o644)
+
+
+def push(snap: Snapshot, url: str, job: str = "claudewrap", timeout: float = 10.0) -> list[str]:
+    """Push to a Pushgateway, one group per host (``/job/JOB/host/HOST``). Raises OSError.
+
+    Each host's series go to that host's group, so machines land side by side and
+    a push replaces only its own group. Returns the hosts pushed.
+    """
+    from prometheus_client import push_to_gateway
+
+    hosts = sorted(snap.hosts) or [_hostname()]
+    for host in hosts:
+        push_to_gateway(url, job=job, registry=registry(snap, host),
+                        grouping_key={"host": host}, timeout=timeout)
+    return hosts
+
+
+def parse_window(text: str) -> float:
+    """``15m``, ``1h``, ``90s`` (whole minutes); a bare number is minutes. Raises ValueError."""
+    value = text.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600}
+    scale = 60.0
+    if value and value[-1] in units:
+        scale = units[value[-1]]
+        value = value[:-1].strip()
+    try:
+        seconds = float(value) * scale
+    except ValueError:
+        raise ValueError(f"cannot read the window {text!r}: use e.g. 15m, 1h or 90s") from None
+    if not 60 <= seconds <= MAX_WINDOW:
+        raise ValueError(f"window {text!r}: use between 1m and 24h")
+    return float(round(seconds / 60) * 60)  # usage is kept by the minute
+
+
+__all__ = ["COUNTERS", "DEFAULT_WINDOW", "LABELS", "TOKEN_TYPES", "JournalMetrics",
+           "MinuteState", "Snapshot", "advance_counters", "collect", "counter_values",
+           "exposition", "families", "parse_window", "push", "registry",
+           "render_prometheus", "usage_sums", "write_textfile"]

@@ -1,0 +1,1 @@
+"""Setting claudewrap up: the shell and tmux integration, `setup` and `doctor`."""

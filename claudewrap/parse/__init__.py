@@ -1,0 +1,1 @@
+"""Terminal bytes to usage events: the streaming scanner and the usage patterns."""

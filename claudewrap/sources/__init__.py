@@ -1,0 +1,1 @@
+"""Claude Code's own accounts of its usage, and usage found after the fact."""

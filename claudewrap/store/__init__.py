@@ -1,0 +1,1 @@
+"""The journal: the record, where files live, appending, reading and following."""

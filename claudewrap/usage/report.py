@@ -1,0 +1,398 @@
+"""Reports from the state: rows, filters, groupings, periods and prices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from typing import Any
+
+from claudewrap.store.records import MAIN_AGENT, UsageRecord, iso_utc
+from claudewrap.usage.filters import (
+    _NONE,
+    _UNKNOWN,
+    DIMENSIONS,
+    NO_COMMAND,
+    Filters,
+    UnitKey,
+    _attribution,
+)
+from claudewrap.usage.pricing import Price, PriceTable, default_table
+from claudewrap.usage.rule import (
+    AGENT_TAG,
+    COMMAND_TAG,
+)
+from claudewrap.usage.state import UsageState
+
+
+@dataclass
+class Row:
+    """One line of a report."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0  # printed + estimated; tokens of unpriced models add nothing
+    cost_estimated_usd: float = 0.0  # the part of cost_usd that claudewrap priced
+    unpriced_records: int = 0  # records of models without a price: their cost is unknown
+    records: int = 0
+    sessions: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return (self.input_tokens + self.output_tokens + self.cache_read_tokens
+                + self.cache_write_tokens)
+
+    def add(self, other: Row) -> None:
+        """Add ``other``'s numbers (not its sessions: they may be the same ones)."""
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cache_write_tokens += other.cache_write_tokens
+        self.cost_usd += other.cost_usd
+        self.cost_estimated_usd += other.cost_estimated_usd
+        self.unpriced_records += other.unpriced_records
+        self.records += other.records
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON form (keys documented in the README)."""
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "cost_usd": round(self.cost_usd, 6),
+            "cost_estimated_usd": round(self.cost_estimated_usd, 6),
+            "unpriced_records": self.unpriced_records,
+            "records": self.records,
+            "sessions": self.sessions,
+        }
+
+
+
+
+def parse_dimension(name: str) -> str:
+    """Validate a ``--by`` value: one of DIMENSIONS or ``tag:KEY``. Raises ValueError."""
+    name = name.strip()
+    if name.startswith("tag:") and len(name) > 4:
+        return name
+    if name.lower() in DIMENSIONS:
+        return name.lower()
+    raise ValueError(f"cannot group by {name!r}: use one of {', '.join(DIMENSIONS)} or tag:KEY")
+
+
+def week_of(day: str) -> str:
+    year, week, _ = date.fromisoformat(day).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _label(dim: str, unit: UnitKey, row: Sequence[Any], attrs: tuple[Any, ...],
+           weeks: dict[str, str]) -> str:
+    if dim == "model":
+        return str(row[0]) if row[0] else _UNKNOWN
+    if dim == "day":
+        return str(row[1])
+    if dim == "week":
+        week = weeks.get(row[1])
+        if week is None:
+            week = weeks[row[1]] = week_of(row[1])
+        return week
+    if dim == "month":
+        return str(row[1][:7])
+    if dim == "session":
+        return unit[0]
+    if dim == "source":
+        return unit[1]
+    if dim == "project":
+        return str(attrs[0]) if attrs[0] else _NONE
+    if dim == "host":
+        return str(attrs[1]) if attrs[1] else _NONE
+    if dim == "pane":
+        return str(attrs[2]) if attrs[2] else _NONE
+    if dim == "agent":
+        return _attribution(attrs, AGENT_TAG) or MAIN_AGENT
+    if dim == "command":
+        return _attribution(attrs, COMMAND_TAG) or NO_COMMAND
+    for key, value in attrs[3]:  # tag:KEY
+        if key == dim[4:]:
+            return str(value)
+    return _NONE
+
+
+@dataclass
+class Report:
+    """Totals and breakdowns. ``groups[dims]`` maps a tuple of labels to its row."""
+
+    total: Row
+    groups: dict[tuple[str, ...], dict[tuple[str, ...], Row]]
+    periods: dict[str, Row]  # "today", "this week", "this month", "all time"
+    skipped_lines: int = 0
+    first_bad_lines: list[int] = field(default_factory=list)
+    records_read: int = 0  # good journal records, whether or not the filters kept them
+    table: PriceTable | None = None  # the prices used, with any learned from the journal
+
+
+def period_days(today: date) -> dict[str, str]:
+    """First day of today, this week (Monday) and this month."""
+    return {"today": today.isoformat(),
+            "this week": (today - timedelta(days=today.weekday())).isoformat(),
+            "this month": today.replace(day=1).isoformat()}
+
+
+
+
+
+
+class _Acc:
+    """Sums for one report row (a list is cheaper than a dataclass in the hot loop)."""
+
+    __slots__ = ("sessions", "v")
+
+    def __init__(self) -> None:
+        self.v: list[Any] = [0, 0, 0, 0, 0.0, 0.0, 0, 0]
+        self.sessions: set[str] = set()
+
+    def row(self) -> Row:
+        v = self.v
+        return Row(int(v[0]), int(v[1]), int(v[2]), int(v[3]), v[4], v[5], int(v[6]),
+                   int(v[7]), len(self.sessions))
+
+
+def estimated_cost(prices: dict[Any, Price | None], table: PriceTable, model: Any, n: int,
+                   i: int, o: int, cr: int, cw: int) -> tuple[float, int]:
+    """A bucket's cost priced from the table (``prices`` memoises lookups), and
+    its records when the model has no price: then the cost is unknown, not 0."""
+    if model in prices:
+        price = prices[model]
+    else:
+        price = prices[model] = table.lookup(model)
+    cost = price.cost(i, o, cr, cw) if price is not None else (
+        0.0 if not (i or o or cr or cw) else None)
+    if cost is None:
+        return 0.0, n
+    return cost, 0
+
+
+def _full_price(prices: dict[Any, Price | None], table: PriceTable, model: Any) -> bool:
+    """Whether ``model`` has every rate (its cost is then linear in the tokens)."""
+    if model in prices:
+        price = prices[model]
+    else:
+        price = prices[model] = table.lookup(model)
+    return price is not None and None not in (price.input, price.output, price.cache_read,
+                                              price.cache_write_5m)
+
+
+_BY_MODEL = ("model",)
+_BY_PROJECT = ("project",)
+
+
+def make_report(state: UsageState, *, dims: Iterable[tuple[str, ...]] = (),
+                filters: Filters | None = None, today: date | None = None,
+                table: PriceTable | None = None, count_sessions: bool = True) -> Report:
+    """Totals, the requested groupings (tuples of DIMENSIONS) and the periods.
+
+    ``today`` (default: today in the state's zone) anchors today/this week/this
+    month. Without ``count_sessions`` the rows' ``sessions`` stay 0 (faster).
+    Usage of a model without a list price is priced with rates learned from the
+    state's exact records of it (:func:`claudewrap.usage.price_fit.learn_prices`).
+    """
+    table = table or default_table()
+    dims = tuple(dims)  # used twice below
+    report = _priced_report(state, dims=dims, filters=filters, today=today, table=table,
+                            count_sessions=count_sessions)
+    # Only a report with unpriced usage can change: no second pass otherwise.
+    if report.total.unpriced_records:
+        from claudewrap.usage.price_fit import learn_prices
+
+        learned = learn_prices(state, table)
+        if learned is not table:
+            report = _priced_report(state, dims=dims, filters=filters, today=today,
+                                    table=learned, count_sessions=count_sessions)
+            table = learned
+    report.table = table
+    return report
+
+
+def _priced_report(state: UsageState, *, dims: Iterable[tuple[str, ...]],
+                   filters: Filters | None, today: date | None, table: PriceTable,
+                   count_sessions: bool) -> Report:
+    """make_report with ``table`` as it is."""
+    filters = filters or Filters()
+    if today is None:
+        now = datetime.now(timezone.utc)
+        today = (now.astimezone(state.tz) if state.tz is not None else now.astimezone()).date()
+    starts = period_days(today)
+    p_today, p_week, p_month = starts["today"], starts["this week"], starts["this month"]
+    dims = tuple(dict.fromkeys(dims))
+    groups: dict[tuple[str, ...], dict[tuple[str, ...], _Acc]] = {d: {} for d in dims}
+    periods = {name: _Acc() for name in ("today", "this week", "this month", "all time")}
+    a_total, a_today, a_week, a_month = (periods["all time"], periods["today"],
+                                         periods["this week"], periods["this month"])
+    prices: dict[Any, Price | None] = {}
+    weeks: dict[str, str] = {}
+    attrs_list = state.attrs
+    if not count_sessions and all(d in (_BY_MODEL, _BY_PROJECT) for d in dims):
+        # The common reports (the default table, budgets, status): sum rows into
+        # a few cells (model, project, which periods) first, then the cells into
+        # the report; far fewer additions than every row into every target.
+        # Cell: [in, out, cr, cw, cost, estimated, unpriced, records, and the tokens
+        # of rows to price: in, out, cr, cw]. A model with every rate is priced once
+        # a cell (the price is linear); others row by row (a missing rate makes a
+        # row's cost unknown only if it has such tokens).
+        cells: dict[tuple[Any, Any, int], list[Any]] = {}
+        for _unit, row in state.buckets(filters):
+            model, day, aid, printed, n, i, o, cr, cw, cost = row
+            attrs = attrs_list[aid]
+            when = (4 if day >= p_month else 0) | (2 if day >= p_week else 0) | (
+                1 if day >= p_today else 0)
+            ckey = (model, attrs[0], when)
+            v = cells.get(ckey)
+            if v is None:
+                v = cells[ckey] = [0, 0, 0, 0, 0.0, 0.0, 0, 0, 0, 0, 0, 0]
+            v[0] += i
+            v[1] += o
+            v[2] += cr
+            v[3] += cw
+            v[7] += n
+            if printed:
+                v[4] += cost
+            elif _full_price(prices, table, model):
+                v[8] += i
+                v[9] += o
+                v[10] += cr
+                v[11] += cw
+            else:
+                cost, unpriced = estimated_cost(prices, table, model, n, i, o, cr, cw)
+                v[4] += cost
+                v[5] += cost
+                v[6] += unpriced
+        for (model, _project, _when), v in cells.items():
+            if v[8] or v[9] or v[10] or v[11]:
+                cost, _ = estimated_cost(prices, table, model, 0, v[8], v[9], v[10], v[11])
+                v[4] += cost
+                v[5] += cost
+            del v[8:]
+        for (model, project, when), cv in cells.items():
+            targets = [a_total]
+            if when & 4:
+                targets.append(a_month)
+            if when & 2:
+                targets.append(a_week)
+            if when & 1:
+                targets.append(a_today)
+            for d, rows in groups.items():
+                label = (model or _UNKNOWN) if d == _BY_MODEL else (project or _NONE)
+                acc = rows.get((label,))
+                if acc is None:
+                    acc = rows[(label,)] = _Acc()
+                targets.append(acc)
+            for acc in targets:
+                v = acc.v
+                for j in range(8):
+                    v[j] += cv[j]
+        return _finish_report(a_total, groups, periods, state)
+    for unit, row in state.buckets(filters):
+        model, day, aid, printed, n, i, o, cr, cw, cost = row
+        attrs = attrs_list[aid]
+        est = 0.0
+        unpriced = 0
+        if not printed:
+            cost, unpriced = estimated_cost(prices, table, model, n, i, o, cr, cw)
+            est = cost
+        targets = [a_total]
+        if day >= p_month:
+            targets.append(a_month)
+        if day >= p_week:
+            targets.append(a_week)
+            if day >= p_today:
+                targets.append(a_today)
+        for d, rows in groups.items():
+            if d == _BY_MODEL:
+                key: tuple[str, ...] = (model or _UNKNOWN,)
+            elif d == _BY_PROJECT:
+                key = (attrs[0] or _NONE,)
+            else:
+                key = tuple([_label(x, unit, row, attrs, weeks) for x in d])
+            acc = rows.get(key)
+            if acc is None:
+                acc = rows[key] = _Acc()
+            targets.append(acc)
+        for acc in targets:
+            v = acc.v
+            v[0] += i
+            v[1] += o
+            v[2] += cr
+            v[3] += cw
+            v[4] += cost
+            v[5] += est
+            v[6] += unpriced
+            v[7] += n
+            if count_sessions:
+                acc.sessions.add(unit[0])
+    return _finish_report(a_total, groups, periods, state)
+
+
+def _finish_report(total: _Acc, groups: dict[tuple[str, ...], dict[tuple[str, ...], _Acc]],
+                   periods: dict[str, _Acc], state: UsageState) -> Report:
+    return Report(total=total.row(),
+                  groups={d: {k: a.row() for k, a in rows.items()} for d, rows in groups.items()},
+                  periods={name: a.row() for name, a in periods.items()},
+                  skipped_lines=state.stats.skipped,
+                  first_bad_lines=list(state.stats.first_bad_lines),
+                  records_read=state.stats.good)
+
+
+def summarize(records: Iterable[UsageRecord], *, dims: Iterable[tuple[str, ...]] = (),
+              filters: Filters | None = None, tz: tzinfo | None = None,
+              since: datetime | None = None, until: datetime | None = None,
+              today: date | None = None, table: PriceTable | None = None) -> Report:
+    """A report over records in memory (journals go through rollup.load_state)."""
+    state = UsageState(tz, since=iso_utc(since) if since else None,
+                       until=iso_utc(until) if until else None)
+    state.add_records(records)
+    return make_report(state, dims=dims, filters=filters, today=today, table=table)
+
+
+def effective_records(records: Iterable[UsageRecord], tz: tzinfo | None = None
+                      ) -> list[UsageRecord]:
+    """What counts of ``records`` under rules 1-3, as one delta per session, model and day.
+
+    Reports do not use it (they keep the compact state); it shows the rules at
+    work, for tests and for people.
+    """
+    state = UsageState(tz)
+    state.add_records(records)
+    out = []
+    for unit, row in state.buckets():
+        attrs = state.attrs[row[2]]
+        out.append(UsageRecord(
+            ts=row[1], session=unit[0], source=unit[1], model=row[0],
+            input_tokens=row[5], output_tokens=row[6], cache_read_tokens=row[7],
+            cache_write_tokens=row[8], cost_usd=row[9] if row[3] else None,
+            approximate=unit[3], project=attrs[0], host=attrs[1], tmux_pane=attrs[2],
+            claude_session=unit[2] if unit[2] != unit[0] else None, tags=dict(attrs[3])))
+    return out
+
+
+STANDARD_GROUPS = (("model",), ("day",), ("project",), ("session",))
+
+
+def report_json(report: Report, extra_dims: Iterable[tuple[str, ...]] = ()) -> dict[str, Any]:
+    """The ``usage --json`` object.
+
+    ``{"total": ROW, "by_model": {MODEL: ROW}, "by_day": {YYYY-MM-DD: ROW},
+    "by_project": {...}, "by_session": {...}, [by_<dim>...], "skipped_lines": N}``;
+    a ROW has input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+    cost_usd, cost_estimated_usd, unpriced_records, records, sessions. A grouping
+    by several dimensions is ``by_<a>_<b>`` keyed ``"A|B"``.
+    """
+    out: dict[str, Any] = {"total": report.total.to_json()}
+    for d in (*STANDARD_GROUPS, *extra_dims):
+        rows = report.groups.get(d, {})
+        out["by_" + "_".join(d)] = {"|".join(k): rows[k].to_json() for k in sorted(rows)}
+    out["skipped_lines"] = report.skipped_lines
+    return out
+
+

@@ -1,0 +1,1 @@
+"""What a person reads: the usage table, analysis, advice, 5-hour blocks, the monitor."""
