@@ -379,7 +379,9 @@ def session_usage(session: str = "last", journal: str | os.PathLike[str] | None 
     filters = Filters(sessions=(sid,))
     table = default_table()
     report = make_report(view, dims=[("model",)], filters=filters, table=table)
-    if report.table is not table:  # it learned rates from these sessions only
+    # Rates of a model without a list price come from every exact record, as in
+    # `usage`: not from these sessions' alone (learned here, or too few to learn from).
+    if report.table is not table or report.total.unpriced_records:
         report = make_report(view, dims=[("model",)], filters=filters,
                              table=learn_prices(state, table))
     return SessionUsage(

@@ -268,7 +268,9 @@ def sessions_report(state: UsageState, sessions: Iterable[str], filters: Filters
     view = linked(state, set(sessions))
     dims = [("session",), ("session", "model")]
     report = make_report(view, dims=dims, filters=filters, table=table, count_sessions=False)
-    if report.table is not table:  # it learned rates from these sessions only
+    # Rates of a model without a list price come from every exact record, as in
+    # `usage`: not from these sessions' alone (learned here, or too few to learn from).
+    if report.table is not table or report.total.unpriced_records:
         report = make_report(view, dims=dims, filters=filters,
                              table=learn_prices(state, table), count_sessions=False)
     return report
