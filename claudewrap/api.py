@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from claudewrap.wrap.launcher import LaunchError
 from claudewrap.wrap.runner import (
     SESSION_ENV,
-    LaunchError,
     RunOutcome,
     TagError,
     new_session_id,

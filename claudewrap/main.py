@@ -72,12 +72,12 @@ def _run(claude_args: list[str], report: str | None = None) -> None:
     """`claudewrap run -- ARGS` with every option at its default, exactly as
     `claudewrap.commands.run` does it; ``report``: the shell's file (see above)."""
     from claudewrap.store.config import PatternError
-    from claudewrap.wrap import runner
+    from claudewrap.wrap import launcher, runner
 
     fd = _report_start(report)
     try:
         outcome = runner.run_claude(claude_args)
-    except runner.LaunchError as exc:
+    except launcher.LaunchError as exc:
         sys.stderr.write(f"{exc}\n")
         _report_end(fd, report, exc.status)
         exit_now(exc.status)

@@ -17,14 +17,13 @@ from typing import Any
 
 import pytest
 
+from claudewrap.store.config import JOURNAL_ENV, default_journal_path
 from claudewrap.store.journal import (
-    ENV_VAR,
     JournalError,
     JournalWriter,
     ReadStats,
     append_records,
     check,
-    default_path,
     file_identity,
     read_records,
     resolve_path,
@@ -105,16 +104,16 @@ def test_option_beats_env_var_beats_platform_default(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.delenv(JOURNAL_ENV, raising=False)
     if sys.platform.startswith("linux"):
-        assert default_path() == tmp_path / "xdg" / "claudewrap" / "journal.jsonl"
-    assert default_path().name == "journal.jsonl"
-    assert resolve_path() == default_path()
-    monkeypatch.setenv(ENV_VAR, "")
-    assert resolve_path("") == default_path() and default_path().name == "journal.jsonl"
+        assert default_journal_path() == tmp_path / "xdg" / "claudewrap" / "journal.jsonl"
+    assert default_journal_path().name == "journal.jsonl"
+    assert resolve_path() == default_journal_path()
+    monkeypatch.setenv(JOURNAL_ENV, "")
+    assert resolve_path("") == default_journal_path() and default_journal_path().name == "journal.jsonl"
 
-    monkeypatch.setenv(ENV_VAR, "~/env.jsonl")
-    assert default_path() == tmp_path / "env.jsonl"
+    monkeypatch.setenv(JOURNAL_ENV, "~/env.jsonl")
+    assert default_journal_path() == tmp_path / "env.jsonl"
     assert resolve_path(None) == tmp_path / "env.jsonl"
     assert resolve_path("~/opt.jsonl") == tmp_path / "opt.jsonl"
     assert resolve_path(tmp_path / "p.jsonl") == tmp_path / "p.jsonl"
@@ -124,16 +123,16 @@ def test_a_journal_path_that_is_a_directory_is_one_error_naming_the_setting_to_f
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "logs"
     folder.mkdir()
-    monkeypatch.setenv(ENV_VAR, str(folder))
+    monkeypatch.setenv(JOURNAL_ENV, str(folder))
     with pytest.raises(JournalError) as info:
         resolve_path()
-    assert str(info.value) == (f"the journal {folder} is a directory: set {ENV_VAR} to a"
+    assert str(info.value) == (f"the journal {folder} is a directory: set {JOURNAL_ENV} to a"
                                f" file path (e.g. {folder}/journal.jsonl)")
     with pytest.raises(JournalError, match="pass --journal a file path"):
         resolve_path(folder)
-    monkeypatch.delenv(ENV_VAR)
+    monkeypatch.delenv(JOURNAL_ENV)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    default_path().mkdir(parents=True)
+    default_journal_path().mkdir(parents=True)
     with pytest.raises(JournalError, match="move that folder away, or set"):
         resolve_path()
     # A symlink to a folder is a folder too; a file beside it is fine.
@@ -454,7 +453,7 @@ def test_writer_close_for_a_directory_advises_a_file_inside_it_not_the_directory
     warning = writer.close()
     saved = tmp_path / "tmp" / f"claudewrap-{os.getuid()}" / "journal-unsaved.jsonl"
     assert warning == (f"claudewrap: the journal {folder} is a directory: choose a file with"
-                       f" --journal or ${ENV_VAR} (e.g. {folder}/journal.jsonl); 2 records"
+                       f" --journal or ${JOURNAL_ENV} (e.g. {folder}/journal.jsonl); 2 records"
                        f" saved in {saved} \N{EM DASH} add them once with: claudewrap journal"
                        f" recover --journal {folder}/journal.jsonl")
     assert tokens(saved) == [1, 2]

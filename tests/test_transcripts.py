@@ -21,7 +21,7 @@ from claude_code import (  # noqa: F401 - fixtures
 from conftest import CW, wait_until
 from fake_api import FakeAnthropic, Usage
 
-from claudewrap.sources import transcripts
+from claudewrap.sources import claude_dirs, transcripts
 from claudewrap.store.journal import append_records, read_records
 from claudewrap.store.records import UsageRecord
 
@@ -203,11 +203,11 @@ def test_default_roots_follow_claude_config_dir(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     for d in (a, b):
         (d / "projects").mkdir(parents=True)
-    assert transcripts.default_roots({"CLAUDE_CONFIG_DIR": f"{a}, {b}"}) == [a / "projects",
+    assert claude_dirs.default_roots({"CLAUDE_CONFIG_DIR": f"{a}, {b}"}) == [a / "projects",
                                                                              b / "projects"]
     home = tmp_path / "home"
     (home / ".claude" / "projects").mkdir(parents=True)
-    assert transcripts.default_roots({"HOME": str(home)}) == [home / ".claude" / "projects"]
+    assert claude_dirs.default_roots({"HOME": str(home)}) == [home / ".claude" / "projects"]
 
 
 def test_import_without_transcripts_says_where_it_looked(env: dict[str, str]) -> None:
@@ -280,7 +280,7 @@ def test_project_slug_matches_claude_code() -> None:
     # Every character but ASCII letters and digits becomes "-" (tmp_path's
     # underscores included: the --no-otel test in test_claude_code.py finds
     # the real CLI's folder this way).
-    assert transcripts.project_slug("/home/me/my_proj.v2") == "-home-me-my-proj-v2"
+    assert claude_dirs.project_slug("/home/me/my_proj.v2") == "-home-me-my-proj-v2"
 
 
 # ------------------------------------------------------------------ ~/.claude.json

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from claudewrap.sources import claude_json, transcripts
+from claudewrap.sources import claude_dirs, claude_json, transcripts
 from claudewrap.store.journal import JournalError, append_records, resolve_path
 
 
@@ -57,9 +57,9 @@ def import_cmd(since: str | None, journal_path: str | None, dry_run: bool,
         configs = [p for p in paths if p.is_file() and p.suffix == ".json"]
         roots = [p for p in paths if p not in configs]
     else:
-        roots, configs = transcripts.default_roots(), claude_json.config_files()
+        roots, configs = claude_dirs.default_roots(), claude_json.config_files()
     if not roots and not configs:
-        dirs = ", ".join(str(d / "projects") for d in transcripts.config_dirs())
+        dirs = ", ".join(str(d / "projects") for d in claude_dirs.config_dirs())
         raise click.ClickException(f"no Claude Code transcripts found in {dirs}, nor a "
                                    f"~/.claude.json; pass the folder or files to import as PATHS")
     verb = "would add" if dry_run else "added"

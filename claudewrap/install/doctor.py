@@ -42,9 +42,9 @@ def _journal(env: Mapping[str, str], journal: str | None) -> Path:
         return Path(journal).expanduser()
     if env.get("CLAUDEWRAP_JOURNAL"):
         return Path(env["CLAUDEWRAP_JOURNAL"]).expanduser()
-    from claudewrap.store.journal import default_path
+    from claudewrap.store.config import default_journal_path
 
-    return default_path()
+    return default_journal_path()
 
 
 def check_claude(env: Mapping[str, str]) -> Check:

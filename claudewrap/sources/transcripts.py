@@ -50,13 +50,6 @@ from claudewrap.store.records import (
     utc_now_iso,
 )
 
-# Where Claude Code keeps transcripts: claude_dirs.py, light enough for the
-# end of every wrapped run.
-config_dirs = claude_dirs.config_dirs
-default_roots = claude_dirs.default_roots
-project_slug = claude_dirs.project_slug
-session_files = claude_dirs.session_files
-
 SOURCE = "transcript"
 # Sources whose records already carry one request exactly: a request seen there
 # is not imported again.
@@ -67,7 +60,6 @@ _USAGE_MARK = b'"usage"'
 _ASSISTANT_MARK = b'"assistant"'
 # Bounds for the end-of-session reconciliation (the launch path's exit).
 RECONCILE_MAX_BYTES = 64 << 20
-RECONCILE_MAX_FILES = claude_dirs.MAX_FILES
 
 
 def transcript_files(paths: Iterable[Path], since: float | None = None) -> Iterator[Path]:
@@ -664,7 +656,7 @@ def reconcile(*, session: str, attribution: Mapping[str, Any] | None, journal: s
 
     ``files``: the run's transcripts when the caller already looked them up
     (:func:`claudewrap.sources.claude_dirs.run_transcripts`). Bounded: at most
-    RECONCILE_MAX_FILES files, the last RECONCILE_MAX_BYTES of each. Returns
+    claude_dirs.MAX_FILES files, the last RECONCILE_MAX_BYTES of each. Returns
     one warning line or None; never raises for a bad file.
     """
     from claudewrap.store.journal import JournalWriter, resolve_path

@@ -26,8 +26,6 @@ from claudewrap.wrap.context import hostname
 
 # Where the journal is: defined in config.py, which the launch path can import
 # without this module's dependencies.
-ENV_VAR = _config.JOURNAL_ENV
-default_path = _config.default_journal_path
 
 # O_RDWR rather than O_WRONLY: the writer reads the last byte (under the lock) to
 # find a torn tail. O_APPEND still puts every write at the end.
@@ -251,7 +249,7 @@ def _write_error(path: Path, exc: Exception, written: int = 0) -> JournalError:
     reason = _reason(exc)
     return JournalError(
         f"cannot write the journal {path}: {reason}; fix that, or choose another file"
-        f" with --journal or ${ENV_VAR}",
+        f" with --journal or ${_config.JOURNAL_ENV}",
         reason=reason,
         written=written,
         errno=exc.errno if isinstance(exc, OSError) else None,
@@ -264,7 +262,7 @@ def read_error(path: Path, exc: OSError) -> JournalError:
     fix = ("move it away, or choose a regular file with --journal or"
            if isinstance(exc, NotRegularFile) else
            "check its permissions, or choose another file with --journal or")
-    return JournalError(f"cannot read the journal {path}: {reason}; {fix} ${ENV_VAR}",
+    return JournalError(f"cannot read the journal {path}: {reason}; {fix} ${_config.JOURNAL_ENV}",
                         reason=reason)
 
 
@@ -731,7 +729,7 @@ def _add_missing(journal: Path, saved: dict[bytes, bytes], result: Recovery,
         if fd >= 0:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise JournalError(f"the journal {journal} is not a regular file; choose"
-                                   f" one with --journal or ${ENV_VAR}", reason="not a file")
+                                   f" one with --journal or ${_config.JOURNAL_ENV}", reason="not a file")
             # Most of the journal is read before taking its lock, so that runs
             # writing meanwhile are not held up; the rest is read under it.
             end = _find_present(fd, 0, saved, times, present)

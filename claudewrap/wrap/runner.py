@@ -26,9 +26,6 @@ if TYPE_CHECKING:
 
 SESSION_ENV = "CLAUDEWRAP_SESSION"
 
-LaunchError = launcher.LaunchError
-
-
 class TagError(ValueError):
     """A tag is not ``KEY=VALUE``."""
 
