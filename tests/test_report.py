@@ -657,10 +657,10 @@ def test_fetcher_finds_every_line_again(tmp_path: Path, monkeypatch: pytest.Monk
     # read, blank and bad lines, and reads in any order.
     import random
 
-    from claudewrap.usage import state as report_module
+    from claudewrap.usage import state as state_module
 
     monkeypatch.setattr(rollup, "_BLOCK", block)
-    monkeypatch.setattr(report_module, "_MARK_EVERY", 300)
+    monkeypatch.setattr(state_module, "_MARK_EVERY", 300)
     items: list[UsageRecord | str] = []
     for k in range(120):
         if k % 17 == 5:

@@ -32,7 +32,7 @@ from claudewrap.wrap.context import hostname
 _OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
 _READ_BLOCK = 1 << 20
 _MAX_LINE = 16 << 20  # a longer "line" is skipped without being held in memory
-_MAX_BAD_LINES = 10
+MAX_BAD_LINES = 10
 _CLOSE_LOCK_TIMEOUT = 2.0
 _MAX_LOCK_SLEEP = 0.01
 # ulimit -f 1 fits two records a file: 1,000 files hold a long session.
@@ -772,7 +772,7 @@ class ReadStats:
 
     def _bad(self, lineno: int) -> None:
         self.skipped += 1
-        if len(self.first_bad_lines) < _MAX_BAD_LINES:
+        if len(self.first_bad_lines) < MAX_BAD_LINES:
             self.first_bad_lines.append(lineno)
 
 

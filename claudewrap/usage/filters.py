@@ -1,4 +1,5 @@
-"""The labels of the usage core (dimensions, attribution keys, row shapes) and which usage a report covers: Filters and the match of a row."""
+"""Which usage a report covers (Filters, and whether a row matches them), and the
+labels reports give rows: the dimensions, a model-less row, an empty attribute."""
 
 from __future__ import annotations
 
@@ -6,25 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from claudewrap.store.records import MAIN_AGENT
-from claudewrap.usage.rule import (
-    AGENT_TAG,
-    COMMAND_TAG,
-)
+from claudewrap.usage.rule import AGENT_TAG, COMMAND_TAG
 
-_UNKNOWN = "unknown"
-_NONE = "(none)"
+UNKNOWN_MODEL = "unknown"  # the model label of a record without one
+NONE = "(none)"  # the label of an empty project, host, pane or tag
 DIMENSIONS = ("model", "day", "week", "month", "project", "session", "pane", "host", "source",
               "agent", "command")
 NO_COMMAND = "(none)"  # the command of a typed prompt, as reports show and filter it
-_MAX_BAD_LINES = 10
-_KINDS = ("delta", "total")
-
-# A bucket's numbers: records, input, output, cache read, cache write, printed cost.
-Vec = list[Any]
-BucketKey = tuple[Any, str, int, bool]  # (model, local day, attribution id, cost printed?)
-UnitKey = tuple[str, str, str, bool]  # (session, source, Claude session, approximate)
-
-
 
 
 @dataclass
@@ -48,23 +37,23 @@ class Filters:
         return bool(self.projects or self.models or self.tags or self.agents or self.commands)
 
 
-def _matches(filters: Filters, model: Any, attrs: tuple[Any, ...]) -> bool:
+def matches(filters: Filters, model: Any, attrs: tuple[Any, ...]) -> bool:
     if filters.projects and attrs[0] not in filters.projects:
         return False
     if filters.models:
-        name = (model or _UNKNOWN).lower()
+        name = (model or UNKNOWN_MODEL).lower()
         if not any(m.lower() in name for m in filters.models):
             return False
     if filters.tags:
         tags = dict(attrs[3])
         if any(tags.get(k) != v for k, v in filters.tags):
             return False
-    if filters.agents and (_attribution(attrs, AGENT_TAG) or MAIN_AGENT) not in filters.agents:
+    if filters.agents and (attribution(attrs, AGENT_TAG) or MAIN_AGENT) not in filters.agents:
         return False
-    return not filters.commands or (_attribution(attrs, COMMAND_TAG) or NO_COMMAND) in filters.commands
+    return not filters.commands or (attribution(attrs, COMMAND_TAG) or NO_COMMAND) in filters.commands
 
 
-def _attribution(attrs: tuple[Any, ...], key: str) -> str | None:
+def attribution(attrs: tuple[Any, ...], key: str) -> str | None:
     """The agent (AGENT_TAG) or command (COMMAND_TAG) of an attribution, or None."""
     for k, value in attrs[3]:
         if k == key:

@@ -1,14 +1,12 @@
-"""Journal lines to records, fast: the typed msgspec decoder and the reference parser."""
+"""Journal lines to records, fast: the typed msgspec decoder (lines it cannot take go
+through journal.parse_line, the reference parser)."""
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable
-from operator import attrgetter
 from typing import Annotated, Any
 
-from claudewrap.store.records import MAX_COST_USD, MAX_TOKENS, UsageRecord
+from claudewrap.store.records import MAX_COST_USD, MAX_TOKENS
 
 
 def _fast_decoder() -> Callable[[bytes], list[Any]]:
@@ -61,24 +59,4 @@ def _fast_decoder() -> Callable[[bytes], list[Any]]:
     return decode_lines
 
 
-_decode_lines = _fast_decoder()
-
-
-def _parse_line(line: bytes) -> UsageRecord | None:
-    """The reference parse (as journal.read_records does); None for a bad line."""
-    try:
-        return UsageRecord.from_dict(json.loads(line.decode("utf-8")))
-    except (ValueError, TypeError, OverflowError, RecursionError, AttributeError):
-        return None
-
-
-_BYTEORDER = sys.byteorder
-_PIECE = 64 << 10  # a block that fails to decode is retried in pieces of this size
-_IN, _OUT, _CR, _CW, _COST = (attrgetter(f) for f in (
-    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd"))
-
-
-_MAX_SEGMENTS = 8
-_MARK_EVERY = 64 << 10  # bytes between two marks (where a line starts)
-
-
+decode_lines = _fast_decoder()

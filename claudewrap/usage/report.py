@@ -9,20 +9,16 @@ from typing import Any
 
 from claudewrap.store.records import MAIN_AGENT, UsageRecord, iso_utc
 from claudewrap.usage.filters import (
-    _NONE,
-    _UNKNOWN,
     DIMENSIONS,
     NO_COMMAND,
+    NONE,
+    UNKNOWN_MODEL,
     Filters,
-    UnitKey,
-    _attribution,
+    attribution,
 )
 from claudewrap.usage.pricing import Price, PriceTable, default_table
-from claudewrap.usage.rule import (
-    AGENT_TAG,
-    COMMAND_TAG,
-)
-from claudewrap.usage.state import UsageState
+from claudewrap.usage.rule import AGENT_TAG, COMMAND_TAG
+from claudewrap.usage.state import UnitKey, UsageState
 
 
 @dataclass
@@ -90,7 +86,7 @@ def week_of(day: str) -> str:
 def _label(dim: str, unit: UnitKey, row: Sequence[Any], attrs: tuple[Any, ...],
            weeks: dict[str, str]) -> str:
     if dim == "model":
-        return str(row[0]) if row[0] else _UNKNOWN
+        return str(row[0]) if row[0] else UNKNOWN_MODEL
     if dim == "day":
         return str(row[1])
     if dim == "week":
@@ -105,19 +101,19 @@ def _label(dim: str, unit: UnitKey, row: Sequence[Any], attrs: tuple[Any, ...],
     if dim == "source":
         return unit[1]
     if dim == "project":
-        return str(attrs[0]) if attrs[0] else _NONE
+        return str(attrs[0]) if attrs[0] else NONE
     if dim == "host":
-        return str(attrs[1]) if attrs[1] else _NONE
+        return str(attrs[1]) if attrs[1] else NONE
     if dim == "pane":
-        return str(attrs[2]) if attrs[2] else _NONE
+        return str(attrs[2]) if attrs[2] else NONE
     if dim == "agent":
-        return _attribution(attrs, AGENT_TAG) or MAIN_AGENT
+        return attribution(attrs, AGENT_TAG) or MAIN_AGENT
     if dim == "command":
-        return _attribution(attrs, COMMAND_TAG) or NO_COMMAND
+        return attribution(attrs, COMMAND_TAG) or NO_COMMAND
     for key, value in attrs[3]:  # tag:KEY
         if key == dim[4:]:
             return str(value)
-    return _NONE
+    return NONE
 
 
 @dataclass
@@ -283,7 +279,7 @@ def _priced_report(state: UsageState, *, dims: Iterable[tuple[str, ...]],
             if when & 1:
                 targets.append(a_today)
             for d, rows in groups.items():
-                label = (model or _UNKNOWN) if d == _BY_MODEL else (project or _NONE)
+                label = (model or UNKNOWN_MODEL) if d == _BY_MODEL else (project or NONE)
                 acc = rows.get((label,))
                 if acc is None:
                     acc = rows[(label,)] = _Acc()
@@ -310,9 +306,9 @@ def _priced_report(state: UsageState, *, dims: Iterable[tuple[str, ...]],
                 targets.append(a_today)
         for d, rows in groups.items():
             if d == _BY_MODEL:
-                key: tuple[str, ...] = (model or _UNKNOWN,)
+                key: tuple[str, ...] = (model or UNKNOWN_MODEL,)
             elif d == _BY_PROJECT:
-                key = (attrs[0] or _NONE,)
+                key = (attrs[0] or NONE,)
             else:
                 key = tuple([_label(x, unit, row, attrs, weeks) for x in d])
             acc = rows.get(key)

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from itertools import accumulate, repeat
 from operator import add
 
-from claudewrap.usage.lines import _MAX_SEGMENTS
+_MAX_SEGMENTS = 8  # more sorted segments than this are merged into one
 
 
-def _id_bytes(request_id: str) -> bytes:
+def id_bytes(request_id: str) -> bytes:
     """A request id as the index stores it (UTF-8; one with a newline by its digest)."""
     if "\n" in request_id:
         import hashlib
@@ -111,7 +111,7 @@ class RidIndex:
         return bool(self.segments)
 
     def get(self, request_id: str) -> int | None:
-        return self.get_key(_id_bytes(request_id))
+        return self.get_key(id_bytes(request_id))
 
     def get_key(self, key: bytes) -> int | None:
         for seg in reversed(self.segments):
@@ -128,7 +128,7 @@ class RidIndex:
         try:
             self.segments.append(_Segment.of(ids, values))
         except ValueError:  # an id with a newline (rare): stored by its digest
-            pairs = sorted((_id_bytes(i), v) for i, v in zip(ids, values))
+            pairs = sorted((id_bytes(i), v) for i, v in zip(ids, values))
             self.segments.append(_Segment.of([k for k, _ in pairs],
                                              array("Q", [v for _, v in pairs])))
 

@@ -48,31 +48,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from itertools import repeat
-from operator import add
+from operator import add, attrgetter
 from typing import Any
 
+from claudewrap.store.journal import MAX_BAD_LINES, parse_line
 from claudewrap.store.records import UsageRecord, iso_utc
-from claudewrap.usage.filters import (
-    _KINDS,
-    _MAX_BAD_LINES,
-    BucketKey,
-    Filters,
-    UnitKey,
-    Vec,
-    _matches,
-)
-from claudewrap.usage.lines import (
-    _COST,
-    _CR,
-    _CW,
-    _IN,
-    _MARK_EVERY,
-    _OUT,
-    _PIECE,
-    _decode_lines,
-    _parse_line,
-)
-from claudewrap.usage.ridindex import RidIndex, _id_bytes
+from claudewrap.usage.filters import Filters, matches
+from claudewrap.usage.lines import decode_lines
+from claudewrap.usage.ridindex import RidIndex, id_bytes
 from claudewrap.usage.rule import (
     PER_REQUEST,
     PRIORITY,
@@ -83,6 +66,17 @@ from claudewrap.usage.rule import (
     undated,
     unit_key,
 )
+
+_KINDS = ("delta", "total")
+_PIECE = 64 << 10  # a block that fails to decode is retried in pieces of this size
+_MARK_EVERY = 64 << 10  # bytes between two marks (where a line starts)
+_IN, _OUT, _CR, _CW, _COST = (attrgetter(f) for f in (
+    "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd"))
+
+# A bucket's numbers: records, input, output, cache read, cache write, printed cost.
+Vec = list[Any]
+BucketKey = tuple[Any, str, int, bool]  # (model, local day, attribution id, cost printed?)
+UnitKey = tuple[str, str, str, bool]  # (session, source, Claude session, approximate)
 
 
 @contextmanager
@@ -191,7 +185,7 @@ class ScanStats:
 
     def bad(self, lineno: int) -> None:
         self.skipped += 1
-        if len(self.first_bad_lines) < _MAX_BAD_LINES:
+        if len(self.first_bad_lines) < MAX_BAD_LINES:
             self.first_bad_lines.append(lineno)
 
 
@@ -308,7 +302,7 @@ class UsageState:
     def _decode_block(self, block: bytes, count: int, first: int) -> list[Any]:
         """The records of ``count`` lines (None for a bad or blank line, counted)."""
         try:
-            objs = _decode_lines(block)
+            objs = decode_lines(block)
         except ValueError:
             objs = None
         if objs is not None and len(objs) == count:
@@ -335,7 +329,7 @@ class UsageState:
             if line.strip():
                 rec = self._try_fast(line)
                 if rec is None:
-                    rec = _parse_line(line)
+                    rec = parse_line(line)
                 if rec is None:
                     self.stats.bad(n)
             objs.append(rec)
@@ -344,7 +338,7 @@ class UsageState:
     @staticmethod
     def _try_fast(line: bytes) -> Any:
         try:
-            objs = _decode_lines(line + b"\n")
+            objs = decode_lines(line + b"\n")
         except ValueError:
             return None
         return objs[0] if len(objs) == 1 else None
@@ -633,7 +627,7 @@ class UsageState:
         for position in sorted(other.replaced):
             r = fetch(position)
             if (position <= shift and r is not None and r.request_id
-                    and _id_bytes(r.request_id) in our_ids):
+                    and id_bytes(r.request_id) in our_ids):
                 # A record from before this read that a request of our part had
                 # already met (and replaced, or lost to): rule 1 between our part
                 # and theirs was settled above.
@@ -645,7 +639,7 @@ class UsageState:
         self.stats.good += other.stats.good
         self.stats.skipped += other.stats.skipped
         self.stats.first_bad_lines = (self.stats.first_bad_lines + [
-            base + n for n in other.stats.first_bad_lines])[:_MAX_BAD_LINES]
+            base + n for n in other.stats.first_bad_lines])[:MAX_BAD_LINES]
         if straddling:
             assert other.tot_log is not None
             positions = sorted(p + shift for key in straddling for p in other.tot_log[key])
@@ -771,7 +765,7 @@ class UsageState:
                 continue
             if sessions and k[0] not in sessions and k[2] not in sessions:
                 continue
-            if check and not _matches(filters, row[0], attrs[row[2]]):
+            if check and not matches(filters, row[0], attrs[row[2]]):
                 continue
             yield k, row
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from claudewrap.usage.filters import UNKNOWN_MODEL
 from claudewrap.usage.pricing import Price, PriceTable
 from claudewrap.usage.report import Report, Row
 
@@ -20,7 +21,6 @@ from claudewrap.usage.report import Report, Row
 # priced again on each of these ("what would this have cost on X").
 COMPARE_MODELS = ("claude-opus-5-5", "claude-sonnet-5", "claude-haiku-4-5")
 TOP_SESSIONS = 5
-_UNKNOWN = "unknown"  # usage.filters' label of a record without a model
 
 
 def groupings(dims: tuple[str, ...]) -> list[tuple[str, ...]]:
@@ -43,7 +43,7 @@ def per_1k_output(row: Row) -> float | None:
 
 
 def _price(table: PriceTable, model: str) -> Price | None:
-    return None if model == _UNKNOWN else table.lookup(model)
+    return None if model == UNKNOWN_MODEL else table.lookup(model)
 
 
 def repriced(row: Row, price: Price | None) -> float | None:
