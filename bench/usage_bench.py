@@ -83,11 +83,6 @@ def command(journal: Path, *args: str, runs: int = 3) -> tuple[float, float]:
     return best
 
 
-# The bar (issue 16): 20.0.24 is the newest whose per-platform native package the
-# registry here has (20.0.26's is missing); 18.0.11, plain JavaScript, took 251 s
-# and 12.6 GB on a year of transcripts and is no longer what people run.
-CCUSAGE = "ccusage@20.0.24"
-
 _NAIVE = ("import json, sys\n"
           "n = 0\n"
           "with open(sys.argv[1], 'rb') as fh:\n"
@@ -107,30 +102,17 @@ def wall(argv: list[str], env: dict[str, str] | None = None, runs: int = 3) -> f
 
 
 def ccusage(transcripts: Path, npm_dir: Path) -> tuple[float, dict[str, int]] | str:
-    """Time `ccusage daily --json --offline` over the transcripts, or why it cannot run."""
-    binary = npm_dir / "node_modules" / ".bin" / "ccusage"
-    if not binary.exists():
-        if shutil.which("npm") is None:
-            return "npm not found"
-        npm_dir.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", CCUSAGE], check=False,
-                              cwd=npm_dir, capture_output=True, text=True)
-        if done.returncode != 0 or not binary.exists():
-            return f"npm install {CCUSAGE} failed: {done.stderr.strip()[-300:]}"
-    home = npm_dir.parent / "empty-home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, CLAUDE_CONFIG_DIR=str(transcripts), HOME=str(home))
-    t = time.perf_counter()
-    done = subprocess.run([str(binary), "daily", "--json", "--offline"], env=env,
-                          capture_output=True, text=True, cwd=npm_dir, check=False)
-    took = time.perf_counter() - t
-    if done.returncode != 0:
-        return f"ccusage failed ({done.returncode}): {done.stderr.strip()[-300:]}"
-    data = json.loads(done.stdout)
-    totals = data.get("totals", {})
-    return took, {k: int(totals.get(k, 0)) for k in ("inputTokens", "outputTokens",
-                                                      "cacheReadTokens",
-                                                      "cacheCreationTokens")}
+    """Time `ccusage daily --json --offline` over the transcripts (installed and run as
+    bench/import_bench.py does), or why it cannot run."""
+    from import_bench import ccusage as run_ccusage
+
+    result = run_ccusage(transcripts, npm_dir, npm_dir.parent / "empty-home")
+    if isinstance(result, str):
+        return result
+    totals = json.loads(result.out).get("totals", {})
+    return result.took, {k: int(totals.get(k, 0)) for k in ("inputTokens", "outputTokens",
+                                                             "cacheReadTokens",
+                                                             "cacheCreationTokens")}
 
 
 def main() -> None:
