@@ -52,8 +52,9 @@ if __name__ == '__main__':
 """
 
 
-def clean_install(work: Path) -> tuple[str, str]:
-    """(python, claudewrap console script) of a venv like a user's."""
+def clean_install(work: Path, root: Path = ROOT) -> tuple[str, str]:
+    """(python, claudewrap console script) of a venv like a user's, running the
+    checkout at ``root``."""
     import click
     import platformdirs
     import ptyprocess
@@ -63,7 +64,7 @@ def clean_install(work: Path) -> tuple[str, str]:
     site = next((venv / "lib").glob("python*/site-packages"))
     deps = sorted({str(Path(m.__file__ or "").resolve().parent.parent)
                    for m in (click, platformdirs, ptyprocess)})
-    (site / "claudewrap-checkout.pth").write_text("\n".join([str(ROOT), *deps]) + "\n")
+    (site / "claudewrap-checkout.pth").write_text("\n".join([str(root), *deps]) + "\n")
     python = str(venv / "bin" / "python")
     script = venv / "bin" / "claudewrap"
     script.write_text(CONSOLE_SCRIPT.format(python=python))

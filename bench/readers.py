@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import gen_journal
 from gen_journal import generate
-from passthrough import CONSOLE_SCRIPT, clean_install
+from passthrough import clean_install
 
 # The generated year ends a day before the run (its sessions start in the 365 days
 # before that): a journal with records dated in the future would put a month of
@@ -149,28 +149,6 @@ def serve_bench(script: str, journal: Path, env: dict[str, str], seed: int
         proc.wait(timeout=60)
 
 
-def install(root: Path, work: Path) -> tuple[str, str]:
-    """(python, claudewrap console script) of a venv like a user's, running the
-    checkout at ``root`` (passthrough.clean_install, for any checkout)."""
-    if root == ROOT:
-        return clean_install(work)
-    import click
-    import platformdirs
-    import ptyprocess
-
-    venv = work / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = next((venv / "lib").glob("python*/site-packages"))
-    deps = sorted({str(Path(m.__file__ or "").resolve().parent.parent)
-                   for m in (click, platformdirs, ptyprocess)})
-    (site / "claudewrap-checkout.pth").write_text("\n".join([str(root), *deps]) + "\n")
-    python = str(venv / "bin" / "python")
-    script = venv / "bin" / "claudewrap"
-    script.write_text(CONSOLE_SCRIPT.format(python=python))
-    script.chmod(0o755)
-    return python, str(script)
-
-
 Install = tuple[str, str, str]  # label, python, console script
 
 
@@ -253,10 +231,10 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [10_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     args.dir.mkdir(parents=True, exist_ok=True)
-    installs: list[Install] = [("this", *install(ROOT, Path(tempfile.mkdtemp(prefix="cw-r-"))))]
+    installs: list[Install] = [("this", *clean_install(Path(tempfile.mkdtemp(prefix="cw-r-"))))]
     if args.against:
-        installs.append(("against", *install(args.against.resolve(),
-                                             Path(tempfile.mkdtemp(prefix="cw-r-")))))
+        installs.append(("against", *clean_install(Path(tempfile.mkdtemp(prefix="cw-r-")),
+                                                   args.against.resolve())))
     results = {}
     for n in sizes:
         print(f"{n:,} records ...", flush=True)
