@@ -123,21 +123,15 @@ def _percents(where: str, value: Any) -> tuple[float, ...]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
+    from claudewrap.store.config import parse_toml
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise BudgetError(f"{path}: cannot read the config file: {exc}") from None
-    try:
-        data: dict[str, Any] = tomllib.loads(text)
-        return data
-    except tomllib.TOMLDecodeError as exc:
-        raise BudgetError(f"{path}: bad TOML: {' '.join(str(exc).split())}") from None
+    return parse_toml(text, path, BudgetError)
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *,
