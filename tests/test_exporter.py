@@ -137,6 +137,26 @@ def test_a_fresh_serve_shows_history_at_once_and_new_series_from_zero(serve: Ser
     assert value(serve.scrape(), "claude_api_tokens_input_total", project="brand-new") == 42
 
 
+def test_a_series_new_since_the_saved_counters_starts_at_zero_in_a_fresh_serve(
+        journal: Path, tmp_path: Path) -> None:
+    # Issue 12 item 15: `metrics` exported the journal (saved counters), a new
+    # project appeared, then `serve` starts: its first answer shows the new series
+    # at 0 once (as a later `metrics` run does), not at its value at once.
+    done = subprocess.run([*CW, "metrics", "--journal", str(journal)], env=environment(tmp_path),
+                          capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert value(parse(done.stdout), "claude_api_tokens_input_total", project="api") == 10
+    write(journal, [rec(10, "s3", project="brand-new", input_tokens=42)], "a")
+    server = Serve(journal, tmp_path)
+    try:
+        first = server.scrape()
+        assert value(first, "claude_api_tokens_input_total", project="api") == 10
+        assert value(first, "claude_api_tokens_input_total", project="brand-new") == 0
+        assert value(server.scrape(), "claude_api_tokens_input_total", project="brand-new") == 42
+    finally:
+        stop(server.proc, signal.SIGKILL)
+
+
 def test_rotated_and_truncated_journal(serve: Serve, journal: Path, tmp_path: Path) -> None:
     """A new journal is a real reset; its series show 0 once, then their values
     (so that Prometheus's increase() counts its first usage)."""

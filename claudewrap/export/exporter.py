@@ -311,7 +311,10 @@ def serve(journal: Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
             old[sig] = signal.getsignal(sig)
             loop.add_signal_handler(sig, stop.set)
         try:
-            app.scrape()  # read the journal now, not on the first scrape
+            # Read the journal now, not on the first scrape; no snapshot yet: that
+            # would export (and save) the counters, and a series new since the saved
+            # ones would show its 0 to no one (the first scrape then has its value).
+            metrics.update()
         except JournalError:
             pass  # /metrics answers 503 until it is readable
         if announce is not None:
