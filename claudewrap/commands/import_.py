@@ -29,7 +29,8 @@ def import_cmd(since: str | None, journal_path: str | None, dry_run: bool,
 
     PATHS are transcript files or folders, or Claude Code config files (*.json)
     (default: the `projects` folder of each Claude Code config dir:
-    $CLAUDE_CONFIG_DIR, comma separated, else ~/.config/claude and ~/.claude;
+    $CLAUDE_CONFIG_DIR, comma separated, else $XDG_CONFIG_HOME/claude,
+    ~/.config/claude and ~/.claude;
     and the config file: $CLAUDE_CONFIG_DIR/.claude.json, else ~/.claude.json).
     One record per API request from transcripts; from the config file, each
     project's last session's totals per model. Running it again adds nothing
