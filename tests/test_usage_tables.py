@@ -160,3 +160,67 @@ def test_a_filter_that_matches_nothing_says_so(env: dict[str, str], journal: Pat
     empty = journal.with_name("empty.jsonl")
     shown = run(env, empty, "--project", "nope")
     assert shown.stdout.startswith("No usage recorded yet in "), shown.stdout
+
+
+def columns_of(text: str) -> int:
+    """Terminal columns: wide characters take two, combining marks none (unicodedata,
+    not claudewrap's own helper)."""
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(c) else
+               2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
+
+
+def right_edges(line: str) -> list[int]:
+    """The terminal column where each cell of ``line`` (cells: 2+ spaces apart) ends."""
+    return [columns_of(line[:m.end()]) for m in re.finditer(r"(?:\S| (?=\S))+", line)]
+
+
+def left_edges(line: str) -> list[int]:
+    """The terminal column where each cell of ``line`` starts."""
+    return [columns_of(line[:m.start()]) for m in re.finditer(r"(?:\S| (?=\S))+", line)]
+
+
+WIDE_IDS = ["会话-1", "cafe\u0301-2", "run-🚀"]
+
+
+@pytest.mark.parametrize("columns", [40, 80, 200])
+def test_numbers_of_wide_and_combining_ids_stay_in_their_columns(
+        env: dict[str, str], tmp_path: Path, columns: int) -> None:
+    journal = tmp_path / "journal.jsonl"
+    journal.write_text("".join(
+        rec(sid, "claude-sonnet-4-5", "api", 12_345 * (n + 1), 678, cost=0.5)
+        for n, sid in enumerate(["s-plain", *WIDE_IDS])), encoding="utf-8")
+    data = json.loads(run(env, journal, "--json", "--by", "session").stdout)
+    shown = run(env, journal, "--by", "session", columns=columns)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    rows = table_rows(shown.stdout, 1)
+    assert set(rows) == {*data["by_session"], "total"}
+    for key, cells in rows.items():
+        check_row(cells, data["total"] if key == "total" else data["by_session"][key], key)
+    header = right_edges(lines[0])[1:]
+    for line in lines[1:len(WIDE_IDS) + 3]:  # every session and the total
+        assert right_edges(line)[1:] == header, (line, lines[0])
+
+
+def test_monitor_keeps_wide_session_ids_in_their_columns(env: dict[str, str],
+                                                         tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    journal = tmp_path / "journal.jsonl"
+    journal.write_text("".join(rec(sid, "claude-sonnet-4-5", "web", 1_000, 100, cost=0.01, ts=now)
+                               for sid in ["s-plain", *WIDE_IDS]), encoding="utf-8")
+    e = dict(env, PYTHONPATH=str(ROOT), CLAUDEWRAP_JOURNAL=str(journal), COLUMNS="80")
+    shown = subprocess.run([sys.executable, "-m", "claudewrap", "monitor", "--once"], env=e,
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    head = next(n for n, line in enumerate(lines) if line.startswith("SESSION"))
+    table = lines[head:head + 1 + len(WIDE_IDS) + 1]
+    assert {sid for sid in WIDE_IDS if any(sid in line for line in table)} == set(WIDE_IDS)
+    # Project and model start where their headers do; the numbers end where theirs do.
+    starts, ends = left_edges(table[0])[1:3], right_edges(table[0])[-4:]
+    for line in table[1:]:
+        assert (left_edges(line)[1:3], right_edges(line)[-4:]) == (starts, ends), (line, table[0])

@@ -19,6 +19,26 @@ _UNITS = ((10**9, "G"), (10**6, "M"), (10**3, "k"))
 SHORT_FROM = 10_000  # below this a count is short enough as it is ("9,999")
 
 
+def cells(text: str) -> int:
+    """The terminal columns ``text`` takes: wide (East Asian W/F) characters two,
+    combining marks none, ASCII fast."""
+    if text.isascii():
+        return len(text)
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(c) else
+               2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
+
+
+def ljust(text: str, width: int) -> str:
+    """``text`` padded with spaces to ``width`` terminal columns (:func:`cells`)."""
+    return text + " " * (width - cells(text))
+
+
+def rjust(text: str, width: int) -> str:
+    return " " * (width - cells(text)) + text
+
+
 def count(n: float) -> str:
     """``1,234,567``: a whole count with thousands separators."""
     return f"{round(n):,}"

@@ -37,8 +37,8 @@ from claudewrap.usage.pricing import default_table
 from claudewrap.usage.report import Row, make_report
 from claudewrap.usage.rollup import load_state
 from claudewrap.usage.state import UsageState
+from claudewrap.views.display import cells, ljust, rjust, row_money, short_count
 from claudewrap.views.display import money as plain_money
-from claudewrap.views.display import row_money, short_count
 from claudewrap.views.limits_view import NAMES, clock, ordered, percent, window_line
 from claudewrap.wrap.launcher import write_all
 
@@ -311,16 +311,16 @@ def _table(rows: list[list[str]], width: int) -> list[str]:
     """Header and rows, dropping the least important columns until they fit."""
     keep = list(range(len(_COLUMNS)))
     while True:
-        widths = {i: max(len(_COLUMNS[i][0]), *(len(r[i]) for r in rows)) for i in keep}
+        widths = {i: max(len(_COLUMNS[i][0]), *(cells(r[i]) for r in rows)) for i in keep}
         total = sum(widths.values()) + 2 * (len(keep) - 1)
         if total <= width or len(keep) <= 2:
             break
         keep.remove(max(keep, key=lambda i: _COLUMNS[i][1]))
     out = []
     for r in [[c[0] for c in _COLUMNS], *rows]:
-        cells = [r[i].rjust(widths[i]) if _COLUMNS[i][2] else r[i].ljust(widths[i])
-                 for i in keep]
-        out.append("  ".join(cells).rstrip()[:width])
+        padded = [rjust(r[i], widths[i]) if _COLUMNS[i][2] else ljust(r[i], widths[i])
+                  for i in keep]
+        out.append("  ".join(padded).rstrip()[:width])
     return out
 
 

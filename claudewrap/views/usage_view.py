@@ -22,7 +22,7 @@ from claudewrap.usage.filters import Filters
 from claudewrap.usage.pricing import PriceTable
 from claudewrap.usage.report import Report, Row, make_report
 from claudewrap.usage.state import no_cyclic_gc
-from claudewrap.views.display import count, row_money, short_count
+from claudewrap.views.display import cells, count, ljust, rjust, row_money, short_count
 
 # --- --since / --until ------------------------------------------------------------------
 
@@ -137,18 +137,18 @@ def _numbers(row: Row, short: bool) -> list[str]:
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> list[str]:
     """Aligned text: the first ``left`` columns left-aligned, the rest right-aligned."""
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    widths = [max(cells(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     lines = []
     for r in [headers, *rows]:
-        cells = [str(c).ljust(w) if i < left else str(c).rjust(w)
-                 for i, (c, w) in enumerate(zip(r, widths))]
-        lines.append("  ".join(cells).rstrip())
+        padded = [ljust(str(c), w) if i < left else rjust(str(c), w)
+                  for i, (c, w) in enumerate(zip(r, widths))]
+        lines.append("  ".join(padded).rstrip())
     return lines
 
 
 def _fit(build: Any, width: int) -> list[str]:
     lines: list[str] = build(False)
-    if max((len(line) for line in lines), default=0) > width:
+    if max((cells(line) for line in lines), default=0) > width:
         lines = build(True)
     return lines
 
