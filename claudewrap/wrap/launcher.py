@@ -738,12 +738,13 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
 
 def _stop_self() -> None:
     """Stop this process as a job does on Ctrl-Z (SIGTSTP: the shell reports it
-    stopped); returns once it is continued (`fg`, `bg`, SIGCONT). Sent to this
-    very thread, so it stops before the call returns even while other threads
-    (the OpenTelemetry receiver) run. An orphaned group would not stop: it returns at once."""
-    import threading
-
-    signal.pthread_kill(threading.get_ident(), signal.SIGTSTP)
+    stopped); returns once it is continued (`fg`, `bg`, SIGCONT). Sent to our whole
+    process group, as the terminal sends Ctrl-Z: a parent in the job stops too (zsh's
+    `claude` script, a `sh -c`, a pipeline's subshell), so the shell sees its job stop
+    instead of waiting on a parent that never will. A stop is group-wide in the kernel:
+    this thread stops before the call returns even while other threads (the
+    OpenTelemetry receiver) run. An orphaned group would not stop: it returns at once."""
+    os.killpg(os.getpgrp(), signal.SIGTSTP)
 
 
 def _enter_raw(fd: int) -> None:
