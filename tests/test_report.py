@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -393,15 +393,29 @@ def test_summarize_in_memory_equals_the_journal(tmp_path: Path) -> None:
 # --- the rollup ------------------------------------------------------------------------------
 
 
-def _journal_for_rollup(path: Path, n: int, start: int = 0, mode: str = "w") -> Path:
+def _journal_for_rollup(path: Path, n: int, start: int = 0, mode: str = "w",
+                        day: str = "2026-07-01") -> Path:
     items = []
     for k in range(start, start + n):
-        items.append(rec(f"2026-07-01T{10 + k % 10:02d}:00:00.000Z", session=f"s{k % 7}",
+        items.append(rec(f"{day}T{10 + k % 10:02d}:00:00.000Z", session=f"s{k % 7}",
                          i=k, o=1, request_id=f"r{k}" if k % 3 == 0 else None))
         if k % 5 == 0:
-            items.append(rec("2026-07-01T10:00:00.000Z", session=f"t{k % 4}", kind="total",
+            items.append(rec(f"{day}T10:00:00.000Z", session=f"t{k % 4}", kind="total",
                              i=k * 10, approximate=True))
     return write(path, items, mode)
+
+
+def _saved_state(journal: Path) -> UsageState:
+    fd = os.open(journal, os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        cached = rollup.read_cache(rollup.cache_path(journal), rollup.MAGIC,
+                                   (st.st_dev, st.st_ino), st.st_size, fd,
+                                   lambda data: UsageState.from_json(data, UTC))
+    finally:
+        os.close(fd)
+    assert cached is not None
+    return cached[0]
 
 
 def _numbers(path: Path, **kw: Any) -> dict[str, Any]:
@@ -411,10 +425,13 @@ def _numbers(path: Path, **kw: Any) -> dict[str, Any]:
 
 def test_rollup_is_used_and_read_incrementally(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    j = _journal_for_rollup(tmp_path / "j.jsonl", 50)
+    # Dated yesterday: nothing settles (see the test after this one).
+    yesterday = (datetime.now(timezone.utc) - timedelta(days=1)).date().isoformat()
+    j = _journal_for_rollup(tmp_path / "j.jsonl", 50, day=yesterday)
     first = _numbers(j)
     cache = rollup.cache_path(j)
     assert cache.exists() and (os.stat(cache).st_mode & 0o777) == 0o600
+    assert _saved_state(j).archive is None
     starts: list[int] = []
     real_scan = rollup.scan
 
@@ -426,7 +443,7 @@ def test_rollup_is_used_and_read_incrementally(tmp_path: Path,
     assert _numbers(j) == first
     size = j.stat().st_size
     assert starts == [size]  # nothing re-read
-    _journal_for_rollup(j, 30, start=50, mode="a")
+    _journal_for_rollup(j, 30, start=50, mode="a", day=yesterday)
     incremental = _numbers(j)
     assert starts[-1] == size
     assert incremental == _numbers(j, use_cache=False)
@@ -436,6 +453,45 @@ def test_rollup_is_used_and_read_incrementally(tmp_path: Path,
     monkeypatch.setattr(rollup, "_REWRITE", 0)
     assert _numbers(j) == incremental and starts[-1] == size
     assert _numbers(j) == incremental and starts[-1] == j.stat().st_size
+
+
+def test_settled_history_is_archived_and_comes_back_when_touched(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Link groups with nothing in the last 35 days are saved as the rows they
+    count (state.Archive); a new record of one of their sessions brings the units
+    back, and the cache is saved again once (not re-done by every reader)."""
+    j = _journal_for_rollup(tmp_path / "j.jsonl", 50)  # 2026-07-01: long settled
+    recent = (datetime.now(timezone.utc) - timedelta(days=1)).date().isoformat()
+    write(j, [rec(f"{recent}T10:00:00.000Z", session="fresh", i=7, o=1)], "a")
+    first = _numbers(j)
+    assert first == _numbers(j, use_cache=False)
+    saved = _saved_state(j)
+    assert saved.archive is not None and saved.archive.rows
+    assert "s1" in saved.archive.keys and "fresh" not in saved.archive.keys
+    assert {k[0] for k in saved.units} == {"fresh"}  # only what can still change
+    assert _numbers(j) == first
+    starts: list[int] = []
+    real_scan = rollup.scan
+
+    def spy(fd: int, state: UsageState, start: int, stop: int | None = None) -> Any:
+        starts.append(start)
+        return real_scan(fd, state, start, stop)
+
+    monkeypatch.setattr(rollup, "scan", spy)
+    size = j.stat().st_size
+    # Session s3 resumed (old day: it stays settled after), and a request id seen again
+    # from a better source: each reaches an archived unit.
+    write(j, [rec("2026-07-01T11:30:00.000Z", session="s3", i=1000, o=5),
+              rec("2026-07-01T12:00:00.000Z", session="x9", source="otel", i=3, o=3,
+                  request_id="r9")], "a")
+    after = _numbers(j)
+    assert starts == [size]
+    assert after == _numbers(j, use_cache=False)
+    assert after["total"]["input_tokens"] == first["total"]["input_tokens"] + 1000 + 3 - 9
+    assert _numbers(j) == after and starts[-1] == j.stat().st_size  # saved again once
+    again = _saved_state(j)
+    assert again.archive is not None and "s3" in again.archive.keys
+    assert {k[0] for k in again.units} == {"fresh"}
 
 
 @pytest.mark.parametrize("change", ["truncate", "replace", "rewrite", "rotate", "garbage"])

@@ -35,7 +35,7 @@ import sys
 import zlib
 from bisect import bisect_right
 from collections.abc import Callable
-from datetime import tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +68,9 @@ def _dumps(obj: Any) -> bytes:
 def _loads(data: bytes) -> Any:
     return msgspec.json.decode(data)
 
-# 8: a CRC of the rest, the journal's stamp, sampled digests (issue 13)
-MAGIC = b"claudewrap-rollup 8\n"
+# 8: a CRC of the rest, the journal's stamp, sampled digests (issue 13); 9: settled
+# history archived (state.Archive: an older reader would miss its rows)
+MAGIC = b"claudewrap-rollup 9\n"
 SUFFIX = ".rollup"
 # Small reads keep the decoded objects of a block in the CPU cache: 128 KiB reads
 # are 16% faster than 8 MiB ones (1M-record bench). Long lines grow the read.
@@ -83,6 +84,7 @@ _WHOLE = 256 << 10
 _SAMPLES = 16
 _PARALLEL = 32 << 20  # below this a second process costs more than it saves
 _REWRITE = 1 << 20  # new journal bytes worth saving a new rollup for
+SETTLE_DAYS = 35
 
 
 def cache_path(journal: Path) -> Path:
@@ -306,7 +308,16 @@ def read_cache(path: Path, magic: bytes, identity: tuple[int, ...], size: int, f
                 or meta["checks"] != file_checks(fd, offset)):
             return None
         state = make_state(meta["state"])
-        state.rid_index = RidIndex(meta["rids"], memoryview(data)[end + 1:])  # split when used
+        rest = memoryview(data)[end + 1:]
+        archived = meta["state"].get("archive")
+        if archived is not None and state.archive is not None:
+            # The archive's bodies follow the request-id index, last to first.
+            for length in reversed(archived["bodies"]):
+                if length > len(rest):
+                    return None
+                state.archive.bodies.insert(0, rest[len(rest) - length:])
+                rest = rest[:len(rest) - length]
+        state.rid_index = RidIndex(meta["rids"], rest)  # split when used
     except Exception:  # noqa: BLE001 - whatever is wrong with a cache, the journal is right
         return None
     return state, offset
@@ -322,7 +333,7 @@ def write_cache(path: Path, magic: bytes, state: UsageState, identity: tuple[int
     meta = {"identity": list(identity), "offset": offset, "byteorder": sys.byteorder,
             "stamp": stamp(os.fstat(fd)), "checks": file_checks(fd, offset), "rids": sizes,
             "state": state.to_json()}
-    body = [_dumps(meta), b"\n", *rid_parts]
+    body = [_dumps(meta), b"\n", *rid_parts, *(state.archive.bodies if state.archive else ())]
     crc = 0
     for part in body:
         crc = zlib.crc32(part, crc)
@@ -331,6 +342,14 @@ def write_cache(path: Path, magic: bytes, state: UsageState, identity: tuple[int
     except OSError:
         return False
     return True
+
+
+def horizon(tz: tzinfo | None, now: datetime | None = None) -> str:
+    """The day before which link groups are settled (UsageState.settle): 35 days
+    before today, so that no settled row is in today, this week or this month."""
+    now = now or datetime.now(timezone.utc)
+    local = now.astimezone(tz) if tz is not None else now.astimezone()
+    return (local.date() - timedelta(days=SETTLE_DAYS)).isoformat()
 
 
 def _load_state(fd: int, journal: Path, identity: tuple[int, int], size: int,
@@ -343,11 +362,14 @@ def _load_state(fd: int, journal: Path, identity: tuple[int, int], size: int,
         state, start = cached
     else:
         state, start = UsageState(tz, since, until), 0
+    archived = state.archive is not None
     end, _ = scan_parallel(fd, state, start, size)
+    unarchived = archived and state.archive is None  # saved again: not each time
     # Rewriting the rollup costs more than reading a few new lines again next
     # time; and never when the journal was rotated while we read it.
-    if (use_cache and (cached is None or end - start > _REWRITE)
+    if (use_cache and (cached is None or end - start > _REWRITE or unarchived)
             and file_identity(journal) == identity):
+        state.settle(horizon(tz))
         write_cache(cpath, MAGIC, state, identity, end, fd)
     elif use_cache:
         remove_stale_temporaries(cpath)  # what killed writers left (write_cache does it too)

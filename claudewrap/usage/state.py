@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
-from itertools import repeat
+from itertools import chain, repeat
 from operator import add, attrgetter
 from typing import Any
 
@@ -68,6 +68,20 @@ from claudewrap.usage.rule import (
 )
 
 _KINDS = ("delta", "total")
+
+
+def _encode(obj: Any) -> bytes:
+    import msgspec
+
+    return msgspec.json.encode(obj)
+
+
+def _decode(data: bytes | memoryview) -> Any:
+    import msgspec
+
+    return msgspec.json.decode(data)
+
+
 _PIECE = 64 << 10  # a block that fails to decode is retried in pieces of this size
 _MARK_EVERY = 64 << 10  # bytes between two marks (where a line starts)
 _IN, _OUT, _CR, _CW, _COST = (attrgetter(f) for f in (
@@ -189,6 +203,38 @@ class ScanStats:
             self.first_bad_lines.append(lineno)
 
 
+class Archive:
+    """Settled history: the link groups of units (the rule links units only through
+    their session and Claude session ids) with no row on or after a horizon day,
+    kept as what they count (the rule already applied), not as units.
+
+    ``rows``: ``[session, source, Claude session, approximate, model, day,
+    attribution id, cost printed?, records, input, output, cache read, cache
+    write, printed cost]``, what :meth:`UsageState.buckets` yields for them;
+    ``keys``: every session and Claude session id of the archived units, so
+    that a new record of one of them (a session resumed weeks later) or a
+    take-back of an archived record puts the units back first
+    (:meth:`UsageState.unarchive`); ``bodies``: the units themselves, in
+    chunks of JSON ``[[unit key, saved unit], ...]`` that stay bytes until then.
+
+    Why (issue 16, bench/readers.py at 1M records): every warm reader loaded
+    and re-summed every unit the journal ever made; history now costs a list of
+    rows, and the rule runs only over the units that can still change.
+    """
+
+    __slots__ = ("bodies", "keys", "rows")
+
+    def __init__(self, keys: Iterable[str] = (), rows: Iterable[list[Any]] = (),
+                 bodies: Iterable[bytes | memoryview] = ()) -> None:
+        self.keys: set[str] = set(keys)
+        self.rows: list[list[Any]] = list(rows)
+        self.bodies: list[bytes | memoryview] = list(bodies)
+
+    def holds(self, ukey: UnitKey) -> bool:
+        """Whether ``ukey`` shares a session or Claude session id with an archived unit."""
+        return ukey[0] in self.keys or ukey[2] in self.keys
+
+
 class UsageState:
     """Everything the journal says, reduced to what reports need.
 
@@ -222,6 +268,7 @@ class UsageState:
         self.marks: tuple[list[int], list[int]] = ([], [])
         self._fed_end = -1
         self.stats = ScanStats()
+        self.archive: Archive | None = None  # settled history (see Archive)
         self._kept: dict[int, UsageRecord] = {}  # rid records when there is no file
         # Positions of total records per (unit, model), kept by a parallel reader (rollup.py).
         self.tot_log: dict[tuple[UnitKey, Any], list[int]] | None = None
@@ -350,6 +397,9 @@ class UsageState:
         """
         ukey = unit_key(session, source, cs, approx)
         unit = self.units.get(ukey)
+        if unit is None and self.archive is not None and self.archive.holds(ukey):
+            self.unarchive()
+            unit = self.units.get(ukey)
         if unit is None:
             unit = self.units[ukey] = Unit()
         elif unit.__class__ is list:
@@ -575,6 +625,8 @@ class UsageState:
         here. Its positions (line numbers) follow ours; ``fetch(position)``
         re-reads a line, once our marks include ``other``'s.
         """
+        if self.archive is not None and any(map(self.archive.holds, other.units)):
+            self.unarchive()
         shift = self.stats.lines  # other's line 1 is our line shift + 1
         for seg in other.rid_index.segments:
             seg.values = array("Q", map(add, seg.values, repeat(shift << 3)))
@@ -688,6 +740,9 @@ class UsageState:
     def working_unit(self, key: UnitKey) -> Unit | None:
         """The unit ``key`` in its working form (a saved one is converted), or None."""
         unit = self.units.get(key)
+        if unit is None and self.archive is not None and self.archive.holds(key):
+            self.unarchive()
+            unit = self.units.get(key)
         if isinstance(unit, list):
             unit = self.units[key] = Unit.from_saved(unit)
         return unit
@@ -723,13 +778,32 @@ class UsageState:
         since, until = filters.since_day, filters.until_day
         check = filters.active()
         attrs = self.attrs
+        sessions = set(filters.sessions)
+        rows: Iterable[tuple[UnitKey, Sequence[Any]]] = self._rule_rows(self.units.items())
+        if self.archive is not None and self.archive.rows:
+            rows = chain(rows, ((tuple(r[:4]), r[4:]) for r in self.archive.rows))
+        for k, row in rows:
+            day = row[1]
+            if (since is not None and day < since) or (until is not None and day >= until):
+                continue
+            if sessions and k[0] not in sessions and k[2] not in sessions:
+                continue
+            if check and not matches(filters, row[0], attrs[row[2]]):
+                continue
+            yield k, row
+
+    def _rule_rows(self, all_units: Iterable[tuple[UnitKey, Unit | list[Any]]]
+                   ) -> Iterable[tuple[UnitKey, Sequence[Any]]]:
+        """Rules 2 to 4 over ``all_units`` (whole link groups: every unit that shares
+        a session or Claude session id with one of them is among them)."""
         # Rule 2: sessions seen request by request by an exact source.
-        per_request = {key for k in self.units if k[1] in PER_REQUEST and not k[3]
+        all_units = list(all_units)
+        per_request = {key for k, _u in all_units if k[1] in PER_REQUEST and not k[3]
                        for key in (k[0], k[2])}
         units = []
         set_aside = []
         summaries = []  # exact summaries kept (status line, ~/.claude.json, -p results)
-        for k, u in self.units.items():
+        for k, u in all_units:
             if k[1] in SUMMARY:
                 if k[0] in per_request or k[2] in per_request:
                     if _has_total(u):
@@ -758,16 +832,61 @@ class UsageState:
         if set_aside and self.since is None and self.until is None:
             counted = list(rows)
             rows = counted + self._floor(counted, set_aside, itemised)
-        sessions = set(filters.sessions)
-        for k, row in rows:
-            day = row[1]
-            if (since is not None and day < since) or (until is not None and day >= until):
-                continue
-            if sessions and k[0] not in sessions and k[2] not in sessions:
-                continue
-            if check and not matches(filters, row[0], attrs[row[2]]):
-                continue
-            yield k, row
+        return rows
+
+    # --- settled history (Archive) ------------------------------------------------
+
+    def settle(self, horizon: str) -> int:
+        """Archive the link groups whose every row is dated before ``horizon`` (a
+        :meth:`day` string); returns how many units went. Only a whole state
+        (no since/until) settles: its rows are what every reader needs."""
+        if self.since is not None or self.until is not None or not self.units:
+            return 0
+        parent: dict[str, str] = {}
+
+        def find(x: str) -> str:
+            root = x
+            while parent.setdefault(root, root) != root:
+                root = parent[root]
+            while parent[x] != root:
+                parent[x], x = root, parent[x]
+            return root
+
+        for k in self.units:
+            a, b = find(k[0]), find(k[2])
+            if a != b:
+                parent[a] = b
+        newest: dict[str, str] = {}
+        for k, u in self.units.items():
+            root = find(k[0])
+            day = newest.get(root, "")
+            for totals in (True, False):
+                for row in _unit_rows(u, totals):
+                    day = max(day, row[1])
+            newest[root] = day
+        going = [(k, u) for k, u in self.units.items() if newest[find(k[0])] < horizon]
+        if not going:
+            return 0
+        archive = self.archive
+        if archive is None:
+            archive = self.archive = Archive()
+        archive.rows += [[*k, *row] for k, row in self._rule_rows(going)]
+        body = []
+        for k, u in going:
+            archive.keys.update((k[0], k[2]))
+            body.append([k, u if isinstance(u, list) else u.to_json()])
+            del self.units[k]
+        archive.bodies.append(_encode(body))
+        return len(going)
+
+    def unarchive(self) -> None:
+        """Put the archived units back (a new record or a take-back reached one)."""
+        archive, self.archive = self.archive, None
+        if archive is None:
+            return
+        for chunk in archive.bodies:
+            for key, body in _decode(chunk):
+                self.units[tuple(key)] = body
 
     @staticmethod
     def _counted(units: list[tuple[UnitKey, Unit | list[Any]]]
@@ -860,6 +979,11 @@ class UsageState:
             "stats": [self.stats.lines, self.stats.good, self.stats.skipped,
                       self.stats.first_bad_lines],
             "marks": self.marks,
+            # The archive's bodies are bytes the cache stores after its JSON part
+            # (rollup.write_cache): here only their sizes.
+            "archive": None if self.archive is None else {
+                "keys": sorted(self.archive.keys), "rows": self.archive.rows,
+                "bodies": [len(b) for b in self.archive.bodies]},
         }
 
     @classmethod
@@ -877,6 +1001,9 @@ class UsageState:
         state.stats = ScanStats(lines, good, skipped, list(first_bad))
         mark_lines, mark_offsets = data["marks"]
         state.marks = (list(mark_lines), list(mark_offsets))
+        archive = data.get("archive")
+        if archive is not None:  # its bodies: rollup.read_cache sets them
+            state.archive = Archive(archive["keys"], archive["rows"])
         return state
 
 
