@@ -219,11 +219,6 @@ def test_prices_help_says_where_rates_come_from(penv: dict[str, str]) -> None:
     assert "prices" in cw(["--help"], penv).stdout
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 12 item 12, open: status and metrics learn rates from the minute state "
-    "(export/metrics.py JournalMetrics._table: one sample per session, model and minute), "
-    "usage, monitor, cost and prices from the rollup (one per session, model and day): "
-    "one new model's OTel session today teaches the first, not the second"))
 def test_status_and_metrics_price_a_new_model_as_usage_does(penv: dict[str, str],
                                                               tmp_path: Path) -> None:
     from datetime import datetime, timedelta, timezone

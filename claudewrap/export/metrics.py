@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from claudewrap.store.journal import (
+    JournalError,
     atomic_write,
     file_identity,
     open_regular,
@@ -854,10 +855,13 @@ class JournalMetrics:
 
     def _table(self) -> PriceTable:
         """The prices, with rates learned from the journal's exact records for models
-        without a list price (as `usage` prices them). Learned again when new lines
-        were read, at most once a minute: a pass over the state costs ~40 ms a scrape
-        of a 100k-record journal, and rates learned a minute ago are as good."""
-        from claudewrap.usage.price_fit import learn_prices
+        without a list price, exactly as `usage` learns them: from the rollup's state
+        (one sample per session, model and day; the minute state would give one per
+        minute, and a new model's first session would teach status and metrics
+        rates that usage, monitor and cost do not have yet). Looked at only when
+        some usage has no price; learned again when new lines were read, at most
+        once a minute (rates learned a minute ago are as good)."""
+        from claudewrap.usage.price_fit import learn_prices, unpriced_usage
 
         base = self.table or default_table()
         lines = self.state.stats.lines
@@ -865,7 +869,14 @@ class JournalMetrics:
         cached = self._learned
         if cached is None or cached[1] is not base or (
                 cached[0] != lines and now - cached[3] >= 60):
-            cached = self._learned = (lines, base, learn_prices(self.state, base), now)
+            table = base
+            if any(model for model in unpriced_usage(self.state, base)):
+                try:
+                    table = learn_prices(rollup.load_state(self.journal, use_cache=self.use_cache),
+                                         base)
+                except JournalError:  # a journal that cannot be read now: list prices only
+                    table = base
+            cached = self._learned = (lines, base, table, now)
         return cached[2]
 
     def recent_usage(self, seconds: float, now: float | None = None,
