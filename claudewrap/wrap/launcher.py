@@ -522,6 +522,7 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
     stdin_fd_raw = in_fd if in_fd is not None else 0
     pending_input = bytearray()
     tap_dirty = False
+    tap_feed = tap.feed if tap is not None else None
     stdout_ok = True
     child_status: int | None = None
     output_open = True
@@ -538,7 +539,12 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
         ahead of us and the next read is made without asking select() first,
         up to READS_PER_WAKEUP reads (keystrokes wait at most that long).
         """
-        nonlocal stdout_ok, size_back_at, nudged
+        nonlocal stdout_ok, size_back_at, nudged, tap_dirty
+        # Per read: one read, one write, the modes and the tap's feed() (which
+        # only keeps the chunk); nothing else, as this runs ~25,000 times per
+        # 100 MB (bench/real_output.py).
+        write = os.write
+        feed = modes.feed if modes is not None else None
         for _ in range(READS_PER_WAKEUP):
             try:
                 data = os.read(out_fd, READ_SIZE)
@@ -553,23 +559,43 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
             if nudged and size_back_at is not None:
                 nudged = False
                 size_back_at = min(size_back_at, time.monotonic() + REPAINT_SECONDS)
-            result.output_bytes += len(data)
+            size = len(data)
+            result.output_bytes += size
             if stdout_ok:
                 try:
-                    write_all(stdout_fd, data)
+                    written = write(stdout_fd, data)
+                    if written < size:
+                        write_all(stdout_fd, data[written:])
+                except BlockingIOError:  # nothing written (stdout shared, non-blocking)
+                    try:
+                        write_all(stdout_fd, data)
+                    except OSError:
+                        stdout_ok = False
                 except OSError:
                     # Reader gone (EPIPE) or terminal hung up (EIO): keep reading
                     # and parsing until the child ends, writing nothing more.
                     stdout_ok = False
-                if modes is not None:
-                    modes.feed(data)
-            call_tap("feed", data)
-            if len(data) < FULL_READ:
+                if feed is not None:
+                    feed(data)
+            if tap_feed is not None:
+                try:
+                    tap_feed(data)
+                except Exception as exc:  # noqa: BLE001 - as in call_tap
+                    tap_failed(exc)
+                else:
+                    tap_dirty = True
+            if size < FULL_READ:
                 break
         return True
 
+    def tap_failed(exc: Exception) -> None:
+        nonlocal tap, tap_feed
+        result.tap_error = f"{type(exc).__name__}: {exc}"
+        tap = None
+        tap_feed = None
+
     def call_tap(method: str, *args: bytes) -> None:
-        nonlocal tap, tap_dirty
+        nonlocal tap_dirty
         if tap is None:
             return
         fn = getattr(tap, method, None)
@@ -578,8 +604,7 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
         try:
             fn(*args)
         except Exception as exc:  # noqa: BLE001 - a parser bug must never hurt the session
-            result.tap_error = f"{type(exc).__name__}: {exc}"
-            tap = None
+            tap_failed(exc)
         else:
             tap_dirty = method != "idle"
 

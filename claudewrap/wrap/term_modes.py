@@ -32,22 +32,28 @@ _ORDER = (*_MOUSE, _PASTE, _FOCUS, _CURSOR_KEYS, *_ALT_SCREENS, _CURSOR)
 _FOLLOWED = frozenset(_ORDER)
 _KEYPAD_AFTER = _CURSOR_KEYS  # ESC > goes right after the cursor keys' reset
 _MAX_PENDING = 32  # an unfinished ESC [ ? longer than this is not a mode change
-# CSI ? Pm h|l where some parameter may be a followed mode (_modes decides):
-# the many other private modes a TUI switches never reach Python code.
-_PRIVATE = re.compile(
-    rb"\x1b\[\?((?:[0-9]*;)*0*(?:%s)(?:;[0-9]*)*)([hl])"
-    % b"|".join(b"%d" % m for m in sorted(_FOLLOWED, reverse=True)))
+# Every CSI ? Pm h|l, from its "?" on. It starts with the "?" (a look-behind
+# checks the ESC [), which the regex engine looks for alone: Claude Code's
+# output has an ESC every ~14 bytes and a "?" every ~260, and a pattern that
+# started with the ESC (and named the followed modes in an alternation) took
+# three times as long (0.48 -> 0.15 s per 100 MB of the looped 2.1.332
+# session). What a sequence does is looked up once per distinct sequence
+# (_effect, memoised: a TUI repeats a few).
+_PRIVATE = re.compile(rb"\?(?<=\x1b\[\?)[0-9;]*[hl]")
 _TAIL = re.compile(rb"\x1b(?:\[(?:\?[0-9;]{0,%d})?)?\Z" % _MAX_PENDING)
-_MODES: dict[bytes, tuple[int, ...]] = {}  # parameters seen -> the followed modes in them
+_EFFECTS: dict[bytes, tuple[tuple[int, bool], ...]] = {}  # sequence -> (mode, left on)
 
 
-def _modes(params: bytes) -> tuple[int, ...]:
-    """The followed modes of ``CSI ? params h|l`` (memoised: a TUI repeats a few)."""
-    modes = tuple(int(p) for p in params.split(b";") if p and len(p) <= 5
-                  and int(p) in _FOLLOWED)
-    if len(_MODES) < 1024:
-        _MODES[params] = modes
-    return modes
+def _effect(sequence: bytes) -> tuple[tuple[int, bool], ...]:
+    """What ``CSI ? params h|l`` (``sequence`` from its "?") does to the followed
+    modes: (mode, away from its default) for each one it names."""
+    set_it = sequence.endswith(b"h")
+    effect = tuple((int(p), set_it != (int(p) == _CURSOR))
+                   for p in sequence[1:-1].split(b";")
+                   if p and len(p) <= 5 and int(p) in _FOLLOWED)
+    if len(_EFFECTS) < 1024:
+        _EFFECTS[sequence] = effect
+    return effect
 
 
 def _last_after_esc(data: bytes, byte: int) -> int:
@@ -83,26 +89,29 @@ class TermModes:
             data = self._pending + data
             self._pending = b""
         # A one-byte search runs at memchr speed; only where there is a '?'
-        # does a regex look, and it matches only sequences naming a followed
-        # mode: Claude Code 2.1.332 writes CSI ? 2026 h/l (synchronized output)
-        # twice a frame, which used to be a Python loop per sequence
-        # (bench/real_output.py: a byte-by-byte parse took ~25% of the wrapper's
-        # CPU, a findall of every CSI ? sequence 80 ms per 9 MiB of its session).
+        # does a regex look (bench/real_output.py: a byte-by-byte parse took
+        # ~25% of the wrapper's CPU). Claude Code 2.1.332 writes CSI ? 2026 h/l
+        # (synchronized output) twice a frame: Python code runs per distinct
+        # sequence of a read, not per sequence.
         q = data.find(b"?")
         if q >= 0:
-            on = self._on
-            for params, final in _PRIVATE.findall(data, max(0, q - 2)):
-                modes = _MODES.get(params)
-                if modes is None:
-                    modes = _modes(params)
-                if not modes:
-                    continue
-                set_it = final == b"h"
-                for mode in modes:
-                    if set_it != (mode == _CURSOR):
-                        on.add(mode)
-                    else:
-                        on.discard(mode)
+            found = _PRIVATE.findall(data, q)
+            if found:
+                # The last sequence that names a mode decides it: each distinct
+                # sequence once, the last one first (C code does the ordering).
+                on = self._on
+                decided: set[int] = set()
+                for sequence in dict.fromkeys(reversed(found)):
+                    effect = _EFFECTS.get(sequence)
+                    if effect is None:
+                        effect = _effect(sequence)
+                    for mode, left_on in effect:
+                        if mode not in decided:
+                            decided.add(mode)
+                            if left_on:
+                                on.add(mode)
+                            else:
+                                on.discard(mode)
         app, normal = _last_after_esc(data, 61), _last_after_esc(data, 62)  # ESC = / ESC >
         if app != normal:  # both -1 when there is none: the last switch decides
             self._keypad = app > normal
