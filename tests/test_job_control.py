@@ -107,8 +107,8 @@ def test_ctrl_z_gives_the_shell_its_terminal_and_fg_resumes_claude(
         assert stty(child) == before
         child.sendline("jobs")
         child.expect(r"(\[1\][^\r\n]*(?:Stopped|suspended)[^\r\n]*)\r\n")
-        if shell == "bash":  # zsh shows a function's job with no text at all
-            assert child.match.group(1).decode().rstrip().endswith("claude 7")
+        # as typed (zsh: a job of its own, the hashed script, not a function's job)
+        assert child.match.group(1).decode().rstrip().endswith("claude 7")
         child.expect_exact(PROMPT)
         child.setwinsize(32, 90)  # resized while stopped: claude learns it on fg
         child.sendline("fg")
@@ -120,17 +120,17 @@ def test_ctrl_z_gives_the_shell_its_terminal_and_fg_resumes_claude(
         child.expect_exact(PROMPT)
         child.sendline("echo STATUS=$?")
         child.expect(r"STATUS=(\d+)")
-        if shell == "bash":  # zsh resumes a stopped function without its status
-            assert child.match.group(1) == b"7"
+        assert child.match.group(1) == b"7"  # claude's own status, after fg
         child.expect_exact(PROMPT)
         assert stty(child) == before
     finally:
         child.close(force=True)
 
 
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
 def test_kill_stop_and_cont_from_outside_still_stop_and_resume_the_job(
-        jenv: dict[str, str]) -> None:
-    child = spawn(shell_args("bash", jenv), jenv, timeout=20)
+        jenv: dict[str, str], shell: str) -> None:
+    child = spawn(shell_args(shell, jenv), jenv, timeout=20)
     try:
         child.expect_exact(PROMPT)
         child.sendline("claude 3")
@@ -138,7 +138,7 @@ def test_kill_stop_and_cont_from_outside_still_stop_and_resume_the_job(
         pid = int(subprocess.run(["pgrep", "-n", "-f", r"jbin/claude 3$"], capture_output=True,
                                  text=True, check=False).stdout.split()[0])
         subprocess.run(["kill", "-STOP", str(pid)], check=True)
-        child.expect("Stopped")
+        child.expect("Stopped" if shell == "bash" else "suspended  claude 3")
         child.expect_exact(PROMPT)
         child.sendline("fg")
         child.expect("claude 3")
@@ -151,15 +151,59 @@ def test_kill_stop_and_cont_from_outside_still_stop_and_resume_the_job(
         child.close(force=True)
 
 
+def test_zsh_jobs_l_bg_and_a_second_stop(jenv: dict[str, str]) -> None:
+    """zsh's job is the `claude` script itself: `jobs -l` gives its pid, `bg`
+    lets it run until it reads the terminal (then zsh stops it again), and a
+    second Ctrl-Z after `fg` works as the first."""
+    child = spawn(shell_args("zsh", jenv), jenv, rows=30, cols=100, timeout=20)
+    try:
+        child.expect_exact(PROMPT)
+        child.sendline("claude 4 'a b'")
+        child.expect("READY")
+        wait_until(lambda: is_raw(child), "the wrapper's raw mode", 10)
+        child.send(b"\x1a")
+        child.expect_exact("suspended  claude 4 'a b'")
+        child.expect_exact(PROMPT)
+        child.sendline("jobs -l")
+        child.expect(r"\[1\]  \+ (\d+) suspended  claude 4 'a b'")
+        leader = int(child.match.group(1))
+        child.expect_exact(PROMPT)
+        # the job's process is the hashed script, run as `claude`, whose child is claudewrap
+        assert Path(f"/proc/{leader}/cmdline").read_bytes().split(b"\0")[1].endswith(b"/claude")
+        child.sendline("bg")
+        child.expect(r"continued  claude 4 'a b'")
+        child.expect_exact(PROMPT)
+        child.sendline("jobs")  # it read the terminal in the background: stopped again
+        child.expect(r"suspended \(tty (?:input|output)\)  claude 4 'a b'")
+        child.expect_exact(PROMPT)
+        child.sendline("fg")
+        child.expect("RESUMED")
+        wait_until(lambda: is_raw(child), "raw mode after fg", 10)
+        child.send(b"\x1a")
+        child.expect("SUSPENDING")
+        child.expect_exact(PROMPT)
+        child.sendline("fg %claude")
+        child.expect("RESUMED")
+        wait_until(lambda: is_raw(child), "raw mode after the second fg", 10)
+        child.send(b"q")
+        child.expect("BYE")
+        child.expect_exact(PROMPT)
+        child.sendline("echo STATUS=$?")
+        child.expect(r"STATUS=4")
+    finally:
+        child.close(force=True)
+
+
 # -------------------------------------------------------------------- multiplexers
 
 
 class Pane:
     """An interactive bash in tmux or GNU screen, typed into and read as a user sees it."""
 
-    def __init__(self, kind: str, env: dict[str, str], tmp_path: Path, name: str) -> None:
+    def __init__(self, kind: str, env: dict[str, str], tmp_path: Path, name: str,
+                 shell: str = "bash") -> None:
         self.kind, self.name, self.env, self.tmp = kind, name, env, tmp_path
-        args = shell_args("bash", env)
+        args = shell_args(shell, env)
         if kind == "tmux":
             env["TERM"] = "tmux-256color"
             subprocess.run(["tmux", "-L", name, "-f", "/dev/null", "new-session", "-d", "-x",
@@ -204,11 +248,13 @@ class Pane:
             subprocess.run(["screen", "-S", self.name, "-X", "quit"], env=self.env, check=False)
 
 
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
 @pytest.mark.parametrize("kind", ["tmux", "screen"])
 def test_ctrl_z_and_fg_in_tmux_and_screen(jenv: dict[str, str], tmp_path: Path,
-                                          kind: str) -> None:
+                                          kind: str, shell: str) -> None:
     require(kind)
-    pane = Pane(kind, dict(jenv), tmp_path, f"cwjob{time.monotonic_ns() % 10**9}")
+    pane = Pane(kind, dict(jenv), tmp_path, f"cwjob{time.monotonic_ns() % 10**9}", shell)
+    stopped = "Stopped" if shell == "bash" else "suspended"
     try:
         home = Path(jenv["HOME"])
         pane.keys(f"stty -g > {home}/before.txt; claude 5")
@@ -217,8 +263,9 @@ def test_ctrl_z_and_fg_in_tmux_and_screen(jenv: dict[str, str], tmp_path: Path,
         pane.wait_for("SUSPENDING")
         pane.wait_for(PROMPT.strip(), 2)
         pane.keys(f"stty -g > {home}/after.txt; jobs")
-        screen = pane.wait_for("Stopped", 2)
-        assert [line for line in screen.splitlines() if "Stopped" in line][-1].rstrip().endswith(
+        # the shell's own line at Ctrl-Z, then jobs': both name it as typed
+        screen = pane.wait_for(stopped, 2)
+        assert [line for line in screen.splitlines() if stopped in line][-1].rstrip().endswith(
             "claude 5")
         pane.keys("fg")
         pane.wait_for("RESUMED")

@@ -426,3 +426,81 @@ def test_shell_init_prints_the_packaged_snippets(senv: dict[str, str]) -> None:
     done = subprocess.run(["claudewrap", "shell-init", "fish"], env=senv, capture_output=True,
                           text=True, timeout=30, check=False)
     assert done.returncode == 2 and "fish" in done.stderr
+
+
+# -------------------------------------------------------------------- zsh's hashed `claude` script
+
+
+def zsh_script() -> tuple[str, str]:
+    """(the `claude` script's text in the zsh snippet, the folder name it goes to)."""
+    text = SNIPPET["zsh"].read_text(encoding="utf-8")
+    script = re.search(r"^typeset -g __claudewrap_shim_text='([^']*)'$", 
+                       text, re.MULTILINE | re.DOTALL)
+    folder = re.search(r"/claudewrap/(zsh-[0-9a-f]+)/claude$", text, re.MULTILINE)
+    assert script and folder
+    return script.group(1), folder.group(1)
+
+
+def test_zsh_script_is_valid_sh_and_its_folder_is_named_by_its_sha256() -> None:
+    import hashlib
+
+    script, folder = zsh_script()
+    # a changed script must get a new folder, or shells would run an older copy
+    assert folder == "zsh-" + hashlib.sha256(script.encode()).hexdigest()[:12]
+    assert script.startswith("#!/bin/sh\n")
+    done = subprocess.run(["sh", "-n"], input=script, capture_output=True, text=True, timeout=30,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_zsh_prompt_claude_is_the_hashed_script_and_survives_path_changes(
+        senv: dict[str, str]) -> None:
+    _, folder = zsh_script()
+    sh = Shell("zsh", senv, f"{load_line('zsh', 'source')}\n{load_line('zsh', 'eval')}")
+    try:
+        out, _ = sh.run("whence -v claude; print -r -- $precmd_functions $preexec_functions")
+        assert f"{folder}/claude" in out
+        script = Path(senv.get("XDG_CACHE_HOME") or Path(senv["HOME"]) / ".cache")
+        script = script / "claudewrap" / folder / "claude"
+        assert script.stat().st_mode & 0o777 == 0o755
+        assert (script.parent.stat().st_mode & 0o777) == 0o700
+        assert "__claudewrap_precmd __claudewrap_preexec" in out  # once, loaded twice
+        assert sh.run("alias claude")[1] == 1  # no alias: the word itself is the job
+        # zsh forgets hashed names when PATH changes: the next prompt names it again
+        sh.run("path=(/nonexistent $path)")
+        assert sh.run("claude logrun 0 a")[1] == 0
+        assert runs(senv) == [{"args": ["a"], "depth": "1"}]
+        # the real binary, for the line that asks for it; wrapped again after
+        for line in ("\\command claude logrun 0 b", "'claude' logrun 0 b", "\"claude\" logrun 0 b",
+                     "x=$(command claude logrun 0 b)"):
+            assert sh.run(line)[1] == 0
+            assert runs(senv) == [{"args": ["b"], "depth": ""}], line
+        out, _ = sh.run("command -v claude")
+        assert out.strip().endswith("sbin/claude")
+        assert sh.run("claude logrun 0 c")[1] == 0
+        assert runs(senv) == [{"args": ["c"], "depth": "1"}]
+        # your functions that call claude are tracked too
+        sh.run("ask() { claude logrun 0 \"$@\"; }")
+        assert sh.run("ask d")[1] == 0
+        assert runs(senv) == [{"args": ["d"], "depth": "1"}]
+    finally:
+        sh.close()
+
+
+def test_zsh_without_a_writable_cache_runs_the_script_from_its_text(
+        senv: dict[str, str], tmp_path: Path) -> None:
+    cache = tmp_path / "not-a-folder"  # (a read-only folder would not stop root)
+    cache.write_text("")
+    env = dict(senv, XDG_CACHE_HOME=str(cache))
+    sh = Shell("zsh", env, load_line("zsh", "source"))
+    try:
+        assert warnings(sh.startup) == []
+        out, _ = sh.run("alias claude")
+        assert "__claudewrap_claude" in out  # the function, as in scripts
+        out, status = sh.run("claude logrun 5 'a b'")
+        assert status == 5 and warnings(out) == []
+        assert runs(env) == [{"args": ["a b"], "depth": "1"}]
+        assert sh.run("command claude logrun 0 e")[1] == 0
+        assert runs(env) == [{"args": ["e"], "depth": ""}]
+    finally:
+        sh.close()
