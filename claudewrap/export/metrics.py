@@ -76,7 +76,7 @@ from claudewrap.usage import limits, rollup
 from claudewrap.usage.filters import Filters
 from claudewrap.usage.pricing import Price, PriceTable, default_table
 from claudewrap.usage.report import Report, Row, estimated_cost
-from claudewrap.usage.state import UsageState
+from claudewrap.usage.state import Archive, UsageState
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -93,9 +93,11 @@ STATE_DIR_ENV = "CLAUDEWRAP_STATE_DIR"
 _RETENTION = MAX_WINDOW + 120  # minute buckets kept; older usage is summed in one
 _COMPACT_EVERY = 600.0
 _OLD = "-"  # the bucket "day" of usage before the retention (sorts before any minute)
+_SETTLED = "0"  # between _OLD and any minute: a group with only old rows settles
 _REWRITE = 1 << 20  # new journal bytes worth rewriting the state cache for
-# 8: each session's last record time (last_ts); 7: rollup's cache format 8 (issue 13)
-_MAGIC = b"claudewrap-metrics 8\n"
+# 9: settled groups archived (UsageState.settle); 8: each session's last record time
+# (last_ts); 7: rollup's cache format 8 (issue 13)
+_MAGIC = b"claudewrap-metrics 9\n"
 # The counters' file: this line with the CRC-32 of the JSON after it (issue 13: a
 # corrupted digit there would be exported for ever, counters never going down).
 _COUNTERS_MAGIC = b"claudewrap-counters 3 "
@@ -254,6 +256,12 @@ def linked(state: StateT, keys: set[str]) -> StateT:
                 grew = True
     view = copy.copy(state)
     view.units = units
+    archive = state.archive
+    view.archive = None
+    if archive is not None and not keys.isdisjoint(archive.keys):
+        # A settled group (UsageState.settle) links to no unit above: its rows are
+        # final, those of these sessions are all it adds.
+        view.archive = Archive(rows=[r for r in archive.rows if r[0] in keys or r[2] in keys])
     return view
 
 
@@ -830,6 +838,9 @@ class JournalMetrics:
         self.offset = self.saved_offset = offset
 
     def _save_cache(self, fd: int) -> None:
+        # The groups with no minute row left (all before the retention) are saved as
+        # the rows they count: a warm read loads only what can still change.
+        self.state.settle(_SETTLED)
         if rollup.write_cache(state_cache_path(self.journal), _MAGIC, self.state,
                               self.identity or (), self.offset, fd):
             self.saved_offset = self.offset
