@@ -31,6 +31,12 @@ if TYPE_CHECKING:
 # A slice of 16 KiB held the relay 0.8-1.8 ms before RawStarts found places in
 # one go (worst feed() on the looped real 2.1.332 session and on
 # bench/real_output.py's generated text), 64 KiB 1.6-6.3 ms.
+# Parsing stays on the relay's thread: a parser thread fed whole batches through
+# a queue.SimpleQueue made the wrapper slower, not faster (bench/real_output.py's
+# looped 2.1.332 session, 5 interleaved rounds on 2 busy cores: claudewrap/script
+# 0.50 -> 0.31 with the default switch interval, 0.38 -> 0.34 with 0.5 ms): the
+# relay's every system call gives the GIL up and waits to take it back from the
+# parser, whose regex searches over a batch hold it throughout.
 BATCH_BYTES = 1 << 14
 BACKLOG_BYTES = 1 << 16
 _BUSY_PIECE = 256  # while an event is open, read on this much (to a line end) at a time
