@@ -453,6 +453,24 @@ def test_killed_cache_writers_leave_no_temporaries_after_the_next_run(
     assert _temporaries(journal.parent) == []
 
 
+def test_a_killed_counters_writer_leaves_nothing_while_the_journal_stays_the_same(
+        env: dict[str, str]) -> None:
+    """The counters are not written again while nothing changed: the temporaries a
+    killed writer left are removed all the same."""
+    journal = Path(env["CLAUDEWRAP_JOURNAL"])
+    _journal(journal, 50)
+    first = _metrics(env)
+    counters = journal.with_name(journal.name + ".counters")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(counters)],
+                              env=dict(env, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE)
+    assert writer.stdout is not None and writer.stdout.readline() == b"ready\n"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=10)
+    assert len(_temporaries(journal.parent)) == 1
+    assert _metrics(env) == first
+    assert _temporaries(journal.parent) == []
+
+
 def test_a_live_writers_temporary_is_left_alone(tmp_path: Path) -> None:
     cache = tmp_path / "journal.jsonl.rollup"
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(cache)],

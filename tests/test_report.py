@@ -809,3 +809,56 @@ def test_the_default_report_prices_cells_as_the_general_report_prices_rows() -> 
         assert fast.groups[dim].keys() == general.groups[dim].keys()
         for key, row in fast.groups[dim].items():
             assert numbers(row) == numbers(general.groups[dim][key])
+
+
+def _bytes_read() -> int:
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+def test_old_request_ids_are_not_read_for_new_usage_but_still_meet_old_records(
+        tmp_path: Path) -> None:
+    """The request-id index's old segments (records days older than any new one)
+    stay unread in the rollup while new usage comes in; a record of an old request
+    (an import of old transcripts) still meets the record of it already counted."""
+    j = tmp_path / "j.jsonl"
+    old = [rec(f"2026-01-{1 + k % 28:02d}T10:00:00.000Z", session=f"o{k % 50}", i=10, o=1,
+               request_id=f"old-request-{k:06d}") for k in range(20000)]
+    write(j, old)
+    _numbers(j)  # builds the rollup
+    cache = rollup.cache_path(j)
+    size = cache.stat().st_size
+    now = datetime.now(timezone.utc)
+    recent = [rec((now - timedelta(minutes=k)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                  session="new", source="otel", i=100, o=2, request_id=f"new-{k}")
+              for k in range(30)]
+    write(j, recent, "a")
+    before = _bytes_read()
+    fresh = _numbers(j)
+    read = _bytes_read() - before
+    assert fresh == _numbers(j, use_cache=False)
+    assert read < size // 4, (read, size)  # the old segment (most of the file) unread
+    # An old request seen again by a better source: the pty record is taken back.
+    write(j, [rec("2026-01-08T10:00:05.000Z", session="imported", source="transcript", i=10,
+                  o=1, cr=5, request_id="old-request-000007")], "a")
+    again = _numbers(j)
+    assert again == _numbers(j, use_cache=False)
+    assert again["total"]["cache_read_tokens"] == fresh["total"]["cache_read_tokens"] + 5
+    assert again["total"]["input_tokens"] == fresh["total"]["input_tokens"]
+
+
+def test_a_bad_request_id_segment_read_late_means_a_full_read(tmp_path: Path) -> None:
+    j = tmp_path / "j.jsonl"
+    write(j, [rec(f"2026-01-{1 + k % 28:02d}T10:00:00.000Z", session=f"o{k % 9}", i=10,
+                  request_id=f"rq-{k}") for k in range(3000)])
+    _numbers(j)
+    cache = rollup.cache_path(j)
+    data = bytearray(cache.read_bytes())
+    data[-9] ^= 0x55  # in the last part: the segment's values (no archive: all recent)
+    cache.write_bytes(bytes(data))
+    write(j, [rec("2026-01-03T10:00:01.000Z", session="o2", source="otel", i=10,
+                  request_id="rq-2")], "a")
+    assert _numbers(j) == _numbers(j, use_cache=False)
+    assert rollup.cache_path(j).read_bytes() != bytes(data)  # saved again, whole

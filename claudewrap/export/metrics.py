@@ -76,6 +76,7 @@ from claudewrap.usage import limits, rollup
 from claudewrap.usage.filters import Filters
 from claudewrap.usage.pricing import Price, PriceTable, default_table
 from claudewrap.usage.report import Report, Row, estimated_cost
+from claudewrap.usage.ridindex import IndexBroken
 from claudewrap.usage.state import Archive, UsageState
 
 if TYPE_CHECKING:
@@ -711,6 +712,8 @@ def sync_counters(journal: Path, mark: JournalMark, mine: dict[str, dict[Key, fl
             _introduce(before, after)
         if after != saved or old != mark.to_json():
             _write_counters(path, mark, after, memo)
+        else:
+            remove_stale_temporaries(path)  # what killed writers left (the write does it too)
         return after
     finally:
         os.close(lock_fd)
@@ -814,15 +817,26 @@ class JournalMetrics:
                 if self.use_cache:
                     self._load_cache(fd, st.st_size, now)
             self.state.compact(now, force=bool(fresh) and not self.offset)
-            self.offset, _ = rollup.scan(fd, self.state, self.offset)
-            self.checks = rollup.file_checks(fd, self.offset)
-            self.stamp = rollup.stamp(os.fstat(fd))
-            self.mark = JournalMark(identity, self.offset, self.checks, self.stamp, known)
-            if (self.use_cache and self.offset - max(self.saved_offset, 0) > _REWRITE
-                    and file_identity(path) == identity):
-                self._save_cache(fd)
+            try:
+                self.offset, _ = rollup.scan(fd, self.state, self.offset)
+                self._after_read(fd, path, identity, known)
+            except IndexBroken:  # a part of the state cache read only now was bad
+                self._reset(now)
+                self.identity = identity
+                self.state.compact(now, force=True)
+                self.offset, _ = rollup.scan(fd, self.state, 0)
+                self._after_read(fd, path, identity, None)
         finally:
             os.close(fd)
+
+    def _after_read(self, fd: int, path: Path, identity: tuple[int, int],
+                    known: tuple[int, list[str]] | None) -> None:
+        self.checks = rollup.file_checks(fd, self.offset)
+        self.stamp = rollup.stamp(os.fstat(fd))
+        self.mark = JournalMark(identity, self.offset, self.checks, self.stamp, known)
+        if (self.use_cache and self.offset - max(self.saved_offset, 0) > _REWRITE
+                and file_identity(path) == identity):
+            self._save_cache(fd)
 
     def _load_cache(self, fd: int, size: int, now: float) -> None:
         path = state_cache_path(self.journal)

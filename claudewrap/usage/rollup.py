@@ -44,13 +44,12 @@ from claudewrap.store.journal import (
     file_identity,
     open_regular,
     read_error,
-    read_regular,
     record_at,
     remove_stale_temporaries,
     write_all,
 )
-from claudewrap.store.records import UsageRecord
-from claudewrap.usage.ridindex import RidIndex
+from claudewrap.store.records import UsageRecord, utc_now_iso
+from claudewrap.usage.ridindex import IndexBroken, RidIndex
 from claudewrap.usage.state import UsageState, no_cyclic_gc
 
 try:  # hashlib itself would load OpenSSL first (2.5 ms of every report)
@@ -65,12 +64,13 @@ def _dumps(obj: Any) -> bytes:
     return msgspec.json.encode(obj)
 
 
-def _loads(data: bytes) -> Any:
+def _loads(data: bytes | memoryview) -> Any:
     return msgspec.json.decode(data)
 
 # 8: a CRC of the rest, the journal's stamp, sampled digests (issue 13); 9: settled
-# history archived (state.Archive: an older reader would miss its rows)
-MAGIC = b"claudewrap-rollup 9\n"
+# history archived (state.Archive: an older reader would miss its rows); 10: parts
+# read when needed, each with its own CRC
+MAGIC = b"claudewrap-rollup 10\n"
 SUFFIX = ".rollup"
 # Small reads keep the decoded objects of a block in the CPU cache: 128 KiB reads
 # are 16% faster than 8 MiB ones (1M-record bench). Long lines grow the read.
@@ -278,29 +278,64 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
     return int(meta["end"]), bool(meta["tail"])
 
 
+class _CacheFile:
+    """A cache file kept open for what is read from it later (request-id segments,
+    archived units): a replaced cache keeps its old bytes for us; closed with the
+    last part that needs it."""
+
+    __slots__ = ("base", "fd")
+
+    def __init__(self, fd: int, base: int) -> None:
+        self.fd = fd
+        self.base = base  # where the parts after the JSON start
+
+    def read(self, offset: int, length: int) -> bytes:
+        data = os.pread(self.fd, length, self.base + offset)
+        if len(data) != length:
+            raise IndexBroken("cache file cut short")
+        return data
+
+    def __del__(self) -> None:
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
 def read_cache(path: Path, magic: bytes, identity: tuple[int, ...], size: int, fd: int,
                make_state: Callable[[Any], UsageState]) -> tuple[UsageState, int] | None:
-    """A state cache (``magic``, the CRC-32 of the rest, the JSON part, then the
-    request-id index) and the journal offset it covers; None unless it was made for
+    """A state cache and the journal offset it covers; None unless it was made for
     this journal (open on ``fd``, ``size`` bytes) as it is. ``make_state`` builds
     the state from its JSON form.
 
+    The file: ``magic``, a line with the CRC-32 and the length of the JSON part,
+    the JSON part, a newline, then the request-id index's segments and the
+    archived units (state.Archive), each with its CRC in the JSON part and read
+    only when needed (a warm reader of new usage reads neither: issue 16).
+
     None, too, for a cache that cannot be read for any reason (a cache is only a
-    cache: the caller reads the journal instead); a FIFO in its place is not waited on.
+    cache: the caller reads the journal instead); a FIFO in its place is not waited
+    on. A part read later that does not check out raises ridindex.IndexBroken
+    (:func:`load_state` then reads the journal again).
     """
     try:
-        data = read_regular(path)
+        cfd = open_regular(path, os.O_RDONLY)
     except OSError:
         return None
+    holder: _CacheFile | None = None
     try:
-        head = len(magic) + 9
-        if not data.startswith(magic) or data[head - 1:head] != b"\n":
+        head = os.pread(cfd, len(magic) + 32, 0)
+        if not head.startswith(magic):
             return None
-        body = memoryview(data)[head:]
-        if int(data[len(magic):head - 1], 16) != zlib.crc32(body):
-            return None  # torn or corrupted: 2.5 ms for bench/usage_bench.py's 6 MB rollup
-        end = data.index(b"\n", head)
-        meta = _loads(data[head:end])
+        nl = head.index(b"\n", len(magic))
+        crc_text, length_text = head[len(magic):nl].split(b" ")
+        meta_len = int(length_text, 16)
+        data = os.pread(cfd, meta_len + 1, nl + 1)
+        if len(data) != meta_len + 1 or data[-1:] != b"\n":
+            return None
+        if int(crc_text, 16) != zlib.crc32(memoryview(data)[:meta_len]):
+            return None  # torn or corrupted
+        meta = _loads(memoryview(data)[:meta_len])
         offset = int(meta["offset"])
         if (meta["identity"] != list(identity) or not 0 <= offset <= size
                 or meta["byteorder"] != sys.byteorder
@@ -308,19 +343,31 @@ def read_cache(path: Path, magic: bytes, identity: tuple[int, ...], size: int, f
                 or meta["checks"] != file_checks(fd, offset)):
             return None
         state = make_state(meta["state"])
-        rest = memoryview(data)[end + 1:]
+        holder = _CacheFile(cfd, nl + 2 + meta_len)
+        cfd = -1  # the holder closes it
+        rid_total = sum(int(s[1]) + 8 * (2 * int(s[0]) + 1) for s in meta["rids"])
+        state.rid_index = RidIndex(meta["rids"], holder.read)  # each segment when used
         archived = meta["state"].get("archive")
         if archived is not None and state.archive is not None:
-            # The archive's bodies follow the request-id index, last to first.
-            for length in reversed(archived["bodies"]):
-                if length > len(rest):
-                    return None
-                state.archive.bodies.insert(0, rest[len(rest) - length:])
-                rest = rest[:len(rest) - length]
-        state.rid_index = RidIndex(meta["rids"], rest)  # split when used
+            at = rid_total
+            for length, crc in archived["bodies"]:
+                state.archive.bodies.append(_body_loader(holder, at, length, crc))
+                at += length
     except Exception:  # noqa: BLE001 - whatever is wrong with a cache, the journal is right
         return None
+    finally:
+        if cfd >= 0 and holder is None:
+            os.close(cfd)
     return state, offset
+
+
+def _body_loader(holder: _CacheFile, at: int, length: int, crc: int) -> Callable[[], bytes]:
+    def load() -> bytes:
+        data = holder.read(at, length)
+        if zlib.crc32(data) != crc:
+            raise IndexBroken("archived units do not check out")
+        return data
+    return load
 
 
 def write_cache(path: Path, magic: bytes, state: UsageState, identity: tuple[int, ...],
@@ -329,16 +376,16 @@ def write_cache(path: Path, magic: bytes, state: UsageState, identity: tuple[int
     (a cache that cannot be written only costs speed; a FIFO, socket or device in
     its place is left alone)."""
     state.seal()
-    sizes, rid_parts = state.rid_index.to_parts()
+    sizes, rid_parts = state.rid_index.to_parts(utc_now_iso())
+    bodies = state.archive.loaded_bodies() if state.archive is not None else []
     meta = {"identity": list(identity), "offset": offset, "byteorder": sys.byteorder,
             "stamp": stamp(os.fstat(fd)), "checks": file_checks(fd, offset), "rids": sizes,
             "state": state.to_json()}
-    body = [_dumps(meta), b"\n", *rid_parts, *(state.archive.bodies if state.archive else ())]
-    crc = 0
-    for part in body:
-        crc = zlib.crc32(part, crc)
+    encoded = _dumps(meta)
+    head = b"%08x %x\n" % (zlib.crc32(encoded), len(encoded))
     try:
-        atomic_write(path, [magic, b"%08x\n" % crc, *body], 0o600, cache=True)
+        atomic_write(path, [magic, head, encoded, b"\n", *rid_parts, *bodies], 0o600,
+                     cache=True)
     except OSError:
         return False
     return True
@@ -354,25 +401,32 @@ def horizon(tz: tzinfo | None, now: datetime | None = None) -> str:
 
 def _load_state(fd: int, journal: Path, identity: tuple[int, int], size: int,
                 use_cache: bool, tz: tzinfo | None, since: str | None,
-                until: str | None) -> UsageState:
+                until: str | None, trust_cache: bool = True) -> UsageState:
     cpath = cache_path(journal)
     cached = read_cache(cpath, MAGIC, identity, size, fd,
-                        lambda data: UsageState.from_json(data, tz)) if use_cache else None
+                        lambda data: UsageState.from_json(data, tz)) if (
+        use_cache and trust_cache) else None
     if cached is not None:
         state, start = cached
     else:
         state, start = UsageState(tz, since, until), 0
     archived = state.archive is not None
-    end, _ = scan_parallel(fd, state, start, size)
-    unarchived = archived and state.archive is None  # saved again: not each time
-    # Rewriting the rollup costs more than reading a few new lines again next
-    # time; and never when the journal was rotated while we read it.
-    if (use_cache and (cached is None or end - start > _REWRITE or unarchived)
-            and file_identity(journal) == identity):
-        state.settle(horizon(tz))
-        write_cache(cpath, MAGIC, state, identity, end, fd)
-    elif use_cache:
-        remove_stale_temporaries(cpath)  # what killed writers left (write_cache does it too)
+    try:
+        end, _ = scan_parallel(fd, state, start, size)
+        unarchived = archived and state.archive is None  # saved again: not each time
+        # Rewriting the rollup costs more than reading a few new lines again next
+        # time; and never when the journal was rotated while we read it.
+        if (use_cache and (cached is None or end - start > _REWRITE or unarchived)
+                and file_identity(journal) == identity):
+            state.settle(horizon(tz))
+            write_cache(cpath, MAGIC, state, identity, end, fd)
+        elif use_cache:
+            remove_stale_temporaries(cpath)  # what killed writers left (write_cache does it too)
+    except IndexBroken:  # a part of the cache read only now did not check out
+        if cached is None:
+            raise
+        return _load_state(fd, journal, identity, size, use_cache, tz, since, until,
+                           trust_cache=False)
     return state
 
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 import gc
 import os
 import time
+import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -225,10 +226,16 @@ class Archive:
     __slots__ = ("bodies", "keys", "rows")
 
     def __init__(self, keys: Iterable[str] = (), rows: Iterable[list[Any]] = (),
-                 bodies: Iterable[bytes | memoryview] = ()) -> None:
+                 bodies: Iterable[bytes | Callable[[], bytes]] = ()) -> None:
         self.keys: set[str] = set(keys)
         self.rows: list[list[Any]] = list(rows)
-        self.bodies: list[bytes | memoryview] = list(bodies)
+        # Each chunk's bytes, or what reads them from the cache (rollup.read_cache).
+        self.bodies: list[bytes | Callable[[], bytes]] = list(bodies)
+
+    def loaded_bodies(self) -> list[bytes]:
+        """The chunks' bytes (read now from the cache where they were left)."""
+        self.bodies = [b if isinstance(b, bytes) else b() for b in self.bodies]
+        return self.bodies  # type: ignore[return-value]
 
     def holds(self, ukey: UnitKey) -> bool:
         """Whether ``ukey`` shares a session or Claude session id with an archived unit."""
@@ -258,6 +265,7 @@ class UsageState:
         # Request ids fed since the last seal() -> position << 3 | priority.
         self.rids: dict[str, int] = {}
         self.rid_index = RidIndex()  # the request ids before: sealed, or from the rollup
+        self._rid_newest = ""  # the newest time of a record in rids
         self.replaced: list[int] = []  # positions of records that a better source replaced
         # The same, of records from before the first line fed (found in rid_index):
         # in a part read by a second process (rollup.scan_parallel) their positions
@@ -428,6 +436,7 @@ class UsageState:
         tot_log = self.tot_log
         context = self._context
         bad = self.stats.skipped
+        rid_newest = self._rid_newest
         # The last unit (its context from _context, unpacked) and the one before.
         u_session: Any = None
         u_source: Any = None
@@ -543,12 +552,14 @@ class UsageState:
                         continue  # the same request, already counted from a source as good
                     replaced.append(prev >> 3)
                 elif rid_index is not None:
-                    prev = rid_index.get(rid)
+                    prev = rid_index.get(rid, ts)
                     if prev is not None:
                         if prio <= prev & 7:
                             continue
                         replaced_before.append(prev >> 3)  # numbered as before this part
                 rids[rid] = (positions[n] << 3) | prio
+                if ts > rid_newest:  # noqa: PLR1730 - no call in the hot loop
+                    rid_newest = ts
             if not (unit is b_unit and day is b_day and aid == b_aid and printed is b_printed
                     and model == b_model):
                 bkey = (model, day, aid, printed)
@@ -570,6 +581,7 @@ class UsageState:
             vec[4] += sum(map(_CW, recs))
             if printed:
                 vec[5] += sum(map(_COST, recs))
+        self._rid_newest = rid_newest
         # Good: every record, less those that were not (None, or counted bad above).
         self.stats.good += len(objs) - objs.count(None) - (self.stats.skipped - bad)
 
@@ -579,8 +591,9 @@ class UsageState:
         A segment is sorted once here, where the rollup needs it.
         """
         if self.rids:
-            self.rid_index.add(self.rids)
+            self.rid_index.add(self.rids, self._rid_newest)
             self.rids = {}
+            self._rid_newest = ""
 
     @staticmethod
     def _odd(line: Any) -> UsageRecord | None:
@@ -884,7 +897,7 @@ class UsageState:
         archive, self.archive = self.archive, None
         if archive is None:
             return
-        for chunk in archive.bodies:
+        for chunk in archive.loaded_bodies():
             for key, body in _decode(chunk):
                 self.units[tuple(key)] = body
 
@@ -983,7 +996,7 @@ class UsageState:
             # (rollup.write_cache): here only their sizes.
             "archive": None if self.archive is None else {
                 "keys": sorted(self.archive.keys), "rows": self.archive.rows,
-                "bodies": [len(b) for b in self.archive.bodies]},
+                "bodies": [[len(b), zlib.crc32(b)] for b in self.archive.loaded_bodies()]},
         }
 
     @classmethod
