@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -124,6 +125,31 @@ def test_tmux_pane_and_project_folder_attribute_the_record(env: dict[str, str],
     assert done.returncode == 0 and done.stderr == ""
     [rec] = journal(env)
     assert (rec.project, rec.cwd, rec.tmux_pane) == ("my-repo", str(repo / "sub"), "%7")
+
+
+def test_the_tmux_session_is_asked_once_a_claude_session(env: dict[str, str], tmp_path: Path,
+                                                         tmux: str) -> None:
+    # The real tmux, through a `tmux` first on PATH that notes each call.
+    subprocess.run(["tmux", "-L", tmux, "new-session", "-d", "-s", "work"], check=True,
+                   timeout=10)
+    socket, pid, pane = subprocess.run(
+        ["tmux", "-L", tmux, "display-message", "-p", "#{socket_path} #{pid} #{pane_id}"],
+        check=True, timeout=10, capture_output=True, text=True).stdout.split()
+    calls = tmp_path / "tmux-calls"
+    real = shutil.which("tmux")
+    wrapper = tmp_path / "bin" / "tmux"
+    wrapper.write_text(f"#!/bin/sh\necho x >> {shlex.quote(str(calls))}\n"
+                       f"exec {shlex.quote(str(real))} \"$@\"\n")
+    wrapper.chmod(0o755)
+    inside = {**env, "TMUX": f"{socket},{pid},0", "TMUX_PANE": pane}
+    base = captured("2.1.332")[-1]
+    for session, cost in (("s-a", 0.5), ("s-a", 0.75), ("s-a", 1.0), ("s-b", 0.25)):
+        data = {**base, "session_id": session, "cost": {"total_cost_usd": cost}}
+        assert statusline(inside, data).returncode == 0
+    recs = journal(env)
+    assert [(r.session, r.tmux_session, r.tmux_pane) for r in recs] == [
+        ("s-a", "work", pane)] * 3 + [("s-b", "work", pane)]
+    assert calls.read_text().count("x") == 2  # once for s-a, once for s-b
 
 
 def test_a_new_session_and_a_changed_cost_are_recorded(env: dict[str, str]) -> None:
@@ -365,6 +391,41 @@ def test_plain_statusline_does_not_load_click(env: dict[str, str]) -> None:
     loaded = set(json.loads(done.stderr))
     assert "claudewrap.sources.statusline" in loaded
     assert "click" not in loaded and "claudewrap.cli" not in loaded
+
+
+def test_a_redraw_without_windows_loads_neither_journal_nor_limits(env: dict[str, str]) -> None:
+    """Same cost as last time, no ``rate_limits`` and no limits file (API-key
+    billing): the journal and plan-limit modules stay unloaded (start-up time)."""
+    probe = ("import sys, json\n"
+             "import claudewrap.main as m\n"
+             "def leave(status):\n"
+             "    sys.stderr.write(json.dumps(sorted(sys.modules)))\n"
+             "    sys.exit(status)\n"
+             "m.exit_now = leave\n"
+             "m.main(['statusline'])\n")
+    data = json.dumps(captured("2.1.332")[-1]).encode()
+    assert "rate_limits" not in captured("2.1.332")[-1]
+
+    def loaded() -> set[str]:
+        done = subprocess.run([sys.executable, "-c", probe], input=data, env=env,
+                              capture_output=True, timeout=30, check=False)
+        assert done.returncode == 0 and done.stdout.decode().startswith("Opus"), done
+        return set(json.loads(done.stderr))
+
+    first = loaded()  # records the cost and sums today: the journal is needed
+    assert "claudewrap.store.journal" in first
+    again = loaded()
+    assert "claudewrap.store.journal" not in again
+    assert "claudewrap.usage.limits" not in again and "claudewrap.usage.state" not in again
+    assert statusline(env, data).stdout.count(DOT) == 2  # model, cost, today
+
+
+def test_the_limits_file_is_the_one_usage_limits_keeps(tmp_path: Path) -> None:
+    from claudewrap.sources import statusline as sl
+    from claudewrap.usage import limits
+
+    path = tmp_path / "j.jsonl"
+    assert sl.limits_path(path) == limits.limits_path(path)
 
 
 def test_statusline_with_options_goes_through_click(env: dict[str, str],

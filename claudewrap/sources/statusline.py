@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat  # (os loads it)
 import sys
 import time
 from pathlib import Path
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 COMMAND_ENV = "CLAUDEWRAP_STATUSLINE_COMMAND"
 MINIMAL = "claude"  # what a call with nothing usable prints
 SUFFIX = ".statusline"
+_LIMITS_SUFFIX = ".limits"  # see limits_path
 SOURCE = "statusline"
 MAX_INPUT = 1 << 20  # Claude Code sends a few KiB
 USER_TIMEOUT = 1.0  # seconds a user's own command may take
@@ -121,16 +123,36 @@ def state_path(journal: Path) -> Path:
     return journal.with_name(journal.name + SUFFIX)
 
 
-def _load(path: Path) -> dict[str, Any]:
-    """``{"sessions": {id: [cost, epoch]}, "today": [key..., cost, estimated, unpriced]}``;
-    empty when missing or unreadable (it is only a cache)."""
-    from claudewrap.store.journal import read_regular
+def limits_path(journal: Path) -> Path:
+    """claudewrap.usage.limits.limits_path, without loading that module when
+    there is no such file (API-key users: no windows to show)."""
+    return journal.with_name(journal.name + _LIMITS_SUFFIX)
 
+
+def _load(path: Path) -> dict[str, Any]:
+    """``{"sessions": {id: [cost, epoch]}, "today": {...}, "tmux": [...]}``; empty
+    when missing or unreadable (it is only a cache)."""
     try:
-        data = json.loads(read_regular(path))
+        data = json.loads(_read_small(path))
     except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _read_small(path: Path) -> bytes:
+    """A small regular file whole, as claudewrap.store.journal.read_regular reads it
+    (never waiting on a FIFO in its place), without loading the journal module:
+    a call with nothing to record needs nothing else of it. OSError otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path}: not a regular file")
+        parts = []
+        while chunk := os.read(fd, 1 << 20):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
@@ -155,15 +177,30 @@ def _epoch(entry: Any) -> float:
 # --- recording ------------------------------------------------------------------------
 
 
-def attribution(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+def attribution(data: Mapping[str, Any], env: Mapping[str, str],
+                state: dict[str, Any] | None = None) -> dict[str, Any]:
     """Project, cwd, host, tmux pane, screen session and tags, as the wrapper
-    gives them (claudewrap.wrap.context), from the session's folders."""
+    gives them (claudewrap.wrap.context), from the session's folders.
+
+    Inside tmux the session name costs a `tmux display-message`: the wrapper asks
+    once a run, we once a Claude session (kept in ``state["tmux"]``).
+    """
     from claudewrap.wrap import context
 
     project_dir, cwd = _folders(data)
-    attr = context.collect(env=dict(env), cwd=cwd or os.getcwd())
-    if project_dir:
-        attr["project"] = context.find_project(project_dir, env.get("CLAUDEWRAP_PROJECT"))
+    cwd = cwd or os.getcwd()
+    project = context.find_project(project_dir or cwd, env.get("CLAUDEWRAP_PROJECT"))
+    key = [env.get("TMUX"), env.get("TMUX_PANE"), _text(data.get("session_id"), 200)]
+    saved: Any = state.get("tmux") if state is not None else None
+    known = (isinstance(saved, list) and len(saved) == 2 and saved[0] == key
+             and (saved[1] is None or isinstance(saved[1], str)))
+    if known:
+        env = {k: v for k, v in env.items() if k != "TMUX"}  # not asked again
+    attr = context.collect(project=project, env=dict(env), cwd=cwd)
+    if known:
+        attr["tmux_session"] = saved[1]
+    elif state is not None and key[0]:
+        state["tmux"] = [key, attr["tmux_session"]]
     return attr
 
 
@@ -189,7 +226,7 @@ def record_cost(journal: Path, data: Mapping[str, Any], state: dict[str, Any],
     event = UsageEvent(kind="total", cost_usd=cost, pattern="statusline",
                        claude_session=session)
     rec = UsageRecord.from_event(event, session=session, source=SOURCE,
-                                 attribution=attribution(data, env))
+                                 attribution=attribution(data, env, state))
     append_records(journal, [rec])
     sessions[session] = [cost, time.time()]
     return True
@@ -199,6 +236,8 @@ def record_limits(journal: Path, data: Mapping[str, Any]) -> list[Snapshot]:
     """Keep the input's plan-limit windows (when they changed) and alert a window
     that reached a threshold (the webhook; the notice has nowhere to go); the
     snapshots."""
+    if not isinstance(data.get("rate_limits"), dict):
+        return []  # API-key billing, older versions: nothing to load the module for
     from claudewrap.store.records import utc_now_iso
     from claudewrap.usage import limits
 
@@ -381,9 +420,13 @@ def run(raw: bytes, *, journal: Path | None = None, env: Mapping[str, str] | Non
     windows: list[Snapshot] = []
     try:
         if journal is None:
-            from claudewrap.store.journal import resolve_path
+            # journal.resolve_path without loading the journal module (a call with
+            # nothing to record needs nothing else of it).
+            from claudewrap.store.config import journal_path
 
-            journal = resolve_path(None)
+            journal = journal_path(None)
+            if os.path.isdir(journal):
+                raise IsADirectoryError(journal)  # nothing to record or sum: the line alone
         path = state_path(journal)
         state = _load(path)
         before = json.dumps(state, sort_keys=True)
@@ -400,7 +443,7 @@ def run(raw: bytes, *, journal: Path | None = None, env: Mapping[str, str] | Non
             today = today_cost(journal, state, env) if written else None
         except Exception:  # noqa: BLE001 - an unreadable journal, a broken prices file
             today = None
-        if not windows and data is not None:
+        if not windows and data is not None and os.path.exists(limits_path(journal)):
             from claudewrap.usage.limits import latest
 
             windows = [s for s in latest(journal, now=now, host=hostname()).values()]
