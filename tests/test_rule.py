@@ -155,16 +155,36 @@ def test_a_full_read_of_the_file_is_the_reference(tmp_path_factory: Any,
     assert same(fast_rows(state), effective_rows(records, day))
 
 
+def summary_numbers(state: UsageState) -> dict[str, list[Any]]:
+    """The default table's numbers (the report's fast path: the archive's cells)."""
+    report = make_report(state, dims=[("model",), ("project",)], count_sessions=False)
+    out = {}
+    for dim, rows in report.groups.items():
+        for key, row in rows.items():
+            out[f"{dim}{key}"] = [row.input_tokens, row.output_tokens, row.cache_read_tokens,
+                                  row.cache_write_tokens, row.records, row.unpriced_records,
+                                  row.cost_usd]
+    return out
+
+
+def same_summary(a: dict[str, list[Any]], b: dict[str, list[Any]]) -> bool:
+    return a.keys() == b.keys() and all(
+        a[k][:6] == b[k][:6] and math.isclose(a[k][6], b[k][6], abs_tol=1e-9) for k in a)
+
+
 @SETTINGS
 @given(journals(), st.lists(st.integers(0, 60), min_size=1, max_size=3),
-       st.sampled_from([None, 0.3, 0.7]))
+       st.sampled_from([None, 0.3, 0.7]), st.sampled_from([35, -3650]))
 def test_the_rollup_after_random_appends_is_the_reference(
         tmp_path_factory: Any, records: list[UsageRecord], cuts: list[int],
-        fraction: float | None) -> None:
+        fraction: float | None, settle_days: int) -> None:
+    """settle_days -3650: every save archives every link group (state.Archive), so
+    that appends put archived units back and reports read the archive's rows and cells."""
     path = tmp_path_factory.mktemp("j") / "journal.jsonl"
     path.write_text("")
-    saved = rollup._REWRITE
+    saved = rollup._REWRITE, rollup.SETTLE_DAYS
     rollup._REWRITE = 0  # save the rollup after every read
+    rollup.SETTLE_DAYS = settle_days
     try:
         start = 0
         for cut in [*sorted(c % (len(records) + 1) for c in cuts), len(records)]:
@@ -173,8 +193,14 @@ def test_the_rollup_after_random_appends_is_the_reference(
             with parallel_at(fraction):
                 state = rollup.load_state(path, tz=UTC)
             assert same(fast_rows(state), effective_rows(records[:start], day))
+            plain = rollup.load_state(path, tz=UTC, use_cache=False)
+            assert same_summary(summary_numbers(state), summary_numbers(plain))
+        if settle_days < 0 and records:
+            again = rollup.load_state(path, tz=UTC)
+            assert again.archive is not None and not again.units
+            assert same(fast_rows(again), effective_rows(records, day))
     finally:
-        rollup._REWRITE = saved
+        rollup._REWRITE, rollup.SETTLE_DAYS = saved
 
 
 def test_a_parallel_read_after_the_rollup_takes_back_the_right_record(tmp_path: Path) -> None:

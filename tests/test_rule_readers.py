@@ -150,3 +150,37 @@ def test_the_counters_summed_by_unit_after_each_append_are_the_whole_sums(
         for key, v in whole.items():
             assert kept[key][:4] == v[:4] and kept[key][6] == v[6], key
             assert kept[key][4:6] == [pytest.approx(x, abs=1e-9) for x in v[4:6]], key
+
+
+@SETTINGS
+@given(journals(), st.lists(st.integers(1, 6), min_size=1, max_size=4))
+def test_settled_groups_in_the_metrics_state_count_as_before(
+        tmp_path_factory: Any, records: list[UsageRecord], cuts: list[int]) -> None:
+    """The minute state saved after every read archives the groups with no minute row
+    left (these records are weeks old): `serve`'s totals after each append, and a
+    new reader's from the saved state, are those of a fresh read of the journal."""
+    path = tmp_path_factory.mktemp("j") / "journal.jsonl"
+    saved = metrics._REWRITE
+    metrics._REWRITE = -1  # save the state after every read
+    try:
+        served = metrics.JournalMetrics(path)
+        table = metrics.default_table()
+        start = 0
+        for end in sorted({min(len(records), c) for c in accumulate(cuts)} | {len(records)}):
+            write(path, records[start:end], "a")
+            start = end
+            served.update()
+            kept = {k: list(v) for k, v in served._totals_now(table).items()}
+            cached = metrics.JournalMetrics(path)
+            cached.update()
+            fresh = metrics.JournalMetrics(path, use_cache=False)
+            fresh.update()
+            whole, _ = metrics.usage_sums(fresh.state, table)
+            for got in (kept, metrics.usage_sums(cached.state, table)[0]):
+                assert got.keys() == whole.keys()
+                for key, v in whole.items():
+                    assert got[key][:4] == v[:4] and got[key][6] == v[6], key
+                    assert got[key][4:6] == [pytest.approx(x, abs=1e-9) for x in v[4:6]], key
+        assert records and served.state.archive is not None
+    finally:
+        metrics._REWRITE = saved

@@ -96,9 +96,9 @@ _COMPACT_EVERY = 600.0
 _OLD = "-"  # the bucket "day" of usage before the retention (sorts before any minute)
 _SETTLED = "0"  # between _OLD and any minute: a group with only old rows settles
 _REWRITE = 1 << 20  # new journal bytes worth rewriting the state cache for
-# 9: settled groups archived (UsageState.settle); 8: each session's last record time
+# 10: archive cells, parts read when needed; 9: settled groups archived; 8: each session's last record time
 # (last_ts); 7: rollup's cache format 8 (issue 13)
-_MAGIC = b"claudewrap-metrics 9\n"
+_MAGIC = b"claudewrap-metrics 10\n"
 # The counters' file: this line with the CRC-32 of the JSON after it (issue 13: a
 # corrupted digit there would be exported for ever, counters never going down).
 _COUNTERS_MAGIC = b"claudewrap-counters 3 "
@@ -307,7 +307,7 @@ def usage_sums(state: UsageState, table: PriceTable, since_minute: str | None = 
     prices: dict[Any, Price | None] = {}
     keys: dict[tuple[Any, int, str], Key] = {}
     attrs = state.attrs
-    for unit, row in state.buckets():
+    for unit, row in state.summary_rows():
         model, day, aid, printed, n, i, o, cr, cw, cost = row
         kk = (model, aid, unit[1])
         key = keys.get(kk)
@@ -349,7 +349,7 @@ def unit_sums(state: UsageState, table: PriceTable) -> dict[Any, dict[Key, list[
     out: dict[Any, dict[Key, list[float]]] = {}
     prices: dict[Any, Price | None] = {}
     attrs = state.attrs
-    for unit, row in state.buckets():
+    for unit, row in state.summary_rows():  # settled history: one unit per source
         model, _day, aid, printed, n, i, o, cr, cw, cost = row
         a = attrs[aid]
         key = (_label(model), _label(a[0]), unit[1], _label(a[1]))
@@ -770,7 +770,7 @@ class JournalMetrics:
         self.exported = False  # a snapshot was made: later series are new usage
         self._counters_memo: dict[str, Any] = {}  # the counters' file as last seen (sync_counters)
         # usage_sums' totals, kept up to date by unit (see _totals_now).
-        self._sums: tuple[MinuteState, PriceTable, str] | None = None
+        self._sums: tuple[MinuteState, PriceTable, str, Archive | None] | None = None
         self._by_unit: dict[Any, dict[Key, list[float]]] | None = None
         self._totals: dict[Key, list[float]] = {}
         self.mark = JournalMark(None, 0)
@@ -872,7 +872,10 @@ class JournalMetrics:
             if ((st.st_dev, st.st_ino) == self.identity and st.st_size >= self.offset
                     and not rollup.rewritten(rollup.stamp(st), self.stamp)
                     and rollup.file_checks(fd, self.offset) == self.checks):
-                self._save_cache(fd)
+                try:
+                    self._save_cache(fd)
+                except IndexBroken:
+                    pass  # the cache it was read from went bad: the next reader rebuilds it
         finally:
             os.close(fd)
 
@@ -936,7 +939,8 @@ class JournalMetrics:
         other prices, or after a compaction (which also bounds the float error of
         taking shares out and in)."""
         state = self.state
-        if self._sums != (state, table, state.cutoff) or (
+        # (A new archive, or none after one was put back: its cells were one unit.)
+        if self._sums != (state, table, state.cutoff, state.archive) or (
                 state.touched and self._by_unit is None):
             # The shares by unit only from a second call on (`serve`): a one-shot
             # `metrics` sums the rows once, as plainly as it can.
@@ -948,7 +952,7 @@ class JournalMetrics:
                 self._totals = {}
                 for part in self._by_unit.values():
                     _add_sums(self._totals, part, 1)
-            self._sums = (state, table, state.cutoff)
+            self._sums = (state, table, state.cutoff, state.archive)
         elif state.touched and self._by_unit is not None:
             view = linked(state, set(state.touched))
             for ukey in view.units:

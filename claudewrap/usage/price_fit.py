@@ -149,7 +149,7 @@ def unpriced_usage(state: UsageState, table: PriceTable) -> dict[str | None, int
     """Records per model whose cost was not printed and that ``table`` cannot price
     (None: records without a model)."""
     out: dict[str | None, int] = {}
-    for _unit, row in state.buckets():
+    for _unit, row in state.summary_rows():
         if row[3] or not (row[5] or row[6] or row[7] or row[8]):
             continue
         price = table.lookup(row[0])

@@ -238,7 +238,7 @@ def _priced_report(state: UsageState, *, dims: Iterable[tuple[str, ...]],
         # a cell (the price is linear); others row by row (a missing rate makes a
         # row's cost unknown only if it has such tokens).
         cells: dict[tuple[Any, Any, int], list[Any]] = {}
-        for _unit, row in state.buckets(filters):
+        for _unit, row in state.summary_rows(filters, after=min(p_week, p_month)):
             model, day, aid, printed, n, i, o, cr, cw, cost = row
             attrs = attrs_list[aid]
             when = (4 if day >= p_month else 0) | (2 if day >= p_week else 0) | (

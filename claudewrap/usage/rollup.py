@@ -69,8 +69,8 @@ def _loads(data: bytes | memoryview) -> Any:
 
 # 8: a CRC of the rest, the journal's stamp, sampled digests (issue 13); 9: settled
 # history archived (state.Archive: an older reader would miss its rows); 10: parts
-# read when needed, each with its own CRC
-MAGIC = b"claudewrap-rollup 10\n"
+# read when needed, each with its own CRC; 11: the archive's cells
+MAGIC = b"claudewrap-rollup 11\n"
 SUFFIX = ".rollup"
 # Small reads keep the decoded objects of a block in the CPU cache: 128 KiB reads
 # are 16% faster than 8 MiB ones (1M-record bench). Long lines grow the read.
@@ -350,8 +350,12 @@ def read_cache(path: Path, magic: bytes, identity: tuple[int, ...], size: int, f
         archived = meta["state"].get("archive")
         if archived is not None and state.archive is not None:
             at = rid_total
-            for length, crc in archived["bodies"]:
-                state.archive.bodies.append(_body_loader(holder, at, length, crc))
+            for name, length, crc in archived["parts"]:
+                load = _part_loader(holder, at, length, crc)
+                if name == "body":  # read only by a scan (or the next write): load_state
+                    state.archive.bodies.append(load)
+                else:  # read now (they may be decoded after load_state): checked here
+                    state.archive.raw[name] = load()
                 at += length
     except Exception:  # noqa: BLE001 - whatever is wrong with a cache, the journal is right
         return None
@@ -361,11 +365,11 @@ def read_cache(path: Path, magic: bytes, identity: tuple[int, ...], size: int, f
     return state, offset
 
 
-def _body_loader(holder: _CacheFile, at: int, length: int, crc: int) -> Callable[[], bytes]:
+def _part_loader(holder: _CacheFile, at: int, length: int, crc: int) -> Callable[[], bytes]:
     def load() -> bytes:
         data = holder.read(at, length)
         if zlib.crc32(data) != crc:
-            raise IndexBroken("archived units do not check out")
+            raise IndexBroken("a part of the archive does not check out")
         return data
     return load
 
@@ -377,10 +381,10 @@ def write_cache(path: Path, magic: bytes, state: UsageState, identity: tuple[int
     its place is left alone)."""
     state.seal()
     sizes, rid_parts = state.rid_index.to_parts(utc_now_iso())
-    bodies = state.archive.loaded_bodies() if state.archive is not None else []
     meta = {"identity": list(identity), "offset": offset, "byteorder": sys.byteorder,
             "stamp": stamp(os.fstat(fd)), "checks": file_checks(fd, offset), "rids": sizes,
             "state": state.to_json()}
+    bodies = [b for _, b in state.archive.parts()] if state.archive is not None else []
     encoded = _dumps(meta)
     head = b"%08x %x\n" % (zlib.crc32(encoded), len(encoded))
     try:

@@ -204,6 +204,9 @@ class ScanStats:
             self.first_bad_lines.append(lineno)
 
 
+Part = bytes | Callable[[], bytes]  # a part's bytes, or what reads them from the cache
+
+
 class Archive:
     """Settled history: the link groups of units (the rule links units only through
     their session and Claude session ids) with no row on or after a horizon day,
@@ -212,34 +215,81 @@ class Archive:
     ``rows``: ``[session, source, Claude session, approximate, model, day,
     attribution id, cost printed?, records, input, output, cache read, cache
     write, printed cost]``, what :meth:`UsageState.buckets` yields for them;
-    ``keys``: every session and Claude session id of the archived units, so
-    that a new record of one of them (a session resumed weeks later) or a
-    take-back of an archived record puts the units back first
-    (:meth:`UsageState.unarchive`); ``bodies``: the units themselves, in
-    chunks of JSON ``[[unit key, saved unit], ...]`` that stay bytes until then.
+    ``cells``: the same summed by source, model, project, host, printed cost
+    and which token counts are not 0 (what the default table, the metrics'
+    counters and the unpriced count need; a row's estimated cost depends on
+    no more than that); ``keys``: every session and Claude session id of the
+    archived units, so that a new record of one of them (a session resumed
+    weeks later) or a take-back of an archived record puts the units back
+    first (:meth:`UsageState.unarchive`); ``bodies``: the units themselves, in
+    chunks of JSON ``[[unit key, saved unit], ...]``.
+
+    Rows, keys and bodies are parts of the cache read when first needed (a
+    status bar reads none of them); cells are small and always there.
 
     Why (issue 16, bench/readers.py at 1M records): every warm reader loaded
-    and re-summed every unit the journal ever made; history now costs a list of
-    rows, and the rule runs only over the units that can still change.
+    and re-summed every unit the journal ever made; history now costs ~1,700
+    cells (14,700 rows, 13,500 units before).
     """
 
-    __slots__ = ("bodies", "keys", "rows")
+    __slots__ = ("_keys", "_rows", "bodies", "cells", "newest", "raw")
 
-    def __init__(self, keys: Iterable[str] = (), rows: Iterable[list[Any]] = (),
-                 bodies: Iterable[bytes | Callable[[], bytes]] = ()) -> None:
-        self.keys: set[str] = set(keys)
-        self.rows: list[list[Any]] = list(rows)
-        # Each chunk's bytes, or what reads them from the cache (rollup.read_cache).
-        self.bodies: list[bytes | Callable[[], bytes]] = list(bodies)
+    def __init__(self, keys: Iterable[str] | None = (), rows: Iterable[list[Any]] | None = (),
+                 cells: Iterable[list[Any]] = (), raw: dict[str, Part] | None = None,
+                 bodies: Iterable[Part] = ()) -> None:
+        self._keys: set[str] | None = None if keys is None else set(keys)
+        self._rows: list[list[Any]] | None = None if rows is None else list(rows)
+        self.cells: list[list[Any]] = list(cells)
+        self.newest = ""  # the newest day of the rows (cells are dated before any)
+        self.raw: dict[str, Part] = dict(raw or {})  # "rows"/"keys" as last saved
+        self.bodies: list[Part] = list(bodies)
+
+    def _part(self, name: str) -> Any:
+        raw = self.raw[name]
+        data = raw if isinstance(raw, bytes) else raw()
+        self.raw[name] = data
+        return _decode(data)
+
+    @property
+    def rows(self) -> list[list[Any]]:
+        if self._rows is None:
+            self._rows = self._part("rows")
+        return self._rows
+
+    @property
+    def keys(self) -> set[str]:
+        if self._keys is None:
+            self._keys = set(self._part("keys"))
+        return self._keys
+
+    def changed(self) -> None:
+        """Rows or keys were changed: their saved bytes are no more."""
+        self.rows  # noqa: B018 - read before the saved bytes go
+        self.keys  # noqa: B018
+        self.raw.clear()
+
+    def parts(self) -> list[tuple[str, bytes]]:
+        """The parts to save: rows, keys and the bodies (read now where they were left)."""
+        if "rows" not in self.raw:
+            self.raw["rows"] = _encode(self.rows)
+        if "keys" not in self.raw:
+            self.raw["keys"] = _encode(sorted(self.keys))
+        for name in ("rows", "keys"):
+            raw = self.raw[name]
+            if not isinstance(raw, bytes):
+                self.raw[name] = raw()
+        return [(name, self.raw[name]) for name in ("rows", "keys")] + [  # type: ignore[return-value]
+            ("body", b) for b in self.loaded_bodies()]
 
     def loaded_bodies(self) -> list[bytes]:
-        """The chunks' bytes (read now from the cache where they were left)."""
+        """The bodies' bytes (read now from the cache where they were left)."""
         self.bodies = [b if isinstance(b, bytes) else b() for b in self.bodies]
         return self.bodies  # type: ignore[return-value]
 
     def holds(self, ukey: UnitKey) -> bool:
         """Whether ``ukey`` shares a session or Claude session id with an archived unit."""
-        return ukey[0] in self.keys or ukey[2] in self.keys
+        keys = self.keys
+        return ukey[0] in keys or ukey[2] in keys
 
 
 class UsageState:
@@ -265,7 +315,13 @@ class UsageState:
         # Request ids fed since the last seal() -> position << 3 | priority.
         self.rids: dict[str, int] = {}
         self.rid_index = RidIndex()  # the request ids before: sealed, or from the rollup
-        self._rid_newest = ""  # the newest time of a record in rids
+        # The newest time of the records in rids of the last days, and of the others;
+        # the ids of the last days (seal() keeps them apart: ridindex.RidIndex.get).
+        self._rid_newest = ""
+        self._rid_old_newest = ""
+        self._rids_recent: set[str] = set()
+        self._recent_cut = (datetime.now(timezone.utc) - timedelta(days=3)).strftime(
+            "%Y-%m-%d")
         self.replaced: list[int] = []  # positions of records that a better source replaced
         # The same, of records from before the first line fed (found in rid_index):
         # in a part read by a second process (rollup.scan_parallel) their positions
@@ -437,6 +493,9 @@ class UsageState:
         context = self._context
         bad = self.stats.skipped
         rid_newest = self._rid_newest
+        old_newest = self._rid_old_newest
+        recent_cut = self._recent_cut
+        recent_add = self._rids_recent.add
         # The last unit (its context from _context, unpacked) and the one before.
         u_session: Any = None
         u_source: Any = None
@@ -558,8 +617,12 @@ class UsageState:
                             continue
                         replaced_before.append(prev >> 3)  # numbered as before this part
                 rids[rid] = (positions[n] << 3) | prio
-                if ts > rid_newest:  # noqa: PLR1730 - no call in the hot loop
-                    rid_newest = ts
+                if ts >= recent_cut:
+                    recent_add(rid)
+                    if ts > rid_newest:  # noqa: PLR1730 - no call in the hot loop
+                        rid_newest = ts
+                elif ts > old_newest:
+                    old_newest = ts
             if not (unit is b_unit and day is b_day and aid == b_aid and printed is b_printed
                     and model == b_model):
                 bkey = (model, day, aid, printed)
@@ -582,6 +645,7 @@ class UsageState:
             if printed:
                 vec[5] += sum(map(_COST, recs))
         self._rid_newest = rid_newest
+        self._rid_old_newest = old_newest
         # Good: every record, less those that were not (None, or counted bad above).
         self.stats.good += len(objs) - objs.count(None) - (self.stats.skipped - bad)
 
@@ -590,10 +654,18 @@ class UsageState:
 
         A segment is sorted once here, where the rollup needs it.
         """
-        if self.rids:
-            self.rid_index.add(self.rids, self._rid_newest)
+        rids, recent = self.rids, self._rids_recent
+        if rids:
+            if recent and len(recent) < len(rids):
+                # Two segments: one that records of the last days never look into.
+                self.rid_index.add({k: v for k, v in rids.items() if k not in recent},
+                                   self._rid_old_newest)
+                self.rid_index.add({k: rids[k] for k in recent}, self._rid_newest)
+            else:
+                self.rid_index.add(rids, max(self._rid_newest, self._rid_old_newest))
             self.rids = {}
-            self._rid_newest = ""
+        self._rid_newest = self._rid_old_newest = ""
+        recent.clear()
 
     @staticmethod
     def _odd(line: Any) -> UsageRecord | None:
@@ -805,6 +877,23 @@ class UsageState:
                 continue
             yield k, row
 
+    def summary_rows(self, filters: Filters | None = None, after: str = ""
+                     ) -> Iterable[tuple[UnitKey, Sequence[Any]]]:
+        """:meth:`buckets`, for a reader that needs of each row no more than its model,
+        project, host, source, whether its cost was printed, its numbers and whether
+        its day is on or after ``after``: settled history comes as the archive's cells,
+        dated ``-`` (before any day), with the unit key ``("", source, "", False)``.
+        With a filter, or an ``after`` that settled rows reach, :meth:`buckets` itself."""
+        archive = self.archive
+        if archive is None or (filters is not None and (
+                filters.active() or filters.sessions or filters.since_day is not None
+                or filters.until_day is not None)) or (not archive.cells and archive.rows) or (
+                after and archive.newest >= after):
+            return self.buckets(filters)  # (rows without cells: a part, metrics.linked)
+        return chain(self._rule_rows(self.units.items()),
+                     ((("", c[0], "", False), [c[1], "-", *c[2:4], *c[5:]])
+                      for c in archive.cells))
+
     def _rule_rows(self, all_units: Iterable[tuple[UnitKey, Unit | list[Any]]]
                    ) -> Iterable[tuple[UnitKey, Sequence[Any]]]:
         """Rules 2 to 4 over ``all_units`` (whole link groups: every unit that shares
@@ -883,7 +972,11 @@ class UsageState:
         archive = self.archive
         if archive is None:
             archive = self.archive = Archive()
-        archive.rows += [[*k, *row] for k, row in self._rule_rows(going)]
+        archive.changed()
+        new_rows = [[*k, *row] for k, row in self._rule_rows(going)]
+        archive.rows.extend(new_rows)
+        archive.newest = max([archive.newest, *(r[5] for r in new_rows)])
+        self._add_cells(archive, new_rows)
         body = []
         for k, u in going:
             archive.keys.update((k[0], k[2]))
@@ -891,6 +984,28 @@ class UsageState:
             del self.units[k]
         archive.bodies.append(_encode(body))
         return len(going)
+
+    def _add_cells(self, archive: Archive, rows: list[list[Any]]) -> None:
+        """Sum ``rows`` into the archive's cells (see Archive): each cell is a row
+        ``[source, model, attribution id, printed, mask, records, input, output,
+        cache read, cache write, cost]`` whose attribution is only its project and host."""
+        index = {(c[0], c[1], c[2], c[3], c[4]): c for c in archive.cells}
+        for r in rows:
+            a = self.attrs[r[6]]
+            akey = (a[0], a[1], None, ())
+            aid = self._attr_ids.get(akey)
+            if aid is None:
+                aid = self._attr_ids[akey] = len(self.attrs)
+                self.attrs.append(akey)
+            mask = (1 if r[9] else 0) | (2 if r[10] else 0) | (4 if r[11] else 0) | (
+                8 if r[12] else 0)
+            key = (r[1], r[4], aid, r[7], mask)
+            cell = index.get(key)
+            if cell is None:
+                cell = index[key] = [*key, 0, 0, 0, 0, 0, 0.0]
+                archive.cells.append(cell)
+            for j in range(6):
+                cell[5 + j] += r[8 + j]
 
     def unarchive(self) -> None:
         """Put the archived units back (a new record or a take-back reached one)."""
@@ -992,11 +1107,11 @@ class UsageState:
             "stats": [self.stats.lines, self.stats.good, self.stats.skipped,
                       self.stats.first_bad_lines],
             "marks": self.marks,
-            # The archive's bodies are bytes the cache stores after its JSON part
-            # (rollup.write_cache): here only their sizes.
+            # The archive's rows, keys and bodies are parts the cache stores after
+            # its JSON part (rollup.write_cache): here only their sizes and CRCs.
             "archive": None if self.archive is None else {
-                "keys": sorted(self.archive.keys), "rows": self.archive.rows,
-                "bodies": [[len(b), zlib.crc32(b)] for b in self.archive.loaded_bodies()]},
+                "cells": self.archive.cells, "newest": self.archive.newest,
+                "parts": [[name, len(b), zlib.crc32(b)] for name, b in self.archive.parts()]},
         }
 
     @classmethod
@@ -1015,8 +1130,9 @@ class UsageState:
         mark_lines, mark_offsets = data["marks"]
         state.marks = (list(mark_lines), list(mark_offsets))
         archive = data.get("archive")
-        if archive is not None:  # its bodies: rollup.read_cache sets them
-            state.archive = Archive(archive["keys"], archive["rows"])
+        if archive is not None:  # its parts: rollup.read_cache sets how to read them
+            state.archive = Archive(None, None, archive["cells"])
+            state.archive.newest = archive["newest"]
         return state
 
 
