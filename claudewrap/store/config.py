@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import re
 import sys
-from pathlib import Path
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
 
@@ -53,31 +53,76 @@ class UserPattern:
         return f"UserPattern(name={self.name!r}, regex={self.regex.pattern!r}, kind={self.kind!r})"
 
 
-def default_config_path() -> Path:
-    """``$CLAUDEWRAP_CONFIG``, else ``config.toml`` in the platform's user config dir."""
+APP = "claudewrap"
+# platformdirs' Unix (XDG) user folders: (variable, the default under $HOME).
+_XDG = {"config": ("XDG_CONFIG_HOME", "/.config"), "data": ("XDG_DATA_HOME", "/.local/share"),
+        "cache": ("XDG_CACHE_HOME", "/.cache"), "state": ("XDG_STATE_HOME", "/.local/state")}
+
+
+def user_dir(kind: str) -> str:
+    """``platformdirs.user_{kind}_dir("claudewrap", appauthor=False)`` (``kind``:
+    config, data, cache, state), without importing platformdirs where its answer
+    is plain XDG: on Linux (not Android), with ``$XDG_..._HOME`` absolute, or
+    unset or empty and ``$HOME`` absolute. Importing platformdirs (it loads
+    tempfile, shutil, bz2, lzma, ...) cost ~10 ms of every wrapped `claude`'s
+    start. Anything else (another OS, a relative or padded value, no ``$HOME``:
+    where platformdirs' versions differ or look further) asks platformdirs.
+    tests/test_config_paths.py compares the two answers."""
+    var, default = _XDG[kind]
+    env = os.environ
+    if (sys.platform.startswith("linux") and not hasattr(sys, "getandroidapilevel")
+            and (env.get("ANDROID_DATA") != "/data" or env.get("ANDROID_ROOT") != "/system")):
+        base = env.get(var, "")
+        if base.startswith("/") and base == base.strip():
+            return os.path.join(base, APP)
+        home = env.get("HOME", "")
+        if not base and home.startswith("/"):
+            # os.path.expanduser("~/.config"), as platformdirs calls it: HOME
+            # without its trailing slashes, then the rest.
+            return os.path.join(home.rstrip("/") + default, APP)
+    import platformdirs
+
+    answer: str = getattr(platformdirs, f"user_{kind}_dir")(APP, appauthor=False)
+    return answer
+
+
+def config_file() -> str:
+    """:func:`default_config_path` as a string (the launch path: no pathlib)."""
     env = os.environ.get(CONFIG_ENV)
     if env:
-        return Path(env).expanduser()
-    import platformdirs  # only when needed: keeps the launch path light
+        return os.path.expanduser(env)
+    return os.path.join(user_dir("config"), "config.toml")
 
-    return Path(platformdirs.user_config_dir("claudewrap")) / "config.toml"
+
+def journal_file(option: str | os.PathLike[str] | None = None) -> str:
+    """:func:`journal_path` as a string (the launch path: no pathlib)."""
+    if option is not None and os.fspath(option) != "":
+        return os.path.expanduser(os.fspath(option))
+    env = os.environ.get(JOURNAL_ENV)
+    if env:
+        return os.path.expanduser(env)
+    return os.path.join(user_dir("data"), "journal.jsonl")
+
+
+def default_config_path() -> Path:
+    """``$CLAUDEWRAP_CONFIG``, else ``config.toml`` in the platform's user config dir."""
+    from pathlib import Path
+
+    return Path(config_file())
 
 
 def default_journal_path() -> Path:
     """``$CLAUDEWRAP_JOURNAL`` if set, else ``journal.jsonl`` in the user data dir."""
-    env = os.environ.get(JOURNAL_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs  # not needed when the environment names the file
+    from pathlib import Path
 
-    return Path(platformdirs.user_data_dir("claudewrap", appauthor=False)) / "journal.jsonl"
+    return Path(journal_file(None))
 
 
 def journal_path(option: str | os.PathLike[str] | None = None) -> Path:
     """The journal to use: the ``--journal`` option if given, else :func:`default_journal_path`."""
-    if option is not None and os.fspath(option) != "":
-        return Path(option).expanduser()
-    return default_journal_path()
+    from pathlib import Path
+
+    return Path(journal_file(option))
 
 
 def journal_source(option: str | os.PathLike[str] | None = None) -> str:
@@ -115,6 +160,7 @@ def fallback_folder(create: bool = True) -> Path | None:
     ``create``, not there)."""
     import stat
     import tempfile
+    from pathlib import Path
 
     folder = Path(tempfile.gettempdir()) / f"claudewrap-{os.getuid()}"
     try:
@@ -180,7 +226,7 @@ def recover_advice(journal: Path) -> str:
     return command if same else f"{command} --journal {shlex.quote(str(journal))}"
 
 
-def load_user_patterns(path: Path | None = None) -> list[UserPattern]:
+def load_user_patterns(path: str | os.PathLike[str] | None = None) -> list[UserPattern]:
     """The ``[[patterns]]`` of the config file.
 
     A missing default file means no patterns; a missing file that was asked
@@ -189,9 +235,10 @@ def load_user_patterns(path: Path | None = None) -> list[UserPattern]:
     """
     explicit = path is not None or bool(os.environ.get(CONFIG_ENV))
     if path is None:
-        path = default_config_path()
+        path = config_file()
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except FileNotFoundError:
         if explicit:
             raise PatternError(f"{path}: config file not found; create it or fix the path") from None
