@@ -26,20 +26,19 @@ import errno
 import fcntl
 import os
 import select
-import shutil
 import signal
 import struct
 import sys
 import termios
 import time
 import tty
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
 
 from claudewrap.wrap.term_modes import TermModes
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, Protocol
 
     class Tap(Protocol):
@@ -107,6 +106,33 @@ class RunResult:
 # Finding the real claude
 
 
+def which(name: str, path: str | None = None) -> str | None:
+    """``shutil.which(name, path=path)`` for an executable file, without
+    importing shutil (it loads bz2, lzma and fnmatch: ~4 ms of every start)."""
+    if os.path.dirname(name):
+        return name if _executable(name) else None
+    if path is None:
+        path = os.environ.get("PATH")
+        if path is None:
+            try:
+                path = os.confstr("CS_PATH") or os.defpath
+            except (AttributeError, ValueError, OSError):
+                path = os.defpath
+    seen: set[str] = set()
+    for folder in path.split(os.pathsep) if path else ():
+        if folder in seen:
+            continue
+        seen.add(folder)
+        candidate = os.path.join(folder, name)
+        if _executable(candidate):
+            return candidate
+    return None
+
+
+def _executable(path: str) -> bool:
+    return os.path.exists(path) and os.access(path, os.X_OK) and not os.path.isdir(path)
+
+
 def _is_claudewrap(path: str) -> bool:
     """True when ``path`` is claudewrap itself (its console script, a symlink
     to it, or a small shim script that calls it) rather than the real CLI."""
@@ -135,7 +161,7 @@ def find_claude(option: str | None = None, env: dict[str, str] | None = None) ->
     for label, value in (("--claude", option), (f"${CLAUDE_ENV}", env.get(CLAUDE_ENV))):
         if not value:
             continue
-        candidate = value if os.sep in value else (shutil.which(value, path=env.get("PATH")) or value)
+        candidate = value if os.sep in value else (which(value, path=env.get("PATH")) or value)
         if not os.path.exists(candidate):
             raise LaunchError(f"claudewrap: {label} {value}: no such file", 127)
         if os.path.isdir(candidate) or not os.access(candidate, os.X_OK):
@@ -177,21 +203,34 @@ def set_winsize(fd: int, size: tuple[int, int]) -> None:
         pass
 
 
-@contextmanager
-def raw_mode(fd: int) -> Iterator[list[Any] | None]:
+class raw_mode:  # a context manager, used as a function (no contextlib: launch path)
     """Put the terminal on ``fd`` in raw mode; always restore it.
 
-    Yields the saved attributes (None when ``fd`` is not a terminal)."""
-    try:
-        saved = termios.tcgetattr(fd)
-    except termios.error:
-        yield None
-        return
-    try:
-        tty.setraw(fd, termios.TCSANOW)
-        yield saved
-    finally:
-        restore_terminal(fd, saved)
+    ``with raw_mode(fd) as saved``: the saved attributes (None when ``fd`` is
+    not a terminal). ``raw_mode(None)`` does nothing and gives None."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+        self.saved: list[Any] | None = None
+
+    def __enter__(self) -> list[Any] | None:
+        if self.fd is None:
+            return None
+        try:
+            saved = termios.tcgetattr(self.fd)
+        except termios.error:
+            return None
+        try:
+            tty.setraw(self.fd, termios.TCSANOW)
+        except BaseException:
+            restore_terminal(self.fd, saved)
+            raise
+        self.saved = saved
+        return saved
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            restore_terminal(self.fd, self.saved)
 
 
 def restore_terminal(fd: int, saved: list[Any] | None) -> None:
@@ -266,9 +305,7 @@ def _spawn_pty(argv: Sequence[str], env: dict[str, str], winsize: tuple[int, int
     unwrapped; the leader then stops itself (SIGSTOP, which is never
     discarded), and the relay sees that and stops the job (``_relay.reap``).
     """
-    path = argv[0]
-    if os.sep not in path:
-        path = shutil.which(path, path=env.get("PATH")) or path
+    path = _exec_path(argv[0], env)
     err_r, err_w = os.pipe()  # close-on-exec: EOF once claude is exec'd
     try:
         pid, master = os.forkpty()
@@ -283,23 +320,44 @@ def _spawn_pty(argv: Sequence[str], env: dict[str, str], winsize: tuple[int, int
             status = _session_leader(path, argv, env, winsize, attrs, stderr_fd, err_w)
         finally:
             os._exit(status)
+    try:
+        _exec_report(err_r, err_w, pid, argv[0])
+    except LaunchError:
+        os.close(master)
+        raise
+    set_winsize(master, winsize or (24, 80))
+    return pid, master
+
+
+def _exec_path(name: str, env: dict[str, str]) -> str:
+    """What to exec for ``name``: itself when it names a folder, else the first
+    match on the child's PATH (as Popen searched), else itself (exec says why)."""
+    if os.sep in name:
+        return name
+    return which(name, path=env.get("PATH", os.defpath)) or name
+
+
+def _exec_report(err_r: int, err_w: int, pid: int, name: str) -> None:
+    """Wait until the child has exec'd (the close-on-exec pipe reads EOF) or
+    says why it could not (an errno on the pipe): then reap it and raise
+    LaunchError (127: no such file; 126: anything else)."""
     os.close(err_w)
     report = b""
     while True:
-        chunk = os.read(err_r, 512)
+        try:
+            chunk = os.read(err_r, 512)
+        except InterruptedError:
+            continue
         if not chunk:
             break
         report += chunk
     os.close(err_r)
     if report:
-        os.close(master)
         _wait_blocking(pid)
         code = int(report) if report.isdigit() else errno.EIO
         if code == errno.ENOENT:
-            raise LaunchError(f"claudewrap: {argv[0]}: no such file", 127)
-        raise LaunchError(f"claudewrap: cannot start {argv[0]}: {os.strerror(code)}", 126)
-    set_winsize(master, winsize or (24, 80))
-    return pid, master
+            raise LaunchError(f"claudewrap: {name}: no such file", 127)
+        raise LaunchError(f"claudewrap: cannot start {name}: {os.strerror(code)}", 126)
 
 
 def _session_leader(path: str, argv: Sequence[str], env: dict[str, str],
@@ -403,17 +461,42 @@ def _exec_claude(path: str, argv: Sequence[str], env: dict[str, str], err_w: int
 
 def _spawn_plain(argv: Sequence[str], env: dict[str, str],
                  stdout_target: int) -> int:
-    import subprocess
-
+    """Start claude with ``stdout_target`` as its stdout, our stdin and stderr,
+    in our process group, no other fd of ours, default SIGPIPE and SIGXFSZ: as
+    ``subprocess.Popen(argv, stdout=..., close_fds=True)`` did, without
+    importing subprocess (~4 ms of every start). Returns its pid."""
+    path = _exec_path(argv[0], env)
+    args = list(argv)
+    err_r, err_w = os.pipe()  # close-on-exec: EOF once claude is exec'd
     try:
-        proc = subprocess.Popen(list(argv), env=env, stdout=stdout_target, close_fds=True)
-    except FileNotFoundError as exc:
-        raise LaunchError(f"claudewrap: {argv[0]}: no such file", 127) from exc
+        pid = os.fork()
     except OSError as exc:
-        raise LaunchError(f"claudewrap: cannot start {argv[0]}: {exc.strerror or exc}", 126) from exc
-    # We reap the child ourselves with waitpid; keep Popen from doing it too.
-    proc.returncode = 0
-    return proc.pid
+        os.close(err_r)
+        os.close(err_w)
+        raise LaunchError(f"claudewrap: cannot start {argv[0]}: {exc.strerror or exc}",
+                          126) from exc
+    if pid == 0:  # pragma: no cover - runs in the child
+        status = 126
+        try:
+            signal.set_wakeup_fd(-1)
+            os.close(err_r)
+            if stdout_target != 1:
+                os.dup2(stdout_target, 1)
+            os.closerange(3, err_w)
+            os.closerange(err_w + 1, max(err_w + 1, min(os.sysconf("SC_OPEN_MAX"), 1 << 20)))
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+                signal.signal(sig, signal.SIG_DFL)
+            os.execve(path, args, env)
+        except OSError as exc:
+            status = 127 if exc.errno == errno.ENOENT else 126
+            try:
+                os.write(err_w, b"%d" % (exc.errno or errno.EIO))
+            except OSError:
+                pass
+        finally:
+            os._exit(status)
+    _exec_report(err_r, err_w, pid, argv[0])
+    return pid
 
 
 def choose_mode(stdin_fd: int, stdout_fd: int) -> str:
@@ -436,9 +519,12 @@ def _same_tty(fd_a: int, fd_b: int) -> bool:
 
 def run(argv: Sequence[str], tap: Tap | None = None, *, env: dict[str, str] | None = None,
         stdin_fd: int = 0, stdout_fd: int = 1, stderr_fd: int = 2,
-        mode: str | None = None) -> RunResult:
+        mode: str | None = None, started: Callable[[], object] | None = None) -> RunResult:
     """Run ``argv`` (argv[0] is the real claude), relay its I/O, return how it ended.
 
+    ``started`` is called once the child runs (exec'd), before the relay:
+    what the run needs only while claude runs is done there, while claude
+    starts up, rather than before it (an exception from it is ignored).
     Raises LaunchError when it cannot be started.
     """
     mode = mode or choose_mode(stdin_fd, stdout_fd)
@@ -498,7 +584,12 @@ def run(argv: Sequence[str], tap: Tap | None = None, *, env: dict[str, str] | No
             in_fd = None
 
         modes = TermModes() if os.isatty(stdout_fd) else None
-        with raw_mode(stdin_fd) if mode == "pty" else nullcontext() as raw_saved:
+        with raw_mode(stdin_fd if mode == "pty" else None) as raw_saved:
+            if started is not None:
+                try:
+                    started()
+                except Exception:  # noqa: BLE001,S110 - never hurt the session
+                    pass
             _relay(pid, out_fd, in_fd, stdout_fd, wake_r, mode, tap, result, raw_saved, modes)
     finally:
         signal.set_wakeup_fd(old_wakeup)
