@@ -521,3 +521,36 @@ def test_unreadable_journal_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["metrics", "--journal", str(tmp_path / "fifo.jsonl")])
     assert result.exit_code == 1
     assert result.output.count("\n") == 1 and "not a regular file" in result.output
+
+
+_LABEL_TEXT = st.text(st.characters(codec="utf-8"), max_size=12) | st.sampled_from(
+    ['a"b', "back\\slash", "new\nline", "", "web", "日本", '\\"\n'])
+_VALUE = st.floats(allow_nan=False, allow_infinity=False, min_value=0, max_value=1e18) | (
+    st.integers(0, 10**12).map(float))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.tuples(*[_LABEL_TEXT] * 4), _VALUE, max_size=6),
+       st.dictionaries(st.tuples(*[_LABEL_TEXT] * 4, st.sampled_from(["true", "false"])),
+                       _VALUE, max_size=4),
+       st.dictionaries(st.tuples(*[_LABEL_TEXT] * 4, st.sampled_from(metrics.TOKEN_TYPES)),
+                       _VALUE, max_size=4),
+       st.dictionaries(_LABEL_TEXT, st.integers(0, 50), max_size=3),
+       st.integers(0, 10**6), st.sampled_from([60.0, 900.0, 3600.0]))
+def test_the_exposition_is_what_prometheus_client_writes(
+        plain: dict[Any, float], cost: dict[Any, float], rates: dict[Any, float],
+        active: dict[str, int], skipped: int, window: float) -> None:
+    """metrics.exposition writes the families itself (the library's per-sample checks
+    cost 200 ms at 8k series): byte for byte what generate_latest writes."""
+    from prometheus_client import generate_latest
+
+    from claudewrap.usage.limits import Snapshot as Limit
+
+    snap = metrics.Snapshot(
+        counters={**{name: plain for name in metrics.COUNTERS if name != "cost"},
+                  "cost": cost},
+        tokens_per_minute=rates, cost_per_hour=plain, sessions_active=active,
+        skipped_lines=skipped, window=window,
+        rate_limits=(Limit(window="five_hour", used=0.42, resets_at=1_900_000_000.0,
+                           host="host\"1"),))
+    assert metrics.exposition(snap) == generate_latest(metrics.registry(snap))

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from claudewrap.export.metrics import DEFAULT_WINDOW, JournalMetrics, Snapshot, registry
+from claudewrap.export.metrics import DEFAULT_WINDOW, JournalMetrics, Snapshot, exposition, registry
 from claudewrap.store.journal import JournalError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -70,12 +70,22 @@ class Exposition:
         self._bodies: dict[tuple[str, bool], bytes] = {}
         self._lock = threading.Lock()
 
+    def _plain(self, registry: object) -> bytes:
+        """generate_latest's bytes (metrics.exposition; a filtered registry: the library)."""
+        if registry is self.registry:
+            return exposition(self.snapshot)
+        from prometheus_client import generate_latest
+
+        return generate_latest(registry)  # type: ignore[arg-type]
+
     def body(self, accept: str, accept_encoding: str, names: list[str] | None = None
              ) -> tuple[list[tuple[str, str]], bytes]:
         """(headers, body) for a scrape with these ``Accept`` headers and ``name[]``."""
-        from prometheus_client.exposition import choose_encoder, gzip_accepted
+        from prometheus_client.exposition import choose_encoder, generate_latest, gzip_accepted
 
         encoder, content_type = choose_encoder(accept)
+        if encoder is generate_latest:  # the plain text format: written as `metrics` writes it
+            encoder = self._plain
         zipped = gzip_accepted(accept_encoding)
         headers = [("Content-Type", content_type)]
         if zipped:
