@@ -570,8 +570,8 @@ def _counters_from_json(data: Any) -> dict[str, dict[Key, float]]:
     out: dict[str, dict[Key, float]] = {}
     for name in COUNTERS:
         rows = data.get(name, []) if isinstance(data, dict) else []
-        out[name] = {tuple(str(x) for x in row[:-1]): row[-1] for row in rows
-                     if isinstance(row, list) and row and isinstance(row[-1], (int, float))
+        out[name] = {tuple(map(str, row[:-1])): row[-1] for row in rows
+                     if row.__class__ is list and row and isinstance(row[-1], (int, float))
                      and math.isfinite(row[-1]) and row[-1] >= 0}
     return out
 
