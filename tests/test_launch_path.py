@@ -7,6 +7,9 @@ tests pin the structure that keeps it low, so a stray import fails loudly.
 
 from __future__ import annotations
 
+import os
+import site
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,7 +19,13 @@ from conftest import cw, read_all, spawn
 # make, or a command other than `run --`.
 HEAVY = ("click", "dataclasses", "typing", "inspect", "claudewrap.store.records",
          "claudewrap.store.journal", "claudewrap.parse.patterns", "claudewrap.parse.scanner",
-         "claudewrap.usage.report", "claudewrap.sources.transcripts", "claudewrap.api", "http.server")
+         "claudewrap.usage.report", "claudewrap.sources.transcripts", "claudewrap.api", "http.server",
+         # Each a few ms of every start (issue 14): the folders without platformdirs
+         # (config.user_dir), paths as strings (pathlib pulls urllib.parse and
+         # ipaddress), launcher.which and a forked child (shutil, subprocess),
+         # _socket for the OTel port, the live marker without json.
+         "platformdirs", "pathlib", "shutil", "subprocess", "tempfile", "contextlib",
+         "socket", "json")
 
 # Modules the interpreter had before claudewrap (site's .pth files may load
 # typing, say) are not claudewrap's doing.
@@ -42,23 +51,88 @@ def _driver(tmp_path: Path) -> Path:
     return path
 
 
+def _plain(env: dict[str, str]) -> dict[str, str]:
+    """The environment of an interpreter started with -S, its site-packages on
+    PYTHONPATH, as a plain pip install runs: this machine's site .pth files
+    (an editable install's finder, say) load pathlib, shutil, tempfile,
+    contextlib and typing before any claudewrap code, which would hide them."""
+    return dict(env, PYTHONPATH=os.pathsep.join([env["PYTHONPATH"], *site.getsitepackages()]))
+
+
+def _loaded(out: bytes) -> list[str]:
+    return [m for m in out.split(b"LOADED[")[1].split(b"]")[0].decode().split(",") if m]
+
+
 def test_a_trivial_run_loads_nothing_heavy(env: dict[str, str], tmp_path: Path) -> None:
     """`true` in a real pty: no output, nothing recorded, so no parser, journal,
     click or dataclasses were needed, before the child or after it."""
-    env = dict(env, CLAUDEWRAP_CLAUDE="/bin/true")
-    child = spawn([sys.executable, str(_driver(tmp_path)), "run", "--"], env)
+    env = _plain(dict(env, CLAUDEWRAP_CLAUDE="/bin/true"))
+    child = spawn([sys.executable, "-S", str(_driver(tmp_path)), "run", "--"], env)
     out = read_all(child)
     assert child.exitstatus == 0, out
     assert b"LOADED[]" in out, out
+
+
+def test_a_trivial_run_through_pipes_loads_nothing_heavy(env: dict[str, str],
+                                                         tmp_path: Path) -> None:
+    """The same through pipes (`claude -p ... | jq`): the child forked and
+    exec'd without subprocess; and with the folders from $XDG_* and $HOME, not
+    $CLAUDEWRAP_JOURNAL: no platformdirs either."""
+    env = _plain(dict(env, CLAUDEWRAP_CLAUDE="/bin/true"))
+    del env["CLAUDEWRAP_JOURNAL"]
+    done = subprocess.run([sys.executable, "-S", str(_driver(tmp_path)), "run", "--"], env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert _loaded(done.stderr) == [], done.stderr
+
+
+def test_the_trivial_runs_check_something(env: dict[str, str], tmp_path: Path) -> None:
+    """The driver sees what a run loads: the same run under site's .pth files
+    (where they load any of HEAVY first) or with `--no-otel` (click) says so."""
+    env = _plain(dict(env, CLAUDEWRAP_CLAUDE="/bin/true"))
+    done = subprocess.run([sys.executable, "-S", str(_driver(tmp_path)), "run", "--no-otel",
+                           "--"], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "click" in _loaded(done.stderr)
+
+
+def test_find_project_is_pathlibs_answer(tmp_path: Path) -> None:
+    """context.find_project walks cwd's folders as pathlib did (it no longer
+    imports it): the same name for absolute, relative, odd and root paths."""
+    from claudewrap.wrap.context import find_project
+
+    def with_pathlib(cwd: str) -> str:
+        path = Path(cwd)
+        for candidate in (path, *path.parents):
+            if (candidate / ".git").exists():
+                return candidate.name or str(candidate)
+        return path.name or str(path)
+
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    (tmp_path / "repo" / "a" / "b").mkdir(parents=True)
+    (tmp_path / "plain" / "c").mkdir(parents=True)
+    t = str(tmp_path)
+    cases = [f"{t}/repo/a/b", f"{t}/repo/a/b/", f"{t}/repo", f"{t}/plain/c",
+             f"{t}//plain/./c/", "/", "//", "///", ".", "", "./repo/a", "repo/a/b", "plain/c",
+             "plain", "..", "../x", "repo", "a/../repo", "repo/./a//b"]
+    here = os.getcwd()
+    try:
+        for cwd in (t, f"{t}/repo/a"):
+            os.chdir(cwd)
+            for case in [*cases, "b", "b/..", "../a"]:
+                assert find_project(case) == with_pathlib(case), (cwd, case)
+    finally:
+        os.chdir(here)
 
 
 def test_a_run_that_prints_usage_loads_the_parser(env: dict[str, str],
                                                   tmp_path: Path) -> None:
     """The other side of the test above: with usage on screen the parser and
     the journal do load (after the output was shown) and the record is written."""
-    child = spawn([sys.executable, str(_driver(tmp_path)), "run", "--", "print",
+    child = spawn([sys.executable, "-S", str(_driver(tmp_path)), "run", "--", "print",
                    "Tokens: 12 input, 34 output"],
-                  env)
+                  _plain(env))
     out = read_all(child)
     assert child.exitstatus == 0, out
     loaded = out.split(b"LOADED[")[1].split(b"]")[0].decode().split(",")

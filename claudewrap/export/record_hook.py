@@ -70,7 +70,8 @@ class Sender:
             pass
 
 
-def start(config: str | os.PathLike[str] | None, *, session: str, journal: Path,
+def start(config: str | os.PathLike[str] | None, *, session: str,
+          journal: str | os.PathLike[str],
           offset: int) -> Sender | None:
     """The sender of this run's records when the config file mentions
     ``each_record``; else None, having read nothing but that file.
@@ -80,20 +81,20 @@ def start(config: str | os.PathLike[str] | None, *, session: str, journal: Path,
     for it and ``claude`` starts without waiting for it (a config that does not
     load is reported by the budget check at the end of the run).
     """
-    from claudewrap.store.config import default_config_path
+    from claudewrap.store.config import config_file
 
-    path = os.fspath(config) if config is not None else os.fspath(default_config_path())
+    path = os.fspath(config) if config is not None else config_file()
     try:
         with open(path, "rb") as fh:
             if b"each_record" not in fh.read():
                 return None
     except OSError:
         return None
-    import json
+    from _json import encode_basestring_ascii as quote  # json.dumps' strings, without json
 
-    job = {"config": path, "session": session, "journal": os.fspath(journal),
-           "offset": offset}
-    return _spawn(json.dumps(job).encode() + b"\n")
+    job = (f'{{"config": {quote(path)}, "session": {quote(session)}, '
+           f'"journal": {quote(os.fspath(journal))}, "offset": {int(offset)}}}')
+    return _spawn(job.encode() + b"\n")
 
 
 def _spawn(job: bytes) -> Sender | None:

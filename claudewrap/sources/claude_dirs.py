@@ -1,19 +1,22 @@
 """Where Claude Code keeps its settings and session transcripts, and which
 transcripts belong to a run.
 
-Only ``os``, ``re`` and ``pathlib``: :mod:`claudewrap.sources.otel` asks here before
-every wrapped run whether the user's settings configure OpenTelemetry, and
-:mod:`claudewrap.wrap.exact` at the end of it whether there is a transcript to
-reconcile at all (it loads :mod:`claudewrap.sources.transcripts`, records and the
-journal, only when there is).
+Only ``os`` and ``re`` (pathlib once there are transcripts): :mod:`claudewrap.sources.otel`
+asks here before every wrapped run whether the user's settings configure
+OpenTelemetry (:func:`config_dir_names`), and :mod:`claudewrap.wrap.exact` at the end of
+it whether there is a transcript to reconcile at all (it loads
+:mod:`claudewrap.sources.transcripts`, records and the journal, only when there is).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from pathlib import Path
 
 MAX_FILES = 8  # transcripts read at the end of one run
 _SLUG_RE = re.compile(r"[^A-Za-z0-9]")
@@ -23,24 +26,49 @@ def config_dirs(env: Mapping[str, str] | None = None) -> list[Path]:
     """Claude Code's config folders: ``$CLAUDE_CONFIG_DIR`` (comma separated),
     else ``$XDG_CONFIG_HOME/claude`` (when set), ``~/.config/claude`` and
     ``~/.claude``. The one list: settings and transcripts are looked for here."""
+    from pathlib import Path
+
+    return [Path(d) for d in config_dir_names(env)]
+
+
+def config_dir_names(env: Mapping[str, str] | None = None) -> list[str]:
+    """:func:`config_dirs` as strings, each as ``str(Path)`` spells it (the
+    launch path: no pathlib)."""
     env = os.environ if env is None else env
     listed = [d.strip() for d in (env.get("CLAUDE_CONFIG_DIR") or "").split(",") if d.strip()]
     if listed:
-        return [Path(d).expanduser() for d in listed]
-    home = Path(env.get("HOME") or Path.home())
+        return [_norm(os.path.expanduser(d)) for d in listed]
+    home = env.get("HOME") or os.path.expanduser("~")
     xdg = env.get("XDG_CONFIG_HOME")
-    dirs = [Path(xdg) / "claude"] if xdg else []
-    dirs += [home / ".config" / "claude", home / ".claude"]
-    unique: list[Path] = []
-    for d in dirs:
+    dirs = [os.path.join(xdg, "claude")] if xdg else []
+    dirs += [os.path.join(home, ".config", "claude"), os.path.join(home, ".claude")]
+    unique: list[str] = []
+    for d in map(_norm, dirs):
         if d not in unique:
             unique.append(d)
     return unique
 
 
+def _norm(path: str) -> str:
+    """``str(Path(path))``: no empty or ``.`` parts, no trailing slash; ``..``
+    kept; a leading ``//`` kept (POSIX gives it a meaning), ``///`` is ``/``."""
+    if not path:
+        return "."
+    lead = "//" if path.startswith("//") and not path.startswith("///") else (
+        "/" if path.startswith("/") else "")
+    parts = [p for p in path.split("/") if p and p != "."]
+    return lead + "/".join(parts) if parts or lead else "."
+
+
 def default_roots(env: Mapping[str, str] | None = None) -> list[Path]:
-    """The ``projects`` folders that exist."""
-    return [d / "projects" for d in config_dirs(env) if (d / "projects").is_dir()]
+    """The ``projects`` folders that exist (pathlib loaded only then)."""
+    found = [os.path.join(d, "projects") for d in config_dir_names(env)]
+    found = [d for d in found if os.path.isdir(d)]
+    if not found:
+        return []
+    from pathlib import Path
+
+    return [Path(d) for d in found]
 
 
 def project_slug(cwd: str) -> str:
@@ -53,6 +81,8 @@ def session_files(claude_sessions: Iterable[str], roots: Iterable[Path],
     """The transcripts of ``claude_sessions`` (with their subagent files); when
     none is known, the newest transcript of ``cwd``'s project folder written
     since ``started``."""
+    from pathlib import Path
+
     roots = list(roots)
     files: list[Path] = []
     for sid in sorted(set(claude_sessions)):

@@ -18,24 +18,26 @@ Otherwise (gRPC, say) nothing is changed.
   becomes one ``delta`` per model, without a request id.
 
 Launch-path cost: binding the socket (before the child starts, so its address
-can go into the child's environment) and starting a daemon thread. The HTTP
-server, JSON and the journal are imported in that thread, while `claude`
-starts. At child exit :meth:`Receiver.close` waits (bounded) for the final
+can go into the child's environment; with ``_socket``, not ``socket``, whose
+import costs ~5 ms) and reading the settings files' bytes. The daemon thread
+(:meth:`Receiver.start`, with ``threading``) starts once the child runs; the HTTP
+server, JSON and the journal are imported in that thread once the child connects. At child exit :meth:`Receiver.close` waits (bounded) for the final
 export Claude Code sends on its way out.
 """
 
 from __future__ import annotations
 
+import _socket
+import _thread
 import math
 import os
-import socket
-import threading
 import time
 
-from claudewrap.sources.claude_dirs import config_dirs
+from claudewrap.sources.claude_dirs import config_dir_names
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Mapping
     from typing import Any
 
@@ -115,7 +117,7 @@ def _settings_files(env: Mapping[str, str], cwd: str | None, home: str | None) -
     cwd = cwd or os.getcwd()
     dirs_env = env if home is None else {**env, "HOME": home}
     # config_dirs lists the most specific folder first: it wins, so it goes last.
-    files = [os.path.join(d, "settings.json") for d in reversed(config_dirs(dirs_env))]
+    files = [os.path.join(d, "settings.json") for d in reversed(config_dir_names(dirs_env))]
     files += [os.path.join(cwd, ".claude", name)
               for name in ("settings.json", "settings.local.json")]
     return files + list(_MANAGED_SETTINGS)
@@ -559,13 +561,13 @@ class Receiver:
 
             self._journal = LazyJournal(journal)
         self._token = os.urandom(6).hex()  # a path only the child knows
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()  # threading.Lock, without threading
         self._seen: set[tuple[Any, ...]] = set()
         self._events = Tally()
         self._metrics = Tally()
         self._server: Any = None
         self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
+        self._ready: threading.Event | None = None  # made by start()
         self._connections = 0
         self._last_activity = 0.0  # monotonic time of the last request or connection end
         self._closed = False
@@ -574,9 +576,11 @@ class Receiver:
             from claudewrap.sources.otel_forward import Forwarder
 
             self._forwarder = Forwarder(upstream, os.environ if env is None else env)
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # _socket's socket: bind, listen, select and close are all it needs
+        # before the HTTP server (_make_server) takes a socket.socket of it.
+        self._sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
         try:
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
             self._sock.bind(("127.0.0.1", 0))
             self._sock.listen(32)
         except OSError:
@@ -584,6 +588,7 @@ class Receiver:
             raise
         os.set_inheritable(self._sock.fileno(), False)
         self.port: int = self._sock.getsockname()[1]
+        self._server_sock: Any = None  # the socket.socket the HTTP server accepts on
 
     @property
     def endpoint(self) -> str:
@@ -612,6 +617,13 @@ class Receiver:
     # -- serving -------------------------------------------------------------
 
     def start(self) -> Receiver:
+        """Serve from a daemon thread (call it once the child runs: importing
+        threading is ~3 ms; connections wait in the listen queue till then)."""
+        import threading
+
+        if self._thread is not None or self._closed:
+            return self
+        self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="claudewrap-otel",
                                         daemon=True)
         self._thread.start()
@@ -630,10 +642,13 @@ class Receiver:
                 return
         if self._closed:
             return
+        assert self._ready is not None
         try:
             server = self._make_server()
         except Exception:  # noqa: BLE001 - never hurt the session; close() sees no server
             self._sock.close()  # the child's exporter is refused at once, never left hanging
+            if self._server_sock is not None:
+                self._server_sock.close()
             self._ready.set()
             return
         server.timeout = 0.05
@@ -645,6 +660,7 @@ class Receiver:
             server.handle_request()
 
     def _make_server(self) -> Any:
+        import socket
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         receiver = self
@@ -748,7 +764,11 @@ class Receiver:
 
         server = Server(("127.0.0.1", self.port), Handler, bind_and_activate=False)
         server.socket.close()
-        server.socket = self._sock
+        # The same listening socket as a socket.socket (accept() is its own),
+        # on an fd of its own: close() closes both.
+        self._server_sock = socket.socket(fileno=os.dup(self._sock.fileno()))
+        os.set_inheritable(self._server_sock.fileno(), False)
+        server.socket = self._server_sock
         server.server_address = self._sock.getsockname()
         return server
 
@@ -836,7 +856,7 @@ class Receiver:
         import select
 
         deadline = time.monotonic() + grace
-        if self._server is not None or self._connection_pending():
+        if self._ready is not None and (self._server is not None or self._connection_pending()):
             self._ready.wait(max(0.0, deadline - time.monotonic()))
         while self._server is not None and time.monotonic() < deadline:
             try:
@@ -851,7 +871,7 @@ class Receiver:
         if self._thread is not None and self._thread.is_alive():
             # Wake the loop now rather than at its next timeout. A plain connect:
             # create_connection() would resolve the address and load the idna codec.
-            wake = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            wake = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
             try:
                 wake.settimeout(0.2)
                 wake.connect(("127.0.0.1", self.port))
@@ -861,6 +881,8 @@ class Receiver:
                 wake.close()
             self._thread.join(0.5)
         self._sock.close()
+        if self._server_sock is not None:
+            self._server_sock.close()
         warnings: list[str] = []
         if self._forwarder is not None:
             # The forwarded requests get what is left of the same grace.

@@ -9,7 +9,6 @@ name), bounded by a timeout. GNU screen needs no process: ``$STY`` and
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
 if TYPE_CHECKING:
@@ -46,11 +45,16 @@ def find_project(cwd: str, override: str | None = None) -> str:
     """The project name: an override, else the git top-level folder's name, else cwd's name."""
     if override:
         return override
-    path = Path(cwd)
-    for candidate in (path, *path.parents):
-        if (candidate / ".git").exists():
-            return candidate.name or str(candidate)
-    return path.name or str(path)
+    # As pathlib.Path(cwd) and its parents would, without pathlib (~8 ms to
+    # import, on the launch path): the launch path has no other use for it.
+    lead = "//" if cwd.startswith("//") and not cwd.startswith("///") else (
+        "/" if cwd.startswith("/") else "")
+    parts = [p for p in cwd.split("/") if p and p != "."]
+    for n in range(len(parts), -1, -1):
+        candidate = lead + "/".join(parts[:n]) if n or lead else "."
+        if os.path.exists(os.path.join(candidate, ".git")):
+            return (parts[n - 1] if n else "") or candidate
+    return (parts[-1] if parts else "") or (lead or ".")
 
 
 def tmux_session_name(env: dict[str, str]) -> str | None:

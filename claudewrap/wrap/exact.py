@@ -42,9 +42,15 @@ class ExactSources:
         try:
             self.receiver = otel.Receiver(session=capture.session, journal=journal_path,
                                           attribution=capture.attribution,
-                                          upstream=upstream, env=otel_env).start()
+                                          upstream=upstream, env=otel_env)
         except OSError:
             self.receiver = None  # no loopback port: run on with the screen capture only
+
+    def child_started(self) -> None:
+        """The child runs: serve its exports (the port was bound, the thread waits
+        till now, off the time before claude starts)."""
+        if self.receiver is not None:
+            self.receiver.start()
 
     def child_env(self) -> dict[str, str] | None:
         if self.receiver is None:

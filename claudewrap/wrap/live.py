@@ -8,15 +8,17 @@ marker only while its process is alive (on Linux also the same process: its
 start time must match, so a recycled pid does not count) and deletes the stale
 ones it finds on this host.
 
-This module is on the launch path: it imports only ``os`` and ``json`` (and
-``time``, which is built in). Nothing here may fail a run: errors are swallowed.
+This module is on the launch path (a run registers once claude started): it
+imports only ``os`` and ``_json`` (and ``time``, which is built in); ``json``,
+~3 ms to import, only to read markers. Nothing here may fail a run: errors are
+swallowed.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
+from _json import encode_basestring_ascii
 
 from claudewrap.wrap.context import hostname
 
@@ -68,10 +70,32 @@ def _write(path: str, data: dict[str, Any]) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, json.dumps(data, separators=(",", ":")).encode("utf-8", "backslashreplace"))
+        os.write(fd, _dumps(data).encode("utf-8", "backslashreplace"))
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    """``json.dumps(data, separators=(",", ":"))`` for a marker's flat values
+    (str, int, float, bool, None), without importing json; anything else
+    goes through json."""
+    parts = []
+    for key, value in data.items():
+        if value is None:
+            text = "null"
+        elif value is True or value is False:
+            text = "true" if value else "false"
+        elif type(value) is str:
+            text = encode_basestring_ascii(value)
+        elif type(value) is int or (type(value) is float and value - value == 0):
+            text = repr(value)  # json.dumps' own spelling of ints and finite floats
+        else:
+            import json
+
+            return json.dumps(data, separators=(",", ":"))
+        parts.append(f"{encode_basestring_ascii(str(key))}:{text}")
+    return "{" + ",".join(parts) + "}"
 
 
 def _read_marker(path: str) -> bytes:
@@ -167,6 +191,8 @@ def active(journal_path: str | os.PathLike[str], *, clean: bool = True) -> list[
             continue
         path = os.path.join(folder, name)
         try:
+            import json
+
             data = json.loads(_read_marker(path))
             pid = int(data["pid"])
         except (OSError, ValueError, KeyError, TypeError, RecursionError):

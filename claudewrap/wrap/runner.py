@@ -54,20 +54,29 @@ class RunOutcome:
     ``exit_status``: claude's own, 128+N when signal N killed it (``signal_number``);
     ``records``: this run's journal records (every source), in order; ``session``:
     the wrapper's session id, on every record of this run; ``warnings``: the lines
-    shown on stderr; ``journal``: the journal file.
+    shown on stderr; ``journal``: the journal file (a Path).
     """
 
-    __slots__ = ("exit_status", "journal", "records", "session", "signal_number", "warnings")
+    __slots__ = ("_journal", "exit_status", "records", "session", "signal_number", "warnings")
 
     def __init__(self, exit_status: int, records: list[UsageRecord], session: str,
                  signal_number: int | None = None, warnings: list[str] | None = None,
-                 journal: Path | None = None) -> None:
+                 journal: str | os.PathLike[str] | None = None) -> None:
         self.exit_status = exit_status
         self.records = records
         self.session = session
         self.signal_number = signal_number
         self.warnings = warnings if warnings is not None else []
-        self.journal = journal
+        # Kept as a string: pathlib (~8 ms to import) loads only if it is asked for.
+        self._journal = os.fspath(journal) if journal is not None else None
+
+    @property
+    def journal(self) -> Path | None:
+        if self._journal is None:
+            return None
+        from pathlib import Path
+
+        return Path(self._journal)
 
     def __repr__(self) -> str:
         return (f"RunOutcome(exit_status={self.exit_status}, records=<{len(self.records)}>, "
@@ -127,17 +136,32 @@ def run_claude(args: Sequence[str] = (), *, project: str | None = None,
     env = exact.child_env() or dict(os.environ)
     env[SESSION_ENV] = session
     journal_path, start = _journal_mark(journal_option) if cap is not None else (None, 0)
-    hook = _record_hook(config, session, journal_path, start) if alerts else None
+    marker: Any = None
+    hook: Any = None
 
-    with _live(session, cap, journal_path):
-        try:
-            result = launcher.run([real, *args], cap, env=env, stdin_fd=stdin_fd,
-                                  stdout_fd=stdout_fd, stderr_fd=stderr_fd)
-        except launcher.LaunchError:
-            exact.abort()
-            if hook is not None:
-                hook.close()
-            raise
+    def started() -> None:
+        # Once claude runs, while it starts up (what the user waits for is its
+        # first output): what the run needs only while claude runs. The port
+        # is bound and in claude's environment already; the live marker and
+        # the webhook sender (reading the journal from ``start``) miss nothing.
+        nonlocal marker, hook
+        exact.child_started()
+        if cap is not None:
+            marker = _live(session, cap, journal_path)
+        if alerts:
+            hook = _record_hook(config, session, journal_path, start)
+
+    try:
+        result = launcher.run([real, *args], cap, env=env, stdin_fd=stdin_fd,
+                              stdout_fd=stdout_fd, stderr_fd=stderr_fd, started=started)
+    except launcher.LaunchError:
+        exact.abort()
+        if hook is not None:
+            hook.close()
+        raise
+    finally:
+        if marker is not None:
+            marker.__exit__(None, None, None)
 
     warnings: list[str] = []
     if cap is not None:
@@ -159,7 +183,9 @@ def run_claude(args: Sequence[str] = (), *, project: str | None = None,
         if misplaced is not None and records:
             warnings.insert(0, _misplaced_warning(*misplaced, journal_path))
         elif alerts and records:
-            warnings.extend(_budget_alerts(journal_path, config, cap, session))
+            from pathlib import Path
+
+            warnings.extend(_budget_alerts(Path(journal_path), config, cap, session))
     if print_warnings:
         for line in warnings:
             _write_line(stderr_fd, line)
@@ -191,15 +217,13 @@ def resumed_session(args: Sequence[str]) -> str | None:
 def _make_capture(session: str, journal: str | None, config: str | os.PathLike[str] | None,
                   project: str | None, tags: Mapping[str, str] | Sequence[str] | None,
                   claude_session: str | None = None) -> Capture:
-    from pathlib import Path
-
-    from claudewrap.store.config import default_config_path, load_user_patterns
+    from claudewrap.store.config import config_file, load_user_patterns
     from claudewrap.wrap import context
     from claudewrap.wrap.capture import Capture
 
     tag_dict = parse_tag_args(tags)
-    path = Path(config) if config is not None else default_config_path()
-    patterns = load_user_patterns(path) if config is not None or path.exists() else []
+    path = os.fspath(config) if config is not None else config_file()
+    patterns = load_user_patterns(path) if config is not None or os.path.exists(path) else []
     return Capture(session=session, journal=journal, user_patterns=patterns,
                    attribution=context.collect(project=project, tags=tag_dict),
                    claude_session=claude_session)
@@ -210,6 +234,9 @@ class _NoExactSources:
 
     def child_env(self) -> dict[str, str] | None:
         return None
+
+    def child_started(self) -> None:
+        pass
 
     def abort(self) -> None:
         pass
@@ -226,15 +253,12 @@ def _exact_sources(cap: Capture | None, journal: str | None, use_otel: bool) -> 
     return ExactSources(cap, journal, use_otel=use_otel)
 
 
-def _live(session: str, cap: Capture | None, journal: Path | None) -> Any:
-    """Marks the run as live for `monitor`, `cost --session current` and `doctor`."""
-    from contextlib import nullcontext
-
-    if cap is None:
-        return nullcontext()
+def _live(session: str, cap: Capture, journal: str | None) -> Any:
+    """Marks the run as live for `monitor`, `cost --session current` and `doctor`:
+    the entered marker (its ``__exit__`` removes it)."""
     from claudewrap.wrap import live
 
-    return live.register(session, cap.attribution, journal=journal)
+    return live.register(session, cap.attribution, journal=journal).__enter__()
 
 
 def _usable_journal(option: str | None) -> tuple[str | None, tuple[Path, str] | None]:
@@ -242,18 +266,22 @@ def _usable_journal(option: str | None) -> tuple[str | None, tuple[Path, str] | 
     ``$CLAUDEWRAP_JOURNAL``), the fallback file, with that directory and where it
     was named: every source of the run writes to the fallback then, and one line
     at the end says where the records are and what to fix (issue 12)."""
-    from claudewrap.store.config import fallback_journal, journal_path, journal_source
+    from claudewrap.store.config import journal_file
 
-    path = journal_path(option)
+    path = journal_file(option)
     if not os.path.isdir(path):
         return option, None
+    from pathlib import Path
+
+    from claudewrap.store.config import fallback_journal, journal_source
+
     fallback = fallback_journal()
     if fallback is None:  # the writers keep the records in memory and say so
         return option, None
-    return os.fspath(fallback), (path, journal_source(option))
+    return os.fspath(fallback), (Path(path), journal_source(option))
 
 
-def _misplaced_warning(directory: Path, source: str, saved: Path) -> str:
+def _misplaced_warning(directory: Path, source: str, saved: str) -> str:
     from claudewrap.store.config import journal_is_directory, recover_advice
 
     return (f"claudewrap: {journal_is_directory(directory, source)}; this run's usage is"
@@ -261,33 +289,35 @@ def _misplaced_warning(directory: Path, source: str, saved: Path) -> str:
             f" {recover_advice(directory / 'journal.jsonl')}")
 
 
-def _journal_mark(option: str | None) -> tuple[Path, int]:
+def _journal_mark(option: str | None) -> tuple[str, int]:
     """The journal and its size now: this run's records are after that offset."""
-    from claudewrap.store.config import journal_path
+    from claudewrap.store.config import journal_file
 
-    path = journal_path(option)
+    path = journal_file(option)
     try:
         return path, os.stat(path).st_size
     except OSError:
         return path, 0
 
 
-def _records_since(path: Path, start: int, session: str) -> list[UsageRecord]:
+def _records_since(path: str, start: int, session: str) -> list[UsageRecord]:
     try:
         if os.stat(path).st_size <= start:
             return []  # nothing was written: the journal's readers need not load
     except OSError:
         return []
+    from pathlib import Path
+
     from claudewrap.store.journal import JournalError, read_records
 
     try:
-        return [r for r in read_records(path, start=start) if r.session == session]
+        return [r for r in read_records(Path(path), start=start) if r.session == session]
     except (JournalError, OSError):
         return []
 
 
 def _record_hook(config: str | os.PathLike[str] | None, session: str,
-                 journal: Path | None, start: int) -> Any:
+                 journal: str | None, start: int) -> Any:
     """The sender of ``[alerts] each_record`` (claudewrap.export.record_hook), or None."""
     if journal is None:
         return None
