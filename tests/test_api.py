@@ -199,3 +199,39 @@ def test_ci_example_runs_claude_and_reports_its_cost(env: dict[str, str],
     cost = subprocess.run([sys.executable, "-m", "claudewrap", "cost", "--session", "last",
                            "--json"], env=env, capture_output=True, text=True, check=False, timeout=30)
     assert json.loads(cost.stdout)["session"] == report["session"]
+
+
+def _bytes_read() -> int:
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+def test_session_usage_reads_the_journal_from_where_the_session_begins(tmp_path: Path) -> None:
+    """cost --session reads a session's records from the line where its id first
+    appears (the state knows it), not the whole history; a session resumed months
+    later still gets its early records."""
+    journal = tmp_path / "journal.jsonl"
+    old = [UsageRecord(ts=f"2026-01-{1 + k % 28:02d}T10:00:00.000Z", session=f"h{k % 300}",
+                       source="otel", model="claude-sonnet-4-5", input_tokens=10,
+                       output_tokens=1, request_id=f"h-{k}", project="hist")
+           for k in range(30000)]
+    old.insert(5, UsageRecord(ts="2026-01-01T09:00:00.000Z", session="resumed", source="otel",
+                              model="claude-sonnet-4-5", input_tokens=500, output_tokens=5,
+                              request_id="early", project="web"))
+    append_records(journal, old)
+    api.session_usage("h1", str(journal))  # builds the rollup
+    now = utc_now_iso()
+    append_records(journal, [
+        UsageRecord(ts=now, session=sid, source="otel", model="claude-sonnet-4-5",
+                    input_tokens=100, output_tokens=2, request_id=f"{sid}-{k}", project="web")
+        for k in range(3) for sid in ("fresh", "resumed")])
+    before = _bytes_read()
+    fresh = api.session_usage("fresh", str(journal))
+    read = _bytes_read() - before
+    assert (fresh.records, fresh.usage.input_tokens, fresh.project) == (3, 300, "web")
+    assert read < journal.stat().st_size // 4, read
+    resumed = api.session_usage("resumed", str(journal))
+    assert (resumed.records, resumed.usage.input_tokens) == (4, 800)
+    assert resumed.first_ts == "2026-01-01T09:00:00.000Z"

@@ -96,9 +96,9 @@ _COMPACT_EVERY = 600.0
 _OLD = "-"  # the bucket "day" of usage before the retention (sorts before any minute)
 _SETTLED = "0"  # between _OLD and any minute: a group with only old rows settles
 _REWRITE = 1 << 20  # new journal bytes worth rewriting the state cache for
-# 10: archive cells, parts read when needed; 9: settled groups archived; 8: each session's last record time
+# 11: first lines of ids; 10: archive cells, parts read when needed; 9: settled groups archived; 8: each session's last record time
 # (last_ts); 7: rollup's cache format 8 (issue 13)
-_MAGIC = b"claudewrap-metrics 10\n"
+_MAGIC = b"claudewrap-metrics 11\n"
 # The counters' file: this line with the CRC-32 of the JSON after it (issue 13: a
 # corrupted digit there would be exported for ever, counters never going down).
 _COUNTERS_MAGIC = b"claudewrap-counters 3 "

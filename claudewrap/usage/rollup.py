@@ -69,8 +69,9 @@ def _loads(data: bytes | memoryview) -> Any:
 
 # 8: a CRC of the rest, the journal's stamp, sampled digests (issue 13); 9: settled
 # history archived (state.Archive: an older reader would miss its rows); 10: parts
-# read when needed, each with its own CRC; 11: the archive's cells
-MAGIC = b"claudewrap-rollup 11\n"
+# read when needed, each with its own CRC; 11: the archive's cells; 12: where each
+# session id first appears
+MAGIC = b"claudewrap-rollup 12\n"
 SUFFIX = ".rollup"
 # Small reads keep the decoded objects of a block in the CPU cache: 128 KiB reads
 # are 16% faster than 8 MiB ones (1M-record bench). Long lines grow the read.
@@ -347,9 +348,12 @@ def read_cache(path: Path, magic: bytes, identity: tuple[int, ...], size: int, f
         cfd = -1  # the holder closes it
         rid_total = sum(int(s[1]) + 8 * (2 * int(s[0]) + 1) for s in meta["rids"])
         state.rid_index = RidIndex(meta["rids"], holder.read)  # each segment when used
+        at = rid_total
+        first_len, first_crc = meta["first"]
+        state.saved_first = _part_loader(holder, at, first_len, first_crc)()
+        at += first_len
         archived = meta["state"].get("archive")
         if archived is not None and state.archive is not None:
-            at = rid_total
             for name, length, crc in archived["parts"]:
                 load = _part_loader(holder, at, length, crc)
                 if name == "body":  # read only by a scan (or the next write): load_state
@@ -381,10 +385,12 @@ def write_cache(path: Path, magic: bytes, state: UsageState, identity: tuple[int
     its place is left alone)."""
     state.seal()
     sizes, rid_parts = state.rid_index.to_parts(utc_now_iso())
+    first = state.first_part()
     meta = {"identity": list(identity), "offset": offset, "byteorder": sys.byteorder,
             "stamp": stamp(os.fstat(fd)), "checks": file_checks(fd, offset), "rids": sizes,
-            "state": state.to_json()}
-    bodies = [b for _, b in state.archive.parts()] if state.archive is not None else []
+            "first": [len(first), zlib.crc32(first)], "state": state.to_json()}
+    bodies = [first, *(b for _, b in state.archive.parts())] if state.archive is not None else [
+        first]
     encoded = _dumps(meta)
     head = b"%08x %x\n" % (zlib.crc32(encoded), len(encoded))
     try:

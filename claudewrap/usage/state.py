@@ -333,6 +333,12 @@ class UsageState:
         self._fed_end = -1
         self.stats = ScanStats()
         self.archive: Archive | None = None  # settled history (see Archive)
+        # Where each session and Claude session id first appears (a line number): of the
+        # lines fed since the state was read; those before, in saved_first (JSON bytes,
+        # read by first_line only: `cost --session` reads the journal from there).
+        self.first_seen: dict[str, int] = {}
+        self.saved_first: bytes | None = None
+        self._first_before: dict[str, int] | None = None
         self._kept: dict[int, UsageRecord] = {}  # rid records when there is no file
         # Positions of total records per (unit, model), kept by a parallel reader (rollup.py).
         self.tot_log: dict[tuple[UnitKey, Any], list[int]] | None = None
@@ -491,6 +497,7 @@ class UsageState:
         day_of = self.day
         tot_log = self.tot_log
         context = self._context
+        first_seen = self.first_seen
         bad = self.stats.skipped
         rid_newest = self._rid_newest
         old_newest = self._rid_old_newest
@@ -536,6 +543,10 @@ class UsageState:
                     ctx = other
                 else:
                     ctx = context(session, source, cs, approx)
+                    if session not in first_seen:  # a new id comes with a new unit
+                        first_seen[session] = positions[n]
+                    if cs and cs not in first_seen:
+                        first_seen[cs] = positions[n]
                 other = [u_session, u_source, u_cs, u_approx, unit, ukey, prio]
                 u_session, u_source, u_cs, u_approx, unit, ukey, prio = ctx
             project = r.project
@@ -649,6 +660,25 @@ class UsageState:
         # Good: every record, less those that were not (None, or counted bad above).
         self.stats.good += len(objs) - objs.count(None) - (self.stats.skipped - bad)
 
+    def _saved_first(self) -> dict[str, int]:
+        if self._first_before is None:
+            self._first_before = dict(_decode(self.saved_first)) if self.saved_first else {}
+        return self._first_before
+
+    def first_line(self, sid: str) -> int | None:
+        """The line where ``sid`` (a session or Claude session id) first appears; None
+        if it never does (or the state was not read from line 1 with this index)."""
+        line = self._saved_first().get(sid)
+        return line if line is not None else self.first_seen.get(sid)
+
+    def first_part(self) -> bytes:
+        """:meth:`first_line`'s index as the cache saves it."""
+        if not self.first_seen and self.saved_first is not None:
+            return self.saved_first
+        merged = dict(self.first_seen)
+        merged.update(self._saved_first())  # the earlier line wins
+        return _encode(sorted(merged.items()))
+
     def seal(self) -> None:
         """Move the request ids fed so far into :attr:`rid_index`, as a new segment.
 
@@ -718,6 +748,8 @@ class UsageState:
         other.replaced = [p + shift for p in other.replaced] + other.replaced_before
         other.replaced_before = []
         self.marks[0].extend(line + shift for line in other.marks[0])
+        for sid, line in other.first_seen.items():
+            self.first_seen.setdefault(sid, line + shift)
         self.marks[1].extend(other.marks[1])
         self._fed_end = -1
         remap = []
