@@ -6,7 +6,9 @@ click: that saves about a third of the wrapper's start-up. So does `claudewrap
 usage` (or `stats`) without options, what `claude_usage` runs: the same view as
 :mod:`claudewrap.commands.usage` shows, from :mod:`claudewrap.views.usage_view`.
 So does `claudewrap statusline` without options, which Claude Code runs after
-every message (:mod:`claudewrap.sources.statusline`). Everything else, including `run`
+every message (:mod:`claudewrap.sources.statusline`), and `claudewrap status`
+with at most ``--format``, which tmux runs every few seconds
+(:mod:`claudewrap.views.status_view`). Everything else, including `run`
 with options and every error that needs a usage message, goes through the click
 command line in :mod:`claudewrap.cli`.
 
@@ -40,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _run(args[2:], report if argv is None else None)  # returns only when click should say what went wrong
     if args in (["usage"], ["stats"]):
         _usage()  # never returns
+    if args[:1] == ["status"] and args[1:] in _STATUS_FAST:  # tmux runs it every few seconds
+        _status(args[2] if len(args) > 2 else "plain")  # never returns
     if args == ["statusline"]:  # Claude Code runs it after every message
         from claudewrap.sources.statusline import main as statusline
 
@@ -126,6 +130,23 @@ def _report_end(fd: int | None, path: str | None, status: int,
     except OSError:
         pass
     os.close(fd)
+
+
+_STATUS_FAST: tuple[list[str], ...] = ([], ["--format", "tmux"], ["--format", "plain"])
+
+
+def _status(fmt: str) -> None:
+    """`claudewrap status [--format tmux|plain]` as claudewrap.commands.status runs it,
+    without loading click (~40 ms of each call); ends the process."""
+    from claudewrap.store.journal import JournalError
+    from claudewrap.views.status_view import show
+
+    try:
+        code = show(fmt)
+    except JournalError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        exit_now(1)
+    exit_now(code)
 
 
 def _usage() -> None:

@@ -49,6 +49,13 @@ def hhmm(when: float) -> str:
     return time.strftime("%H:%M", time.gmtime(when))
 
 
+def shown(when: float, now: float) -> str:
+    """A time within the next days as status shows it: ``15:40`` today, ``Tue 00:09``
+    on another day (a 5-hour reset after midnight)."""
+    same_day = time.gmtime(when)[:3] == time.gmtime(now)[:3]
+    return hhmm(when) if same_day else time.strftime("%a %H:%M", time.gmtime(when))
+
+
 def whole_minute_from_now(hours: float) -> float:
     """A time ``hours`` ahead, 30 s into its minute (a run of a few seconds never
     moves its HH:MM)."""
@@ -72,10 +79,11 @@ def test_status_shows_each_fresh_window_its_reset_and_the_pace(env: dict[str, st
     lines = done.stdout.splitlines()
     windows = [line for line in lines if "window" in line]
     assert len(windows) == 2
-    full = {hhmm(at + (1 - 0.75) * (5 * HOUR - (five_resets - at)) / 0.75)
+    full = {shown(at + (1 - 0.75) * (5 * HOUR - (five_resets - at)) / 0.75, at)
             for at in (started, time.time())}  # the pace is read when status runs
-    assert windows[0] in {f"5-hour window: 75% used, resets {hhmm(five_resets)}"
-                          f" (at this pace 100% at {f})" for f in full}
+    assert windows[0] in {f"5-hour window: 75% used, resets {shown(five_resets, at)}"
+                          f" (at this pace 100% at {f})" for f in full
+                          for at in (started, time.time())}
     day = time.strftime("%a", time.gmtime(week_resets))
     assert windows[1] == f"7-day window: 17% used, resets {day} {hhmm(week_resets)}"
     assert lines.index(windows[0]) > 1  # after today's cost and the rate
