@@ -226,7 +226,8 @@ def resolve_session(which: str, journal: str | os.PathLike[str] | None = None,
 def _last_session(path: Path) -> str | None:
     """The session of the last record a wrapped run wrote, reading the journal backwards.
     JournalError when something else than a regular file is in its place."""
-    from claudewrap.store.journal import NotRegularFile, open_regular, parse_line, read_error
+    from claudewrap.store.files import NotRegularFile, open_regular
+    from claudewrap.store.journal import parse_line, read_error
 
     try:
         fd = open_regular(path, os.O_RDONLY)  # a FIFO: refused, not waited on
@@ -347,7 +348,8 @@ def session_usage(session: str = "last", journal: str | os.PathLike[str] | None 
     Raises :class:`SessionNotFound`, or JournalError when the journal is unreadable.
     """
     from claudewrap.export.metrics import linked
-    from claudewrap.store.journal import open_regular, read_error, resolve_path
+    from claudewrap.store.files import open_regular
+    from claudewrap.store.journal import read_error, resolve_path
     from claudewrap.usage.filters import Filters
     from claudewrap.usage.price_fit import learn_prices
     from claudewrap.usage.pricing import default_table

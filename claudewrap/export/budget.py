@@ -307,7 +307,7 @@ def claim(journal: Path, keys: list[str], *, now: float | None = None,
     (never waited on). One that cannot be read (torn, deeply nested, not an
     object) is as good as empty.
     """
-    from claudewrap.store.journal import open_regular
+    from claudewrap.store.files import open_regular
 
     if not keys:
         return []

@@ -62,13 +62,12 @@ from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from claudewrap.store.files import open_regular, read_regular
 from claudewrap.store.journal import (
     JournalError,
     atomic_write,
     file_identity,
-    open_regular,
     read_error,
-    read_regular,
     remove_stale_temporaries,
 )
 from claudewrap.store.records import UsageRecord

@@ -142,7 +142,7 @@ def session_totals(data: Any, mtime: float) -> list[SessionTotals]:
 
 def read_file(path: Path) -> list[SessionTotals]:
     """:func:`session_totals` of a config file; empty when it cannot be read."""
-    from claudewrap.store.journal import read_regular
+    from claudewrap.store.files import read_regular
 
     try:
         mtime = path.stat().st_mtime
@@ -176,7 +176,8 @@ def known_totals(journal: Path) -> tuple[dict[str, dict[str | None, Values]], se
     """Claude session -> model -> the newest ``claude_json`` totals the journal has;
     and the Claude sessions whose running cost the status line recorded.
     Raises JournalError when the journal exists but cannot be read."""
-    from claudewrap.store.journal import open_regular, parse_line, read_error
+    from claudewrap.store.files import open_regular
+    from claudewrap.store.journal import parse_line, read_error
 
     try:
         fd = open_regular(journal, os.O_RDONLY)

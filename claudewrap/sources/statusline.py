@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat  # (os loads it)
 import sys
 import time
 from pathlib import Path
@@ -133,26 +132,12 @@ def _load(path: Path) -> dict[str, Any]:
     """``{"sessions": {id: [cost, epoch]}, "today": {...}, "tmux": [...]}``; empty
     when missing or unreadable (it is only a cache)."""
     try:
-        data = json.loads(_read_small(path))
+        from claudewrap.store.files import read_regular  # not the journal module
+
+        data = json.loads(read_regular(path))
     except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _read_small(path: Path) -> bytes:
-    """A small regular file whole, as claudewrap.store.journal.read_regular reads it
-    (never waiting on a FIFO in its place), without loading the journal module:
-    a call with nothing to record needs nothing else of it. OSError otherwise."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{path}: not a regular file")
-        parts = []
-        while chunk := os.read(fd, 1 << 20):
-            parts.append(chunk)
-        return b"".join(parts)
-    finally:
-        os.close(fd)
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:

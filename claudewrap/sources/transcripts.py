@@ -505,7 +505,8 @@ def known_request_ids(journal: Path) -> set[str]:
     """
     import msgspec
 
-    from claudewrap.store.journal import open_regular, parse_line, read_error
+    from claudewrap.store.files import open_regular
+    from claudewrap.store.journal import parse_line, read_error
 
     # defstruct: see _fast_parser.
     shape = msgspec.defstruct("Ids", [("ts", str), ("session", str),

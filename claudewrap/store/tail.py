@@ -18,7 +18,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from claudewrap.store.journal import open_regular, parse_line
+from claudewrap.store.files import open_regular
+from claudewrap.store.journal import parse_line
 from claudewrap.store.records import UsageRecord
 
 _BLOCK = 8 << 20

@@ -39,10 +39,10 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
+from claudewrap.store.files import open_regular
 from claudewrap.store.journal import (
     atomic_write,
     file_identity,
-    open_regular,
     read_error,
     record_at,
     remove_stale_temporaries,

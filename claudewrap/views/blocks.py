@@ -132,7 +132,8 @@ def read_blocks(journal: Path, *, filters: Filters | None = None,
     parallel reader builds day states): about 1 s per 100k records here, as
     `usage --no-cache`. Raises JournalError when it cannot be read.
     """
-    from claudewrap.store.journal import open_regular, read_error
+    from claudewrap.store.files import open_regular
+    from claudewrap.store.journal import read_error
     from claudewrap.usage import rollup
 
     state = TimeState()
