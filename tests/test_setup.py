@@ -137,13 +137,22 @@ def test_setup_yes_then_a_new_interactive_shell_has_claude_and_claude_usage(
     try:
         assert "claudewrap:" not in sh.startup
         out, status = sh.run("type claude")
-        assert status == 0 and "__claudewrap_claude" in out, out
+        # bash: an alias of the function; zsh: a hashed script (a real process: jobs, fg)
+        wrapped = "__claudewrap_claude" if shell == "bash" else "/.cache/claudewrap/zsh-"
+        assert status == 0 and wrapped in out, out
         out, status = sh.run("claude print 'Total cost: $0.55'")
         assert status == 0 and "Total cost: $0.55" in out
         out, status = sh.run("claude_usage --json")
         assert status == 0 and "0.55" in out, out
     finally:
         sh.close()
+    scripts = sorted((h / ".cache" / "claudewrap").glob("zsh-*/claude"))
+    assert len(scripts) == (1 if shell == "zsh" else 0)  # zsh's claude: a hashed script
+    undone = setup(henv, "--undo")
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    assert not (h / ".cache" / "claudewrap").exists()
+    if shell == "zsh":
+        assert "(zsh's claude)" in undone.stdout
 
 
 def test_setup_twice_adds_every_block_once(henv: dict[str, str]) -> None:

@@ -668,11 +668,38 @@ def undo(env: Mapping[str, str], echo: Callable[[str], None], dry_run: bool = Fa
             os.rmdir(folder)
         except OSError:
             pass  # not empty: someone else's files are in it now
+    for script in zsh_scripts(env):
+        echo(f"{show(script, env)}: removed (zsh's claude)")
     if kept:
         echo("Backups kept (the files changed since setup): " + ", ".join(kept))
     echo("Done: open a new shell to drop the `claude` function from this one.")
     return 0
 
 
+def zsh_scripts(env: Mapping[str, str]) -> list[Path]:
+    """Remove the scripts the zsh snippet wrote for `claude` (shell/claudewrap.zsh:
+    ``${XDG_CACHE_HOME:-$HOME/.cache}/claudewrap/zsh-<hash>/claude``, a folder each
+    holding only that file); the ones removed."""
+    home = env.get("HOME") or "/nonexistent"
+    base = Path(env.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")) / "claudewrap"
+    removed = []
+    for folder in sorted(base.glob("zsh-*")):
+        script = folder / "claude"
+        try:
+            if [p.name for p in folder.iterdir()] != ["claude"] or not script.is_file():
+                continue  # not only ours
+            script.unlink()
+            folder.rmdir()
+        except OSError:
+            continue
+        removed.append(script)
+    try:
+        base.rmdir()  # only when nothing else of ours is left in it
+    except OSError:
+        pass
+    return removed
+
+
 __all__ = ["BEGIN", "END", "Change", "Manifest", "SetupError", "Step", "apply", "detect_shell",
-           "diff", "manifest_path", "rc_file", "settings_file", "setup", "tmux_conf", "undo"]
+           "diff", "manifest_path", "rc_file", "settings_file", "setup", "tmux_conf", "undo",
+           "zsh_scripts"]
