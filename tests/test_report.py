@@ -423,6 +423,19 @@ def _numbers(path: Path, **kw: Any) -> dict[str, Any]:
     return report_json(report(path, dims=dims, **kw))
 
 
+def _scan_starts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The offsets each later rollup.scan starts reading the journal at."""
+    starts: list[int] = []
+    real_scan = rollup.scan
+
+    def spy(fd: int, state: UsageState, start: int, stop: int | None = None) -> Any:
+        starts.append(start)
+        return real_scan(fd, state, start, stop)
+
+    monkeypatch.setattr(rollup, "scan", spy)
+    return starts
+
+
 def test_rollup_is_used_and_read_incrementally(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     # Dated yesterday: nothing settles (see the test after this one).
@@ -432,14 +445,7 @@ def test_rollup_is_used_and_read_incrementally(tmp_path: Path,
     cache = rollup.cache_path(j)
     assert cache.exists() and (os.stat(cache).st_mode & 0o777) == 0o600
     assert _saved_state(j).archive is None
-    starts: list[int] = []
-    real_scan = rollup.scan
-
-    def spy(fd: int, state: UsageState, start: int, stop: int | None = None) -> Any:
-        starts.append(start)
-        return real_scan(fd, state, start, stop)
-
-    monkeypatch.setattr(rollup, "scan", spy)
+    starts = _scan_starts(monkeypatch)
     assert _numbers(j) == first
     size = j.stat().st_size
     assert starts == [size]  # nothing re-read
@@ -470,14 +476,7 @@ def test_settled_history_is_archived_and_comes_back_when_touched(
     assert "s1" in saved.archive.keys and "fresh" not in saved.archive.keys
     assert {k[0] for k in saved.units} == {"fresh"}  # only what can still change
     assert _numbers(j) == first
-    starts: list[int] = []
-    real_scan = rollup.scan
-
-    def spy(fd: int, state: UsageState, start: int, stop: int | None = None) -> Any:
-        starts.append(start)
-        return real_scan(fd, state, start, stop)
-
-    monkeypatch.setattr(rollup, "scan", spy)
+    starts = _scan_starts(monkeypatch)
     size = j.stat().st_size
     # Session s3 resumed (old day: it stays settled after), and a request id seen again
     # from a better source: each reaches an archived unit.
