@@ -37,6 +37,16 @@ MODELS = ["claude-sonnet-4-5-20250929", "claude-sonnet-4-5-20250929", "claude-op
 PROJECTS = [f"project-{i:02d}" for i in range(24)]
 HOSTS = ["laptop", "workstation", "ci-runner"]
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+# The naive read the benches measure readers against: json.loads of every line
+# (a line that is not JSON skipped, as readers skip and count it: the generated
+# journals hold a few, as real ones do).
+NAIVE_READ = ("import json, sys\n"
+              "with open(sys.argv[1], 'rb') as fh:\n"
+              "    for line in fh:\n"
+              "        try:\n"
+              "            json.loads(line)\n"
+              "        except ValueError:\n"
+              "            pass\n")
 
 
 def _iso(when: datetime) -> str:

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 import gen_journal
-from gen_journal import generate
+from gen_journal import NAIVE_READ, generate
 from passthrough import clean_install
 
 # The generated year ends a day before the run (its sessions start in the 365 days
@@ -64,14 +64,6 @@ _TIMED = ("import resource, subprocess, sys, time\n"
           "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
           "print(time.perf_counter() - t,"
           " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)\n")
-_NAIVE = ("import json, sys\n"
-          "with open(sys.argv[1], 'rb') as fh:\n"
-          "    for line in fh:\n"
-          "        try:\n"
-          "            json.loads(line)\n"
-          "        except ValueError:\n"
-          "            pass\n")
-
 
 def timed(python: str, argv: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
     """The best wall time of ``argv`` over ``runs`` fresh processes, and the peak RSS (MB)."""
@@ -178,7 +170,7 @@ def bench_size(records: int, work: Path, installs: list[Install], runs: int
     python = installs[0][1]
     journal0 = envs[0]["CLAUDEWRAP_JOURNAL"]
     start = timed(python, [python, "-c", "pass"], envs[0], 5)
-    naive = timed(python, [python, "-c", _NAIVE, journal0], envs[0], 1)
+    naive = timed(python, [python, "-c", NAIVE_READ, journal0], envs[0], 1)
     cold: dict[str, dict[str, tuple[float, float]]] = {label: {} for label, _, _ in installs}
     for name, args, _ in READERS:  # cold: each builds its caches
         for (label, py, script), env in zip(installs, envs):

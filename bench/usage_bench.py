@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from gen_journal import generate
+from gen_journal import NAIVE_READ, generate
 
 from claudewrap.usage import rollup
 from claudewrap.usage.filters import Filters
@@ -83,13 +83,6 @@ def command(journal: Path, *args: str, runs: int = 3) -> tuple[float, float]:
     return best
 
 
-_NAIVE = ("import json, sys\n"
-          "n = 0\n"
-          "with open(sys.argv[1], 'rb') as fh:\n"
-          "    for line in fh:\n"
-          "        json.loads(line)\n"
-          "        n += 1\n")
-
 
 def wall(argv: list[str], env: dict[str, str] | None = None, runs: int = 3) -> float:
     """The best wall time of ``argv`` over ``runs`` fresh processes."""
@@ -125,7 +118,9 @@ def main() -> None:
     journal = args.dir / f"journal-{args.records}.jsonl"
     transcripts = args.dir / f"transcripts-{args.records}"
     truth_file = args.dir / f"truth-{args.records}.json"
-    if not journal.exists() or not truth_file.exists():
+    if not journal.exists() or not truth_file.exists() or (
+            not args.no_ccusage and not (transcripts / "projects").is_dir()):
+        # (a journal made with --no-ccusage has no transcripts: made again with them)
         shutil.rmtree(transcripts, ignore_errors=True)
         t = time.perf_counter()
         with open(journal, "w", encoding="utf-8") as out:
@@ -170,7 +165,7 @@ def main() -> None:
     os.truncate(journal, size)
     rollup.cache_path(journal).unlink(missing_ok=True)
     bare = wall([sys.executable, "-c", "pass"], runs=5)
-    naive = wall([sys.executable, "-c", _NAIVE, str(journal)], runs=1)
+    naive = wall([sys.executable, "-c", NAIVE_READ, str(journal)], runs=1)
     print(f"baselines: python start {bare * 1000:.0f} ms, naive json.loads of every line"
           f" {naive:.2f} s; cold = {times[2] / naive:.2f}x naive (target <= 0.5),"
           f" warm = start + {(warm_cmd - bare) * 1000:.0f} ms (target <= 100)")
