@@ -94,6 +94,18 @@ BucketKey = tuple[Any, str, int, bool]  # (model, local day, attribution id, cos
 UnitKey = tuple[str, str, str, bool]  # (session, source, Claude session, approximate)
 
 
+def _root(parent: dict[str, str], x: str) -> str:
+    """The root of ``x``'s set in the union-find forest ``parent`` (a new ``x`` is its
+    own), the path to it shortened: how sessions linked by their ids are grouped
+    (rule 4's floor, settled history)."""
+    root = x
+    while parent.setdefault(root, root) != root:
+        root = parent[root]
+    while parent[x] != root:
+        parent[x], x = root, parent[x]
+    return root
+
+
 @contextmanager
 def no_cyclic_gc() -> Iterator[None]:
     """Leave the cyclic garbage collector off inside (as it was after).
@@ -979,12 +991,7 @@ class UsageState:
         parent: dict[str, str] = {}
 
         def find(x: str) -> str:
-            root = x
-            while parent.setdefault(root, root) != root:
-                root = parent[root]
-            while parent[x] != root:
-                parent[x], x = root, parent[x]
-            return root
+            return _root(parent, x)
 
         for k in self.units:
             a, b = find(k[0]), find(k[2])
@@ -1074,9 +1081,7 @@ class UsageState:
         parent: dict[str, str] = {}
 
         def find(x: str) -> str:
-            while parent.setdefault(x, x) != x:
-                x = parent[x]
-            return x
+            return _root(parent, x)
 
         def exact_unit(k: UnitKey) -> bool:
             return (k[1] in PER_REQUEST and not k[3]) or k in itemised
