@@ -261,7 +261,8 @@ def linked(state: StateT, keys: set[str]) -> StateT:
     if archive is not None and not keys.isdisjoint(archive.keys):
         # A settled group (UsageState.settle) links to no unit above: its rows are
         # final, those of these sessions are all it adds.
-        view.archive = Archive(rows=[r for r in archive.rows if r[0] in keys or r[2] in keys])
+        view.archive = Archive(rows=[r for r in archive.rows if r[0] in keys or r[2] in keys],
+                               cells=None)
     return view
 
 
@@ -769,7 +770,7 @@ class JournalMetrics:
         self.exported = False  # a snapshot was made: later series are new usage
         self._counters_memo: dict[str, Any] = {}  # the counters' file as last seen (sync_counters)
         # usage_sums' totals, kept up to date by unit (see _totals_now).
-        self._sums: tuple[MinuteState, PriceTable, str, Archive | None] | None = None
+        self._sums: tuple[Any, ...] | None = None
         self._by_unit: dict[Any, dict[Key, list[float]]] | None = None
         self._totals: dict[Key, list[float]] = {}
         self.mark = JournalMark(None, 0)
@@ -938,9 +939,11 @@ class JournalMetrics:
         other prices, or after a compaction (which also bounds the float error of
         taking shares out and in)."""
         state = self.state
-        # (A new archive, or none after one was put back: its cells were one unit.)
-        if self._sums != (state, table, state.cutoff, state.archive) or (
-                state.touched and self._by_unit is None):
+        # Settled history is summed as one unit per source (its cells): a new or changed
+        # archive (groups settled, or put back) means summing all again.
+        archive = state.archive
+        valid_for = (state, table, state.cutoff, archive, archive.version if archive else 0)
+        if self._sums != valid_for or (state.touched and self._by_unit is None):
             # The shares by unit only from a second call on (`serve`): a one-shot
             # `metrics` sums the rows once, as plainly as it can.
             if self._sums is None:
@@ -951,9 +954,10 @@ class JournalMetrics:
                 self._totals = {}
                 for part in self._by_unit.values():
                     _add_sums(self._totals, part, 1)
-            self._sums = (state, table, state.cutoff, state.archive)
+            self._sums = valid_for
         elif state.touched and self._by_unit is not None:
             view = linked(state, set(state.touched))
+            view.archive = None  # unchanged (else summed all again above): in the cells' share
             for ukey in view.units:
                 old = self._by_unit.pop(ukey, None)
                 if old is not None:

@@ -244,15 +244,17 @@ class Archive:
     cells (14,700 rows, 13,500 units before).
     """
 
-    __slots__ = ("_keys", "_rows", "bodies", "cells", "newest", "raw")
+    __slots__ = ("_keys", "_rows", "bodies", "cells", "newest", "raw", "version")
 
     def __init__(self, keys: Iterable[str] | None = (), rows: Iterable[list[Any]] | None = (),
-                 cells: Iterable[list[Any]] = (), raw: dict[str, Part] | None = None,
+                 cells: Iterable[list[Any]] | None = (), raw: dict[str, Part] | None = None,
                  bodies: Iterable[Part] = ()) -> None:
         self._keys: set[str] | None = None if keys is None else set(keys)
         self._rows: list[list[Any]] | None = None if rows is None else list(rows)
-        self.cells: list[list[Any]] = list(cells)
+        # None: a part of the rows, not summed (metrics.linked's view): readers read rows.
+        self.cells: list[list[Any]] | None = None if cells is None else list(cells)
         self.newest = ""  # the newest day of the rows (cells are dated before any)
+        self.version = 0  # raised by each change (what a reader's sums of it are valid for)
         self.raw: dict[str, Part] = dict(raw or {})  # "rows"/"keys" as last saved
         self.bodies: list[Part] = list(bodies)
 
@@ -275,10 +277,11 @@ class Archive:
         return self._keys
 
     def changed(self) -> None:
-        """Rows or keys were changed: their saved bytes are no more."""
+        """Rows or keys are about to change: their saved bytes are no more."""
         self.rows  # noqa: B018 - read before the saved bytes go
         self.keys  # noqa: B018
         self.raw.clear()
+        self.version += 1
 
     def parts(self) -> list[tuple[str, bytes]]:
         """The parts to save: rows, keys and the bodies (read now where they were left)."""
@@ -931,9 +934,9 @@ class UsageState:
         archive = self.archive
         if archive is None or (filters is not None and (
                 filters.active() or filters.sessions or filters.since_day is not None
-                or filters.until_day is not None)) or (not archive.cells and archive.rows) or (
+                or filters.until_day is not None)) or archive.cells is None or (
                 after and archive.newest >= after):
-            return self.buckets(filters)  # (rows without cells: a part, metrics.linked)
+            return self.buckets(filters)
         return chain(self._rule_rows(self.units.items()),
                      ((("", c[0], "", False), [c[1], "-", *c[2:4], *c[5:]])
                       for c in archive.cells))
@@ -1015,7 +1018,7 @@ class UsageState:
         new_rows = [[*k, *row] for k, row in self._rule_rows(going)]
         archive.rows.extend(new_rows)
         archive.newest = max([archive.newest, *(r[5] for r in new_rows)])
-        self._add_cells(archive, new_rows)
+        self._add_cells(archive.cells, new_rows)
         body = []
         for k, u in going:
             archive.keys.update((k[0], k[2]))
@@ -1024,11 +1027,12 @@ class UsageState:
         archive.bodies.append(_encode(body))
         return len(going)
 
-    def _add_cells(self, archive: Archive, rows: list[list[Any]]) -> None:
+    def _add_cells(self, cells: list[list[Any]] | None, rows: list[list[Any]]) -> None:
         """Sum ``rows`` into the archive's cells (see Archive): each cell is a row
         ``[source, model, attribution id, printed, mask, records, input, output,
         cache read, cache write, cost]`` whose attribution is only its project and host."""
-        index = {(c[0], c[1], c[2], c[3], c[4]): c for c in archive.cells}
+        assert cells is not None  # a whole archive (settle's): it has its cells
+        index = {(c[0], c[1], c[2], c[3], c[4]): c for c in cells}
         for r in rows:
             a = self.attrs[r[6]]
             akey = (a[0], a[1], None, ())
@@ -1042,7 +1046,7 @@ class UsageState:
             cell = index.get(key)
             if cell is None:
                 cell = index[key] = [*key, 0, 0, 0, 0, 0, 0.0]
-                archive.cells.append(cell)
+                cells.append(cell)
             for j in range(6):
                 cell[5 + j] += r[8 + j]
 
