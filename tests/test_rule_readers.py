@@ -24,11 +24,11 @@ from hypothesis import strategies as st
 from test_rule import SETTINGS, journals, write
 
 from claudewrap import api
-from claudewrap.commands.status import read_status
 from claudewrap.export import metrics
 from claudewrap.store.records import UsageRecord
 from claudewrap.usage.rule import RowKey, effective_rows
 from claudewrap.views.monitor import Monitor
+from claudewrap.views.status_view import read_status
 
 TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from claudewrap.views.status_view import Status, format_status, read_status
+from claudewrap.views.status_view import show
 
 
 @click.command("status")
@@ -23,18 +23,9 @@ def status(fmt: str, minutes: int, journal_path: str | None) -> None:
       set -g status-right '#(claudewrap status --format tmux) %H:%M'
       set -g status-interval 15
     """
-    from claudewrap.export.budget import BudgetError
-    from claudewrap.store.journal import JournalError, resolve_path
-
-    path = resolve_path(journal_path)
-    try:
-        st = read_status(path, minutes)
-    except (JournalError, BudgetError) as exc:
-        if fmt == "tmux":
-            click.echo("claude ?")  # a status bar has no room for the reason
-            raise SystemExit(1) from None
-        raise click.ClickException(str(exc)) from None
-    click.echo(format_status(st, fmt))
+    code = show(fmt, minutes, journal_path)  # what main.py runs without click, too
+    if code:
+        raise SystemExit(code)
 
 
-__all__ = ["Status", "format_status", "read_status", "status"]
+__all__ = ["status"]
