@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -364,9 +363,8 @@ def session_usage(session: str = "last", journal: str | os.PathLike[str] | None 
     # (the state knows it): not the whole journal (0.3 s of `cost --session last`
     # at 1M records went to searching history for it).
     first = state.first_line(sid)
-    lines, offsets = state.marks
-    at = bisect_right(lines, first) - 1 if first is not None else -1
-    start = offsets[at] if at >= 0 else 0
+    mark = state.mark_before(first) if first is not None else None
+    start = mark[1] if mark is not None else 0
     try:
         fd = open_regular(path, os.O_RDONLY)
     except FileNotFoundError:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import os
 import sys
 import zlib
-from bisect import bisect_right
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
@@ -178,14 +177,13 @@ def fetcher(fd: int | None, state: UsageState) -> Callable[[int], UsageRecord | 
     from (open on ``fd``), found from the nearest of its marks; None if it is not
     there or not valid. Calls in increasing order go on from the last one.
     """
-    lines, offsets = state.marks
     cursor = [0, -1]  # a line number and where it starts
 
     def fetch(line: int) -> UsageRecord | None:
-        i = bisect_right(lines, line) - 1
-        if fd is None or i < 0:
+        mark = state.mark_before(line)
+        if fd is None or mark is None:
             return None
-        at_line, at = lines[i], offsets[i]
+        at_line, at = mark
         if at_line <= cursor[0] <= line:
             at_line, at = cursor
         skip = line - at_line

@@ -44,6 +44,7 @@ import os
 import time
 import zlib
 from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -674,6 +675,13 @@ class UsageState:
         self._rid_old_newest = old_newest
         # Good: every record, less those that were not (None, or counted bad above).
         self.stats.good += len(objs) - objs.count(None) - (self.stats.skipped - bad)
+
+    def mark_before(self, line: int) -> tuple[int, int] | None:
+        """The nearest of :attr:`marks` at or before ``line``: ``(its line, where that
+        line starts)``; None if there is none."""
+        lines, offsets = self.marks
+        i = bisect_right(lines, line) - 1
+        return (lines[i], offsets[i]) if i >= 0 else None
 
     def _saved_first(self) -> dict[str, int]:
         if self._first_before is None:
