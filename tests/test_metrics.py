@@ -33,11 +33,15 @@ from claudewrap.usage.report import make_report
 from claudewrap.wrap import live
 
 HOST = socket.gethostname()
+# "Now" for the records a test makes: set again before each test (conftest.py), so
+# that a record made "300 s ago" is that old when the test reads it, however long
+# the suite ran before (it was the time of import: in a full run, a test late in
+# the suite read its "5 minutes ago" as 15 and its rate gauge lost the record).
 NOW = time.time()
 
 
-def iso(seconds_ago: float, now: float = NOW) -> str:
-    when = datetime.fromtimestamp(now - seconds_ago, timezone.utc)
+def iso(seconds_ago: float, now: float | None = None) -> str:
+    when = datetime.fromtimestamp((NOW if now is None else now) - seconds_ago, timezone.utc)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 

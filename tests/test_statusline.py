@@ -231,8 +231,14 @@ def test_pace_says_when_a_window_fills_before_it_resets(env: dict[str, str]) -> 
     # 80% used one hour into the five: full in a quarter of an hour.
     data = with_limits(captured("2.1.332")[-1], 80, 10, now=now, five_left=4 * 3600)
     plain = ANSI.sub("", statusline({**env, "NO_COLOR": "1"}, data).stdout)
-    full = {time.strftime("%H:%M", time.localtime(now + 900 + d)) for d in (0, 30)}
-    found = re.search(r"5h 80% \u21bb(?:3h59|4h00) \u2192100% (\d\d:\d\d)", plain)
+    # The time it fills, with the weekday when that is tomorrow already (a run
+    # just before midnight: "Tue 00:11").
+    full = set()
+    for d in (0, 30):
+        at = time.localtime(now + 900 + d)
+        same_day = at.tm_yday == time.localtime(now).tm_yday
+        full.add(time.strftime("%H:%M" if same_day else "%a %H:%M", at))
+    found = re.search(r"5h 80% \u21bb(?:3h59|4h00) \u2192100% ((?:\w{3} )?\d\d:\d\d)", plain)
     assert found and found[1] in full, plain
     assert "7d 10%" in plain and plain.count("\u2192") == 1
 
