@@ -6,7 +6,6 @@ monitor's plain line and `metrics` show them (nothing without fresh data), and
 from __future__ import annotations
 
 import calendar
-import dataclasses
 import itertools
 import json
 import random
@@ -20,6 +19,7 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from test_rule import journals
 
+from claudewrap.plain import replace
 from claudewrap.store.journal import append_records
 from claudewrap.store.records import UsageRecord
 from claudewrap.usage import limits
@@ -237,7 +237,7 @@ def spread(records: list[UsageRecord], seed: int) -> list[UsageRecord]:
         at += rnd.choice([0.001, 0.5, 60, 1800, 3 * HOUR, 5 * HOUR, 5 * HOUR + 0.001, 7 * HOUR,
                           rnd.uniform(0, 6 * HOUR)])
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
-        out.append(dataclasses.replace(r, ts=ts))
+        out.append(replace(r, ts=ts))
     return out
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,8 +24,11 @@ from hypothesis import strategies as st
 from claudewrap.store.records import UsageRecord
 from claudewrap.usage import rollup
 from claudewrap.usage.report import make_report
-from claudewrap.usage.rule import SUMMARY, RowKey, effective_rows, undated, unit_of
+from claudewrap.usage.rule import SUMMARY, effective_rows, undated, unit_of
 from claudewrap.usage.state import UsageState
+
+if TYPE_CHECKING:
+    from claudewrap.usage.rule import RowKey
 
 UTC = timezone.utc
 WRAPPERS = ["w0", "w1", "w2"]

@@ -10,13 +10,12 @@ in the window's minute buckets (metrics.window_bounds).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from itertools import accumulate
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import given
@@ -25,10 +24,14 @@ from test_rule import SETTINGS, journals, write
 
 from claudewrap import api
 from claudewrap.export import metrics
+from claudewrap.plain import replace
 from claudewrap.store.records import UsageRecord
-from claudewrap.usage.rule import RowKey, effective_rows
+from claudewrap.usage.rule import effective_rows
 from claudewrap.views.monitor import Monitor
 from claudewrap.views.status_view import read_status
+
+if TYPE_CHECKING:
+    from claudewrap.usage.rule import RowKey
 
 TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
@@ -48,7 +51,7 @@ def recent(records: list[UsageRecord]) -> list[UsageRecord]:
     for r in records:
         when = (_parse(r.ts) + shift).astimezone(timezone.utc)
         ts = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
-        out.append(dataclasses.replace(r, ts=ts))
+        out.append(replace(r, ts=ts))
     return out
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -13,6 +12,7 @@ import click
 from claudewrap.commands import JOURNAL_HELP, append_or_fail
 from claudewrap.parse.patterns import Matcher, PatternError, load_user_patterns
 from claudewrap.parse.scanner import Scanner
+from claudewrap.plain import fields
 from claudewrap.store.records import UsageEvent, UsageRecord
 from claudewrap.wrap import context
 
@@ -51,7 +51,7 @@ def parse(lines: tuple[str, ...], write: bool, config_path: str | None, project:
             events += matcher.feed(scanner.feed(line.encode("utf-8", "surrogateescape") + b"\n"))
     events += matcher.feed(scanner.flush()) + matcher.flush()
     for event in events:
-        click.echo(json.dumps(asdict(event), ensure_ascii=False))
+        click.echo(json.dumps({n: getattr(event, n) for n in fields(event)}, ensure_ascii=False))
     if write and events:
         attribution = context.collect(project=project)
         session = "parse-" + os.urandom(6).hex()

@@ -25,10 +25,10 @@ import re
 import shlex
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 from claudewrap.parse.patterns import Matcher, parse_cost, parse_count
+from claudewrap.plain import plain, replace
 from claudewrap.store.records import UsageEvent, UsageRecord, iso_of_epoch
 
 SESSION = PATTERN = "shell-history"
@@ -43,7 +43,7 @@ class HistoryError(OSError):
     """A history file could not be read; the message names it and what to do."""
 
 
-@dataclass(frozen=True)
+@plain(frozen=True)
 class Command:
     """One command of a history: its text and when it was typed (None: not kept)."""
 
@@ -154,7 +154,7 @@ def events_of(command: str, matcher: Matcher) -> list[UsageEvent]:
     return [replace(e, kind="delta", pattern=PATTERN) for e in found]
 
 
-@dataclass
+@plain
 class Found:
     """What one history file holds: its records, and how many lines had no time."""
 

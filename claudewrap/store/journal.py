@@ -17,9 +17,9 @@ import re
 import stat
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from claudewrap.plain import field, plain
 from claudewrap.store import config as _config
 from claudewrap.store.files import NotRegularFile, open_regular
 from claudewrap.store.records import UsageRecord
@@ -496,7 +496,7 @@ def _is_empty(path: Path) -> bool:
 # --- recovering what a run saved in the fallback files ---------------------------
 
 
-@dataclass
+@plain
 class Recovery:
     """What :func:`recover` found in the fallback files and did with it."""
 
@@ -702,7 +702,7 @@ def _add_missing(journal: Path, saved: dict[bytes, bytes], result: Recovery,
 # --- reading -------------------------------------------------------------------
 
 
-@dataclass
+@plain
 class ReadStats:
     """What a read found. Counts add up when the same object is passed again.
 

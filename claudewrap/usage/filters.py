@@ -3,11 +3,13 @@ labels reports give rows: the dimensions, a model-less row, an empty attribute."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
+from claudewrap.plain import plain
 from claudewrap.store.records import MAIN_AGENT
 from claudewrap.usage.rule import AGENT_TAG, COMMAND_TAG
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
+if TYPE_CHECKING:
+    from typing import Any
 
 UNKNOWN_MODEL = "unknown"  # the model label of a record without one
 NONE = "(none)"  # the label of an empty project, host, pane or tag
@@ -16,7 +18,7 @@ DIMENSIONS = ("model", "day", "week", "month", "project", "session", "pane", "ho
 NO_COMMAND = "(none)"  # the command of a typed prompt, as reports show and filter it
 
 
-@dataclass
+@plain
 class Filters:
     """Which usage a report covers. Text filters OR within a kind; tags must all match.
 

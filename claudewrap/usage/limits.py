@@ -20,16 +20,20 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+
+from claudewrap.plain import plain
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
+if TYPE_CHECKING:
+    from typing import Any
 
 WINDOWS = {"five_hour": 5 * 3600, "seven_day": 7 * 86400}  # name -> length in seconds
 _TAIL = 64 << 10  # the newest snapshots are in the file's last 64 KiB
 
 
-@dataclass(frozen=True)
+@plain(frozen=True)
 class Snapshot:
     """One window's use at one time."""
 

@@ -1,12 +1,28 @@
 """Journal lines to records, fast: the typed msgspec decoder (lines it cannot take go
-through journal.parse_line, the reference parser)."""
+through journal.parse_line, the reference parser).
+
+A few new lines (a warm read: `statusline`, `status`, `usage` after a session) do
+not pay for importing msgspec (23 ms with typing_extensions and inspect, of a
+status-line call that has 50 ms in all): below :data:`_SMALL` bytes, and while
+msgspec is not loaded anyway, :func:`_decode_small` gives the same objects with
+json and the same checks (tests/test_lines.py holds the two to each other).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
+import json
+import sys
 
 from claudewrap.store.records import MAX_COST_USD, MAX_TOKENS
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+# Below this many bytes json decodes the block (~1,000 lines): at ~9 us a line
+# against msgspec's ~1 us, the import it saves pays for ~2,500 lines.
+_SMALL = 256 << 10
 
 
 def _fast_decoder() -> Callable[[bytes], list[Any]]:
@@ -20,6 +36,8 @@ def _fast_decoder() -> Callable[[bytes], list[Any]]:
     say Annotated[...] here: this module's annotations are strings, and the
     names are local; hence defstruct.)
     """
+    from typing import Annotated
+
     import msgspec
 
     count = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
@@ -59,4 +77,110 @@ def _fast_decoder() -> Callable[[bytes], list[Any]]:
     return decode_lines
 
 
-decode_lines = _fast_decoder()
+_FIELDS = ("ts", "session", "source", "kind", "model", "input_tokens", "output_tokens",
+           "cache_read_tokens", "cache_write_tokens", "cost_usd", "cost_estimated",
+           "approximate", "project", "host", "tmux_pane", "screen_session", "request_id",
+           "claude_session", "agent", "command", "tags")
+_NAMES = ("model", "project", "host", "tmux_pane", "screen_session", "request_id",
+          "claude_session", "agent", "command")
+_COUNTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+class Line:
+    """One canonical journal line, as the msgspec decoder's struct holds it."""
+
+    __slots__ = _FIELDS
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        """Raises ValueError where the msgspec struct would not take ``d``."""
+        ts = d.get("ts")
+        session = d.get("session")
+        if ts.__class__ is not str or session.__class__ is not str:
+            raise ValueError("ts or session")
+        self.ts = ts
+        self.session = session
+        get = d.get
+        for name, default in (("source", "pty"), ("kind", "delta")):
+            value = get(name, default)
+            if value.__class__ is not str:
+                raise ValueError(name)
+            setattr(self, name, value)
+        for name in _NAMES:
+            value = get(name)
+            if value is not None and value.__class__ is not str:
+                raise ValueError(name)
+            setattr(self, name, value)
+        for name in _COUNTS:
+            value = get(name, 0)
+            if value.__class__ is not int or not 0 <= value <= MAX_TOKENS:
+                raise ValueError(name)
+            setattr(self, name, value)
+        cost = get("cost_usd")
+        if cost is not None:
+            if cost.__class__ is int:
+                cost = float(cost)
+            if cost.__class__ is not float or not 0 <= cost <= MAX_COST_USD:
+                raise ValueError("cost_usd")
+        self.cost_usd = cost
+        for name in ("cost_estimated", "approximate"):
+            value = get(name, False)
+            if value is not True and value is not False:
+                raise ValueError(name)
+            setattr(self, name, value)
+        tags = get("tags")
+        if tags is not None and (tags.__class__ is not dict or any(
+                v.__class__ is not str for v in tags.values())):
+            raise ValueError("tags")
+        self.tags = tags
+
+
+def _reject(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _decode_small(block: bytes) -> list[Any]:
+    """``block``'s lines as :class:`Line` objects; ValueError when one is not in
+    the canonical form (what the msgspec decoder raises for)."""
+    out = []
+    loads = json.loads
+    for raw in block.split(b"\n"):
+        if not raw.strip():
+            continue  # as msgspec's decode_lines: the caller compares the count
+        try:  # UTF-8 only, as msgspec reads it (json.loads of bytes would take UTF-16)
+            d = loads(raw.decode("utf-8"), parse_constant=_reject)
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            raise ValueError("not in the canonical form") from None
+        if d.__class__ is not dict:
+            raise ValueError("not an object")
+        if b"\\ud" in raw or b"\\uD" in raw:
+            # msgspec refuses an escaped lone surrogate anywhere in the line (a
+            # pair is one character); encoding the whole object finds it.
+            json.dumps(d, ensure_ascii=False).encode("utf-8")  # UnicodeEncodeError
+        out.append(Line(d))
+    return out
+
+
+_fast: Callable[[bytes], list[Any]] | None = None
+
+
+def decode_lines(block: bytes) -> list[Any]:
+    """The records of a block of whole journal lines (blank lines give none);
+    ValueError when a line is not in the canonical journal form."""
+    global _fast
+    if _fast is None:
+        if len(block) < _SMALL and "msgspec" not in sys.modules:
+            return _decode_small(block)
+        _fast = _fast_decoder()
+    return _fast(block)
+
+
+def loads(data: bytes | memoryview) -> Any:
+    """Saved-state JSON (the rollup's meta and parts, the archive's keys): msgspec
+    for a big one, json for a small one while msgspec is not loaded (its import is
+    most of a warm status-line call; json takes ~3 ms for 256 KiB)."""
+    if len(data) < _SMALL and "msgspec" not in sys.modules:
+        return json.loads(bytes(data))
+    import msgspec
+
+    return msgspec.json.decode(data)
+

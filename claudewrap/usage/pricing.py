@@ -24,12 +24,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from claudewrap.plain import plain, replace
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
 if TYPE_CHECKING:
+    from typing import Any
+
     from claudewrap.store.records import UsageRecord
 
 ENV_VAR = "CLAUDEWRAP_PRICES"
@@ -41,7 +44,7 @@ class PriceFileError(ValueError):
     """A prices file could not be read; the message names the file and what to do."""
 
 
-@dataclass(frozen=True)
+@plain(frozen=True)
 class Price:
     """USD per million tokens; a rate is None when the model has no such price."""
 
@@ -99,7 +102,7 @@ def family_key(model: str) -> tuple[str, int, int] | None:
     return None
 
 
-@dataclass(frozen=True)
+@plain(frozen=True)
 class Learned:
     """Rates fitted from a model's printed costs (see :mod:`claudewrap.usage.price_fit`).
 

@@ -17,7 +17,10 @@ from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from itertools import accumulate, repeat
 from operator import add
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
+if TYPE_CHECKING:
+    from typing import Any
 
 _MAX_SEGMENTS = 8  # more sorted segments than this are merged into one
 # A segment whose newest record is more than this many days before a record's

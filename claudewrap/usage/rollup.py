@@ -36,7 +36,6 @@ import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import Any
 
 from claudewrap.store.files import open_regular
 from claudewrap.store.journal import (
@@ -48,23 +47,26 @@ from claudewrap.store.journal import (
     write_all,
 )
 from claudewrap.store.records import UsageRecord, utc_now_iso
+from claudewrap.usage.lines import loads
 from claudewrap.usage.ridindex import IndexBroken, RidIndex
 from claudewrap.usage.state import UsageState, no_cyclic_gc
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
+if TYPE_CHECKING:
+    from typing import Any
 
 try:  # hashlib itself would load OpenSSL first (2.5 ms of every report)
     from _blake2 import blake2b
 except ImportError:  # pragma: no cover - a Python without the built-in module
     from hashlib import blake2b
 
-import msgspec  # a dependency: the saved state's JSON, about 3x json's speed
-
-
 def _dumps(obj: Any) -> bytes:
+    import msgspec  # a dependency: the saved state's JSON, about 3x json's speed
+
     return msgspec.json.encode(obj)
 
 
-def _loads(data: bytes | memoryview) -> Any:
-    return msgspec.json.decode(data)
+_loads = loads  # usage/lines.py: msgspec only for a big one
 
 # 8: a CRC of the rest, the journal's stamp, sampled digests (issue 13); 9: settled
 # history archived (state.Archive: an older reader would miss its rows); 10: parts

@@ -32,9 +32,14 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from claudewrap.store.records import UsageRecord
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
+if TYPE_CHECKING:
+    from typing import Any
+
+    Attribution = tuple[Any, Any, Any, tuple[tuple[str, str], ...]]  # project, host, pane, tags
 
 PRIORITY = {"otel": 6, "transcript": 6, "pty": 5, "scan": 4, "manual": 3}
 PER_REQUEST = ("otel", "transcript")
@@ -45,11 +50,11 @@ SCREEN = ("pty", "scan")
 # per-request records; rule 4 holds those to them.
 SUMMARY = (*SCREEN, "statusline", "claude_json")
 
-Attribution = tuple[Any, Any, Any, tuple[tuple[str, str], ...]]  # project, host, pane, tags
 UnitKey = tuple[str, str, str, bool]  # session, source, Claude session, approximate
-# (unit, model, day, attribution, cost printed?) -> [records, in, out, cache read,
-# cache write, printed cost]
-RowKey = tuple[UnitKey, Any, str, Attribution, bool]
+if TYPE_CHECKING:
+    # (unit, model, day, attribution, cost printed?) -> [records, in, out, cache read,
+    # cache write, printed cost]
+    RowKey = tuple[UnitKey, Any, str, Attribution, bool]
 
 
 _DATED = re.compile(r"-\d{8}$")

@@ -47,16 +47,15 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from itertools import chain, repeat
 from operator import add, attrgetter
-from typing import Any
 
+from claudewrap.plain import field, plain
 from claudewrap.store.journal import MAX_BAD_LINES, parse_line
 from claudewrap.store.records import UsageRecord, iso_utc
 from claudewrap.usage.filters import Filters, matches
-from claudewrap.usage.lines import decode_lines
+from claudewrap.usage.lines import decode_lines, loads
 from claudewrap.usage.ridindex import RidIndex, id_bytes
 from claudewrap.usage.rule import (
     PER_REQUEST,
@@ -69,6 +68,14 @@ from claudewrap.usage.rule import (
     unit_key,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
+if TYPE_CHECKING:
+    from typing import Any
+
+    # A bucket's numbers: records, input, output, cache read, cache write, printed cost.
+    Vec = list[Any]
+    BucketKey = tuple[Any, str, int, bool]  # (model, local day, attribution id, cost printed?)
+
 _KINDS = ("delta", "total")
 
 
@@ -79,9 +86,7 @@ def _encode(obj: Any) -> bytes:
 
 
 def _decode(data: bytes | memoryview) -> Any:
-    import msgspec
-
-    return msgspec.json.decode(data)
+    return loads(data)
 
 
 _PIECE = 64 << 10  # a block that fails to decode is retried in pieces of this size
@@ -89,9 +94,6 @@ _MARK_EVERY = 64 << 10  # bytes between two marks (where a line starts)
 _IN, _OUT, _CR, _CW, _COST = (attrgetter(f) for f in (
     "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd"))
 
-# A bucket's numbers: records, input, output, cache read, cache write, printed cost.
-Vec = list[Any]
-BucketKey = tuple[Any, str, int, bool]  # (model, local day, attribution id, cost printed?)
 UnitKey = tuple[str, str, str, bool]  # (session, source, Claude session, approximate)
 
 
@@ -202,7 +204,7 @@ def _unit_rows(unit: Unit | list[Any], totals: bool) -> Iterable[Sequence[Any]]:
     return [(*k, *v) for k, v in (unit.tot if totals else unit.dlt).items()]
 
 
-@dataclass
+@plain
 class ScanStats:
     """Line counts of what was fed (the meaning of journal.ReadStats)."""
 

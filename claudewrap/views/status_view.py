@@ -12,11 +12,11 @@ none, no line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from claudewrap.plain import field, plain
 from claudewrap.views.display import count, money, row_money, short_count
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from claudewrap.usage.report import Row
 
 
-@dataclass
+@plain
 class Status:
     today: Row  # today's usage (sessions counted)
     window: Row  # the usage of the last `minutes`
