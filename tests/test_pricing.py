@@ -278,3 +278,43 @@ def test_rounded_screen_totals_teach_nothing() -> None:
                                       "request_id": None}))
     state.add_records(records)
     assert learn_prices(state, default_table()).learned == {}
+
+
+def test_the_parsed_prices_kept_in_the_cache_are_the_files_prices(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The price table read back from the cache folder (prices.json) is the table
+    the TOML files give, follows an edit of the user's file, and a damaged cache
+    costs nothing but the parse."""
+    import json
+    import os
+
+    from claudewrap.usage import pricing
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    user = tmp_path / "prices.toml"
+    user.write_text('[models."claude-sonnet-4-5"]\ninput = 9.5\n'
+                    '[models."house-model"]\ninput = 1\noutput = 2\naliases = ["hm"]\n')
+    cache = tmp_path / "cache" / "claudewrap" / "prices.json"
+
+    def same(a: pricing.PriceTable, b: pricing.PriceTable) -> None:
+        assert a.entries() == b.entries()
+        assert a.aliases == b.aliases and a.prices == b.prices
+        for model in ("claude-sonnet-4-5", "hm", "claude-opus-5-5", "claude-haiku-4-5-20251001"):
+            assert a.lookup(model) == b.lookup(model)
+
+    truth = pricing.load_table(user)
+    first = pricing._cached_table(user)  # parses and keeps it
+    assert cache.exists() and (cache.stat().st_mode & 0o777) == 0o600
+    same(first, truth)
+    same(pricing._cached_table(user), truth)  # read from the cache
+    assert pricing._cached_table(user).lookup("hm") == pricing.Price("house-model", 1.0, 2.0)
+
+    user.write_text('[models."claude-sonnet-4-5"]\ninput = 7\n')  # an edit: parsed again
+    os.utime(user, ns=(1, 1))
+    assert pricing._cached_table(user).lookup("claude-sonnet-4-5").input == 7.0
+    assert pricing._cached_table(user).lookup("hm") is None
+    same(pricing._cached_table(user), pricing.load_table(user))
+
+    for damage in (b"{", b"[]", json.dumps({"key": 1}).encode(), b"\xff"):
+        cache.write_bytes(damage)
+        same(pricing._cached_table(user), pricing.load_table(user))

@@ -272,7 +272,7 @@ def load_table(user_path: Path | None = None) -> PriceTable:
 
     Raises PriceFileError when a prices file is unreadable or malformed.
     """
-    shipped = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "prices.toml")
+    shipped = _shipped_path()
     try:  # a file beside the package (importlib.resources costs ~10 ms of each report)
         with open(shipped, encoding="utf-8") as fh:
             builtin = fh.read()
@@ -296,9 +296,62 @@ def load_table(user_path: Path | None = None) -> PriceTable:
     return PriceTable(prices, aliases, origins=origins)
 
 
+def _shipped_path() -> str:
+    return os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "prices.toml")
+
+
+def _stamp(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+_CACHE_FORMAT = 1
+
+
+def _cached_table(user_path: Path) -> PriceTable:
+    """:func:`load_table`, kept parsed in the user's cache folder (``prices.json``)
+    while the shipped and the user's prices files are as they were: parsing the
+    TOML (tomllib's import with it) was 5-8 ms of every status-line call that
+    sums today (bench/statusline.py --breakdown); the JSON takes ~0.3 ms.
+    A cache that cannot be read or written is only not used."""
+    import json
+
+    from claudewrap.store.config import user_dir
+    from claudewrap.store.files import read_regular
+
+    shipped = _shipped_path()
+    key = [_CACHE_FORMAT, shipped, _stamp(shipped), str(user_path), _stamp(str(user_path))]
+    cache = os.path.join(user_dir("cache"), "prices.json")
+    try:
+        data = json.loads(read_regular(Path(cache)))
+        if data["key"] == key:
+            prices = {m: Price(m, *rates) for m, rates in data["prices"].items()}
+            return PriceTable(prices, data["aliases"], origins=data["origins"])
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        pass  # missing, stale or damaged: parse the files
+    table = load_table(user_path)
+    again = [_CACHE_FORMAT, shipped, _stamp(shipped), str(user_path), _stamp(str(user_path))]
+    if key[2] is not None and again == key:  # neither file changed while it was read
+        body = {"key": key, "aliases": table.aliases, "origins": table.origins,
+                "prices": {m: [p.input, p.output, p.cache_write_5m, p.cache_write_1h,
+                               p.cache_read] for m, p in table.prices.items()}}
+        try:
+            from claudewrap.store.journal import atomic_write
+
+            os.makedirs(os.path.dirname(cache), 0o700, exist_ok=True)
+            atomic_write(Path(cache), [json.dumps(body, separators=(",", ":")).encode()],
+                         0o600, cache=True)
+        except (OSError, ValueError):
+            pass
+    return table
+
+
 @lru_cache(maxsize=1)
 def _default_table(path: str, mtime: float) -> PriceTable:
-    return load_table(Path(path))
+    return _cached_table(Path(path))
 
 
 def default_table() -> PriceTable:
