@@ -227,8 +227,10 @@ def record_limits(journal: Path, data: Mapping[str, Any]) -> list[Snapshot]:
     from claudewrap.usage import limits
 
     snaps = limits.from_status_input(data, ts=utc_now_iso(), host=hostname())
-    if snaps and limits.record(journal, snaps):
-        # A window can only cross an alert threshold when it changed.
+    if snaps and limits.record(journal, snaps) and b"rate_limit_percent" in _config_bytes():
+        # A window can only cross an alert threshold when it changed, and only one
+        # that config.toml sets (loading the budget module and the TOML parser to
+        # find no thresholds was ~20 ms of each call after a window moved).
         try:
             from claudewrap.export.budget import check_rate_limits
 
@@ -337,18 +339,23 @@ def use_color(env: Mapping[str, str]) -> bool:
 # --- the user's own status line -------------------------------------------------------------
 
 
+def _config_bytes() -> bytes:
+    """claudewrap's config.toml as bytes (empty when it cannot be read)."""
+    from claudewrap.store.config import default_config_path
+
+    try:
+        return default_config_path().read_bytes()
+    except (OSError, ValueError):
+        return b""
+
+
 def user_command(env: Mapping[str, str]) -> str | None:
     """``$CLAUDEWRAP_STATUSLINE_COMMAND``, else ``[statusline] command`` in
     claudewrap's config.toml; None when neither is set (or the file is bad)."""
     command = env.get(COMMAND_ENV)
     if command is not None:
         return command.strip() or None
-    from claudewrap.store.config import default_config_path
-
-    try:
-        raw = default_config_path().read_bytes()
-    except (OSError, ValueError):
-        return None
+    raw = _config_bytes()
     if b"statusline" not in raw:
         return None
     from claudewrap.store.config import parse_toml
