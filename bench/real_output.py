@@ -23,7 +23,11 @@ item 2), and prints, in one run:
 Throughput rounds are interleaved (direct, script, wrapper, direct, ...) and
 ratios are the median of each round's own ratio: the machine is shared.
 
-    python bench/real_output.py [--mb 100] [--rounds 3] [--samples 400]
+    python bench/real_output.py [--mb 100] [--rounds 3] [--samples 400] [--before REV]
+
+``--before REV`` also runs the checkout at git REV (a clean venv of its own)
+in the same rounds: its ratio to script is printed beside this one's, and its
+keystrokes go in turn with the others.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import random
 import select
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -222,6 +227,8 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=400, help="keystrokes per latency variant")
     ap.add_argument("--flow-mbps", type=float, default=4.0, help="output rate while typing")
     ap.add_argument("--only", default="", help="comma list of payload names to run")
+    ap.add_argument("--before", metavar="REV", help="also run the checkout at git REV")
+    ap.add_argument("--no-latency", action="store_true", help="skip the keystroke test")
     args = ap.parse_args()
     if not shutil.which("script"):
         raise SystemExit("script(1) not found: apt-get install bsdutils")
@@ -232,6 +239,14 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="cw-real-"))
     python, cw = clean_install(work)
+    old_cw = ""
+    if args.before:
+        old = work / "before"
+        old.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.before, "claudewrap"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+        _, old_cw = clean_install(old, root=old)
     env = dict(os.environ, CLAUDEWRAP_JOURNAL=str(work / "j.jsonl"), TERM="xterm-256color")
     for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH", "CLAUDEWRAP_CLAUDE"):
         env.pop(name, None)
@@ -255,11 +270,14 @@ def main() -> None:
 
     wrapped = dict(env, CLAUDEWRAP_CLAUDE=cat)
     run_in_pty([cw, "run", "--", "/dev/null"], wrapped)  # warm-up: bytecode, page cache
+    if old_cw:
+        run_in_pty([old_cw, "run", "--", "/dev/null"], wrapped)
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, python "
           f"{sys.version.split()[0]}; {args.rounds} interleaved rounds, medians")
     print(f"{'payload':18s} {'MB':>5s} {'direct':>8s} {'script':>8s} {'cw MB/s':>8s}"
           f" {'cw/script':>9s} {'cw/direct':>9s} {'CPU s/100MB: script':>20s} {'cw':>6s}"
-          f" {'cw own':>7s} {'relay/script':>12s} {'own':>6s}")
+          f" {'cw own':>7s} {'relay/script':>12s} {'own':>6s}"
+          + (f" {'before/script':>13s} {'own':>6s}" if old_cw else ""))
     for name, path in payloads.items():
         size = path.stat().st_size
         variants = {
@@ -269,12 +287,14 @@ def main() -> None:
             # The relay alone (--no-capture): what the parser adds is the difference.
             "relay": [cw, "run", "--no-capture", "--", str(path)],
         }
+        if old_cw:
+            variants["before"] = [old_cw, "run", "--", str(path)]
         secs: dict[str, list[float]] = {k: [] for k in variants}
         cpu: dict[str, list[float]] = {k: [] for k in variants}
         for _ in range(args.rounds):
             for key, argv in variants.items():
                 (work / "j.jsonl").unlink(missing_ok=True)
-                t, got, usage = run_in_pty(argv, wrapped if key in ("cw", "relay") else env)
+                t, got, usage = run_in_pty(argv, wrapped if key in ("cw", "relay", "before") else env)
                 c = usage.ru_utime + usage.ru_stime
                 assert got >= size, (name, key, got, size)
                 secs[key].append(t)
@@ -287,28 +307,38 @@ def main() -> None:
         print(f"{name:18s} {size / 1e6:5.0f} {size / med['direct'] / 1e6:8.1f}"
               f" {size / med['script'] / 1e6:8.1f} {size / med['cw'] / 1e6:8.1f}"
               f" {ratio_s:9.3f} {ratio_d:9.3f} {mcpu['script']:20.2f} {mcpu['cw']:6.2f}"
-              f" {mcpu['cw'] - mcpu['direct']:7.2f} {ratio_r:12.3f} {mcpu['relay'] - mcpu['direct']:6.2f}")
+              f" {mcpu['cw'] - mcpu['direct']:7.2f} {ratio_r:12.3f} {mcpu['relay'] - mcpu['direct']:6.2f}"
+              + (f" {statistics.median(s / b for s, b in zip(secs['script'], secs['before'])):13.3f}"
+                 f" {mcpu['before'] - mcpu['direct']:6.2f}" if old_cw else ""))
     print("targets: cw/script >= 0.9 on real output, >= 0.25 with usage on every line (c, d)")
 
     # Keystrokes while output flows: a writer in the background of the same
     # terminal, a raw echo in front; direct and wrapped side by side, each key
     # to both in turn.
+    if args.no_latency:
+        shutil.rmtree(work, ignore_errors=True)
+        return
     flow = work / "flow.bin"
     write_looped(flow, session_bytes(typescripts[-1]), 2)
     (work / "flood.py").write_text(FLOOD)
     shell = (f"stty raw -echo; {python} {work / 'flood.py'} {flow} {args.flow_mbps} &"
              " exec cat")
+    sh_env = dict(env, CLAUDEWRAP_CLAUDE="/bin/sh")
     # script(1) beside them: what any relay through a pty of its own adds.
-    direct, script_ms, wrapped_ms = latency_under_flow(
-        [(["sh", "-c", shell], env),
-         (["script", "-qfec", shell, "/dev/null"], env),
-         ([cw, "run", "--", "-c", shell], dict(env, CLAUDEWRAP_CLAUDE="/bin/sh"))],
-        args.samples)
+    runs = [(["sh", "-c", shell], env),
+            (["script", "-qfec", shell, "/dev/null"], env),
+            ([cw, "run", "--", "-c", shell], sh_env)]
+    if old_cw:
+        runs.append(([old_cw, "run", "--", "-c", shell], sh_env))
+    direct, script_ms, wrapped_ms, *before_ms = latency_under_flow(runs, args.samples)
     print(f"\nkeystroke round trip while {args.flow_mbps:g} MB/s of real output flows"
           f" ({len(direct)} keys each, sent to each in turn, ms):")
     print(f"  direct   p50 {pct(direct, .5):.3f}  p99 {pct(direct, .99):.3f}")
     print(f"  script   p50 {pct(script_ms, .5):.3f}  p99 {pct(script_ms, .99):.3f}")
     print(f"  wrapped  p50 {pct(wrapped_ms, .5):.3f}  p99 {pct(wrapped_ms, .99):.3f}")
+    if before_ms:
+        print(f"  before   p50 {pct(before_ms[0], .5):.3f}  p99 {pct(before_ms[0], .99):.3f}"
+              f"   ({args.before})")
     print(f"  added    p50 {pct(wrapped_ms, .5) - pct(direct, .5):.3f}  "
           f"p99 {pct(wrapped_ms, .99) - pct(direct, .99):.3f}   (target p99 <= 1 ms;"
           f" script adds p50 {pct(script_ms, .5) - pct(direct, .5):.3f}"

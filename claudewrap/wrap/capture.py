@@ -15,6 +15,8 @@ in its one warning line.
 
 from __future__ import annotations
 
+from time import monotonic as _monotonic  # loaded with the interpreter (launcher uses it)
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
 if TYPE_CHECKING:
     from typing import Any
@@ -37,8 +39,15 @@ if TYPE_CHECKING:
 # 0.50 -> 0.31 with the default switch interval, 0.38 -> 0.34 with 0.5 ms): the
 # relay's every system call gives the GIL up and waits to take it back from the
 # parser, whose regex searches over a batch hold it throughout.
+# The relay calls step() only once BATCH_BYTES are kept (or the oldest kept
+# chunk waited BACKLOG_AGE seconds): parsing each ~4 KiB read on its own, as it
+# did whenever the relay found nothing waiting, cost 2.3 s of CPU per 100 MB of
+# the looped real sessions against 0.7 in 16 KiB slices (Capture alone), most
+# of it in what every parse does once per batch; bench/real_output.py, cw's
+# own CPU per 100 MB 3.1-3.5 -> see the commit.
 BATCH_BYTES = 1 << 14
 BACKLOG_BYTES = 1 << 16
+BACKLOG_AGE = 1.0  # seconds a kept chunk waits for step() at most while output trickles
 _BUSY_PIECE = 256  # while an event is open, read on this much (to a line end) at a time
 _CARRY_MAX = 1 << 16  # an unfinished line kept for the next batch, at most ...
 _CARRY_KEEP = 512  # ... then only its end
@@ -85,6 +94,7 @@ class Capture:
         self._seen: set[tuple[Any, ...]] = set()
         self._batch: list[bytes] = []
         self._batch_size = 0
+        self._batch_since = 0.0  # when the oldest kept chunk came (time.monotonic)
         # The parser's modules, loaded by a thread from the first output on
         # (see _load_parser); None before, then True once they are in.
         self._loading: Any = None
@@ -107,6 +117,8 @@ class Capture:
         # Called after every read, on the relay's critical path: only keep the
         # chunk. The work happens in step() and idle(), or here once the backlog
         # is full (output that never pauses).
+        if not self._batch:
+            self._batch_since = _monotonic()
         self._batch.append(chunk)
         self._batch_size += len(chunk)
         if self._loading is None and self._batch_size >= BATCH_BYTES:
@@ -157,9 +169,14 @@ class Capture:
 
     @property
     def backlog(self) -> int:
-        """Bytes kept and not parsed yet that step() would parse now (0 while
-        the parser's modules load: the relay calls step() while there are)."""
-        return self._batch_size if self._loading is True or self._loaded() else 0
+        """Bytes kept and not parsed yet that step() should parse now: 0 until
+        BATCH_BYTES are kept or the oldest waited BACKLOG_AGE seconds (the
+        relay's idle() parses them once output pauses), and while the parser's
+        modules load (the relay calls step() while there are)."""
+        size = self._batch_size
+        if size < BATCH_BYTES and (not size or _monotonic() - self._batch_since < BACKLOG_AGE):
+            return 0
+        return size if self._loading is True or self._loaded() else 0
 
     def step(self) -> None:
         """Parse about BATCH_BYTES of what is kept (the oldest first); nothing
