@@ -71,17 +71,18 @@ import claudewrap.store.journal; mark("import store.journal, store.records")
 s.record_cost(journal, data, state, os.environ); mark("append the record")
 import claudewrap.usage.limits; mark("import usage.limits")
 windows = s.record_limits(journal, data); mark("record the windows")
-import claudewrap.usage.state; mark("import usage.state (lines, msgspec, rule, filters)")
+import claudewrap.usage.state; mark("import usage.state (lines, rule, filters)")
 import claudewrap.usage.rollup, claudewrap.usage.report; mark("import usage.rollup, report, pricing")
 from claudewrap.usage.pricing import default_table, user_prices_path
 user_prices_path(); mark("prices path (platformdirs)")
-table = default_table(); mark("price table (importlib.resources, tomllib, parse)")
+table = default_table(); mark("price table (parsed prices.json; tomllib when stale)")
 from claudewrap.usage.rollup import load_state
 st = load_state(journal); mark("load_state")
 from claudewrap.usage.report import make_report
 make_report(st, count_sessions=False, table=table); mark("make_report")
 s.render(data, (1.0, False, False), windows, now=time.time(), color=True); mark("render")
 s.user_command(os.environ); mark("user's own command? (config.toml)")
+s._save(s.state_path(journal), state); mark("save the state file (new cost)")
 print(json.dumps([(n, 1000 * (b - a)) for (_, a), (n, b) in zip(marks, marks[1:])]))
 """
 

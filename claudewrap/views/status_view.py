@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from claudewrap.plain import field, plain
 from claudewrap.views.display import count, money, row_money, short_count
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
 if TYPE_CHECKING:
     from claudewrap.export.budget import Standing
     from claudewrap.usage.limits import Snapshot
