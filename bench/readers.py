@@ -1,7 +1,7 @@
 """Every reader of the journal, warm, on journals of 10k, 100k and 1M records (issue 16).
 
-    python bench/readers.py [--quick] [--sizes 10000,100000] [--dir /tmp/cwbench-readers]
-                            [--against CHECKOUT]
+    python bench/readers.py [--quick] [--records 10000,100000] [--dir /tmp/cwbench-readers]
+                            [--only metrics --only cost] [--against CHECKOUT]
 
 For each size: a realistic journal (bench/gen_journal.py, seed 1: a year of
 sessions that ends the day before the run), copied fresh;
@@ -144,7 +144,8 @@ def serve_bench(script: str, journal: Path, env: dict[str, str], seed: int
 Install = tuple[str, str, str]  # label, python, console script
 
 
-def bench_size(records: int, work: Path, installs: list[Install], runs: int
+def bench_size(records: int, work: Path, installs: list[Install], runs: int,
+               readers: list[tuple[str, list[str], float]] = READERS, serve: bool = True
                ) -> dict[str, dict[str, tuple[float, float]]]:
     """Each install on its own copy of the journal, reader by reader side by side."""
     base = work / f"year-{YEAR_START:%Y%m%d}-{records}.jsonl"
@@ -172,22 +173,24 @@ def bench_size(records: int, work: Path, installs: list[Install], runs: int
     start = timed(python, [python, "-c", "pass"], envs[0], 5)
     naive = timed(python, [python, "-c", NAIVE_READ, journal0], envs[0], 1)
     cold: dict[str, dict[str, tuple[float, float]]] = {label: {} for label, _, _ in installs}
-    for name, args, _ in READERS:  # cold: each builds its caches
+    for name, args, _ in readers:  # cold: each builds its caches
         for (label, py, script), env in zip(installs, envs):
             cold[label][name] = timed(py, [script, *args], env, 1)
     new = recent_records(1000, 1000 + records % 997)
     for env in envs:
         with open(env["CLAUDEWRAP_JOURNAL"], "a", encoding="utf-8") as fh:
             fh.write(new)
-    for name, args, _ in READERS:
+    for name, args, _ in readers:
         for (label, py, script), env in zip(installs, envs):
             timed(py, [script, *args], env, 1)  # warm-up: reads the new lines
             out[label][name] = timed(py, [script, *args], env, runs)
     for (label, _, script), env in zip(installs, envs):
-        after, best, rss = serve_bench(script, Path(env["CLAUDEWRAP_JOURNAL"]), env, 2000)
-        out[label]["serve scrape (1,000 new)"] = (after, rss)
-        out[label]["serve scrape (100 new)"] = (best, rss)
-        out[label]["cold usage"] = cold[label]["usage"]
+        if serve:
+            after, best, rss = serve_bench(script, Path(env["CLAUDEWRAP_JOURNAL"]), env, 2000)
+            out[label]["serve scrape (1,000 new)"] = (after, rss)
+            out[label]["serve scrape (100 new)"] = (best, rss)
+        if "usage" in cold[label]:
+            out[label]["cold usage"] = cold[label]["usage"]
         out[label]["python start"] = start
         out[label]["naive json.loads"] = naive
     for k, _ in enumerate(installs):
@@ -213,7 +216,11 @@ def cell(name: str, got: tuple[float, float], start: float, naive: float,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--sizes", "--records", dest="sizes", default="10000,100000,1000000",
+                        help="journal sizes (records), comma-separated")
+    parser.add_argument("--only", action="append", metavar="READER",
+                        help="only the readers whose name starts with READER (repeatable;"
+                             " 'serve' for the scrapes), e.g. --only metrics --only cost")
     parser.add_argument("--quick", action="store_true", help="10k and 100k records only")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/cwbench-readers"))
     parser.add_argument("--runs", type=int, default=3)
@@ -227,12 +234,15 @@ def main() -> None:
     if args.against:
         installs.append(("against", *clean_install(Path(tempfile.mkdtemp(prefix="cw-r-")),
                                                    args.against.resolve())))
+    readers = [r for r in READERS if not args.only or r[0].startswith(tuple(args.only))]
+    serve = not args.only or "serve" in args.only
     results = {}
     for n in sizes:
         print(f"{n:,} records ...", flush=True)
-        results[n] = bench_size(n, args.dir, installs, args.runs)
-    names = ["python start", "naive json.loads", *(r[0] for r in READERS),
-             "serve scrape (1,000 new)", "serve scrape (100 new)", "cold usage"]
+        results[n] = bench_size(n, args.dir, installs, args.runs, readers, serve)
+    names = ["python start", "naive json.loads", *(r[0] for r in readers),
+             *(["serve scrape (1,000 new)", "serve scrape (100 new)"] if serve else []),
+             *(["cold usage"] if any(r[0] == "usage" for r in readers) else [])]
     targets = {name: t for name, _, t in READERS}
     for label, _, _ in installs:
         title = "this checkout" if label == "this" else f"against {args.against}"

@@ -558,3 +558,71 @@ def test_the_exposition_is_what_prometheus_client_writes(
         rate_limits=(Limit(window="five_hour", used=0.42, resets_at=1_900_000_000.0,
                            host="host\"1"),))
     assert metrics.exposition(snap) == generate_latest(metrics.registry(snap))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats() | st.integers(-10**20, 10**20).map(float)
+       | st.sampled_from([0.0, -0.0, 1e6, 999999.0, 1234567.0, 1e7, 1e15, 1e16, 1e22, 0.1,
+                          1e-5, 123456789.125, float("inf"), float("-inf"), float("nan")]))
+def test_go_float_spells_values_as_prometheus_client(value: float) -> None:
+    from prometheus_client.utils import floatToGoString
+
+    assert metrics.go_float(value) == floatToGoString(value)
+
+
+def test_the_metrics_command_does_not_import_prometheus_client(tmp_path: Path) -> None:
+    """The library's package import (http.server, ssl, ...) is not needed to print."""
+    j = write(tmp_path / "j.jsonl", [rec(60, input_tokens=10, cost_usd=0.5)])
+    code = ("import sys; from claudewrap.main import main; sys.argv = ['claudewrap',"
+            f" 'metrics', '--journal', {str(j)!r}]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "assert 'prometheus_client' not in sys.modules, 'imported'\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "claude_api_tokens_input_total" in out.stdout
+
+
+_counter_keys = st.tuples(*[_LABEL_TEXT] * 4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(_counter_keys, st.integers(0, 10**12), max_size=8),
+       st.dictionaries(st.tuples(*[_LABEL_TEXT] * 4, st.sampled_from(["true", "false"])),
+                       _VALUE, max_size=8))
+def test_the_counters_file_keeps_every_value(plain: dict[Any, int], cost: dict[Any, float]
+                                             ) -> None:
+    import tempfile
+
+    values = {**{name: dict(plain) for name in metrics.COUNTERS if name != "cost"},
+              "cost": dict(cost)}
+    values["records"] = {k: v + 1 for k, v in list(plain.items())[:3]}  # another key set
+    mark = metrics.JournalMark((1, 2), 10, ["x"], [3])
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "j.jsonl.counters"
+        metrics._write_counters(path, mark, values)
+        found = metrics._read_counters(path)
+    assert found is not None
+    assert found == (mark.to_json(), values, True)
+
+
+def test_a_counters_file_of_format_3_is_read(tmp_path: Path) -> None:
+    """Counters saved by the previous format still hold after an upgrade (a file read
+    as none would start the counters again from the journal: a drop)."""
+    import json
+    import zlib
+
+    j = write(tmp_path / "j.jsonl", [rec(60, input_tokens=10, cost_usd=0.5)])
+    scrape(j)
+    path = metrics.counters_path(j)
+    found = metrics._read_counters(path)
+    assert found is not None
+    mark, values, _ = found
+    values["tokens_input"] = {k: v + 1000 for k, v in values["tokens_input"].items()}
+    old = {"journal": mark, "counters": {
+        name: [[*k, v] for k, v in sorted(values[name].items())] for name in metrics.COUNTERS}}
+    body = json.dumps(old).encode()
+    path.write_bytes(b"claudewrap-counters 3 " + b"%08x\n" % zlib.crc32(body) + body)
+    assert metrics._read_counters(path) == (mark, values, False)
+    assert value(scrape(j), "claude_api_tokens_input_total") == 1010
+    assert path.read_bytes().startswith(metrics._COUNTERS_MAGIC)  # saved again as format 4
