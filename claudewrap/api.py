@@ -20,23 +20,43 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from claudewrap.wrap.launcher import LaunchError
-from claudewrap.wrap.runner import (
-    SESSION_ENV,
-    RunOutcome,
-    TagError,
-    new_session_id,
-    parse_tag_args,
-    run_claude,
-)
+from claudewrap.plain import plain
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
     from claudewrap.store.records import UsageRecord
     from claudewrap.usage.report import Row
+    from claudewrap.wrap.launcher import LaunchError
+    from claudewrap.wrap.runner import (
+        RunOutcome,
+        TagError,
+        new_session_id,
+        parse_tag_args,
+        run_claude,
+    )
+
+# wrap.runner.SESSION_ENV (tests hold them equal): the readers here (`cost`,
+# `monitor`) do not import the launch path (wrap.runner, wrap.launcher and their
+# modules: ~10 ms of a `cost --session`, -X importtime), only run_claude does.
+SESSION_ENV = "CLAUDEWRAP_SESSION"
+_FROM_RUNNER = ("RunOutcome", "TagError", "new_session_id", "parse_tag_args", "run_claude")
+
+
+def __getattr__(name: str) -> Any:
+    """The launch path's names (run_claude, ...), imported when first asked for."""
+    if name == "LaunchError":
+        from claudewrap.wrap.launcher import LaunchError
+
+        return LaunchError
+    if name in _FROM_RUNNER:
+        from claudewrap.wrap import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # Sources that only a wrapped run writes under its own session id (a transcript
 # record does when it was reconciled at the end of a run: its session is then
@@ -149,7 +169,7 @@ def monitor_session(session: str, interval: float, callback: Callable[[SessionUs
 # --- sessions ------------------------------------------------------------------------
 
 
-@dataclass
+@plain
 class LiveSession:
     """A wrapped run that is running now."""
 
@@ -319,7 +339,7 @@ def _whole_line(fd: int, start: int) -> bytes | None:
         start += len(block)
 
 
-@dataclass
+@plain
 class SessionUsage:
     """What one session used, by the reports' rules."""
 

@@ -235,3 +235,20 @@ def test_session_usage_reads_the_journal_from_where_the_session_begins(tmp_path:
     resumed = api.session_usage("resumed", str(journal))
     assert (resumed.records, resumed.usage.input_tokens) == (4, 800)
     assert resumed.first_ts == "2026-01-01T09:00:00.000Z"
+
+
+def test_the_readers_of_the_api_do_not_import_the_launch_path() -> None:
+    """`cost` and `monitor` use api without run_claude: the launch path's modules are
+    imported when run_claude (or another of their names) is first asked for."""
+    code = (
+        "import sys\n"
+        "from claudewrap import api\n"
+        "assert 'claudewrap.wrap.runner' not in sys.modules\n"
+        "assert 'claudewrap.wrap.launcher' not in sys.modules\n"
+        "assert 'dataclasses' not in sys.modules\n"
+        "from claudewrap.api import run_claude, LaunchError\n"
+        "from claudewrap.wrap import launcher, runner\n"
+        "assert run_claude is runner.run_claude and api.TagError is runner.TagError\n"
+        "assert LaunchError is launcher.LaunchError\n"
+        "assert api.SESSION_ENV == runner.SESSION_ENV\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
