@@ -20,9 +20,12 @@ shell having its prompt back). `--before REV` times the checkout at git
 revision REV beside this one (its own clean venv), in the same shell, turn by
 turn. `--pty` runs the shell in a pty (script(1)) so the wrapper takes its pty
 path, as for an interactive `claude`; else stdin and stdout are /dev/null (the
-pipe path).
+pipe path). `--tmux` sets $TMUX and $TMUX_PANE to a private tmux server's
+pane, as for a `claude` typed inside tmux: the wrapper then asks tmux for the
+session name (`tmux display-message`), which before issue 14 it waited for
+before claude started.
 
-    python bench/shell_function.py [--runs 15] [--before REV] [--pty]
+    python bench/shell_function.py [--runs 15] [--before REV] [--pty] [--tmux]
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ STATUSES = (0, 1, 2, 126, 127)
 Times = dict[tuple[str, int], tuple[float, float, float]]
 
 
-def measure(work: Path, runs: int, before: str | None = None, pty: bool = False) -> Times:
+def measure(work: Path, runs: int, before: str | None = None, pty: bool = False,
+            tmux: dict[str, str] | None = None) -> Times:
     """Median ms (total, to start, after) of each way for each status."""
     bin_dir = work / "bin"
     bin_dir.mkdir()
@@ -83,7 +87,8 @@ def measure(work: Path, runs: int, before: str | None = None, pty: bool = False)
                              f" echo \"{name}|{s}|$t0|$ts|$t1\" >> {results}")
     env = dict(os.environ, PATH=f"{bin_dir}:/usr/bin:/bin", BENCH_STAMP=str(stamp),
                HOME=str(work), CLAUDEWRAP_JOURNAL=str(work / "journal.jsonl"),
-               XDG_CONFIG_HOME=str(work / "config"), XDG_DATA_HOME=str(work / "data"))
+               XDG_CONFIG_HOME=str(work / "config"), XDG_DATA_HOME=str(work / "data"),
+               **(tmux or {}))
     for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH", "CLAUDEWRAP_CLAUDE"):
         env.pop(name, None)
     script = work / "loop.bash"
@@ -103,15 +108,37 @@ def measure(work: Path, runs: int, before: str | None = None, pty: bool = False)
                 statistics.median(x[2] for x in v)) for k, v in times.items()}
 
 
+def private_tmux(name: str) -> dict[str, str]:
+    """$TMUX and $TMUX_PANE of a pane of a new private tmux server ``name``."""
+    base = ["tmux", "-L", name, "-f", "/dev/null"]
+    subprocess.run([*base, "new-session", "-d", "-s", "bench", "sleep 3600"], check=True,
+                   timeout=15)
+    socket, pane = subprocess.run(
+        [*base, "display-message", "-p", "#{socket_path} #{pane_id}"], check=True,
+        capture_output=True, text=True, timeout=15).stdout.split()
+    return {"TMUX": f"{socket},0,0", "TMUX_PANE": pane}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=15, help="runs of each way and status")
     ap.add_argument("--before", metavar="REV", help="also time the checkout at git REV")
     ap.add_argument("--pty", action="store_true", help="in a pty: the wrapper's pty path")
+    ap.add_argument("--tmux", action="store_true", help="as inside tmux (a private server)")
     args = ap.parse_args()
+    server = f"cwbench{os.getpid()}"
     with tempfile.TemporaryDirectory() as tmp:
-        med = measure(Path(tmp), args.runs, args.before, args.pty)
-    where = "a pty" if args.pty else "stdin and stdout /dev/null"
+        tmux_env = None
+        if args.tmux:
+            tmux_env = private_tmux(server)
+        try:
+            med = measure(Path(tmp), args.runs, args.before, args.pty, tmux_env)
+        finally:
+            if args.tmux:
+                subprocess.run(["tmux", "-L", server, "kill-server"], capture_output=True,
+                               check=False)
+    where = ("a pty" if args.pty else "stdin and stdout /dev/null") + (
+        ", inside tmux" if args.tmux else "")
     print(f"`claude STATUS` through the shell (median of {args.runs}, ms; bash, one shell, {where}):")
     print(f"  {'status':>6}  {'unwrapped':>9}  {'function':>9}  {'claudewrap run':>14}"
           f"  {'function added':>14}  {'function/run':>12}  {'python':>6}  {'python re':>9}")

@@ -2,8 +2,11 @@
 
 Read from the environment only; nothing here starts a process on the launch
 path except one short `tmux display-message` when inside tmux (for the session
-name), bounded by a timeout. GNU screen needs no process: ``$STY`` and
-``$WINDOW`` say it all. scan.py uses the same labels for scrollback it reads.
+name), bounded by a timeout. The wrapper starts it without waiting
+(:class:`TmuxQuery`) and reads its answer once claude runs: 5-15 ms of tmux
+that `claude` no longer waits for before it starts. GNU screen needs no
+process: ``$STY`` and ``$WINDOW`` say it all. scan.py uses the same labels for
+scrollback it reads.
 """
 
 from __future__ import annotations
@@ -82,6 +85,111 @@ def tmux_session_name(env: dict[str, str]) -> str | None:
     return name if out.returncode == 0 and name else None
 
 
+class TmuxQuery:
+    """``tmux display-message`` for the session name, started now and read later
+    (:meth:`result`), with os.posix_spawn and a pipe: no subprocess module (it
+    is ~5 ms to import) and no wait before claude starts."""
+
+    __slots__ = ("_answer", "_done", "_fd", "_pid")
+
+    TIMEOUT = 0.5  # what a stuck server may cost, at most (as tmux_session_name)
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self._pid = pid
+        self._fd = fd
+        self._done = False
+        self._answer: str | None = None
+
+    @classmethod
+    def start(cls, env: dict[str, str]) -> TmuxQuery | None:
+        """The query for ``$TMUX_PANE``'s session, running; None outside tmux or
+        when tmux cannot be started."""
+        if not env.get("TMUX"):
+            return None
+        # As subprocess finds it: in the PATH of ``env`` (posix_spawnp would
+        # search ours).
+        path = next((p for p in (os.path.join(d or ".", "tmux")
+                                 for d in env.get("PATH", os.defpath).split(os.pathsep))
+                     if os.access(p, os.X_OK) and not os.path.isdir(p)), None)
+        if path is None:
+            return None
+        argv = ["tmux", "display-message", "-p"]
+        pane = env.get("TMUX_PANE")
+        if pane:
+            argv += ["-t", pane]
+        argv.append("#{session_name}")
+        import signal  # loaded by the launcher already
+
+        r, w = os.pipe()
+        try:
+            pid = os.posix_spawn(path, argv, env, file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, w, 1),
+                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_CLOSE, r),
+            ], setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))  # as subprocess restores them
+        except OSError:
+            os.close(r)
+            return None
+        finally:
+            os.close(w)
+        return cls(pid, r)
+
+    def result(self) -> str | None:
+        """The session name (None on error or after TIMEOUT); waits for tmux
+        the first time, at most TIMEOUT seconds."""
+        if self._done:
+            return self._answer
+        self._done = True
+        import select
+        import time
+
+        out = b""
+        deadline = time.monotonic() + self.TIMEOUT
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self._fd], [], [], left)[0]:
+                    os.kill(self._pid, 9)  # stuck: no answer
+                    out = b""
+                    break
+                chunk = os.read(self._fd, 4096)
+                if not chunk:
+                    break
+                out += chunk
+        except (OSError, InterruptedError):
+            out = b""
+        finally:
+            os.close(self._fd)
+        status = self._reap()
+        name = out.decode("utf-8", "replace").strip()
+        self._answer = name if status == 0 and name else None
+        return self._answer
+
+    def cancel(self) -> None:
+        """Claude did not start: end the query unread."""
+        if self._done:
+            return
+        self._done = True
+        os.close(self._fd)
+        try:
+            os.kill(self._pid, 9)
+        except OSError:
+            pass
+        self._reap()
+
+    def _reap(self) -> int | None:
+        """tmux's exit status (None if killed or already reaped)."""
+        while True:
+            try:
+                _, status = os.waitpid(self._pid, 0)
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                return None
+            return os.waitstatus_to_exitcode(status)
+
+
 def screen_label(sty: str | None, window: str | None) -> str | None:
     """``screen_session`` for GNU screen's ``$STY`` (``pid.name``) and ``$WINDOW``:
     ``"pid.name:window"``, or just ``$STY`` without a window number."""
@@ -91,8 +199,10 @@ def screen_label(sty: str | None, window: str | None) -> str | None:
 
 
 def collect(*, project: str | None = None, tags: dict[str, str] | None = None,
-            env: dict[str, str] | None = None, cwd: str | None = None) -> dict[str, Any]:
-    """Attribution fields for records written by this process."""
+            env: dict[str, str] | None = None, cwd: str | None = None,
+            ask_tmux: bool = True) -> dict[str, Any]:
+    """Attribution fields for records written by this process; with
+    ``ask_tmux`` false, ``tmux_session`` is None (see TmuxQuery)."""
     env = dict(os.environ if env is None else env)
     cwd = cwd or os.getcwd()
     all_tags = parse_tags(env.get("CLAUDEWRAP_TAGS"))
@@ -102,7 +212,7 @@ def collect(*, project: str | None = None, tags: dict[str, str] | None = None,
         "cwd": cwd,
         "host": hostname(),
         "tmux_pane": env.get("TMUX_PANE") or None,
-        "tmux_session": tmux_session_name(env),
+        "tmux_session": tmux_session_name(env) if ask_tmux else None,
         "screen_session": screen_label(env.get("STY"), env.get("WINDOW")),
         "tags": all_tags,
     }

@@ -129,9 +129,14 @@ def run_claude(args: Sequence[str] = (), *, project: str | None = None,
     if capture:
         journal_option, misplaced = _usable_journal(journal_option)
     cap: Capture | None = None
+    tmux: Any = None
     if capture:
         cap = _make_capture(session, journal_option, config, project, tags,
                             resumed_session(args))
+        from claudewrap.wrap.context import TmuxQuery
+
+        # Asked now, read once claude runs (started()): claude does not wait for tmux.
+        tmux = TmuxQuery.start(dict(os.environ))
     exact = _exact_sources(cap, journal_option, otel)
     env = exact.child_env() or dict(os.environ)
     env[SESSION_ENV] = session
@@ -145,6 +150,10 @@ def run_claude(args: Sequence[str] = (), *, project: str | None = None,
         # is bound and in claude's environment already; the live marker and
         # the webhook sender (reading the journal from ``start``) miss nothing.
         nonlocal marker, hook
+        if tmux is not None and cap is not None:
+            # Before any record: the capture, OpenTelemetry and the transcript
+            # share this dict; the live marker is written just below.
+            cap.attribution["tmux_session"] = tmux.result()
         exact.child_started()
         if cap is not None:
             marker = _live(session, cap, journal_path)
@@ -160,6 +169,8 @@ def run_claude(args: Sequence[str] = (), *, project: str | None = None,
             hook.close()
         raise
     finally:
+        if tmux is not None:
+            tmux.cancel()  # claude never started: end the query unread (no-op once read)
         if marker is not None:
             marker.__exit__(None, None, None)
 
@@ -225,7 +236,7 @@ def _make_capture(session: str, journal: str | None, config: str | os.PathLike[s
     path = os.fspath(config) if config is not None else config_file()
     patterns = load_user_patterns(path) if config is not None or os.path.exists(path) else []
     return Capture(session=session, journal=journal, user_patterns=patterns,
-                   attribution=context.collect(project=project, tags=tag_dict),
+                   attribution=context.collect(project=project, tags=tag_dict, ask_tmux=False),
                    claude_session=claude_session)
 
 
