@@ -1,6 +1,7 @@
 """How fast `claudewrap usage` summarises a big journal, cold and after new records.
 
     python bench/usage_bench.py [--records 1000000] [--dir /tmp/cwbench] [--no-ccusage]
+                                [--import-only] [--before REV]
 
 1. Writes a seeded journal of N records (bench/gen_journal.py) and, for the
    comparison, the same usage as Claude Code transcripts.
@@ -12,7 +13,11 @@
 5. `ccusage daily --json --offline` (ccusage 20.0.24, a native binary installed
    with npm into DIR/npm; `CLAUDE_CONFIG_DIR` at the folder holding `projects/`
    and an empty `HOME`, since v20 also counts other coding agents it finds) over
-   the same usage as transcripts, and `claudewrap import` of those transcripts.
+   the same usage as transcripts, and `claudewrap import` of those transcripts
+   (wall time and peak RSS of its biggest process), into an empty journal; with
+   ``--before REV`` also the import of REV's checkout (a git worktree, its own
+   clean venv) in the same run, and the totals of `usage --json` over both
+   journals, which must agree.
 
 Targets (issues 7 and 16): cold <= 0.5x the naive read, warm <= start + 100 ms,
 cold >= 5x and warm >= 100x faster than ccusage 20, import no slower than ccusage.
@@ -29,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -108,11 +114,79 @@ def ccusage(transcripts: Path, npm_dir: Path) -> tuple[float, dict[str, int]] | 
                                                              "cacheCreationTokens")}
 
 
+def import_run(script: str, transcripts: Path, journal: Path) -> tuple[float, float, str]:
+    """Wall time, peak RSS (MB) and output of `claudewrap import` into a new ``journal``."""
+    from import_bench import timed
+
+    journal.unlink(missing_ok=True)
+    env = dict(os.environ, CLAUDE_CONFIG_DIR=str(journal.parent / "no-config"))
+    for name in ("CLAUDEWRAP_JOURNAL", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE"):
+        env.pop(name, None)
+    run = timed([script, "import", "--journal", str(journal), str(transcripts / "projects")],
+                env=env)
+    return run.took, run.rss, run.out.strip()
+
+
+def usage_json(script: str, journal: Path) -> dict[str, Any]:
+    """`claudewrap usage --json` over ``journal`` (no rollup): totals, by model, day,
+    project and session."""
+    env = dict(os.environ, CLAUDEWRAP_JOURNAL=str(journal))
+    env.pop("PYTHONPATH", None)
+    out = subprocess.run([script, "usage", "--json", "--no-cache"], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def before_checkout(rev: str, work: Path) -> tuple[Path, str]:
+    """(worktree, claudewrap console script) of ``rev``'s checkout in a clean venv."""
+    from passthrough import clean_install
+
+    tree = work / "tree"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev],
+                   check=True, capture_output=True)
+    return tree, clean_install(work, root=tree)[1]
+
+
+def compare_imports(args: argparse.Namespace, transcripts: Path, ccusage_took: float) -> None:
+    """`claudewrap import` of the transcripts (and REV's with --before), beside ccusage."""
+    if not _CW:
+        from passthrough import clean_install
+
+        _CW.append(clean_install(Path(tempfile.mkdtemp(prefix="cw-usage-bench-")))[1])
+    runs: list[tuple[str, str]] = [("claudewrap import", _CW[0])]
+    tree = None
+    if args.before:
+        tree, script = before_checkout(args.before,
+                                       Path(tempfile.mkdtemp(prefix="cw-import-before-")))
+        runs.insert(0, (f"claudewrap import ({args.before})", script))
+    try:
+        totals = []
+        for name, script in runs:
+            journal = args.dir / f"imported-{len(totals)}.jsonl"
+            took, rss, out = import_run(script, transcripts, journal)
+            print(f"{name} of the same transcripts: {took:.2f} s = {took / ccusage_took:.2f}x"
+                  f" ccusage (target <= 1), peak RSS {rss:.0f} MB ({out})")
+            if args.before:
+                totals.append(usage_json(_CW[0], journal))
+        if args.before:
+            same = totals[0] == totals[1]
+            print(f"usage --json of the two imports: {'the same' if same else 'DIFFER'}"
+                  f" (total: {totals[-1].get('total')})")
+    finally:
+        if tree is not None:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                           check=False, capture_output=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/cwbench"))
     parser.add_argument("--no-ccusage", action="store_true")
+    parser.add_argument("--import-only", action="store_true",
+                        help="only ccusage and `claudewrap import` (no cold/warm `usage`)")
+    parser.add_argument("--before", metavar="REV",
+                        help="also time the import of REV's checkout, in the same run")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     journal = args.dir / f"journal-{args.records}.jsonl"
@@ -132,6 +206,14 @@ def main() -> None:
     truth = json.loads(truth_file.read_text())
     print(f"journal: {journal} ({journal.stat().st_size / 1e6:.0f} MB,"
           f" {truth['records']:,} records, {truth['requests']:,} requests)")
+    if args.import_only:
+        result = ccusage(transcripts, args.dir / "npm")
+        if isinstance(result, str):
+            sys.exit(f"ccusage: not compared: {result}")
+        print(f"ccusage daily --json --offline: {result[0]:.2f} s over the same"
+              f" {truth['requests']:,} requests as transcripts")
+        compare_imports(args, transcripts, result[0])
+        return
 
     rollup.cache_path(journal).unlink(missing_ok=True)
     cold, tokens = in_process(journal)
@@ -182,14 +264,7 @@ def main() -> None:
           f" requests as transcripts (tokens {'agree' if same_tokens else 'DIFFER'});"
           f" ccusage / claudewrap cold = {took / times[2]:.1f}x (target >= 5),"
           f" / claudewrap warm = {took / warm_cmd:.1f}x (target >= 100)")
-    imported = args.dir / "imported.jsonl"
-    imported.unlink(missing_ok=True)
-    env = dict(os.environ, CLAUDE_CONFIG_DIR=str(args.dir / "no-config"))
-    env.pop("CLAUDEWRAP_JOURNAL", None)
-    took_import = wall([_CW[0], "import", "--journal", str(imported),
-                        str(transcripts / "projects")], env=env, runs=1)
-    print(f"claudewrap import of the same transcripts: {took_import:.2f} s"
-          f" = {took_import / took:.2f}x ccusage (target <= 1)")
+    compare_imports(args, transcripts, took)
 
 
 if __name__ == "__main__":
