@@ -104,7 +104,14 @@ def write_files(root: Path, seed: int) -> list[Path]:
     size = 0
     n = 0
     while size < 3 << 20:  # three blocks and more
-        if rng.random() < 0.5:
+        if seed % 2 == 0 and rng.random() < 0.0005:  # lines longer than a block
+            lines.append(json.dumps({"type": "user", "message": {
+                "role": "user", "content": "<command-name>/big</command-name>" + "b" * (
+                    rng.randint(1, 3) << 20)}}, separators=(",", ":")))
+            n += 1
+            lines.append(usage_line(rng, f"req_{n}").replace('"text":"', '"text":"' + "c" * (
+                rng.randint(1, 3) << 20), 1))
+        elif rng.random() < 0.5:
             n += rng.random() < 0.7  # a request's blocks repeat its id
             lines.append(usage_line(rng, f"req_{n}"))
         else:

@@ -446,13 +446,14 @@ def _read_file(path: Path, found: dict[str, Request], max_bytes: int | None = No
     turn = _Turn()
     decoder = _decoder()
 
-    def take(lines: list[bytes]) -> None:
-        """A block's lines: the turns they start, the requests they hold."""
+    def take(lines: list[bytes], users: bool) -> None:
+        """A block's lines: the turns they start, the requests they hold
+        (``users``: whether any line holds the user's role)."""
         usage = [i for i, line in enumerate(lines)
                  if _USAGE_MARK in line and _ASSISTANT_MARK in line]
         # A line that starts a turn: not a usage line, the user's role in its head.
         turns = [i for i, line in enumerate(lines) if line.find(_USER_ROLE, 0, _HEAD) >= 0
-                 and not line.startswith(_BOOKKEEPING)] if main else []
+                 and not line.startswith(_BOOKKEEPING)] if main and users else []
         if not usage:
             for i in turns:
                 turn.other_line(lines[i])
@@ -483,7 +484,7 @@ def _read_file(path: Path, found: dict[str, Request], max_bytes: int | None = No
     except OSError:
         return
     with fh:
-        tail = b""  # the start of a line the next block ends
+        start: list[bytes] = []  # the start of a line a later block ends
         try:
             skip = False  # up to the first newline: a line read in part
             if max_bytes is not None:
@@ -498,13 +499,23 @@ def _read_file(path: Path, found: dict[str, Request], max_bytes: int | None = No
                         continue
                     block, skip = block[cut + 1:], False
                 lines = block.split(b"\n")
-                lines[0] = tail + lines[0]
-                tail = lines.pop()
-                take(lines)
+                if len(lines) == 1:  # a line longer than a block
+                    start.append(block)
+                    continue
+                if start:
+                    start.append(lines[0])
+                    lines[0] = b"".join(start)
+                    start.clear()
+                # (one search of the block, or of a line it only ends)
+                users = _USER_ROLE in block or _USER_ROLE in lines[0]
+                if lines[-1]:
+                    start.append(lines[-1])
+                del lines[-1]
+                take(lines, users)
         except OSError:
             return
-        if tail:
-            take([tail])
+        if start:
+            take([b"".join(start)], True)
 
 
 def to_record(req: Request, *, session: str | None = None,
@@ -736,8 +747,19 @@ def _file_lines(path: Path, host: str) -> _FileLines:
     return list(found), times, b"".join(lines)
 
 
+# Files a worker reads per message to the main process.
+_CHUNK_FILES = 16
+
+
 def _read_files(files: list[Path], host: str) -> Iterator[_FileLines]:
-    """:func:`_file_lines` of each file, in order; by worker processes for many files."""
+    """:func:`_file_lines` of each file, in order; by worker processes for many files.
+
+    Worker k reads chunks k, k + n, k + 2n, ... of _CHUNK_FILES files and sends
+    each chunk's results down its own pipe; this process takes them in turn.
+    No pool: its threads here (tasks, results, workers) cost this process
+    0.45-0.9 s of CPU per 200,000 requests beside 0.03 s for the plain pipes,
+    and a full pipe holds a worker back (memory stays bounded).
+    """
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -747,9 +769,47 @@ def _read_files(files: list[Path], host: str) -> Iterator[_FileLines]:
             yield _file_lines(path, host)
         return
     import multiprocessing
+    import pickle
 
-    with multiprocessing.Pool(min(cores, 4)) as pool:
-        yield from pool.imap(functools.partial(_file_lines, host=host), files, chunksize=8)
+    chunks = [files[i:i + _CHUNK_FILES] for i in range(0, len(files), _CHUNK_FILES)]
+    n = min(cores, 4)
+    workers = []
+    done = False
+    try:
+        for k in range(n):
+            ours, theirs = multiprocessing.Pipe(duplex=False)
+            proc = multiprocessing.Process(target=_worker, args=(theirs, chunks[k::n], host),
+                                           daemon=True)
+            proc.start()
+            theirs.close()
+            workers.append((proc, ours))
+        for i, chunk in enumerate(chunks):
+            proc, conn = workers[i % n]
+            try:
+                found: list[_FileLines] = pickle.loads(conn.recv_bytes())
+            except (EOFError, OSError):  # the worker died: this process reads its chunk
+                found = [_file_lines(path, host) for path in chunk]
+            yield from found
+        done = True
+    finally:
+        for proc, conn in workers:
+            if not done:  # stopped early: the workers' work is not wanted
+                proc.kill()
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+            conn.close()
+
+
+def _worker(conn: Any, chunks: list[list[Path]], host: str) -> None:
+    """A worker of :func:`_read_files`."""
+    import pickle
+
+    with conn:
+        for chunk in chunks:
+            conn.send_bytes(pickle.dumps([_file_lines(path, host) for path in chunk],
+                                         protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _main_files_first(files: Iterable[Path]) -> list[Path]:
