@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import os
 import shutil
 import signal
@@ -62,17 +63,22 @@ RSS_TARGET = 200.0  # MB
 _TIMED = ("import resource, subprocess, sys, time\n"
           "t = time.perf_counter()\n"
           "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
-          "print(time.perf_counter() - t,"
-          " resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)\n")
+          "ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+          "print(time.perf_counter() - t, ru.ru_maxrss / 1024, ru.ru_utime + ru.ru_stime)\n")
 
-def timed(python: str, argv: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
-    """The best wall time of ``argv`` over ``runs`` fresh processes, and the peak RSS (MB)."""
-    best = (float("inf"), 0.0)
+Timing = tuple[float, float, float]  # best wall time (s), peak RSS (MB), best CPU time (s)
+
+
+def timed(python: str, argv: list[str], env: dict[str, str], runs: int) -> Timing:
+    """The best wall time of ``argv`` over ``runs`` fresh processes, the peak RSS (MB)
+    and the best CPU time (user + system: what other work on shared cores inflates
+    least)."""
+    best = (float("inf"), 0.0, float("inf"))
     for _ in range(runs):
         out = subprocess.run([python, "-c", _TIMED, *argv], env=env, check=True,
                              capture_output=True, text=True).stdout.split()
-        t, rss = float(out[0]), float(out[1])
-        best = (min(best[0], t), max(best[1], rss))
+        t, rss, cpu = float(out[0]), float(out[1]), float(out[2])
+        best = (min(best[0], t), max(best[1], rss), min(best[2], cpu))
     return best
 
 
@@ -146,7 +152,7 @@ Install = tuple[str, str, str]  # label, python, console script
 
 def bench_size(records: int, work: Path, installs: list[Install], runs: int,
                readers: list[tuple[str, list[str], float]] = READERS, serve: bool = True
-               ) -> dict[str, dict[str, tuple[float, float]]]:
+               ) -> dict[str, dict[str, Timing]]:
     """Each install on its own copy of the journal, reader by reader side by side."""
     base = work / f"year-{YEAR_START:%Y%m%d}-{records}.jsonl"
     if not base.exists():
@@ -167,12 +173,12 @@ def bench_size(records: int, work: Path, installs: list[Install], runs: int,
         for name in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "CLAUDEWRAP_SESSION"):
             env.pop(name, None)
         envs.append(env)
-    out: dict[str, dict[str, tuple[float, float]]] = {label: {} for label, _, _ in installs}
+    out: dict[str, dict[str, Timing]] = {label: {} for label, _, _ in installs}
     python = installs[0][1]
     journal0 = envs[0]["CLAUDEWRAP_JOURNAL"]
     start = timed(python, [python, "-c", "pass"], envs[0], 5)
     naive = timed(python, [python, "-c", NAIVE_READ, journal0], envs[0], 1)
-    cold: dict[str, dict[str, tuple[float, float]]] = {label: {} for label, _, _ in installs}
+    cold: dict[str, dict[str, Timing]] = {label: {} for label, _, _ in installs}
     for name, args, _ in readers:  # cold: each builds its caches
         for (label, py, script), env in zip(installs, envs):
             cold[label][name] = timed(py, [script, *args], env, 1)
@@ -187,8 +193,8 @@ def bench_size(records: int, work: Path, installs: list[Install], runs: int,
     for (label, _, script), env in zip(installs, envs):
         if serve:
             after, best, rss = serve_bench(script, Path(env["CLAUDEWRAP_JOURNAL"]), env, 2000)
-            out[label]["serve scrape (1,000 new)"] = (after, rss)
-            out[label]["serve scrape (100 new)"] = (best, rss)
+            out[label]["serve scrape (1,000 new)"] = (after, rss, math.nan)
+            out[label]["serve scrape (100 new)"] = (best, rss, math.nan)
         if "usage" in cold[label]:
             out[label]["cold usage"] = cold[label]["usage"]
         out[label]["python start"] = start
@@ -198,16 +204,16 @@ def bench_size(records: int, work: Path, installs: list[Install], runs: int,
     return out
 
 
-def cell(name: str, got: tuple[float, float], start: float, naive: float,
-         targets: dict[str, float]) -> str:
-    t, rss = got
+def cell(name: str, got: Timing, start: Timing, naive: float, targets: dict[str, float]) -> str:
+    t, rss, cpu = got
     if name in ("python start", "naive json.loads"):
-        return f"{t * 1000:,.0f} ms"
+        return f"{t * 1000:,.0f} ms (cpu {cpu * 1000:,.0f})"
     text = f"{t * 1000:,.0f} ms" if name.startswith("serve") else (
-        f"{t * 1000:,.0f} ms = start+{(t - start) * 1000:,.0f}")
+        f"{t * 1000:,.0f} ms = start+{(t - start[0]) * 1000:,.0f}"
+        f" (cpu start+{(cpu - start[2]) * 1000:,.0f})")
     text += f", {t / naive:.2f}x naive, {rss:.0f} MB"
     over = []
-    if name in targets and t - start > targets[name]:
+    if name in targets and t - start[0] > targets[name]:
         over.append(f"over start+{targets[name] * 1000:.0f}")
     if rss > RSS_TARGET:
         over.append("over 200 MB")
@@ -250,7 +256,7 @@ def main() -> None:
         print("| reader | " + " | ".join(f"{n:,} records" for n in sizes) + " |")
         print("|" + " --- |" * (len(sizes) + 1))
         for name in names:
-            cells = [cell(name, results[n][label][name], results[n][label]["python start"][0],
+            cells = [cell(name, results[n][label][name], results[n][label]["python start"],
                           results[n][label]["naive json.loads"][0], targets) for n in sizes]
             print(f"| {name} | " + " | ".join(cells) + " |")
     print("\n(times: best of 3 warm runs after 1,000 appended records; cold usage builds the"

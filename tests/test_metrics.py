@@ -561,9 +561,11 @@ def test_the_exposition_is_what_prometheus_client_writes(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.floats() | st.integers(-10**20, 10**20).map(float)
-       | st.sampled_from([0.0, -0.0, 1e6, 999999.0, 1234567.0, 1e7, 1e15, 1e16, 1e22, 0.1,
-                          1e-5, 123456789.125, float("inf"), float("-inf"), float("nan")]))
+@given(st.floats() | st.integers(-10**20, 10**20).map(float) | st.integers(-10**20, 10**20)
+       | st.integers(0, 2**54) | st.sampled_from([
+           0.0, -0.0, 1e6, 999999.0, 1234567.0, 1e7, 1e15, 1e16, 1e22, 0.1, 1e-5,
+           123456789.125, float("inf"), float("-inf"), float("nan"), 0, 999_999, 1_000_000,
+           1_000_001, 10**7, 2**53 - 1, 2**53, 2**53 + 1, 10**16, 10**16 + 1]))
 def test_go_float_spells_values_as_prometheus_client(value: float) -> None:
     from prometheus_client.utils import floatToGoString
 

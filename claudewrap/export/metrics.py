@@ -465,6 +465,9 @@ def advance_counters(prev: dict[str, dict[Key, float]], truth: dict[str, dict[Ke
         new = truth.get(name, {})
         integer = name != "cost"
         eps = 0 if integer else 1e-9
+        if new == old:  # what a run without new usage finds: nothing moves
+            out[name] = dict(old)
+            continue
         result: dict[Key, float] = dict.fromkeys(new, 0 if integer else 0.0)
         result.update(old)
         # Only the series whose value changed can move (a series equal to its truth
@@ -1184,6 +1187,7 @@ def registry(snap: Snapshot, host: str | None = None) -> CollectorRegistry:
 
 
 _LABEL_ORDER = sorted(range(len(LABELS)), key=LABELS.__getitem__)
+_EXACT = 2**53  # integers below this are floats exactly: repr(float(n)) is str(n) + ".0"
 
 
 def go_float(d: float) -> str:
@@ -1191,8 +1195,11 @@ def go_float(d: float) -> str:
     ``utils.floatToGoString``, here so that `metrics` need not import the library
     (its package brings http.server, ssl and more: ~60 ms of a one-shot `metrics`,
     ``-X importtime``); tests hold the two equal."""
-    if d.__class__ is int and 0 <= d < 1_000_000:  # (most counters: token counts)
-        return f"{d}.0"
+    if d.__class__ is int and 0 <= d < _EXACT:  # token counts: their digits are repr's
+        if d < 1_000_000:
+            return f"{d}.0"
+        digits = str(d)
+        return f"{(digits[0] + '.' + digits[1:]).rstrip('0.')}e+{len(digits) - 1:02d}"
     d = float(d)
     if d == math.inf:
         return "+Inf"
