@@ -196,14 +196,12 @@ class _Decoder:
     of only the fields it needs; any line of another shape goes to parse_line.
 
     Its gain (cProfile of an import of bench/import_bench.py's transcripts):
-    84 us a line with parse_line, 11 us with this; a file's lines decoded in one
-    call (``decode_lines``) and turned into Requests by :meth:`request`: 8.2 ->
-    5.5 us a line (/tmp/exp2-style timing of 39,503 generated lines, one busy core).
+    84 us a line with parse_line, 11 us with this. :meth:`parse_all` decodes a
+    block's usage lines in one call (``decode_lines``): 4.3 us a line against
+    5.7 us for a call per line (39,503 of those lines, one busy core).
     """
 
     def __init__(self) -> None:
-        import msgspec
-
         from claudewrap.parse.patterns import normalise_model
         from claudewrap.store.records import MAX_TOKENS
 
@@ -437,8 +435,8 @@ def _read_file(path: Path, found: dict[str, Request], max_bytes: int | None = No
     Lines are found in blocks, by list comprehensions over the block's lines
     (usage lines, and in a session's file the lines that may start a turn);
     a block's usage lines are decoded in one call. Per line of
-    bench/import_bench.py's transcripts: reading 2.6 -> 1.3 us (a loop over
-    the file's lines), decoding 4.3 -> 1.9 us (a call per line).
+    bench/import_bench.py's transcripts, one busy core: finding the usage
+    lines 2.6 us by a loop over the file's lines, 1.3 us this way.
     """
     main = not _subagent_file(path)
     sub_agent, command = (None, None) if main else _subagent_context(path)
@@ -550,9 +548,9 @@ def record_line(req: Request, host: str | None, project: str | None) -> bytes:
 
     Its gain (bench/import_bench.py's transcripts, per record, on a busy machine):
     80 us for to_record + to_json; 15 us for a dict and json.dumps; 4 us for a
-    msgspec struct of the record's fields (:func:`_struct_line`); 1.3 us for
-    this, the same bytes from the encoded parts (the names, models and folders
-    that repeat encoded once).
+    msgspec struct of the record's fields (:func:`_struct_line`: 8 us in the
+    run that timed this at 2.5 us), the same bytes from the encoded parts (the
+    names, models and folders that repeat encoded once).
     """
     p = _parts()
     cwd = req.cwd or None
@@ -601,8 +599,6 @@ class _Part(dict[str, bytes]):
 
 class _Parts:
     def __init__(self) -> None:
-        import msgspec
-
         # The encoder msgspec structs are written with: the same bytes as
         # json.dumps(ensure_ascii=False, separators=(",", ":")) (see _line_type).
         self.quote: Callable[[str], bytes] = msgspec.json.Encoder().encode
@@ -644,8 +640,6 @@ def _line_type() -> tuple[Any, Callable[[Any], bytes]]:
     its encoder. msgspec writes the same bytes as ``json.dumps(obj,
     ensure_ascii=False, separators=(",", ":"))`` for every code point but lone
     surrogates (checked over all of them), where it raises UnicodeEncodeError."""
-    import msgspec
-
     text = str | None
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [("ts", str), ("session", str), ("source", str), ("kind", str),
               ("model", text, None), ("input_tokens", int), ("output_tokens", int),
@@ -664,8 +658,6 @@ def known_request_ids(journal: Path) -> set[str]:
     Only lines that name a request id are decoded, and only the fields asked
     here (a line of another shape goes through the journal's own reader).
     """
-    import msgspec
-
     from claudewrap.store.files import open_regular
     from claudewrap.store.journal import parse_line, read_error
 
