@@ -32,15 +32,16 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 from claudewrap.wrap.context import hostname
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path  # not at run time: see store/journal.py
     from typing import Any, BinaryIO
 
+    from claudewrap.store.journal import StrPath
     from claudewrap.usage.limits import Snapshot
 
 COMMAND_ENV = "CLAUDEWRAP_STATUSLINE_COMMAND"
@@ -118,17 +119,25 @@ def model_name(data: Mapping[str, Any]) -> str | None:
 # --- the state file -------------------------------------------------------------------
 
 
-def state_path(journal: Path) -> Path:
-    return journal.with_name(journal.name + SUFFIX)
+def state_path(journal: StrPath) -> Path:
+    from pathlib import Path
+
+    return Path(_state_file(journal))
 
 
-def limits_path(journal: Path) -> Path:
+def _state_file(journal: StrPath) -> str:
+    return os.fspath(journal) + SUFFIX
+
+
+def limits_path(journal: StrPath) -> Path:
     """claudewrap.usage.limits.limits_path, without loading that module when
     there is no such file (API-key users: no windows to show)."""
-    return journal.with_name(journal.name + _LIMITS_SUFFIX)
+    from pathlib import Path
+
+    return Path(os.fspath(journal) + _LIMITS_SUFFIX)
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _load(path: StrPath) -> dict[str, Any]:
     """``{"sessions": {id: [cost, epoch]}, "today": {...}, "tmux": [...]}``; empty
     when missing or unreadable (it is only a cache)."""
     try:
@@ -140,7 +149,7 @@ def _load(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _save(path: Path, state: dict[str, Any]) -> None:
+def _save(path: StrPath, state: dict[str, Any]) -> None:
     from claudewrap.store.journal import atomic_write
 
     sessions = state.get("sessions")
@@ -189,7 +198,7 @@ def attribution(data: Mapping[str, Any], env: Mapping[str, str],
     return attr
 
 
-def record_cost(journal: Path, data: Mapping[str, Any], state: dict[str, Any],
+def record_cost(journal: StrPath, data: Mapping[str, Any], state: dict[str, Any],
                 env: Mapping[str, str]) -> bool:
     """Append the session's running cost when it differs from the last one
     recorded (a first cost of 0 is nothing to record); whether it did.
@@ -217,7 +226,7 @@ def record_cost(journal: Path, data: Mapping[str, Any], state: dict[str, Any],
     return True
 
 
-def record_limits(journal: Path, data: Mapping[str, Any]) -> list[Snapshot]:
+def record_limits(journal: StrPath, data: Mapping[str, Any]) -> list[Snapshot]:
     """Keep the input's plan-limit windows (when they changed) and alert a window
     that reached a threshold (the webhook; the notice has nowhere to go); the
     snapshots."""
@@ -232,9 +241,12 @@ def record_limits(journal: Path, data: Mapping[str, Any]) -> list[Snapshot]:
         # that config.toml sets (loading the budget module and the TOML parser to
         # find no thresholds was ~20 ms of each call after a window moved).
         try:
+            from pathlib import Path
+
             from claudewrap.export.budget import check_rate_limits
 
-            check_rate_limits(journal, snapshots=snaps, session=_text(data.get("session_id")))
+            check_rate_limits(Path(journal), snapshots=snaps,
+                              session=_text(data.get("session_id")))
         except Exception:  # noqa: BLE001, S110 - a bad config.toml: the line still shows
             pass
     return snaps
@@ -243,7 +255,7 @@ def record_limits(journal: Path, data: Mapping[str, Any]) -> list[Snapshot]:
 # --- today's cost -----------------------------------------------------------------------
 
 
-def _stamp(path: Path) -> list[int] | None:
+def _stamp(path: StrPath) -> list[int] | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -251,7 +263,7 @@ def _stamp(path: Path) -> list[int] | None:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
 
 
-def today_cost(journal: Path, state: dict[str, Any],
+def today_cost(journal: StrPath, state: dict[str, Any],
                env: Mapping[str, str]) -> tuple[float, bool, bool] | None:
     """Today's cost as ``usage`` sums it (cost, partly estimated, some unpriced).
 
@@ -266,15 +278,15 @@ def today_cost(journal: Path, state: dict[str, Any],
     saved = state.get("today")
     if (isinstance(saved, dict) and saved.get("key") == key
             and isinstance(saved.get("prices"), str)
-            and saved.get("prices_stamp") == _stamp(Path(saved["prices"]))):
+            and saved.get("prices_stamp") == _stamp(saved["prices"])):
         value = saved.get("value")
         if isinstance(value, list) and len(value) == 3:
             return float(value[0]), bool(value[1]), bool(value[2])
-    from claudewrap.usage.pricing import user_prices_path
+    from claudewrap.usage.pricing import user_prices_file
     from claudewrap.usage.report import make_report
     from claudewrap.usage.rollup import load_state
 
-    prices = user_prices_path()
+    prices = user_prices_file()
     prices_stamp = _stamp(prices)
     row = make_report(load_state(journal), count_sessions=False).periods["today"]
     found = (row.cost_usd, row.cost_estimated_usd > 0, row.unpriced_records > 0)
@@ -341,10 +353,11 @@ def use_color(env: Mapping[str, str]) -> bool:
 
 def _config_bytes() -> bytes:
     """claudewrap's config.toml as bytes (empty when it cannot be read)."""
-    from claudewrap.store.config import default_config_path
+    from claudewrap.store.config import config_file
 
     try:
-        return default_config_path().read_bytes()
+        with open(config_file(), "rb") as fh:
+            return fh.read()
     except (OSError, ValueError):
         return b""
 
@@ -401,7 +414,7 @@ def run_user(command: str, raw: bytes, timeout: float = USER_TIMEOUT) -> str | N
 # --- the whole command ---------------------------------------------------------------------
 
 
-def run(raw: bytes, *, journal: Path | None = None, env: Mapping[str, str] | None = None,
+def run(raw: bytes, *, journal: StrPath | None = None, env: Mapping[str, str] | None = None,
         now: float | None = None) -> str:
     """Record what ``raw`` (the status-line input) says and return the text to print
     (one or two lines, no final newline). Never raises."""
@@ -414,12 +427,12 @@ def run(raw: bytes, *, journal: Path | None = None, env: Mapping[str, str] | Non
         if journal is None:
             # journal.resolve_path without loading the journal module (a call with
             # nothing to record needs nothing else of it).
-            from claudewrap.store.config import journal_path
+            from claudewrap.store.config import journal_file
 
-            journal = journal_path(None)
+            journal = journal_file(None)
             if os.path.isdir(journal):
                 raise IsADirectoryError(journal)  # nothing to record or sum: the line alone
-        path = state_path(journal)
+        path = _state_file(journal)
         state = _load(path)
         before = json.dumps(state, sort_keys=True)
         if data is not None:
@@ -435,7 +448,7 @@ def run(raw: bytes, *, journal: Path | None = None, env: Mapping[str, str] | Non
             today = today_cost(journal, state, env) if written else None
         except Exception:  # noqa: BLE001 - an unreadable journal, a broken prices file
             today = None
-        if not windows and data is not None and os.path.exists(limits_path(journal)):
+        if not windows and data is not None and os.path.exists(os.fspath(journal) + _LIMITS_SUFFIX):
             from claudewrap.usage.limits import latest
 
             windows = [s for s in latest(journal, now=now, host=hostname()).values()]

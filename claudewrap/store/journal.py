@@ -17,13 +17,20 @@ import re
 import stat
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 from claudewrap.plain import field, plain
 from claudewrap.store import config as _config
 from claudewrap.store.files import NotRegularFile, open_regular
 from claudewrap.store.records import UsageRecord
 from claudewrap.wrap.context import hostname
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    # Not at run time: pathlib (with urllib.parse and ipaddress) was ~6 ms of each
+    # status-line call; what the status line calls here takes a str or a Path.
+    from pathlib import Path
+
+    StrPath = str | os.PathLike[str]
 
 # Where the journal is: defined in config.py, which the launch path can import
 # without this module's dependencies.
@@ -88,14 +95,15 @@ def _tmp_host() -> str:
     return "".join(c if c.isalnum() or c == "-" else "-" for c in hostname())[:64] or "-"
 
 
-def remove_stale_temporaries(path: Path) -> int:
+def remove_stale_temporaries(path: StrPath) -> int:
     """Remove the temporaries that killed writers of ``path`` left (see atomic_write);
     how many. Never raises."""
-    prefix = f".{path.name}."
+    folder, base = os.path.split(os.fspath(path))
+    prefix = f".{base}."
     host = _tmp_host()
     removed = 0
     try:
-        names = [n for n in os.listdir(path.parent or ".")
+        names = [n for n in os.listdir(folder or ".")
                  if n.startswith(prefix) and n.endswith(".tmp")]
     except OSError:
         return 0
@@ -104,7 +112,7 @@ def remove_stale_temporaries(path: Path) -> int:
         fields = name[len(prefix):-4].split(".")
         if len(fields) not in (2, 3) or not all(f.isdigit() for f in fields[-2:]):
             continue  # not one of ours
-        tmp = path.parent / name
+        tmp = os.path.join(folder, name)
         try:
             st = os.lstat(tmp)
             ours = len(fields) == 2 or fields[0] == host
@@ -129,7 +137,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def atomic_write(path: Path, parts: Iterable[bytes | memoryview], mode: int, *,
+def atomic_write(path: StrPath, parts: Iterable[bytes | memoryview], mode: int, *,
                  cache: bool = False) -> None:
     """Write ``parts`` one after the other to a new file beside ``path`` (mode
     ``mode``) and move it in place: readers see the old file or the new one,
@@ -147,7 +155,8 @@ def atomic_write(path: Path, parts: Iterable[bytes | memoryview], mode: int, *,
         else:
             if not (stat.S_ISREG(st_mode) or stat.S_ISLNK(st_mode)):
                 raise NotRegularFile(path, st_mode)
-    tmp = path.with_name(f".{path.name}.{_tmp_host()}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    folder, base = os.path.split(os.fspath(path))
+    tmp = os.path.join(folder, f".{base}.{_tmp_host()}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
@@ -167,7 +176,7 @@ def atomic_write(path: Path, parts: Iterable[bytes | memoryview], mode: int, *,
         remove_stale_temporaries(path)
 
 
-def file_identity(path: Path) -> tuple[int, int] | None:
+def file_identity(path: StrPath) -> tuple[int, int] | None:
     """``(st_dev, st_ino)`` of ``path``, or None if it cannot be stat'ed.
 
     A reader that follows the journal by byte offset compares this (and the size)
@@ -193,7 +202,7 @@ def _reason(exc: Exception) -> str:
     return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
-def _write_error(path: Path, exc: Exception, written: int = 0) -> JournalError:
+def _write_error(path: StrPath, exc: Exception, written: int = 0) -> JournalError:
     reason = _reason(exc)
     return JournalError(
         f"cannot write the journal {path}: {reason}; fix that, or choose another file"
@@ -204,7 +213,7 @@ def _write_error(path: Path, exc: Exception, written: int = 0) -> JournalError:
     )
 
 
-def read_error(path: Path, exc: OSError) -> JournalError:
+def read_error(path: StrPath, exc: OSError) -> JournalError:
     """The one line of a journal that cannot be read (``exc``), with the fix."""
     reason = _reason(exc)
     fix = ("move it away, or choose a regular file with --journal or"
@@ -214,14 +223,14 @@ def read_error(path: Path, exc: OSError) -> JournalError:
                         reason=reason)
 
 
-def _make_folder(folder: Path) -> None:
+def _make_folder(folder: str) -> None:
     """Create the journal's folder 0700; leave a pre-existing folder alone."""
     try:
         os.mkdir(folder, 0o700)
     except FileExistsError:
         return
     except FileNotFoundError:
-        os.makedirs(folder.parent, exist_ok=True)  # like mkdir -p: default modes
+        os.makedirs(os.path.dirname(folder) or ".", exist_ok=True)  # mkdir -p: default modes
         try:
             os.mkdir(folder, 0o700)
         except FileExistsError:
@@ -232,17 +241,17 @@ def _make_folder(folder: Path) -> None:
         pass
 
 
-def _open(path: Path, extra_flags: int) -> int:
+def _open(path: StrPath, extra_flags: int) -> int:
     # A FIFO in the journal's place would take a few records into its buffer (lost
     # when it closes) and then block the session in write(): regular files only.
     try:
         return open_regular(path, _OPEN_FLAGS | extra_flags)
     except FileNotFoundError:
-        _make_folder(path.parent)
+        _make_folder(os.path.dirname(os.fspath(path)) or ".")
         return open_regular(path, _OPEN_FLAGS | extra_flags)
 
 
-def _lock(fd: int, path: Path, timeout: float) -> None:
+def _lock(fd: int, path: StrPath, timeout: float) -> None:
     """flock(LOCK_EX), polling with LOCK_NB so the wait is bounded by ``timeout``."""
     deadline = time.monotonic() + timeout
     delay = 0.0005
@@ -275,7 +284,7 @@ def _complete_lines(lines: list[bytes], nbytes: int) -> int:
     return done
 
 
-def _append_lines(path: Path, lines: list[bytes], lock_timeout: float,
+def _append_lines(path: StrPath, lines: list[bytes], lock_timeout: float,
                   extra_flags: int = 0) -> None:
     """Append ``lines`` (each ending in ``\\n``) with one write, under the lock.
 
@@ -302,7 +311,7 @@ def _append_lines(path: Path, lines: list[bytes], lock_timeout: float,
             pass
 
 
-def _append_locked(fd: int, path: Path, lines: list[bytes]) -> None:
+def _append_locked(fd: int, path: StrPath, lines: list[bytes]) -> None:
     """The write of :func:`_append_lines`, on ``fd`` whose lock the caller holds."""
     try:
         st = os.fstat(fd)
@@ -341,7 +350,7 @@ def _append_locked(fd: int, path: Path, lines: list[bytes]) -> None:
         raise _write_error(path, exc, complete) from None
 
 
-def append_records(path: Path, records: Iterable[UsageRecord], lock_timeout: float = 2.0) -> None:
+def append_records(path: StrPath, records: Iterable[UsageRecord], lock_timeout: float = 2.0) -> None:
     """Append ``records`` to the journal at ``path`` in one write.
 
     Raises JournalError (a one-line message for the user) when that fails.
@@ -349,7 +358,7 @@ def append_records(path: Path, records: Iterable[UsageRecord], lock_timeout: flo
     _append_lines(path, [_encode(r) for r in records], lock_timeout)
 
 
-def append_lines(path: Path, lines: list[bytes], lock_timeout: float = 2.0) -> None:
+def append_lines(path: StrPath, lines: list[bytes], lock_timeout: float = 2.0) -> None:
     """:func:`append_records` for records already encoded as their journal lines
     (``UsageRecord.to_json()`` + newline, UTF-8), as ``claudewrap import`` makes them."""
     _append_lines(path, lines, lock_timeout)
@@ -398,7 +407,9 @@ class JournalWriter:
         saved, lost = unwritten - len(self.pending), len(self.pending)
         target = self.path
         if os.path.isdir(self.path):
-            target = self.path / "journal.jsonl"
+            from pathlib import Path
+
+            target = Path(self.path) / "journal.jsonl"
             parts = [f"claudewrap: {_config.journal_is_directory(self.path, '')}"]
         elif unwritten:
             parts = [f"claudewrap: the journal {self.path} was not writable ({self._reason})"]

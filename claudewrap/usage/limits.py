@@ -21,13 +21,15 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime, timezone
-from pathlib import Path
 
 from claudewrap.plain import plain
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
 if TYPE_CHECKING:
+    from pathlib import Path  # not at run time: see store/journal.py
     from typing import Any
+
+    from claudewrap.store.journal import StrPath
 
 WINDOWS = {"five_hour": 5 * 3600, "seven_day": 7 * 86400}  # name -> length in seconds
 _TAIL = 64 << 10  # the newest snapshots are in the file's last 64 KiB
@@ -61,8 +63,14 @@ class Snapshot:
         return full if full < self.resets_at else None
 
 
-def limits_path(journal: Path) -> Path:
-    return journal.with_name(journal.name + ".limits")
+def limits_path(journal: StrPath) -> Path:
+    from pathlib import Path
+
+    return Path(_limits_file(journal))
+
+
+def _limits_file(journal: StrPath) -> str:
+    return os.fspath(journal) + ".limits"
 
 
 def from_status_input(data: Any, *, ts: str, host: str | None) -> list[Snapshot]:
@@ -98,7 +106,7 @@ def _parse(line: bytes) -> Snapshot | None:
     return snap
 
 
-def _tail(path: Path) -> list[Snapshot]:
+def _tail(path: StrPath) -> list[Snapshot]:
     """The snapshots in the file's last :data:`_TAIL` bytes, oldest first."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -122,32 +130,32 @@ def _tail(path: Path) -> list[Snapshot]:
     return [s for s in map(_parse, lines) if s is not None]
 
 
-def latest(journal: Path, *, now: float | None = None, host: str | None = None
+def latest(journal: StrPath, *, now: float | None = None, host: str | None = None
            ) -> dict[str, Snapshot]:
     """The newest snapshot of each window that has not reset by ``now`` (of ``host``
     only, when given)."""
     now = datetime.now(timezone.utc).timestamp() if now is None else now
     out: dict[str, Snapshot] = {}
-    for snap in _tail(limits_path(journal)):
+    for snap in _tail(_limits_file(journal)):
         if host is not None and snap.host != host:
             continue
         out[snap.window] = snap
     return {w: s for w, s in out.items() if s.resets_at > now}
 
 
-def record(journal: Path, snapshots: list[Snapshot]) -> int:
+def record(journal: StrPath, snapshots: list[Snapshot]) -> int:
     """Append the snapshots that differ from their window's newest one; how many
     were written. Never raises: the status line must never fail."""
     try:
         known = {}
-        for snap in _tail(limits_path(journal)):
+        for snap in _tail(_limits_file(journal)):
             known[(snap.window, snap.host)] = snap
         fresh = [s for s in snapshots
                  if (old := known.get((s.window, s.host))) is None
                  or (round(old.used, 6), old.resets_at) != (round(s.used, 6), s.resets_at)]
         if not fresh:
             return 0
-        path = limits_path(journal)
+        path = _limits_file(journal)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC,
                      0o600)
         try:

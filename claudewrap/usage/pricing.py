@@ -25,14 +25,15 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
-from pathlib import Path
 
 from claudewrap.plain import plain, replace
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
 if TYPE_CHECKING:
+    from pathlib import Path  # not at run time: see store/journal.py
     from typing import Any
 
+    from claudewrap.store.journal import StrPath
     from claudewrap.store.records import UsageRecord
 
 ENV_VAR = "CLAUDEWRAP_PRICES"
@@ -259,15 +260,22 @@ def _parse(path: Path, text: str, base: Mapping[str, Price] | None = None,
 
 def user_prices_path() -> Path:
     """``$CLAUDEWRAP_PRICES``, else ``prices.toml`` in the user config folder."""
+    from pathlib import Path
+
+    return Path(user_prices_file())
+
+
+def user_prices_file() -> str:
+    """:func:`user_prices_path` as a string (no pathlib: the status line)."""
     env = os.environ.get(ENV_VAR)
     if env:
-        return Path(env).expanduser()
+        return os.path.expanduser(env)
     from claudewrap.store.config import user_dir  # platformdirs' answer, without it on Linux
 
-    return Path(user_dir("config")) / "prices.toml"
+    return os.path.join(user_dir("config"), "prices.toml")
 
 
-def load_table(user_path: Path | None = None) -> PriceTable:
+def load_table(user_path: StrPath | None = None) -> PriceTable:
     """The built-in prices, overridden by ``user_path`` (or the user file) if it exists.
 
     Raises PriceFileError when a prices file is unreadable or malformed.
@@ -280,8 +288,10 @@ def load_table(user_path: Path | None = None) -> PriceTable:
         from importlib.resources import files
 
         builtin = files("claudewrap.data").joinpath("prices.toml").read_text(encoding="utf-8")
+    from pathlib import Path
+
     prices, aliases = _parse(Path("claudewrap/data/prices.toml"), builtin)
-    path = user_path if user_path is not None else user_prices_path()
+    path = Path(user_path) if user_path is not None else user_prices_path()
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -311,7 +321,7 @@ def _stamp(path: str) -> list[int] | None:
 _CACHE_FORMAT = 1
 
 
-def _cached_table(user_path: Path) -> PriceTable:
+def _cached_table(user_file: StrPath) -> PriceTable:
     """:func:`load_table`, kept parsed in the user's cache folder (``prices.json``)
     while the shipped and the user's prices files are as they were: parsing the
     TOML (tomllib's import with it) was 5-8 ms of every status-line call that
@@ -322,18 +332,19 @@ def _cached_table(user_path: Path) -> PriceTable:
     from claudewrap.store.config import user_dir
     from claudewrap.store.files import read_regular
 
+    user_path = os.fspath(user_file)
     shipped = _shipped_path()
-    key = [_CACHE_FORMAT, shipped, _stamp(shipped), str(user_path), _stamp(str(user_path))]
+    key = [_CACHE_FORMAT, shipped, _stamp(shipped), user_path, _stamp(user_path)]
     cache = os.path.join(user_dir("cache"), "prices.json")
     try:
-        data = json.loads(read_regular(Path(cache)))
+        data = json.loads(read_regular(cache))
         if data["key"] == key:
             prices = {m: Price(m, *rates) for m, rates in data["prices"].items()}
             return PriceTable(prices, data["aliases"], origins=data["origins"])
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         pass  # missing, stale or damaged: parse the files
     table = load_table(user_path)
-    again = [_CACHE_FORMAT, shipped, _stamp(shipped), str(user_path), _stamp(str(user_path))]
+    again = [_CACHE_FORMAT, shipped, _stamp(shipped), user_path, _stamp(user_path)]
     if key[2] is not None and again == key:  # neither file changed while it was read
         body = {"key": key, "aliases": table.aliases, "origins": table.origins,
                 "prices": {m: [p.input, p.output, p.cache_write_5m, p.cache_write_1h,
@@ -342,7 +353,7 @@ def _cached_table(user_path: Path) -> PriceTable:
             from claudewrap.store.journal import atomic_write
 
             os.makedirs(os.path.dirname(cache), 0o700, exist_ok=True)
-            atomic_write(Path(cache), [json.dumps(body, separators=(",", ":")).encode()],
+            atomic_write(cache, [json.dumps(body, separators=(",", ":")).encode()],
                          0o600, cache=True)
         except (OSError, ValueError):
             pass
@@ -351,17 +362,17 @@ def _cached_table(user_path: Path) -> PriceTable:
 
 @lru_cache(maxsize=1)
 def _default_table(path: str, mtime: float) -> PriceTable:
-    return _cached_table(Path(path))
+    return _cached_table(path)
 
 
 def default_table() -> PriceTable:
     """The table in force: built-in plus the user file (reloaded when that file changes)."""
-    path = user_prices_path()
+    path = user_prices_file()
     try:
-        mtime = path.stat().st_mtime
+        mtime = os.stat(path).st_mtime
     except OSError:
         mtime = -1.0
-    return _default_table(str(path), mtime)
+    return _default_table(path, mtime)
 
 
 def price(model: str | None, input_tokens: int, output_tokens: int, cache_read_tokens: int,

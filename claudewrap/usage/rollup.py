@@ -35,7 +35,6 @@ import sys
 import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
-from pathlib import Path
 
 from claudewrap.store.files import open_regular
 from claudewrap.store.journal import (
@@ -53,7 +52,10 @@ from claudewrap.usage.state import UsageState, no_cyclic_gc
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
 if TYPE_CHECKING:
+    from pathlib import Path  # not at run time: see store/journal.py
     from typing import Any
+
+    from claudewrap.store.journal import StrPath
 
 try:  # hashlib itself would load OpenSSL first (2.5 ms of every report)
     from _blake2 import blake2b
@@ -89,8 +91,14 @@ _REWRITE = 1 << 20  # new journal bytes worth saving a new rollup for
 SETTLE_DAYS = 35
 
 
-def cache_path(journal: Path) -> Path:
-    return journal.with_name(journal.name + SUFFIX)
+def cache_path(journal: StrPath) -> Path:
+    from pathlib import Path
+
+    return Path(_cache_file(journal))
+
+
+def _cache_file(journal: StrPath) -> str:
+    return os.fspath(journal) + SUFFIX
 
 
 def file_checks(fd: int, offset: int) -> list[str]:
@@ -303,7 +311,7 @@ class _CacheFile:
             pass
 
 
-def read_cache(path: Path, magic: bytes, identity: tuple[int, ...], size: int, fd: int,
+def read_cache(path: StrPath, magic: bytes, identity: tuple[int, ...], size: int, fd: int,
                make_state: Callable[[Any], UsageState]) -> tuple[UsageState, int] | None:
     """A state cache and the journal offset it covers; None unless it was made for
     this journal (open on ``fd``, ``size`` bytes) as it is. ``make_state`` builds
@@ -378,7 +386,7 @@ def _part_loader(holder: _CacheFile, at: int, length: int, crc: int) -> Callable
     return load
 
 
-def write_cache(path: Path, magic: bytes, state: UsageState, identity: tuple[int, ...],
+def write_cache(path: StrPath, magic: bytes, state: UsageState, identity: tuple[int, ...],
                 offset: int, fd: int) -> bool:
     """Save what :func:`read_cache` reads (mode 0600); False if it could not be written
     (a cache that cannot be written only costs speed; a FIFO, socket or device in
@@ -409,10 +417,10 @@ def horizon(tz: tzinfo | None, now: datetime | None = None) -> str:
     return (local.date() - timedelta(days=SETTLE_DAYS)).isoformat()
 
 
-def _load_state(fd: int, journal: Path, identity: tuple[int, int], size: int,
+def _load_state(fd: int, journal: StrPath, identity: tuple[int, int], size: int,
                 use_cache: bool, tz: tzinfo | None, since: str | None,
                 until: str | None, trust_cache: bool = True) -> UsageState:
-    cpath = cache_path(journal)
+    cpath = _cache_file(journal)
     cached = read_cache(cpath, MAGIC, identity, size, fd,
                         lambda data: UsageState.from_json(data, tz)) if (
         use_cache and trust_cache) else None
@@ -440,7 +448,7 @@ def _load_state(fd: int, journal: Path, identity: tuple[int, int], size: int,
     return state
 
 
-def load_state(journal: Path, *, use_cache: bool = True, tz: tzinfo | None = None,
+def load_state(journal: StrPath, *, use_cache: bool = True, tz: tzinfo | None = None,
                since: str | None = None, until: str | None = None) -> UsageState:
     """The state of the whole journal: from the rollup plus new lines when it can.
 
