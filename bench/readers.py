@@ -234,12 +234,20 @@ def main() -> None:
                         help="another checkout (e.g. git archive of an older commit), run side"
                              " by side with this one on its own copy of each journal")
     args = parser.parse_args()
-    sizes = [10_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     args.dir.mkdir(parents=True, exist_ok=True)
-    installs: list[Install] = [("this", *clean_install(Path(tempfile.mkdtemp(prefix="cw-r-"))))]
+    venvs = [Path(tempfile.mkdtemp(prefix="cw-r-")) for _ in range(2 if args.against else 1)]
+    try:
+        run(args, venvs)
+    finally:  # the venvs made for this run (not left in /tmp for ever)
+        for venv in venvs:
+            shutil.rmtree(venv, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, venvs: list[Path]) -> None:
+    sizes = [10_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    installs: list[Install] = [("this", *clean_install(venvs[0]))]
     if args.against:
-        installs.append(("against", *clean_install(Path(tempfile.mkdtemp(prefix="cw-r-")),
-                                                   args.against.resolve())))
+        installs.append(("against", *clean_install(venvs[1], args.against.resolve())))
     readers = [r for r in READERS if not args.only or r[0].startswith(tuple(args.only))]
     serve = not args.only or "serve" in args.only
     results = {}
@@ -259,7 +267,7 @@ def main() -> None:
             cells = [cell(name, results[n][label][name], results[n][label]["python start"],
                           results[n][label]["naive json.loads"][0], targets) for n in sizes]
             print(f"| {name} | " + " | ".join(cells) + " |")
-    print("\n(times: best of 3 warm runs after 1,000 appended records; cold usage builds the"
+    print(f"\n(times: best of {args.runs} warm runs after 1,000 appended records; cold usage builds the"
           " rollup; serve: one process, RSS its peak; with --against, each reader's runs of"
           " the two checkouts alternate)")
 
