@@ -119,6 +119,7 @@ def environment(tmp: Path, root: Path, site_hooks: bool) -> dict[str, str]:
                 "XDG_DATA_HOME": str(tmp / "data"), "XDG_CONFIG_HOME": str(tmp / "config"),
                 "XDG_CACHE_HOME": str(tmp / "cache")})
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: compiled once, then cached
+    (tmp / "cache").mkdir(exist_ok=True)  # a user's ~/.cache (the parsed prices live there)
     return env
 
 

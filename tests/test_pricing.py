@@ -292,6 +292,11 @@ def test_the_parsed_prices_kept_in_the_cache_are_the_files_prices(
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     user = tmp_path / "prices.toml"
+    user.write_text('[models."claude-sonnet-4-5"]\ninput = 9.5\n')
+    # No cache folder: none is made (a reader leaves $HOME as it was).
+    pricing._cached_table(user)
+    assert not (tmp_path / "cache").exists()
+    (tmp_path / "cache").mkdir()
     user.write_text('[models."claude-sonnet-4-5"]\ninput = 9.5\n'
                     '[models."house-model"]\ninput = 1\noutput = 2\naliases = ["hm"]\n')
     cache = tmp_path / "cache" / "claudewrap" / "prices.json"

@@ -679,7 +679,7 @@ def undo(env: Mapping[str, str], echo: Callable[[str], None], dry_run: bool = Fa
 def zsh_scripts(env: Mapping[str, str]) -> list[Path]:
     """Remove the scripts the zsh snippet wrote for `claude` (shell/claudewrap.zsh:
     ``${XDG_CACHE_HOME:-$HOME/.cache}/claudewrap/zsh-<hash>/claude``, a folder each
-    holding only that file); the ones removed."""
+    holding only that file), and the cached price table; the scripts removed."""
     home = env.get("HOME") or "/nonexistent"
     base = Path(env.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")) / "claudewrap"
     removed = []
@@ -693,6 +693,12 @@ def zsh_scripts(env: Mapping[str, str]) -> list[Path]:
         except OSError:
             continue
         removed.append(script)
+    try:
+        # The parsed price table (claudewrap.usage.pricing): a cache any reader
+        # makes again; not a trace to leave behind.
+        (base / "prices.json").unlink()
+    except OSError:
+        pass
     try:
         base.rmdir()  # only when nothing else of ours is left in it
     except OSError:

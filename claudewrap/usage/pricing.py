@@ -326,7 +326,8 @@ def _cached_table(user_file: StrPath) -> PriceTable:
     while the shipped and the user's prices files are as they were: parsing the
     TOML (tomllib's import with it) was 5-8 ms of every status-line call that
     sums today (bench/statusline.py --breakdown); the JSON takes ~0.3 ms.
-    A cache that cannot be read or written is only not used."""
+    A cache that cannot be read or written is only not used; without a cache
+    folder (``~/.cache``) there is none: a reader does not make one in $HOME."""
     import json
 
     from claudewrap.store.config import user_dir
@@ -352,7 +353,10 @@ def _cached_table(user_file: StrPath) -> PriceTable:
         try:
             from claudewrap.store.journal import atomic_write
 
-            os.makedirs(os.path.dirname(cache), 0o700, exist_ok=True)
+            try:  # our folder in an existing cache folder: never ~/.cache itself
+                os.mkdir(os.path.dirname(cache), 0o700)
+            except FileExistsError:
+                pass
             atomic_write(cache, [json.dumps(body, separators=(",", ":")).encode()],
                          0o600, cache=True)
         except (OSError, ValueError):
