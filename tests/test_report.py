@@ -561,6 +561,29 @@ def test_parallel_read_equals_one_reader(tmp_path: Path, monkeypatch: pytest.Mon
         assert r.first_bad_lines == expected_bad
 
 
+def test_the_parallel_read_knows_where_each_session_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """first_line (where `cost --session` starts reading) is the same after a
+    parallel read as after a plain one, for the sessions of either half: the
+    forked half's were lost, and `cost --session` read the journal from byte 0."""
+    from claudewrap.usage.rollup import load_state
+
+    items = [rec(f"2026-07-01T{k % 24:02d}:00:00.000Z", session=f"s{k // 50}", i=k + 1,
+                 claude_session=f"c{k // 50}") for k in range(400)]
+    j = write(tmp_path / "j.jsonl", items)
+    plain = load_state(j, use_cache=False)
+    truth = {sid: plain.first_line(sid) for k in range(8) for sid in (f"s{k}", f"c{k}")}
+    assert truth["s7"] == 351 and truth["c0"] == 1
+    monkeypatch.setattr(rollup, "_PARALLEL", 1)
+    size = j.stat().st_size
+    monkeypatch.setattr(rollup, "_line_start_after",
+                        lambda fd, pos, real=rollup._line_start_after: real(fd, size // 2))
+    split = load_state(j, use_cache=False)
+    assert {sid: split.first_line(sid) for sid in truth} == truth
+    again = load_state(j)  # and from the rollup it saved
+    assert {sid: again.first_line(sid) for sid in truth} == truth
+
+
 def test_state_round_trips_through_json() -> None:
     state = UsageState(UTC)
     state.add_records([rec("2026-07-01T10:00:00.000Z", i=1, tags={"a": "b"}),

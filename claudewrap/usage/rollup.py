@@ -259,6 +259,7 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
             sizes, rid_parts = own.to_parts()
             meta = {"state": other.to_json(), "end": end, "tail": tail,
                     "replaced": other.replaced, "replaced_before": other.replaced_before,
+                    "first": list(other.first_seen.items()),  # first_line of its sessions
                     "rids": sizes,
                     "tot_log": [[*key, positions] for key, positions in other.tot_log.items()]}
             write_all(wfd, [_dumps(meta), b"\n", *rid_parts])
@@ -282,6 +283,7 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
                      for ukey, model, positions in meta["tot_log"]}
     other.replaced = meta["replaced"]
     other.replaced_before = meta["replaced_before"]
+    other.first_seen = dict(meta["first"])
     other.rid_index = RidIndex(meta["rids"], memoryview(payload)[nl + 1:])
     state.merge(other, fetcher(fd, state))
     return int(meta["end"]), bool(meta["tail"])
