@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
@@ -582,6 +583,18 @@ def test_the_parallel_read_knows_where_each_session_starts(
     assert {sid: split.first_line(sid) for sid in truth} == truth
     again = load_state(j)  # and from the rollup it saved
     assert {sid: again.first_line(sid) for sid in truth} == truth
+
+    # Ids JSON spells in other ways, read back from the saved index one by one.
+    odd = ["é-sess", 'q"uote', "back\\slash", "tab\tid", "s1x", "[s", "ß,", "\u2028"]
+    k = write(tmp_path / "k.jsonl", [rec("2026-07-01T10:00:00.000Z", session=sid, i=1)
+                                     for sid in odd])
+    load_state(k)
+    saved = load_state(k)
+    assert saved.saved_first is not None
+    full = dict(json.loads(saved.saved_first))
+    assert [saved.first_line(sid) for sid in odd] == [full[sid] for sid in odd] == [
+        1, 2, 3, 4, 5, 6, 7, 8]
+    assert saved.first_line("s1") is None and saved.first_line("nobody") is None
 
 
 def test_state_round_trips_through_json() -> None:
