@@ -44,6 +44,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         _usage()  # never returns
     if args[:1] == ["status"] and args[1:] in _STATUS_FAST:  # tmux runs it every few seconds
         _status(args[2] if len(args) > 2 else "plain")  # never returns
+    if args[:1] == ["cost"]:
+        from claudewrap.views.cost_view import parse_args
+
+        options = parse_args(args[1:])
+        if options is not None:
+            _cost(*options)  # never returns
     if args == ["statusline"]:  # Claude Code runs it after every message
         from claudewrap.sources.statusline import main as statusline
 
@@ -147,6 +153,26 @@ def _status(fmt: str) -> None:
         sys.stderr.write(f"Error: {exc}\n")
         exit_now(1)
     exit_now(code)
+
+
+def _cost(which: str | None, as_json: bool, journal: str | None) -> None:
+    """`claudewrap cost [--session X] [--json] [--journal P]` as
+    claudewrap.commands.cost runs it, without loading click (~25 ms); ends the process."""
+    from claudewrap.api import SessionNotFound
+    from claudewrap.store.journal import JournalError
+    from claudewrap.views.cost_view import cost_text
+
+    try:
+        text = cost_text(which, as_json, journal)
+    except (SessionNotFound, JournalError) as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        exit_now(1)
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        exit_now(1)
+    exit_now(0)
 
 
 def _usage() -> None:
