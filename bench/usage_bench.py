@@ -186,6 +186,7 @@ def compare_imports(args: argparse.Namespace, transcripts: Path, ccusage_took: f
         if tree is not None:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
                            check=False, capture_output=True)
+            shutil.rmtree(tree.parent, ignore_errors=True)  # its venv
 
 
 def main() -> None:
