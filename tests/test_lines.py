@@ -90,3 +90,21 @@ def test_a_small_block_does_not_load_msgspec() -> None:
             "print(r[0].input_tokens, 'msgspec' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["3", "False"]
+
+
+def test_a_cold_read_switches_to_msgspec_after_the_first_blocks() -> None:
+    """The rollup reads 128 KiB blocks: json only for the first 256 KiB a process
+    decodes (a warm read's new lines), msgspec for the rest of a cold read (json
+    for every block made a cold `usage` of 1M records 4x slower)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from claudewrap.usage.lines import decode_lines\n"
+            "line = b'{\"ts\":\"t\",\"session\":\"s\",\"input_tokens\":3}\\n'\n"
+            "block = line * (128 * 1024 // len(line))\n"
+            "seen = []\n"
+            "for _ in range(4):\n"
+            "    decode_lines(block); seen.append('msgspec' in sys.modules)\n"
+            "print(seen)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[False, True, True, True]"

@@ -161,24 +161,39 @@ def _decode_small(block: bytes) -> list[Any]:
 
 
 _fast: Callable[[bytes], list[Any]] | None = None
+_small_bytes = 0  # decoded by _decode_small so far in this process
 
 
 def decode_lines(block: bytes) -> list[Any]:
     """The records of a block of whole journal lines (blank lines give none);
-    ValueError when a line is not in the canonical journal form."""
+    ValueError when a line is not in the canonical journal form.
+
+    json for the first :data:`_SMALL` bytes a process decodes (a warm read's new
+    lines), msgspec from there on (a cold read: the blocks are smaller than
+    _SMALL, so the sum decides, not a block's size)."""
     global _fast
     if _fast is None:
-        if len(block) < _SMALL and "msgspec" not in sys.modules:
+        if not _use_msgspec(len(block)):
             return _decode_small(block)
         _fast = _fast_decoder()
     return _fast(block)
+
+
+def _use_msgspec(size: int) -> bool:
+    """Whether to decode ``size`` more bytes with msgspec: once it is loaded, or
+    once this process has decoded :data:`_SMALL` bytes (lines and saved state)."""
+    global _small_bytes
+    if "msgspec" in sys.modules:
+        return True
+    _small_bytes += size
+    return _small_bytes >= _SMALL
 
 
 def loads(data: bytes | memoryview) -> Any:
     """Saved-state JSON (the rollup's meta and parts, the archive's keys): msgspec
     for a big one, json for a small one while msgspec is not loaded (its import is
     most of a warm status-line call; json takes ~3 ms for 256 KiB)."""
-    if len(data) < _SMALL and "msgspec" not in sys.modules:
+    if not _use_msgspec(len(data)):
         return json.loads(bytes(data))
     import msgspec
 
