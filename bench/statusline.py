@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How long `claudewrap statusline` takes, next to the interpreter alone.
 
-    python bench/statusline.py [--runs 20] [--records 100000] [--site] [--root CHECKOUT]
+    python bench/statusline.py [--runs 20] [--records 100000] [--site|--venv] [--root CHECKOUT]
     python bench/statusline.py --breakdown [--runs 10] [--records 100000]
 
 Claude Code runs the status-line command after each message (at most every
@@ -103,12 +103,15 @@ def subscriber(data: dict[str, Any]) -> dict[str, Any]:
         "seven_day": {"used_percentage": 17, "resets_at": now + 4 * 86400}}}
 
 
-def python(site_hooks: bool) -> list[str]:
-    """The interpreter, started as a plain install starts it unless ``site_hooks``."""
+def python(site_hooks: bool, venv: str | None = None) -> list[str]:
+    """The interpreter, started as a plain install starts it unless ``site_hooks``;
+    with ``venv``, that clean venv's interpreter as it starts (its site, no hooks)."""
+    if venv is not None:
+        return [venv]
     return [sys.executable] if site_hooks else [sys.executable, "-S"]
 
 
-def environment(tmp: Path, root: Path, site_hooks: bool) -> dict[str, str]:
+def environment(tmp: Path, root: Path, site_hooks: bool, venv: bool = False) -> dict[str, str]:
     """As Claude Code runs the command: the user's folders, no CLAUDEWRAP_*."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CLAUDEWRAP_", "TMUX", "STY", "XDG_"))}
@@ -119,6 +122,8 @@ def environment(tmp: Path, root: Path, site_hooks: bool) -> dict[str, str]:
                 "XDG_DATA_HOME": str(tmp / "data"), "XDG_CONFIG_HOME": str(tmp / "config"),
                 "XDG_CACHE_HOME": str(tmp / "cache")})
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: compiled once, then cached
+    if venv:
+        env.pop("PYTHONPATH")  # the venv's .pth names the checkout and the dependencies
     (tmp / "cache").mkdir(exist_ok=True)  # a user's ~/.cache (the parsed prices live there)
     return env
 
@@ -188,6 +193,9 @@ def main() -> None:
                         help="start interpreters with their site hooks (.pth files)")
     parser.add_argument("--root", type=Path, default=ROOT,
                         help="the claudewrap checkout to time (default: this one)")
+    parser.add_argument("--venv", action="store_true",
+                        help="start a clean venv's interpreter, as `pip install` in a venv"
+                             " gives it (its site, no .pth hooks), instead of -S")
     parser.add_argument("--breakdown", action="store_true",
                         help="where a new-cost call's CPU time goes, step by step")
     args = parser.parse_args()
@@ -199,11 +207,17 @@ def main() -> None:
     same = [json.dumps(base).encode()] * args.runs
     api_key = {k: v for k, v in base.items() if k != "rate_limits"}
     same_api = [json.dumps(api_key).encode()] * args.runs
-    py = python(args.site)
-
     rows: list[tuple[str, list[tuple[float, float]]]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        env = environment(Path(tmp), args.root, args.site)
+        venv = None
+        if args.venv:
+            sys.path.insert(0, str(ROOT / "bench"))
+            from passthrough import clean_install
+
+            (Path(tmp) / "v").mkdir()
+            venv = clean_install(Path(tmp) / "v", args.root)[0]
+        py = python(args.site, venv)
+        env = environment(Path(tmp), args.root, args.site, venv is not None)
         rows.append(("python -c pass", timed([*py, "-c", "pass"], same, env)))
         rows.append(("python -c 'json.load(sys.stdin)'",
                      timed([*py, "-c", "import json,sys; json.load(sys.stdin)"], same, env)))
@@ -221,7 +235,8 @@ def main() -> None:
         rows.append((f"statusline, {label}, new cost", timed(cmd, rising(base, args.runs, 1000),
                                                             env)))
     width = max(len(name) for name, _ in rows)
-    start = "as installed with its site hooks" if args.site else "-S: a plain install's start"
+    start = ("a clean venv, as pip installs it" if args.venv else
+             "as installed with its site hooks" if args.site else "-S: a plain install's start")
     print(f"{args.root} ({start})")
     print(f"{'':{width}}  {'wall median':>11}  {'fastest':>8}  {'CPU median':>10}"
           f"  (ms, {args.runs} runs each)")
