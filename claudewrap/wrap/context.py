@@ -60,6 +60,16 @@ def find_project(cwd: str, override: str | None = None) -> str:
     return (parts[-1] if parts else "") or (lead or ".")
 
 
+def _session_query(env: dict[str, str]) -> list[str]:
+    """The tmux command that prints the session name of ``env``'s pane."""
+    argv = ["tmux", "display-message", "-p"]
+    pane = env.get("TMUX_PANE")
+    if pane:
+        argv += ["-t", pane]
+    argv.append("#{session_name}")
+    return argv
+
+
 def tmux_session_name(env: dict[str, str]) -> str | None:
     """Ask tmux for the session name of ``$TMUX_PANE`` (None outside tmux or on error).
 
@@ -69,11 +79,7 @@ def tmux_session_name(env: dict[str, str]) -> str | None:
     """
     if not env.get("TMUX"):
         return None
-    cmd = ["tmux", "display-message", "-p"]
-    pane = env.get("TMUX_PANE")
-    if pane:
-        cmd += ["-t", pane]
-    cmd.append("#{session_name}")
+    cmd = _session_query(env)
     import subprocess  # only inside tmux
 
     try:
@@ -113,11 +119,7 @@ class TmuxQuery:
                      if os.access(p, os.X_OK) and not os.path.isdir(p)), None)
         if path is None:
             return None
-        argv = ["tmux", "display-message", "-p"]
-        pane = env.get("TMUX_PANE")
-        if pane:
-            argv += ["-t", pane]
-        argv.append("#{session_name}")
+        argv = _session_query(env)
         import signal  # loaded by the launcher already
 
         r, w = os.pipe()
