@@ -118,26 +118,28 @@ def test_the_console_command_without_click_says_what_click_says(
     click_cli = [sys.executable, "-c",
                  "import sys; from claudewrap.cli import main; main(sys.argv[1:])"]
     fast_only = [sys.executable, "-c",
-                 "import sys; from claudewrap.main import main; main(sys.argv[1:]); "
-                 "sys.exit('click was needed')"]
+                 ("import sys; from claudewrap.main import main; main(sys.argv[1:]); "
+                  "sys.exit('click was needed')")]
     cases = [[], ["--json"], ["--session", "last"], ["--session=aaaa1111", "--json"],
              ["--json", "--session", "bbbb2222"], ["--session", "nope"],
              ["--session", "current"], ["--journal", str(other), "--session", "aaaa1111"],
              ["--journal", str(tmp_path / "missing.jsonl")], ["--journal", str(tmp_path)]]
     for args in cases:
-        fast = subprocess.run([*CW, "cost", *args], env=env, capture_output=True, text=True)
+        fast = subprocess.run([*CW, "cost", *args], env=env, capture_output=True, text=True,
+                              check=False)
         ref = subprocess.run([*click_cli, "cost", *args], env=env, capture_output=True,
-                             text=True)
+                             text=True, check=False)
         assert (fast.returncode, fast.stdout, fast.stderr) == (
             ref.returncode, ref.stdout, ref.stderr), args
         # main.py answered it itself: it left before falling through to click.
         probe = subprocess.run([*fast_only, "cost", *args], env=env, capture_output=True,
-                               text=True)
+                               text=True, check=False)
         assert "click was needed" not in probe.stderr, args
     for args in (["--help"], ["--session"], ["--json", "--json"], ["--bogus"],
                  ["--session", "--json"]):
-        fast = subprocess.run([*CW, "cost", *args], env=env, capture_output=True, text=True)
+        fast = subprocess.run([*CW, "cost", *args], env=env, capture_output=True, text=True,
+                              check=False)
         ref = subprocess.run([*click_cli, "cost", *args], env=env, capture_output=True,
-                             text=True)
+                             text=True, check=False)
         assert (fast.returncode, fast.stdout, fast.stderr) == (
             ref.returncode, ref.stdout, ref.stderr), args
