@@ -342,3 +342,32 @@ def test_import_skips_transcript_lines_with_impossible_counts(env: dict[str, str
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
     records = journal_records(Path(env["CLAUDEWRAP_JOURNAL"]))
     assert [(r["request_id"], r["input_tokens"]) for r in records] == [("r3", 5)]
+
+
+def test_names_that_are_not_utf8_do_not_break_any_reader(env: dict[str, str]) -> None:
+    """A project folder whose name is not UTF-8 (Latin-1 `café` reaches a record as
+    `caf\\udce9`), a session id with a lone surrogate: every reader, cold and from
+    its caches, shows them spelled out (the rollup's encoder refused them, and
+    every reader failed with a traceback)."""
+    from claudewrap.store.journal import append_records
+    from claudewrap.store.records import UsageRecord, utc_now_iso
+
+    journal = Path(env["CLAUDEWRAP_JOURNAL"])
+    append_records(journal, [
+        UsageRecord(ts=utc_now_iso(), session="s1", source="pty", input_tokens=5,
+                    project="caf\udce9", model="claude-sonnet-4-5", cost_usd=0.25),
+        UsageRecord(ts="2026-07-01T10:00:00.000Z", session="o\udcffld", source="pty",
+                    input_tokens=7, project="caf\udce9"),  # settled history too
+    ])
+    for _ in range(2):  # cold, then from the caches
+        res = cw(["usage", "--json", "--since", "2000-01-01", "--by", "project"], env)
+        assert res.returncode == 0, res.stderr
+        report = json.loads(res.stdout)
+        assert report["total"]["input_tokens"] == 12
+        assert list(report["by_project"]) == ["caf\\udce9"]
+        for args in (["usage", "--by", "session"], ["status"], ["cost", "--session", "s1"],
+                     ["monitor", "--once"], ["metrics"], ["export", "--format", "csv"]):
+            res = cw(args, env)
+            assert res.returncode == 0 and "Traceback" not in res.stderr, (args, res.stderr)
+        assert "caf\\udce9" in cw(["usage", "--by", "project"], env).stdout
+        assert "o\\udcffld" in cw(["usage", "--by", "session"], env).stdout

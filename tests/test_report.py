@@ -567,6 +567,7 @@ def test_the_parallel_read_knows_where_each_session_starts(
     """first_line (where `cost --session` starts reading) is the same after a
     parallel read as after a plain one, for the sessions of either half: the
     forked half's were lost, and `cost --session` read the journal from byte 0."""
+    from claudewrap.store.journal import append_records
     from claudewrap.usage.rollup import load_state
 
     items = [rec(f"2026-07-01T{k % 24:02d}:00:00.000Z", session=f"s{k // 50}", i=k + 1,
@@ -585,15 +586,16 @@ def test_the_parallel_read_knows_where_each_session_starts(
     assert {sid: again.first_line(sid) for sid in truth} == truth
 
     # Ids JSON spells in other ways, read back from the saved index one by one.
-    odd = ["é-sess", 'q"uote', "back\\slash", "tab\tid", "s1x", "[s", "ß,", "\u2028"]
-    k = write(tmp_path / "k.jsonl", [rec("2026-07-01T10:00:00.000Z", session=sid, i=1)
-                                     for sid in odd])
+    odd = ["é-sess", 'q"uote', "back\\slash", "tab\tid", "s1x", "[s", "ß,", "\u2028",
+           "pair\U0001f600"]
+    k = tmp_path / "k.jsonl"
+    append_records(k, [rec("2026-07-01T10:00:00.000Z", session=sid, i=1) for sid in odd])
     load_state(k)
     saved = load_state(k)
     assert saved.saved_first is not None
     full = dict(json.loads(saved.saved_first))
     assert [saved.first_line(sid) for sid in odd] == [full[sid] for sid in odd] == [
-        1, 2, 3, 4, 5, 6, 7, 8]
+        1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert saved.first_line("s1") is None and saved.first_line("nobody") is None
 
 

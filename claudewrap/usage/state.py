@@ -701,8 +701,8 @@ class UsageState:
             import json
 
             quoted = json.dumps(sid, ensure_ascii=False)
-            if "\\" not in quoted:
-                needle = b"[" + quoted.encode("utf-8", "surrogatepass") + b","
+            if "\\" not in quoted and not any("\ud800" <= c <= "\udfff" for c in sid):
+                needle = b"[" + quoted.encode("utf-8") + b","
                 at = self.saved_first.find(needle)
                 if at < 0:
                     return self.first_seen.get(sid)
