@@ -740,33 +740,9 @@ def parse_line(line: bytes) -> UsageRecord | None:
     if not line.strip():
         return None
     try:
-        data = json.loads(line.decode("utf-8"))
-        if b"\\ud" in line or b"\\uD" in line:
-            data = _no_lone_surrogates(data)
-        return UsageRecord.from_dict(data)
+        return UsageRecord.from_dict(json.loads(line.decode("utf-8")))
     except (ValueError, TypeError, OverflowError, RecursionError, AttributeError):
         return None
-
-
-def _no_lone_surrogates(value: object) -> object:
-    """``value`` with each lone surrogate of its strings spelled out (``caf\\udce9``).
-
-    The writer escapes them (a folder name that is not UTF-8 reaches a record as
-    ``\\udce9``): read back, they are strings no UTF-8 encoder takes, and the
-    rollup's (msgspec) refused the whole state: every reader failed on a journal
-    that held one such project name. Spelled out, they are text like any other.
-    """
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return value.encode("utf-8", "backslashreplace").decode("utf-8")
-        return value
-    if isinstance(value, dict):
-        return {_no_lone_surrogates(k): _no_lone_surrogates(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_no_lone_surrogates(v) for v in value]
-    return value
 
 
 def record_at(fd: int, offset: int) -> UsageRecord | None:

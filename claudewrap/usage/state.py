@@ -51,7 +51,7 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from itertools import chain, repeat
 from operator import add, attrgetter
 
-from claudewrap.plain import field, plain
+from claudewrap.plain import field, fields, plain, replace
 from claudewrap.store.journal import MAX_BAD_LINES, parse_line
 from claudewrap.store.records import UsageRecord, iso_utc
 from claudewrap.usage.filters import Filters, matches
@@ -202,6 +202,28 @@ def _unit_rows(unit: Unit | list[Any], totals: bool) -> Iterable[Sequence[Any]]:
     if isinstance(unit, list):
         return unit[2 if totals else 3]  # type: ignore[no-any-return]
     return [(*k, *v) for k, v in (unit.tot if totals else unit.dlt).items()]
+
+
+def _spelled_out(rec: UsageRecord) -> UsageRecord:
+    """``rec`` with each lone surrogate of its names spelled out (``caf\\udce9``).
+
+    The writer escapes them (a folder name that is not UTF-8 reaches a record as
+    ``\\udce9``): read back, they are strings no UTF-8 encoder takes, and the
+    rollup's (msgspec) refused the whole state: every reader failed on a journal
+    that held one such project name. Spelled out, they are text like any other.
+    (The journal's own reader keeps them: a record reads back as written.)
+    """
+    def spell(value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+
+    changes = {name: spell(getattr(rec, name)) for name in fields(rec) if name != "tags"}
+    changes["tags"] = {spell(k): spell(v) for k, v in rec.tags.items()}
+    return replace(rec, **changes)
 
 
 @plain
@@ -465,6 +487,8 @@ class UsageState:
                 rec = self._try_fast(line)
                 if rec is None:
                     rec = parse_line(line)
+                    if rec is not None and (b"\\ud" in line or b"\\uD" in line):
+                        rec = _spelled_out(rec)
                 if rec is None:
                     self.stats.bad(n)
             objs.append(rec)
