@@ -290,6 +290,10 @@ def test_real_claude_code_in_a_narrow_terminal_records_each_models_cost_block_ro
             child.expect(READY)
             for n, prompt in enumerate(("first question", "second question"), 1):
                 child.send(prompt)
+                # Enter only once the prompt is on screen: on a loaded CI machine
+                # Claude Code had not taken the typed text yet and the Enter was
+                # lost (no answer in 20 s).
+                child.expect(drawn(prompt))
                 time.sleep(0.3)
                 child.send("\r")
                 child.expect(drawn(REPLY))
