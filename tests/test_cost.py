@@ -124,22 +124,20 @@ def test_the_console_command_without_click_says_what_click_says(
              ["--json", "--session", "bbbb2222"], ["--session", "nope"],
              ["--session", "current"], ["--journal", str(other), "--session", "aaaa1111"],
              ["--journal", str(tmp_path / "missing.jsonl")], ["--journal", str(tmp_path)]]
-    for args in cases:
+    def same_as_click(args: list[str]) -> None:
         fast = subprocess.run([*CW, "cost", *args], env=env, capture_output=True, text=True,
                               check=False)
         ref = subprocess.run([*click_cli, "cost", *args], env=env, capture_output=True,
                              text=True, check=False)
         assert (fast.returncode, fast.stdout, fast.stderr) == (
             ref.returncode, ref.stdout, ref.stderr), args
+
+    for args in cases:
+        same_as_click(args)
         # main.py answered it itself: it left before falling through to click.
         probe = subprocess.run([*fast_only, "cost", *args], env=env, capture_output=True,
                                text=True, check=False)
         assert "click was needed" not in probe.stderr, args
     for args in (["--help"], ["--session"], ["--json", "--json"], ["--bogus"],
                  ["--session", "--json"]):
-        fast = subprocess.run([*CW, "cost", *args], env=env, capture_output=True, text=True,
-                              check=False)
-        ref = subprocess.run([*click_cli, "cost", *args], env=env, capture_output=True,
-                             text=True, check=False)
-        assert (fast.returncode, fast.stdout, fast.stderr) == (
-            ref.returncode, ref.stdout, ref.stderr), args
+        same_as_click(args)
