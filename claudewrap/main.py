@@ -167,12 +167,7 @@ def _cost(which: str | None, as_json: bool, journal: str | None) -> None:
     except (SessionNotFound, JournalError) as exc:
         sys.stderr.write(f"Error: {exc}\n")
         exit_now(1)
-    try:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        exit_now(1)
-    exit_now(0)
+    _print_and_exit(text + "\n")
 
 
 def _usage() -> None:
@@ -194,6 +189,11 @@ def _usage() -> None:
     usage_view.warn_skipped(report.skipped_lines, report.first_bad_lines)
     text = usage_view.render_default(report, width=usage_view.width(),
                                      color=usage_view.use_color(), journal=path)
+    _print_and_exit(text)
+
+
+def _print_and_exit(text: str) -> None:
+    """Print ``text`` and end the process (status 1 when stdout closed early)."""
     try:
         sys.stdout.write(text)
         sys.stdout.flush()

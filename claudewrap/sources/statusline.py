@@ -134,7 +134,11 @@ def limits_path(journal: StrPath) -> Path:
     there is no such file (API-key users: no windows to show)."""
     from pathlib import Path
 
-    return Path(os.fspath(journal) + _LIMITS_SUFFIX)
+    return Path(_limits_file(journal))
+
+
+def _limits_file(journal: StrPath) -> str:
+    return os.fspath(journal) + _LIMITS_SUFFIX
 
 
 def _load(path: StrPath) -> dict[str, Any]:
@@ -448,7 +452,7 @@ def run(raw: bytes, *, journal: StrPath | None = None, env: Mapping[str, str] | 
             today = today_cost(journal, state, env) if written else None
         except Exception:  # noqa: BLE001 - an unreadable journal, a broken prices file
             today = None
-        if not windows and data is not None and os.path.exists(os.fspath(journal) + _LIMITS_SUFFIX):
+        if not windows and data is not None and os.path.exists(_limits_file(journal)):
             from claudewrap.usage.limits import latest
 
             windows = [s for s in latest(journal, now=now, host=hostname()).values()]

@@ -3,9 +3,11 @@ through journal.parse_line, the reference parser).
 
 A few new lines (a warm read: `statusline`, `status`, `usage` after a session) do
 not pay for importing msgspec (23 ms with typing_extensions and inspect, of a
-status-line call that has 50 ms in all): below :data:`_SMALL` bytes, and while
-msgspec is not loaded anyway, :func:`_decode_small` gives the same objects with
-json and the same checks (tests/test_lines.py holds the two to each other).
+status-line call that has 50 ms in all): for the first :data:`_SMALL` bytes a
+process decodes, while msgspec is not loaded anyway, :func:`_decode_small` gives
+the same objects with json and the same checks (tests/test_lines.py holds the
+two to each other). :func:`loads` and :func:`dumps` are the saved state's JSON
+(the rollup, the archive, the metrics' state), on the same terms.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-# Below this many bytes json decodes the block (~1,000 lines): at ~9 us a line
-# against msgspec's ~1 us, the import it saves pays for ~2,500 lines.
+# json decodes the first this many bytes of a process (~600 journal lines): at
+# ~9 us a line against msgspec's ~1 us, the import it saves pays for ~2,500 lines.
 _SMALL = 256 << 10
 
 
@@ -190,12 +192,19 @@ def _use_msgspec(size: int) -> bool:
 
 
 def loads(data: bytes | memoryview) -> Any:
-    """Saved-state JSON (the rollup's meta and parts, the archive's keys): msgspec
-    for a big one, json for a small one while msgspec is not loaded (its import is
-    most of a warm status-line call; json takes ~3 ms for 256 KiB)."""
+    """Saved-state JSON (the rollup's meta and parts, the archive's keys): json
+    while the process has decoded little and msgspec is not loaded (its import is
+    most of a warm status-line call; json takes ~3 ms for 256 KiB), else msgspec."""
     if not _use_msgspec(len(data)):
         return json.loads(bytes(data))
     import msgspec
 
     return msgspec.json.decode(data)
+
+
+def dumps(obj: Any) -> bytes:
+    """Saved-state JSON, written: msgspec (about 3x json's speed; a dependency)."""
+    import msgspec
+
+    return msgspec.json.encode(obj)
 

@@ -335,7 +335,11 @@ def _cached_table(user_file: StrPath) -> PriceTable:
 
     user_path = os.fspath(user_file)
     shipped = _shipped_path()
-    key = [_CACHE_FORMAT, shipped, _stamp(shipped), user_path, _stamp(user_path)]
+
+    def files_now() -> list[Any]:
+        return [_CACHE_FORMAT, shipped, _stamp(shipped), user_path, _stamp(user_path)]
+
+    key = files_now()
     cache = os.path.join(user_dir("cache"), "prices.json")
     try:
         data = json.loads(read_regular(cache))
@@ -345,8 +349,7 @@ def _cached_table(user_file: StrPath) -> PriceTable:
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         pass  # missing, stale or damaged: parse the files
     table = load_table(user_path)
-    again = [_CACHE_FORMAT, shipped, _stamp(shipped), user_path, _stamp(user_path)]
-    if key[2] is not None and again == key:  # neither file changed while it was read
+    if key[2] is not None and files_now() == key:  # neither file changed while it was read
         body = {"key": key, "aliases": table.aliases, "origins": table.origins,
                 "prices": {m: [p.input, p.output, p.cache_write_5m, p.cache_write_1h,
                                p.cache_read] for m, p in table.prices.items()}}

@@ -46,7 +46,7 @@ from claudewrap.store.journal import (
     write_all,
 )
 from claudewrap.store.records import UsageRecord, utc_now_iso
-from claudewrap.usage.lines import loads
+from claudewrap.usage.lines import dumps, loads
 from claudewrap.usage.ridindex import IndexBroken, RidIndex
 from claudewrap.usage.state import UsageState, no_cyclic_gc
 
@@ -62,13 +62,6 @@ try:  # hashlib itself would load OpenSSL first (2.5 ms of every report)
 except ImportError:  # pragma: no cover - a Python without the built-in module
     from hashlib import blake2b
 
-def _dumps(obj: Any) -> bytes:
-    import msgspec  # a dependency: the saved state's JSON, about 3x json's speed
-
-    return msgspec.json.encode(obj)
-
-
-_loads = loads  # usage/lines.py: msgspec only for a big one
 
 # 8: a CRC of the rest, the journal's stamp, sampled digests (issue 13); 9: settled
 # history archived (state.Archive: an older reader would miss its rows); 10: parts
@@ -262,7 +255,7 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
                     "first": list(other.first_seen.items()),  # first_line of its sessions
                     "rids": sizes,
                     "tot_log": [[*key, positions] for key, positions in other.tot_log.items()]}
-            write_all(wfd, [_dumps(meta), b"\n", *rid_parts])
+            write_all(wfd, [dumps(meta), b"\n", *rid_parts])
             code = 0
         finally:
             os._exit(code)
@@ -277,7 +270,7 @@ def scan_parallel(fd: int, state: UsageState, start: int, size: int) -> tuple[in
     if status != 0 or not payload:
         return scan(fd, state, mid)  # the child failed: read that half here
     nl = payload.index(b"\n")
-    meta = _loads(payload[:nl])
+    meta = loads(payload[:nl])
     other = UsageState.from_json(meta["state"], state.tz)
     other.tot_log = {(tuple(ukey), model): positions
                      for ukey, model, positions in meta["tot_log"]}
@@ -346,7 +339,7 @@ def read_cache(path: StrPath, magic: bytes, identity: tuple[int, ...], size: int
             return None
         if int(crc_text, 16) != zlib.crc32(memoryview(data)[:meta_len]):
             return None  # torn or corrupted
-        meta = _loads(memoryview(data)[:meta_len])
+        meta = loads(memoryview(data)[:meta_len])
         offset = int(meta["offset"])
         if (meta["identity"] != list(identity) or not 0 <= offset <= size
                 or meta["byteorder"] != sys.byteorder
@@ -401,7 +394,7 @@ def write_cache(path: StrPath, magic: bytes, state: UsageState, identity: tuple[
             "first": [len(first), zlib.crc32(first)], "state": state.to_json()}
     bodies = [first, *(b for _, b in state.archive.parts())] if state.archive is not None else [
         first]
-    encoded = _dumps(meta)
+    encoded = dumps(meta)
     head = b"%08x %x\n" % (zlib.crc32(encoded), len(encoded))
     try:
         atomic_write(path, [magic, head, encoded, b"\n", *rid_parts, *bodies], 0o600,

@@ -55,7 +55,7 @@ from claudewrap.plain import field, fields, plain, replace
 from claudewrap.store.journal import MAX_BAD_LINES, parse_line
 from claudewrap.store.records import UsageRecord, iso_utc
 from claudewrap.usage.filters import Filters, matches
-from claudewrap.usage.lines import decode_lines, loads
+from claudewrap.usage.lines import decode_lines, dumps, loads
 from claudewrap.usage.ridindex import RidIndex, id_bytes
 from claudewrap.usage.rule import (
     PER_REQUEST,
@@ -77,16 +77,6 @@ if TYPE_CHECKING:
     BucketKey = tuple[Any, str, int, bool]  # (model, local day, attribution id, cost printed?)
 
 _KINDS = ("delta", "total")
-
-
-def _encode(obj: Any) -> bytes:
-    import msgspec
-
-    return msgspec.json.encode(obj)
-
-
-def _decode(data: bytes | memoryview) -> Any:
-    return loads(data)
 
 
 _PIECE = 64 << 10  # a block that fails to decode is retried in pieces of this size
@@ -287,7 +277,7 @@ class Archive:
         raw = self.raw[name]
         data = raw if isinstance(raw, bytes) else raw()
         self.raw[name] = data
-        return _decode(data)
+        return loads(data)
 
     @property
     def rows(self) -> list[list[Any]]:
@@ -311,9 +301,9 @@ class Archive:
     def parts(self) -> list[tuple[str, bytes]]:
         """The parts to save: rows, keys and the bodies (read now where they were left)."""
         if "rows" not in self.raw:
-            self.raw["rows"] = _encode(self.rows)
+            self.raw["rows"] = dumps(self.rows)
         if "keys" not in self.raw:
-            self.raw["keys"] = _encode(sorted(self.keys))
+            self.raw["keys"] = dumps(sorted(self.keys))
         for name in ("rows", "keys"):
             raw = self.raw[name]
             if not isinstance(raw, bytes):
@@ -711,7 +701,7 @@ class UsageState:
 
     def _saved_first(self) -> dict[str, int]:
         if self._first_before is None:
-            self._first_before = dict(_decode(self.saved_first)) if self.saved_first else {}
+            self._first_before = dict(loads(self.saved_first)) if self.saved_first else {}
         return self._first_before
 
     def first_line(self, sid: str) -> int | None:
@@ -741,7 +731,7 @@ class UsageState:
             return self.saved_first
         merged = dict(self.first_seen)
         merged.update(self._saved_first())  # the earlier line wins
-        return _encode(sorted(merged.items()))
+        return dumps(sorted(merged.items()))
 
     def seal(self) -> None:
         """Move the request ids fed so far into :attr:`rid_index`, as a new segment.
@@ -1073,7 +1063,7 @@ class UsageState:
             archive.keys.update((k[0], k[2]))
             body.append([k, u if isinstance(u, list) else u.to_json()])
             del self.units[k]
-        archive.bodies.append(_encode(body))
+        archive.bodies.append(dumps(body))
         return len(going)
 
     def _add_cells(self, cells: list[list[Any]] | None, rows: list[list[Any]]) -> None:
@@ -1105,7 +1095,7 @@ class UsageState:
         if archive is None:
             return
         for chunk in archive.loaded_bodies():
-            for key, body in _decode(chunk):
+            for key, body in loads(chunk):
                 self.units[tuple(key)] = body
 
     @staticmethod
