@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,36 @@ INSTALL_HINT = ("bash scripts/test.sh (or: python tests/claude_code.py install) 
 # The interactive prompt is ready: 2.1.197's footer says "? for shortcuts",
 # 2.1.332's "(shift+tab to cycle)" (words placed with cursor moves).
 READY = re.compile(rb"shortcuts|shift\+tab")
+
+
+def drawn(text: str) -> re.Pattern[bytes]:
+    """`text` as the TUI draws it: its renderer writes only the cells that
+    changed, so a letter already on screen at that spot is skipped with a
+    cursor move along the line (``z\x1b[5Gbra-7`` draws "zebra-7" where an
+    "e" already stood in column 4; seen with CI=true)."""
+    skip = rb"\x1b\[[0-9]*[CG]"
+    return re.compile(b"".join(b"(?:%s|%s)" % (re.escape(c.encode()), skip) for c in text))
+
+
+def submit(child: Any, text: str, then: Any, wait: float = 10, tries: int = 3) -> int:
+    """Type `text` into the real Claude Code, press Enter once it is drawn, and
+    expect `then` (a pattern or list, as pexpect takes). On a loaded CI machine
+    an Enter can be lost although the text is on screen (Claude Code had not
+    taken the typed text yet; seen in CI for `/exit` after `fg`, and for a
+    prompt): when `then` has not come in `wait` seconds, Enter is pressed again,
+    at most `tries` times in all. Returns the index pexpect matched."""
+    import pexpect
+    child.send(text)
+    child.expect(drawn(text))
+    time.sleep(0.3)
+    for attempt in range(tries):
+        child.send("\r")
+        try:
+            return int(child.expect(then, timeout=wait))
+        except pexpect.TIMEOUT:
+            if attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def release(version: str) -> tuple[int, ...]:

@@ -27,8 +27,10 @@ from claude_code import (  # noqa: F401 - fixtures
     claude_cli,
     claude_env,
     claude_version,
+    drawn,
     release,
     seed_home,
+    submit,
     version_of,
 )
 from conftest import CW, ROOT, require
@@ -289,15 +291,6 @@ def words(*ws: str) -> re.Pattern[bytes]:
     return re.compile(WORD_GAP.join(re.escape(w.encode()) for w in ws))
 
 
-def drawn(text: str) -> re.Pattern[bytes]:
-    """`text` as the TUI draws it: its renderer writes only the cells that
-    changed, so a letter already on screen at that spot is skipped with a
-    cursor move along the line (``z\x1b[5Gbra-7`` draws "zebra-7" where an
-    "e" already stood in column 4; seen with CI=true)."""
-    skip = rb"\x1b\[[0-9]*[CG]"
-    return re.compile(b"".join(b"(?:%s|%s)" % (re.escape(c.encode()), skip) for c in text))
-
-
 def wait_for(predicate: Any, limit: float = 15) -> None:
     deadline = time.monotonic() + limit
     while not predicate():
@@ -351,10 +344,7 @@ def interactive(tmp_path_factory: pytest.TempPathFactory, claude_cli: Path  # no
         time.sleep(0.6)  # idle: the wrapper parses what it batched
         child.send("\x1b")
         time.sleep(0.5)
-        child.send("/exit")
-        time.sleep(0.3)
-        child.send("\r")
-        child.expect(pexpect.EOF, timeout=20)
+        submit(child, "/exit", pexpect.EOF, wait=20)
         child.close()
         yield Interactive(s, child.exitstatus)
     finally:
@@ -450,10 +440,7 @@ def test_exit_right_after_an_answer_keeps_the_final_export(cc: Setup) -> None:
         child.send("\r")
         child.expect(drawn(REPLY))
         wait_for(lambda: len(cc.api.answers) >= 1)
-        child.send("/exit")
-        time.sleep(0.2)
-        child.send("\r")
-        child.expect(pexpect.EOF, timeout=20)
+        submit(child, "/exit", pexpect.EOF, wait=20)
         child.close()
     finally:
         if child.isalive():

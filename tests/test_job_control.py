@@ -9,6 +9,7 @@ and in GNU screen; the real Claude Code is in test_claude_code.py's setup.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import termios
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from claude_code import READY, claude_cli  # noqa: F401 - a fixture
+from claude_code import READY, claude_cli, submit  # noqa: F401 - a fixture
 from conftest import ROOT, require, spawn, wait_until
 from test_claude_code import Setup, api, cc  # noqa: F401 - fixtures
 
@@ -299,10 +300,7 @@ def test_real_claude_code_ctrl_z_fg_and_exit(cc: Setup) -> None:  # noqa: F811
         child.sendline("fg")
         child.expect(READY)  # repainted
         time.sleep(1)
-        child.send(b"/exit")
-        time.sleep(0.5)
-        child.send(b"\r")
-        child.expect_exact(PROMPT)
+        submit(child, "/exit", re.escape(PROMPT))
         child.sendline("echo STATUS=$?")
         child.expect(r"STATUS=0")
         child.expect_exact(PROMPT)

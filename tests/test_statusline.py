@@ -26,6 +26,7 @@ from claude_code import (  # noqa: F401 - fixtures
     claude_env,
     claude_version,
     seed_home,
+    submit,
 )
 from conftest import CW, wait_until
 from fake_api import FakeAnthropic, Usage
@@ -487,10 +488,7 @@ def test_real_claude_code_runs_it_and_the_session_counts_once(
         wait_until(lambda: status_costs() and otel_cost()
                    and abs(status_costs()[-1] - otel_cost()) < 1e-9,
                    "a status-line cost equal to the OTel records' cost", 40)
-        child.send("/exit")
-        time.sleep(0.3)
-        child.send("\r")
-        child.expect(pexpect.EOF, timeout=30)
+        submit(child, "/exit", pexpect.EOF, wait=30)
         child.close()
     finally:
         if child.isalive():

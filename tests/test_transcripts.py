@@ -17,6 +17,7 @@ from claude_code import (  # noqa: F401 - fixtures
     claude_env,
     claude_version,
     seed_home,
+    submit,
 )
 from conftest import CW, wait_until
 from fake_api import FakeAnthropic, Usage
@@ -453,10 +454,7 @@ def test_real_interactive_session_imports_transcript_and_claude_json_counting_on
         child.send("\r")
         wait_until(lambda: len(api.answers) >= 1, "an answer", 30)
         time.sleep(1.0)
-        child.send("/exit")
-        time.sleep(0.3)
-        child.send("\r")
-        child.expect(pexpect.EOF, timeout=30)
+        submit(child, "/exit", pexpect.EOF, wait=30)
         child.close()
     finally:
         if child.isalive():
