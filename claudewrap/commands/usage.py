@@ -12,6 +12,7 @@ import click
 from claudewrap.store.journal import JournalError, resolve_path
 from claudewrap.store.records import iso_utc
 from claudewrap.usage.filters import DIMENSIONS, NO_COMMAND, Filters
+from claudewrap.usage.lines import indented
 from claudewrap.usage.pricing import PriceFileError, default_table
 from claudewrap.usage.report import STANDARD_GROUPS, Report, parse_dimension, report_json
 from claudewrap.views.usage_view import (
@@ -237,7 +238,7 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
         extra: list[tuple[str, ...]] = [(d,) for d in dims if (d,) not in STANDARD_GROUPS]
         if len(dims) > 1:
             extra.append(dims)
-        click.echo(json.dumps(report_json(report, extra), indent=2))
+        click.echo(indented(report_json(report, extra)))
     elif as_csv:
         click.echo(render_csv(report, dims), nl=False)
     else:
