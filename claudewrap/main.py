@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 REPORT_ENV = "CLAUDEWRAP_REPORT"
 # Exit statuses a claudewrap that could not start gives too: only after these

@@ -28,11 +28,11 @@ session's last recorded cost and today's cost with the journal's stamp
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
+from claudewrap.store import cjson
 from claudewrap.wrap.context import hostname
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -77,7 +77,7 @@ def read_input(stream: BinaryIO) -> bytes:
 def parse_input(raw: bytes) -> dict[str, Any] | None:
     """The status-line object, or None when ``raw`` is not a JSON object."""
     try:
-        data = json.loads(raw)
+        data = cjson.loads(raw)
     except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
@@ -147,7 +147,7 @@ def _load(path: StrPath) -> dict[str, Any]:
     try:
         from claudewrap.store.files import read_regular  # not the journal module
 
-        data = json.loads(read_regular(path))
+        data = cjson.loads(read_regular(path))
     except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -161,7 +161,7 @@ def _save(path: StrPath, state: dict[str, Any]) -> None:
         newest = sorted(sessions.items(), key=lambda kv: _epoch(kv[1]))[-_KEEP:]
         state["sessions"] = dict(newest)
     try:
-        atomic_write(path, [json.dumps(state, separators=(",", ":")).encode()], 0o600,
+        atomic_write(path, [cjson.dumps(state, separators=(",", ":")).encode()], 0o600,
                      cache=True)
     except (OSError, ValueError, TypeError):
         pass
@@ -438,7 +438,7 @@ def run(raw: bytes, *, journal: StrPath | None = None, env: Mapping[str, str] | 
                 raise IsADirectoryError(journal)  # nothing to record or sum: the line alone
         path = _state_file(journal)
         state = _load(path)
-        before = json.dumps(state, sort_keys=True)
+        before = cjson.dumps(state, sort_keys=True)
         if data is not None:
             try:
                 record_cost(journal, data, state, env)
@@ -457,7 +457,7 @@ def run(raw: bytes, *, journal: StrPath | None = None, env: Mapping[str, str] | 
 
             windows = [s for s in latest(journal, now=now, host=hostname()).values()]
         windows.sort(key=lambda s: s.window != "five_hour")
-        if json.dumps(state, sort_keys=True) != before:
+        if cjson.dumps(state, sort_keys=True) != before:
             _save(path, state)
     except Exception:  # noqa: BLE001, S110 - the status line never fails
         pass

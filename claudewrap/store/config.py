@@ -10,11 +10,11 @@ this light module loaded; the parser loads once output arrives.
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (launch path)
 if TYPE_CHECKING:
+    import re
     from pathlib import Path
     from typing import Any
 
@@ -197,6 +197,8 @@ def fallback_journal(index: int = 0) -> Path | None:
 
 def fallback_files() -> list[Path]:
     """The fallback files there are now, in the order they are filled (none made)."""
+    import re
+
     folder = fallback_folder(create=False)
     if folder is None:
         return []
@@ -233,6 +235,8 @@ def load_user_patterns(path: str | os.PathLike[str] | None = None) -> list[UserP
     for (``path`` or ``$CLAUDEWRAP_CONFIG``) is an error. Raises
     :class:`PatternError` for anything the user must fix.
     """
+    import re
+
     explicit = path is not None or bool(os.environ.get(CONFIG_ENV))
     if path is None:
         path = config_file()
@@ -288,6 +292,8 @@ def parse_toml(text: str, path: str | os.PathLike[str], error: type[Exception] =
     except tomllib.TOMLDecodeError as e:
         # tomllib says "Invalid value (at line 3, column 9)": lead with the line.
         message = _one_line(str(e))
+        import re
+
         at = re.search(_TOML_AT, message)
         where = f"{path}: line {at['line']}" if at and at["line"] else str(path)
         detail = message[:at.start()].rstrip() if at else message
@@ -297,6 +303,8 @@ def parse_toml(text: str, path: str | os.PathLike[str], error: type[Exception] =
 
 def _user_pattern(file: str, index: int, entry: Any) -> UserPattern:
     """One ``[[patterns]]`` entry; ``file`` is the path (and line) to name in errors."""
+    import re
+
     if not isinstance(entry, dict):
         raise PatternError(f"{file}: pattern #{index}: must be a table ([[patterns]]){_FIX}")
     name = entry.get("name")

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
-import re
 import stat
 import time
-from collections.abc import Iterable, Iterator
 
 from claudewrap.plain import field, plain
+from claudewrap.store import cjson
 from claudewrap.store import config as _config
 from claudewrap.store.files import NotRegularFile, open_regular
 from claudewrap.store.records import UsageRecord
@@ -26,9 +24,12 @@ from claudewrap.wrap.context import hostname
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
     # Not at run time: pathlib (with urllib.parse and ipaddress) was ~6 ms of each
     # status-line call; what the status line calls here takes a str or a Path.
     from pathlib import Path
+    from typing import Any
 
     StrPath = str | os.PathLike[str]
 
@@ -644,14 +645,19 @@ def _read_saved(fd: int, saved: dict[bytes, bytes], result: Recovery) -> bool:
     return bool(data)
 
 
-# The ts of a journal line, to skip the lines of other times without decoding them.
-_TS = re.compile(rb'"ts"\s*:\s*"([^"\\]*)"')
+def _ts_pattern() -> Any:
+    """The ts of a journal line, to skip the lines of other times without decoding
+    them (compiled when `journal recover` needs it: `re` is not imported by readers)."""
+    import re
+
+    return re.compile(rb'"ts"\s*:\s*"([^"\\]*)"')
 
 
 def _find_present(fd: int, start: int, saved: dict[bytes, bytes], times: set[bytes],
                   present: set[bytes]) -> int:
     """Add to ``present`` the fingerprints of ``saved`` that the journal open on
     ``fd`` holds from byte ``start``; returns the offset after its last whole line."""
+    find_ts = _ts_pattern().search
     pos = start
     rest = b""
     while block := os.pread(fd, _READ_BLOCK, pos):
@@ -659,7 +665,7 @@ def _find_present(fd: int, start: int, saved: dict[bytes, bytes], times: set[byt
         lines = (rest + block).split(b"\n")
         rest = lines.pop()
         for line in lines:
-            ts = _TS.search(line)
+            ts = find_ts(line)
             if ts is not None and ts[1] not in times:
                 continue
             found = _fingerprint(line)
@@ -671,7 +677,8 @@ def _find_present(fd: int, start: int, saved: dict[bytes, bytes], times: set[byt
 def _add_missing(journal: Path, saved: dict[bytes, bytes], result: Recovery,
                  dry_run: bool, lock_timeout: float) -> None:
     """Append to ``journal`` the saved records it does not hold yet, and sync it."""
-    times = {ts[1] for line in saved.values() if (ts := _TS.search(line))}
+    find_ts = _ts_pattern().search
+    times = {ts[1] for line in saved.values() if (ts := find_ts(line))}
     present: set[bytes] = set()
     try:
         if dry_run:
@@ -740,7 +747,7 @@ def parse_line(line: bytes) -> UsageRecord | None:
     if not line.strip():
         return None
     try:
-        return UsageRecord.from_dict(json.loads(line.decode("utf-8")))
+        return UsageRecord.from_dict(cjson.loads(line.decode("utf-8")))
     except (ValueError, TypeError, OverflowError, RecursionError, AttributeError):
         return None
 
@@ -842,7 +849,7 @@ def why_skipped(line: bytes) -> str | None:
     except UnicodeDecodeError:
         return "not UTF-8 text"
     try:
-        obj = json.loads(text)
+        obj = cjson.loads(text)
     except RecursionError:
         return "not a record: JSON nested too deeply"
     except ValueError as exc:

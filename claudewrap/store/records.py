@@ -7,11 +7,11 @@ object per line. Only counts, costs and names are ever stored, never text.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 
 from claudewrap.plain import field, fields, plain
+from claudewrap.store import cjson
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
 if TYPE_CHECKING:
@@ -253,8 +253,8 @@ class UsageRecord:
         problem = self.problem()
         if problem is not None:
             raise ValueError(f"not a plausible record: {problem}")
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"),
-                          allow_nan=False)
+        return cjson.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"),
+                           allow_nan=False)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UsageRecord:
@@ -294,7 +294,7 @@ class UsageRecord:
 
     @classmethod
     def from_json(cls, line: str | bytes) -> UsageRecord:
-        return cls.from_dict(json.loads(line))
+        return cls.from_dict(cjson.loads(line))
 
 
 _FIELD_ORDER = fields(UsageRecord)

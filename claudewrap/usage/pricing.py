@@ -22,14 +22,12 @@ rates came from (:meth:`PriceTable.origin`).
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterator, Mapping
-from functools import lru_cache
 
 from claudewrap.plain import plain, replace
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
     from pathlib import Path  # not at run time: see store/journal.py
     from typing import Any
 
@@ -70,37 +68,144 @@ class Price:
         return total / 1_000_000
 
 
-_DATE = re.compile(r"-(?:19|20)\d{6}$")
-_PROVIDER = re.compile(r"^(?:[a-z0-9-]+\.)?anthropic\.")
-_SUFFIXES = (re.compile(r"@[0-9a-z-]+$"), re.compile(r"-v\d+(?::\d+)?$"),
-             re.compile(r"-latest$"))
-_NEW_STYLE = re.compile(r"^claude-(opus|sonnet|haiku)-(\d+)(?:[-.](\d{1,2}))?(?=$|-)")
-_OLD_STYLE = re.compile(r"^claude-(\d+)(?:[-.](\d{1,2}))?-(opus|sonnet|haiku)(?=$|-)")
+# Model names are matched with string methods, not regular expressions: `re`
+# (with enum, functools and collections) is ~8 ms of a status-line call's
+# imports, and nothing else on that path needs it. Each function below does what
+# the pattern in its docstring does (`$` included: the end, or before a final
+# newline; `\d`: any Unicode decimal digit); tests/test_pricing_names.py holds
+# them to those patterns.
+_LOWER_DIGIT_DASH = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+_FAMILIES = ("opus", "sonnet", "haiku")
+
+
+def _split_end(name: str) -> tuple[str, str]:
+    """``name`` and where `$` may also match: before a final newline."""
+    return (name[:-1], "\n") if name.endswith("\n") else (name, "")
+
+
+def _drop_date(name: str) -> str:
+    r"""``re.sub(r"-(?:19|20)\d{6}$", "", name)``."""
+    t, nl = _split_end(name)
+    if len(t) >= 9 and t[-9] == "-" and t[-8:-6] in ("19", "20") and t[-6:].isdecimal():
+        return t[:-9] + nl
+    return name
+
+
+def _drop_provider(name: str) -> str:
+    r"""``re.sub(r"^(?:[a-z0-9-]+\.)?anthropic\.", "", name)``."""
+    dot = name.find(".")
+    if dot > 0 and name.startswith("anthropic.", dot + 1) and _LOWER_DIGIT_DASH.issuperset(
+            name[:dot]):
+        return name[dot + 11:]
+    return name.removeprefix("anthropic.")
+
+
+def _drop_brackets(name: str) -> str:
+    r"""``re.sub(r"\[[^\]]*\]$", "", name)``."""
+    t, nl = _split_end(name) if not name.endswith("]") else (name, "")
+    if not t.endswith("]"):
+        return name
+    start = t.find("[", t.rfind("]", 0, len(t) - 1) + 1, len(t) - 1)
+    return t[:start] + nl if start >= 0 else name
+
+
+def _drop_at(name: str) -> str:
+    """``re.sub(r"@[0-9a-z-]+$", "", name)``."""
+    t, nl = _split_end(name)
+    at = t.rfind("@")
+    if at >= 0 and at < len(t) - 1 and _LOWER_DIGIT_DASH.issuperset(t[at + 1:]):
+        return t[:at] + nl
+    return name
+
+
+def _drop_version(name: str) -> str:
+    r"""``re.sub(r"-v\d+(?::\d+)?$", "", name)``."""
+    t, nl = _split_end(name)
+    at = t.rfind("-v")
+    if at >= 0:
+        parts = t[at + 2:].split(":")
+        if len(parts) <= 2 and all(p.isdecimal() for p in parts):  # "".isdecimal() is False
+            return t[:at] + nl
+    return name
+
+
+def _drop_latest(name: str) -> str:
+    """``re.sub(r"-latest$", "", name)``."""
+    t, nl = _split_end(name)
+    return t[:-7] + nl if t.endswith("-latest") else name
+
+
+_SUFFIXES = (_drop_at, _drop_version, _drop_latest)
+
+
+def _digits(text: str, most: int | None = None) -> int:
+    """How many decimal digits ``text`` starts with (at most ``most``)."""
+    n = 0
+    for c in text if most is None else text[:most]:
+        if not c.isdecimal():
+            break
+        n += 1
+    return n
+
+
+def _ends(text: str) -> bool:
+    """``(?=$|-)`` at the start of ``text``."""
+    return text in ("", "\n") or text.startswith("-")
+
+
+def _numbers(text: str, then: Any) -> tuple[Any, int, int] | None:
+    r"""``(\d+)(?:[-.](\d{1,2}))?`` at the start of ``text`` followed by what
+    ``then(rest)`` accepts (it returns a value or None), tried in the order the
+    regular expression backtracks: ``(then's value, major, minor)``."""
+    for k in range(_digits(text), 0, -1):
+        after = text[k:]
+        if after[:1] in ("-", "."):
+            for j in range(_digits(after[1:], 2), 0, -1):
+                found = then(after[1 + j:])
+                if found is not None:
+                    return found, int(text[:k]), int(after[1:1 + j])
+        found = then(after)
+        if found is not None:
+            return found, int(text[:k]), 0
+    return None
+
+
+def _family_then_end(text: str) -> str | None:
+    """``-(opus|sonnet|haiku)(?=$|-)`` at the start of ``text``: the family."""
+    for fam in _FAMILIES:
+        if text.startswith("-" + fam) and _ends(text[len(fam) + 1:]):
+            return fam
+    return None
 
 
 def _candidates(model: str) -> Iterator[str]:
     """``model`` made more and more general: each form is looked up in turn."""
     name = model.strip().lower()
     yield name
-    name = re.sub(r"\[[^\]]*\]$", "", name).rsplit("/", 1)[-1]
-    name = _PROVIDER.sub("", name)
+    name = _drop_provider(_drop_brackets(name).rsplit("/", 1)[-1])
     yield name
     for suffix in _SUFFIXES:
-        name = suffix.sub("", name)
+        name = suffix(name)
         yield name
-    yield _DATE.sub("", name)
+    yield _drop_date(name)
 
 
 def family_key(model: str) -> tuple[str, int, int] | None:
-    """``("sonnet", 4, 5)`` for ``claude-sonnet-4-5-20250929`` or ``claude-4.5-sonnet``."""
-    name = _DATE.sub("", model.strip().lower())
-    m = _NEW_STYLE.match(name)
-    if m:
-        return m.group(1), int(m.group(2)), int(m.group(3) or 0)
-    m = _OLD_STYLE.match(name)
-    if m:
-        return m.group(3), int(m.group(1)), int(m.group(2) or 0)
-    return None
+    r"""``("sonnet", 4, 5)`` for ``claude-sonnet-4-5-20250929`` or ``claude-4.5-sonnet``:
+    ``^claude-(opus|sonnet|haiku)-(\d+)(?:[-.](\d{1,2}))?(?=$|-)``, else
+    ``^claude-(\d+)(?:[-.](\d{1,2}))?-(opus|sonnet|haiku)(?=$|-)``, matched
+    against the name without its date."""
+    name = _drop_date(model.strip().lower())
+    if not name.startswith("claude-"):
+        return None
+    for fam in _FAMILIES:
+        if name.startswith(fam + "-", 7):
+            found = _numbers(name[8 + len(fam):], lambda rest: True if _ends(rest) else None)
+            if found is not None:
+                return fam, found[1], found[2]
+            break
+    found = _numbers(name[7:], _family_then_end)
+    return (found[0], found[1], found[2]) if found is not None else None
 
 
 @plain(frozen=True)
@@ -139,7 +244,7 @@ class PriceTable:
             for name in (key, *[a for a, target in (aliases or {}).items() if target == key]):
                 name = name.lower()
                 self._names[name] = price
-                self._names.setdefault(_DATE.sub("", name), price)
+                self._names.setdefault(_drop_date(name), price)
                 fam = family_key(name)
                 if fam is not None:
                     self._families.setdefault(fam, price)
@@ -328,8 +433,7 @@ def _cached_table(user_file: StrPath) -> PriceTable:
     sums today (bench/statusline.py --breakdown); the JSON takes ~0.3 ms.
     A cache that cannot be read or written is only not used; without a cache
     folder (``~/.cache``) there is none: a reader does not make one in $HOME."""
-    import json
-
+    from claudewrap.store import cjson as json
     from claudewrap.store.config import user_dir
     from claudewrap.store.files import read_regular
 
@@ -367,9 +471,8 @@ def _cached_table(user_file: StrPath) -> PriceTable:
     return table
 
 
-@lru_cache(maxsize=1)
-def _default_table(path: str, mtime: float) -> PriceTable:
-    return _cached_table(path)
+_last_table: list[Any] = [None, None]  # (path, mtime) and its table: functools' lru_cache
+# would import functools and collections (~1.5 ms of a status-line call)
 
 
 def default_table() -> PriceTable:
@@ -379,7 +482,10 @@ def default_table() -> PriceTable:
         mtime = os.stat(path).st_mtime
     except OSError:
         mtime = -1.0
-    return _default_table(path, mtime)
+    if _last_table[0] != (path, mtime):
+        _last_table[:] = [(path, mtime), _cached_table(path)]
+    table: PriceTable = _last_table[1]
+    return table
 
 
 def price(model: str | None, input_tokens: int, output_tokens: int, cache_read_tokens: int,

@@ -29,14 +29,11 @@ that on random journals. When the rule changes, it changes here first.
 
 from __future__ import annotations
 
-import re
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-
 from claudewrap.store.records import UsageRecord
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
     from typing import Any
 
     Attribution = tuple[Any, Any, Any, tuple[tuple[str, str], ...]]  # project, host, pane, tags
@@ -57,13 +54,17 @@ if TYPE_CHECKING:
     RowKey = tuple[UnitKey, Any, str, Attribution, bool]
 
 
-_DATED = re.compile(r"-\d{8}$")
-
-
 def undated(model: Any) -> Any:
-    """A model id without its release date, as rule 4 matches them: OpenTelemetry
-    reports ``claude-haiku-4-5-20251001`` where ``/cost`` shows ``claude-haiku-4-5``."""
-    return _DATED.sub("", model) if isinstance(model, str) else model
+    r"""A model id without its release date, as rule 4 matches them: OpenTelemetry
+    reports ``claude-haiku-4-5-20251001`` where ``/cost`` shows ``claude-haiku-4-5``.
+    ``re.sub(r"-\d{8}$", "", model)`` without `re` (not imported on the status
+    line's path; tests/test_pricing_names.py holds it to the pattern)."""
+    if not isinstance(model, str):
+        return model
+    t, nl = (model[:-1], "\n") if model.endswith("\n") else (model, "")
+    if len(t) >= 9 and t[-9] == "-" and t[-8:].isdecimal():
+        return t[:-9] + nl
+    return model
 
 
 def priority(r: UsageRecord) -> int:
@@ -210,7 +211,9 @@ def effective_rows(records: Iterable[UsageRecord], day: Callable[[str], str],
     # same session with its models (~/.claude.json, a -p result): the latter counts,
     # the cost alone is its floor (rule 4), as it is for per-request records.
     summaries = [u for u in kept if u[1] in SUMMARY and not u[3] and u in has_totals]
-    per_session = Counter(u[2] for u in summaries)
+    per_session: dict[str, int] = {}
+    for u in summaries:
+        per_session[u[2]] = per_session.get(u[2], 0) + 1
     summaries = [u for u in summaries if per_session[u[2]] > 1]  # a session with two
     itemised = [u for u in summaries if not cost_alone(highest.get(u, {}))]
     with_models = {u[2] for u in itemised}
