@@ -29,6 +29,7 @@ from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from claudewrap.plain import plain
 from claudewrap.store.records import UsageRecord
 from claudewrap.usage.pricing import default_table
 
@@ -66,22 +67,52 @@ class Request:
         self.rid = f"req_{n:024x}"
 
 
-def sessions(seed: int) -> Iterator[tuple[str, str, dict[str, Any], list[Request]]]:
+@plain
+class Shape:
+    """When sessions start (``span`` seconds from ``start``, default START), how many
+    requests they make, how far apart (seconds), and a time no request passes."""
+
+    start: datetime | None = None
+    span: int = 365 * 86400
+    size: tuple[int, int] = (5, 150)
+    gap: tuple[int, int] = (3, 240)
+    until: datetime | None = None
+    first: int = 0  # session numbers (and so request ids) start after this one
+
+
+YEAR = Shape()
+
+
+def today_shape(now: datetime, hours: float = 16) -> Shape:
+    """A heavy day (a team's shared journal, a long agentic day): sessions of 100
+    to 800 requests, 2 to 60 s apart, started in the ``hours`` before ``now``, none
+    past it; their request ids are not the year's."""
+    return Shape(start=now - timedelta(hours=hours), span=int(hours * 3600), size=(100, 800),
+                 gap=(2, 60), until=now, first=10_000_000)
+
+
+def sessions(seed: int, shape: Shape = YEAR
+             ) -> Iterator[tuple[str, str, dict[str, Any], list[Request]]]:
     """(kind, session id, attribution, requests), forever."""
     rng = random.Random(seed)
-    n = 0
+    n = shape.first
+    origin = START if shape.start is None else shape.start
     while True:
         n += 1
         kind = rng.choices(("pty-delta", "pty-total", "transcript", "otel"),
                            weights=(40, 20, 25, 15))[0]
-        start = START + timedelta(seconds=rng.randint(0, 365 * 86400))
-        size = rng.randint(5, 150)
+        start = origin + timedelta(seconds=rng.randint(0, shape.span))
+        size = rng.randint(*shape.size)
         models = [rng.choice(MODELS)] + ([rng.choice(MODELS)] if rng.random() < 0.3 else [])
         reqs: list[Request] = []
         when = start
         for _ in range(size):
-            when += timedelta(seconds=rng.randint(3, 240), milliseconds=rng.randint(0, 999))
+            when += timedelta(seconds=rng.randint(*shape.gap), milliseconds=rng.randint(0, 999))
+            if shape.until is not None and when > shape.until:
+                break
             reqs.append(Request(rng, when, rng.choice(models), n * 1000 + len(reqs)))
+        if not reqs:
+            continue
         project = rng.choice(PROJECTS)
         attribution: dict[str, Any] = {"project": project, "cwd": f"/home/dev/src/{project}",
                        "host": rng.choice(HOSTS), "tmux_pane": f"%{rng.randint(0, 40)}"}
@@ -148,13 +179,13 @@ def transcript_line(session: str, attribution: dict[str, Any], q: Request) -> st
 
 
 def generate(out: IO[str], records: int, seed: int, transcripts: Path | None = None,
-             corrupt_every: int = 200_000) -> dict[str, int]:
+             corrupt_every: int = 200_000, shape: Shape = YEAR) -> dict[str, int]:
     """Write whole sessions until at least ``records`` journal lines; return the true totals."""
     rng = random.Random(seed + 1)
     totals = {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0,
               "cache_write_tokens": 0, "requests": 0, "records": 0}
     written = 0
-    for kind, session, attribution, reqs in sessions(seed):
+    for kind, session, attribution, reqs in sessions(seed, shape):
         if written >= records:
             break
         for line in journal_lines(kind, session, attribution, reqs, rng):
@@ -184,9 +215,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--transcripts", type=Path)
     parser.add_argument("--append", action="store_true", help="append to OUT")
+    parser.add_argument("--today", type=float, metavar="HOURS",
+                        help="a heavy day instead of a year: sessions of the last HOURS"
+                             " hours (today_shape), e.g. --append --today 16 --records 50000")
     args = parser.parse_args()
+    shape = YEAR if args.today is None else today_shape(datetime.now(timezone.utc), args.today)
     with open(args.out, "a" if args.append else "w", encoding="utf-8") as out:
-        totals = generate(out, args.records, args.seed, args.transcripts)
+        totals = generate(out, args.records, args.seed, args.transcripts,
+                          corrupt_every=200_000 if args.today is None else 0, shape=shape)
     print(json.dumps(totals))
 
 

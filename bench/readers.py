@@ -2,10 +2,16 @@
 
     python bench/readers.py [--quick] [--records 10000,100000] [--dir /tmp/cwbench-readers]
                             [--only metrics --only cost] [--against CHECKOUT]
+                            [--shape year,today-heavy] [--today-records 50000]
 
 For each size: a realistic journal (bench/gen_journal.py, seed 1: a year of
-sessions that ends the day before the run), copied fresh;
-each reader run once (it builds its caches), then 1,000 records dated in the
+sessions that ends the day before the run), copied fresh. With ``--shape
+today-heavy`` the same year then has a heavy day appended (a team's shared
+journal, a long agentic day: ``--today-records`` records of sessions of 100 to
+800 requests 2 to 60 s apart, started in the last 16 hours; gen_journal.today_shape),
+and the readers run in a time zone where it is 20:00 or so, so that "today"
+holds all of it: what `status` walks every few seconds. Then each reader
+run once (it builds its caches), then 1,000 records dated in the
 last few minutes appended; then each reader run once more (warm-up: it reads
 the new lines) and timed as the best of three, each in a fresh process, with
 its peak RSS (resource.getrusage of the children). `serve` is started before
@@ -60,6 +66,8 @@ READERS: list[tuple[str, list[str], float]] = [  # name, arguments, target over 
     ("metrics", ["metrics"], 0.3),
 ]
 RSS_TARGET = 200.0  # MB
+SHAPES = ("year", "today-heavy")
+TODAY_HOURS = 16
 _TIMED = ("import resource, subprocess, sys, time\n"
           "t = time.perf_counter()\n"
           "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
@@ -75,8 +83,12 @@ def timed(python: str, argv: list[str], env: dict[str, str], runs: int) -> Timin
     least)."""
     best = (float("inf"), 0.0, float("inf"))
     for _ in range(runs):
-        out = subprocess.run([python, "-c", _TIMED, *argv], env=env, check=True,
-                             capture_output=True, text=True).stdout.split()
+        done = subprocess.run([python, "-c", _TIMED, *argv], env=env, capture_output=True,
+                              check=False,
+                              text=True)
+        if done.returncode:
+            raise SystemExit(f"{' '.join(argv)} failed:\n{done.stderr}")
+        out = done.stdout.split()
         t, rss, cpu = float(out[0]), float(out[1]), float(out[2])
         best = (min(best[0], t), max(best[1], rss), min(best[2], cpu))
     return best
@@ -150,8 +162,20 @@ def serve_bench(script: str, journal: Path, env: dict[str, str], seed: int
 Install = tuple[str, str, str]  # label, python, console script
 
 
+def heavy_day(records: int) -> tuple[str, str]:
+    """(``records`` journal lines of a heavy day ending now, the TZ in which it is
+    about 20:00 now: today began before the day's first session)."""
+    now = datetime.now(timezone.utc)
+    buf = io.StringIO()
+    generate(buf, records, seed=7, corrupt_every=0,
+             shape=gen_journal.today_shape(now, TODAY_HOURS))
+    offset = (20 - now.hour + 12) % 24 - 12  # local time - UTC, hours
+    return buf.getvalue(), f"CWT{-offset}"  # POSIX: the hours to add to local time for UTC
+
+
 def bench_size(records: int, work: Path, installs: list[Install], runs: int,
-               readers: list[tuple[str, list[str], float]] = READERS, serve: bool = True
+               readers: list[tuple[str, list[str], float]] = READERS, serve: bool = True,
+               shape: str = "year", today_records: int = 50_000
                ) -> dict[str, dict[str, Timing]]:
     """Each install on its own copy of the journal, reader by reader side by side."""
     base = work / f"year-{YEAR_START:%Y%m%d}-{records}.jsonl"
@@ -160,14 +184,17 @@ def bench_size(records: int, work: Path, installs: list[Install], runs: int,
         with open(base, "w", encoding="utf-8") as out:
             generate(out, records, seed=1)
         print(f"  generated {base} in {time.perf_counter() - t:.0f} s", flush=True)
+    day, tz = heavy_day(today_records) if shape == "today-heavy" else ("", "UTC")
     envs = []
     for k, _ in enumerate(installs):
         run_dir = work / f"run-{records}-{k}"
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir()
         journal = run_dir / "journal.jsonl"
-        shutil.copyfile(base, journal)
-        env = dict(os.environ, CLAUDEWRAP_JOURNAL=str(journal), TZ="UTC", COLUMNS="100",
+        shutil.copyfile(base, journal)  # (the base stays as it is: others may read it)
+        with open(journal, "a", encoding="utf-8") as fh:
+            fh.write(day)
+        env = dict(os.environ, CLAUDEWRAP_JOURNAL=str(journal), TZ=tz, COLUMNS="100",
                    XDG_CONFIG_HOME=str(run_dir / "config"),
                    XDG_DATA_HOME=str(run_dir / "data"))
         for name in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "CLAUDEWRAP_SESSION"):
@@ -230,6 +257,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10k and 100k records only")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/cwbench-readers"))
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--shape", default="year",
+                        help="journal shapes, comma-separated: year (a year of sessions),"
+                             " today-heavy (the year and a heavy day that ends now)")
+    parser.add_argument("--today-records", type=int, default=50_000, metavar="N",
+                        help="today-heavy: the day's records (default 50,000)")
     parser.add_argument("--against", type=Path, metavar="CHECKOUT",
                         help="another checkout (e.g. git archive of an older commit), run side"
                              " by side with this one on its own copy of each journal")
@@ -245,15 +277,23 @@ def main() -> None:
 
 def run(args: argparse.Namespace, venvs: list[Path]) -> None:
     sizes = [10_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    shapes = args.shape.split(",")
+    if not set(shapes) <= set(SHAPES):
+        raise SystemExit(f"--shape: one of {', '.join(SHAPES)}")
+    columns = [(n, shape) for shape in shapes for n in sizes]
     installs: list[Install] = [("this", *clean_install(venvs[0]))]
     if args.against:
         installs.append(("against", *clean_install(venvs[1], args.against.resolve())))
     readers = [r for r in READERS if not args.only or r[0].startswith(tuple(args.only))]
     serve = not args.only or "serve" in args.only
     results = {}
-    for n in sizes:
-        print(f"{n:,} records ...", flush=True)
-        results[n] = bench_size(n, args.dir, installs, args.runs, readers, serve)
+    titles = {}
+    for n, shape in columns:
+        titles[n, shape] = f"{n:,} records" + (
+            f" + {args.today_records:,} today" if shape == "today-heavy" else "")
+        print(f"{titles[n, shape]} ...", flush=True)
+        results[n, shape] = bench_size(n, args.dir, installs, args.runs, readers, serve, shape,
+                                       args.today_records)
     names = ["python start", "naive json.loads", *(r[0] for r in readers),
              *(["serve scrape (1,000 new)", "serve scrape (100 new)"] if serve else []),
              *(["cold usage"] if any(r[0] == "usage" for r in readers) else [])]
@@ -261,11 +301,11 @@ def run(args: argparse.Namespace, venvs: list[Path]) -> None:
     for label, _, _ in installs:
         title = "this checkout" if label == "this" else f"against {args.against}"
         print(f"\n{title}\n")
-        print("| reader | " + " | ".join(f"{n:,} records" for n in sizes) + " |")
-        print("|" + " --- |" * (len(sizes) + 1))
+        print("| reader | " + " | ".join(titles[c] for c in columns) + " |")
+        print("|" + " --- |" * (len(columns) + 1))
         for name in names:
-            cells = [cell(name, results[n][label][name], results[n][label]["python start"],
-                          results[n][label]["naive json.loads"][0], targets) for n in sizes]
+            cells = [cell(name, results[c][label][name], results[c][label]["python start"],
+                          results[c][label]["naive json.loads"][0], targets) for c in columns]
             print(f"| {name} | " + " | ".join(cells) + " |")
     print(f"\n(times: best of {args.runs} warm runs after 1,000 appended records; cold usage builds the"
           " rollup; serve: one process, RSS its peak; with --against, each reader's runs of"
