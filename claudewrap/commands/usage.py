@@ -12,9 +12,8 @@ import click
 from claudewrap.store.journal import JournalError, resolve_path
 from claudewrap.store.records import iso_utc
 from claudewrap.usage.filters import DIMENSIONS, NO_COMMAND, Filters
-from claudewrap.usage.lines import indented
 from claudewrap.usage.pricing import PriceFileError, default_table
-from claudewrap.usage.report import STANDARD_GROUPS, Report, parse_dimension, report_json
+from claudewrap.usage.report import STANDARD_GROUPS, Report, parse_dimension
 from claudewrap.views.usage_view import (
     VIEW_GROUPS,
     When,
@@ -24,6 +23,7 @@ from claudewrap.views.usage_view import (
     render_default,
     render_grouped,
     summary,
+    summary_json,
     use_color,
     warn_skipped,
     width,
@@ -204,16 +204,28 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
                 "%Y-%m-%d")
         filters.since_day = day_of(since_w) if since_w else None
         filters.until_day = day_of(until_w) if until_w else None
+    if as_json and not analysis:
+        extra: list[tuple[str, ...]] = [(d,) for d in dims if (d,) not in STANDARD_GROUPS]
+        if len(dims) > 1:
+            extra.append(dims)
+        try:
+            path = resolve_path(journal)
+            data, skipped, first_bad = summary_json(
+                path, tz=tz, use_cache=not no_cache,
+                since=iso_utc(since_w.at) if windowed and since_w else None,
+                until=iso_utc(until_w.at) if windowed and until_w else None,
+                extra_dims=extra, filters=filters, table=default_table())
+        except (JournalError, PriceFileError) as exc:
+            raise click.ClickException(str(exc)) from None
+        warn_skipped(skipped, first_bad)
+        click.echo(data)  # bytes: as they are (ASCII, as json.dumps writes it)
+        return
     groupings: list[tuple[str, ...]] = list(VIEW_GROUPS)
     if analysis:
         from claudewrap.views.analysis import groupings as analysis_groupings
 
         dims = dims or ("model",)
         groupings = analysis_groupings(dims)
-    elif as_json:
-        groupings += [*STANDARD_GROUPS, *[(d,) for d in dims]]
-        if len(dims) > 1:
-            groupings.append(dims)
     elif dims:
         groupings.append(dims)
     elif as_csv:
@@ -234,11 +246,6 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
         _show_analysis(ctx, report, dims, path=path, as_json=as_json,
                        selection=describe_selection(since, until, projects, models,
                                                     filters.tags, agents, commands))
-    elif as_json:
-        extra: list[tuple[str, ...]] = [(d,) for d in dims if (d,) not in STANDARD_GROUPS]
-        if len(dims) > 1:
-            extra.append(dims)
-        click.echo(indented(report_json(report, extra)))
     elif as_csv:
         click.echo(render_csv(report, dims), nl=False)
     else:
@@ -250,9 +257,3 @@ def usage(ctx: click.Context, by: tuple[str, ...], since: str | None, until: str
                 else render_default(report, width=width(), color=color, journal=path,
                                     selection=selection))
         click.echo(text, nl=False, color=color)
-
-
-
-
-
-

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta, timezone, tzinfo
+from functools import reduce
+from operator import add
 
 from claudewrap.plain import field, plain
 from claudewrap.store.records import MAIN_AGENT, UsageRecord, iso_utc
@@ -22,6 +24,9 @@ from claudewrap.usage.state import UnitKey, UsageState
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
 if TYPE_CHECKING:
     from typing import Any
+
+    # (total, periods, groups) of a report, before they are rows: see _bucket_sums
+    Sums = tuple[list[Any], dict[str, list[Any]], dict[tuple[str, ...], dict[Any, list[Any]]]]
 
 
 @plain
@@ -225,112 +230,217 @@ def _priced_report(state: UsageState, *, dims: Iterable[tuple[str, ...]],
     starts = period_days(today)
     p_today, p_week, p_month = starts["today"], starts["this week"], starts["this month"]
     dims = tuple(dict.fromkeys(dims))
+    if count_sessions or not all(d in (_BY_MODEL, _BY_PROJECT) for d in dims):
+        return _report_of(_bucket_sums(state, dims, filters, table, starts, count_sessions),
+                          state)
     groups: dict[tuple[str, ...], dict[tuple[str, ...], _Acc]] = {d: {} for d in dims}
     periods = {name: _Acc() for name in ("today", "this week", "this month", "all time")}
     a_total, a_today, a_week, a_month = (periods["all time"], periods["today"],
                                          periods["this week"], periods["this month"])
     prices: dict[Any, Price | None] = {}
-    weeks: dict[str, str] = {}
     attrs_list = state.attrs
-    if not count_sessions and all(d in (_BY_MODEL, _BY_PROJECT) for d in dims):
-        # The common reports (the default table, budgets, status): sum rows into
-        # a few cells (model, project, which periods) first, then the cells into
-        # the report; far fewer additions than every row into every target.
-        # Cell: [in, out, cr, cw, cost, estimated, unpriced, records, and the tokens
-        # of rows to price: in, out, cr, cw]. A model with every rate is priced once
-        # a cell (the price is linear); others row by row (a missing rate makes a
-        # row's cost unknown only if it has such tokens).
-        cells: dict[tuple[Any, Any, int], list[Any]] = {}
-        for _unit, row in state.summary_rows(filters, after=min(p_week, p_month)):
-            model, day, aid, printed, n, i, o, cr, cw, cost = row
-            attrs = attrs_list[aid]
-            when = (4 if day >= p_month else 0) | (2 if day >= p_week else 0) | (
-                1 if day >= p_today else 0)
-            ckey = (model, attrs[0], when)
-            v = cells.get(ckey)
-            if v is None:
-                v = cells[ckey] = [0, 0, 0, 0, 0.0, 0.0, 0, 0, 0, 0, 0, 0]
-            v[0] += i
-            v[1] += o
-            v[2] += cr
-            v[3] += cw
-            v[7] += n
-            if printed:
-                v[4] += cost
-            elif _full_price(prices, table, model):
-                v[8] += i
-                v[9] += o
-                v[10] += cr
-                v[11] += cw
-            else:
-                cost, unpriced = estimated_cost(prices, table, model, n, i, o, cr, cw)
-                v[4] += cost
-                v[5] += cost
-                v[6] += unpriced
-        for (model, _project, _when), v in cells.items():
-            if v[8] or v[9] or v[10] or v[11]:
-                cost, _ = estimated_cost(prices, table, model, 0, v[8], v[9], v[10], v[11])
-                v[4] += cost
-                v[5] += cost
-            del v[8:]
-        for (model, project, when), cv in cells.items():
-            targets = [a_total]
-            if when & 4:
-                targets.append(a_month)
-            if when & 2:
-                targets.append(a_week)
-            if when & 1:
-                targets.append(a_today)
-            for d, rows in groups.items():
-                label = (model or UNKNOWN_MODEL) if d == _BY_MODEL else (project or NONE)
-                acc = rows.get((label,))
-                if acc is None:
-                    acc = rows[(label,)] = _Acc()
-                targets.append(acc)
-            for acc in targets:
-                v = acc.v
-                for j in range(8):
-                    v[j] += cv[j]
-        return _finish_report(a_total, groups, periods, state)
-    for unit, row in state.buckets(filters):
+    # The common reports (the default table, budgets, status): sum rows into
+    # a few cells (model, project, which periods) first, then the cells into
+    # the report; far fewer additions than every row into every target.
+    # Cell: [in, out, cr, cw, cost, estimated, unpriced, records, and the tokens
+    # of rows to price: in, out, cr, cw]. A model with every rate is priced once
+    # a cell (the price is linear); others row by row (a missing rate makes a
+    # row's cost unknown only if it has such tokens).
+    cells: dict[tuple[Any, Any, int], list[Any]] = {}
+    for _unit, row in state.summary_rows(filters, after=min(p_week, p_month)):
         model, day, aid, printed, n, i, o, cr, cw, cost = row
         attrs = attrs_list[aid]
-        est = 0.0
-        unpriced = 0
-        if not printed:
+        when = (4 if day >= p_month else 0) | (2 if day >= p_week else 0) | (
+            1 if day >= p_today else 0)
+        ckey = (model, attrs[0], when)
+        v = cells.get(ckey)
+        if v is None:
+            v = cells[ckey] = [0, 0, 0, 0, 0.0, 0.0, 0, 0, 0, 0, 0, 0]
+        v[0] += i
+        v[1] += o
+        v[2] += cr
+        v[3] += cw
+        v[7] += n
+        if printed:
+            v[4] += cost
+        elif _full_price(prices, table, model):
+            v[8] += i
+            v[9] += o
+            v[10] += cr
+            v[11] += cw
+        else:
             cost, unpriced = estimated_cost(prices, table, model, n, i, o, cr, cw)
-            est = cost
+            v[4] += cost
+            v[5] += cost
+            v[6] += unpriced
+    for (model, _project, _when), v in cells.items():
+        if v[8] or v[9] or v[10] or v[11]:
+            cost, _ = estimated_cost(prices, table, model, 0, v[8], v[9], v[10], v[11])
+            v[4] += cost
+            v[5] += cost
+        del v[8:]
+    for (model, project, when), cv in cells.items():
         targets = [a_total]
-        if day >= p_month:
+        if when & 4:
             targets.append(a_month)
-        if day >= p_week:
+        if when & 2:
             targets.append(a_week)
-            if day >= p_today:
-                targets.append(a_today)
+        if when & 1:
+            targets.append(a_today)
         for d, rows in groups.items():
-            if d == _BY_MODEL:
-                key: tuple[str, ...] = (model or UNKNOWN_MODEL,)
-            elif d == _BY_PROJECT:
-                key = (attrs[0] or NONE,)
-            else:
-                key = tuple([_label(x, unit, row, attrs, weeks) for x in d])
-            acc = rows.get(key)
+            label = (model or UNKNOWN_MODEL) if d == _BY_MODEL else (project or NONE)
+            acc = rows.get((label,))
             if acc is None:
-                acc = rows[key] = _Acc()
+                acc = rows[(label,)] = _Acc()
             targets.append(acc)
         for acc in targets:
             v = acc.v
-            v[0] += i
-            v[1] += o
-            v[2] += cr
-            v[3] += cw
-            v[4] += cost
-            v[5] += est
-            v[6] += unpriced
-            v[7] += n
-            if count_sessions:
-                acc.sessions.add(unit[0])
+            for j in range(8):
+                v[j] += cv[j]
     return _finish_report(a_total, groups, periods, state)
+
+
+_NO_RATES = (None, None, None, None)
+_ZERO = (0, 0, 0, 0, 0.0, 0.0, 0, 0)
+
+
+def _summed(vecs: list[tuple[Any, ...]], idx: list[int], sessions: int) -> list[Any]:
+    """The sums of ``vecs[k]`` for k in ``idx`` (each ``(in, out, cr, cw, cost,
+    estimated, unpriced, records)``) and ``sessions``: added in order from 0 as
+    _Acc adds them, the costs with ``+`` one by one (sum() of floats compensates
+    from Python 3.12 on: another last digit now and then), the counts with sum()."""
+    if len(idx) == 1:
+        i, o, cr, cw, c, e, u, n = vecs[idx[0]]
+        return [i, o, cr, cw, 0.0 + c, 0.0 + e, u, n, sessions]
+    i, o, cr, cw, c, e, u, n = zip(*[vecs[k] for k in idx]) if idx else _ZERO_COLUMNS
+    return [sum(i), sum(o), sum(cr), sum(cw), reduce(add, c, 0.0), reduce(add, e, 0.0),
+            sum(u), sum(n), sessions]
+
+
+_ZERO_COLUMNS = ((),) * 8
+
+
+def _indexed(labels: list[Any]) -> dict[Any, list[int]]:
+    """The positions of each label in ``labels``, in order."""
+    groups: dict[Any, list[int]] = {}
+    get = groups.get
+    for k, label in enumerate(labels):
+        g = get(label)
+        if g is None:
+            groups[label] = [k]
+        else:
+            g.append(k)
+    return groups
+
+
+def _bucket_sums(state: UsageState, dims: tuple[tuple[str, ...], ...], filters: Filters,
+                 table: PriceTable, starts: dict[str, str], count_sessions: bool) -> Sums:
+    """The general report (any dims, sessions counted): ``(total, periods, groups)``,
+    each row the list ``[in, out, cr, cw, cost, estimated, unpriced, records,
+    sessions]``; ``groups[dims]`` keyed by the label for one dimension, by the
+    tuple of labels for several.
+
+    One pass prices each bucket and keeps its numbers and labels in columns;
+    each grouping then gathers its buckets by label and adds them up in C (zip,
+    sum). Every row adds the same numbers in the same order as a loop over the
+    buckets into each row's sums (_Acc) did: the same floats to the last bit, at
+    a fraction of the time (issue 16: `usage --json` at 1M records, 16,000
+    buckets into 12,000 rows).
+    """
+    prices: dict[Any, Price | None] = {}
+    rates: dict[Any, tuple[Any, ...] | None] = {}
+    rows = state.counted_rows(filters)
+    vecs: list[tuple[Any, ...]] = []
+    append = vecs.append
+    for r in rows:
+        model, printed, n, i, o, cr, cw, cost = r[4], r[7], r[8], r[9], r[10], r[11], r[12], r[13]
+        if printed:
+            append((i, o, cr, cw, cost, 0.0, 0, n))
+            continue
+        rate = rates.get(model, _NO_RATES)
+        if rate is _NO_RATES:
+            price = prices[model] = table.lookup(model)
+            rate = rates[model] = None if price is None or None in (
+                price.input, price.output, price.cache_read, price.cache_write_5m) else (
+                price.input, price.output, price.cache_read, price.cache_write_5m)
+        if rate is None:
+            cost, unpriced = estimated_cost(prices, table, model, n, i, o, cr, cw)
+            append((i, o, cr, cw, cost, cost, unpriced, n))
+            continue
+        # Price.cost, inline: the same additions (a call a bucket is a fifth of this loop).
+        t = 0.0
+        if i:
+            t += i * rate[0]
+        if o:
+            t += o * rate[1]
+        if cr:
+            t += cr * rate[2]
+        if cw:
+            t += cw * rate[3]
+        t /= 1_000_000
+        append((i, o, cr, cw, t, t, 0, n))
+    attrs = state.attrs
+    sessions = [r[0] for r in rows]
+    days = [r[5] for r in rows]
+    weeks: dict[str, str] = {}
+
+    def column(dim: str) -> list[Any]:
+        if dim == "session":
+            return sessions
+        if dim == "day":
+            return days
+        if dim == "model":
+            return [r[4] or UNKNOWN_MODEL for r in rows]
+        if dim == "project":
+            projects = [a[0] or NONE for a in attrs]
+            return [projects[r[6]] for r in rows]
+        return [_label(dim, tuple(r[:4]), r[4:], attrs[r[6]], weeks) for r in rows]
+
+    def sessions_in(idx: list[int]) -> int:
+        if not count_sessions:
+            return 0
+        return 1 if len(idx) == 1 else len({sessions[k] for k in idx})
+
+    columns: dict[str, list[Any]] = {}
+    groups: dict[tuple[str, ...], dict[Any, list[Any]]] = {}
+    for d in dims:
+        for x in d:
+            if x not in columns:
+                columns[x] = column(x)
+        labels = columns[d[0]] if len(d) == 1 else list(zip(*(columns[x] for x in d)))
+        one = 1 if count_sessions else 0
+        if "session" in d:  # a session's row has that one session
+            groups[d] = {k: _summed(vecs, idx, one) for k, idx in _indexed(labels).items()}
+        else:
+            groups[d] = {k: _summed(vecs, idx, sessions_in(idx))
+                         for k, idx in _indexed(labels).items()}
+    periods: dict[str, list[Any]] = {}
+    for name in ("today", "this week", "this month"):
+        start = starts[name]
+        idx = [k for k, day in enumerate(days) if day >= start]
+        periods[name] = _summed(vecs, idx, sessions_in(idx)) if idx else [*_ZERO, 0]
+    everything = list(range(len(vecs)))
+    total = periods["all time"] = (_summed(vecs, everything, sessions_in(everything))
+                                   if vecs else [*_ZERO, 0])
+    return total, periods, groups
+
+
+def _row(v: list[Any]) -> Row:
+    return Row(int(v[0]), int(v[1]), int(v[2]), int(v[3]), v[4], v[5], int(v[6]), int(v[7]),
+               v[8])
+
+
+def _report_of(sums: Sums, state: UsageState) -> Report:
+    """The report of :func:`_bucket_sums`' numbers."""
+    total, periods, groups = sums
+    return Report(total=_row(total),
+                  groups={d: ({(k,): _row(v) for k, v in rows.items()} if len(d) == 1
+                              else {k: _row(v) for k, v in rows.items()})
+                          for d, rows in groups.items()},
+                  periods={name: _row(v) for name, v in periods.items()},
+                  skipped_lines=state.stats.skipped,
+                  first_bad_lines=list(state.stats.first_bad_lines),
+                  records_read=state.stats.good)
 
 
 def _finish_report(total: _Acc, groups: dict[tuple[str, ...], dict[tuple[str, ...], _Acc]],
@@ -393,5 +503,79 @@ def report_json(report: Report, extra_dims: Iterable[tuple[str, ...]] = ()) -> d
         out["by_" + "_".join(d)] = {"|".join(k): rows[k].to_json() for k in sorted(rows)}
     out["skipped_lines"] = report.skipped_lines
     return out
+
+
+def report_sums(state: UsageState, *, dims: Iterable[tuple[str, ...]] = (),
+                filters: Filters | None = None, today: date | None = None,
+                table: PriceTable | None = None) -> Sums:
+    """:func:`make_report`'s numbers (sessions counted) before they are rows:
+    ``(total, periods, groups)`` of :func:`_bucket_sums`, priced as make_report
+    prices them (rates learned for unpriced models)."""
+    table = table or default_table()
+    filters = filters or Filters()
+    if today is None:
+        now = datetime.now(timezone.utc)
+        today = (now.astimezone(state.tz) if state.tz is not None else now.astimezone()).date()
+    dims = tuple(dict.fromkeys(dims))
+    starts = period_days(today)
+    sums = _bucket_sums(state, dims, filters, table, starts, True)
+    if sums[0][6]:  # unpriced usage: as make_report, learn rates and price again
+        from claudewrap.usage.price_fit import learn_prices
+
+        learned = learn_prices(state, table)
+        if learned is not table:
+            sums = _bucket_sums(state, dims, filters, learned, starts, True)
+    return sums
+
+
+_JSON_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+              "cost_usd", "cost_estimated_usd", "unpriced_records", "records", "sessions")
+
+
+def usage_json(state: UsageState, extra_dims: Iterable[tuple[str, ...]] = (), *,
+               filters: Filters | None = None, today: date | None = None,
+               table: PriceTable | None = None) -> bytes:
+    """``usage --json``'s text: ``json.dumps(report_json(make_report(...), extra_dims),
+    indent=2)`` byte for byte, without the rows in between: each row's JSON
+    object straight from its sums, the whole written by msgspec with its floats
+    spelled as json spells them (:func:`claudewrap.usage.lines.json_float`).
+    A year (1M records, 12,000 rows, 3.6 MB): rows and text ~3x faster."""
+    from claudewrap.usage.lines import indented_spelled, json_float
+
+    extra_dims = tuple(extra_dims)
+    dims = (*STANDARD_GROUPS, *extra_dims)
+    total, _periods, groups = report_sums(state, dims=dims, filters=filters, today=today,
+                                          table=table)
+
+    def obj(spell: Any) -> dict[str, Any]:
+        keys = _JSON_KEYS
+
+        def row(v: list[Any]) -> dict[str, Any]:
+            c = round(v[4], 6)
+            e = round(v[5], 6)
+            # Within these bounds msgspec writes a float as repr() (json) does.
+            if not (1e-4 <= c < 1e16 or c == 0.0):
+                c = spell(c)
+            if not (1e-4 <= e < 1e16 or e == 0.0):
+                e = spell(e)
+            return dict(zip(keys, (int(v[0]), int(v[1]), int(v[2]), int(v[3]), c, e,
+                                   int(v[6]), int(v[7]), v[8])))
+
+        out: dict[str, Any] = {"total": row(total)}
+        for d in dims:
+            rows = groups.get(d, {})
+            if len(d) == 1:
+                out["by_" + d[0]] = {k: row(rows[k]) for k in sorted(rows)}
+            else:
+                out["by_" + "_".join(d)] = {"|".join(k): row(rows[k]) for k in sorted(rows)}
+        out["skipped_lines"] = state.stats.skipped
+        return out
+
+    text = indented_spelled(obj(json_float))
+    if text is None:  # what msgspec cannot write (a lone surrogate in a name): json's way
+        import json
+
+        return json.dumps(obj(float), indent=2).encode("utf-8", "surrogateescape")
+    return text
 
 

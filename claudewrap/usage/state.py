@@ -963,6 +963,26 @@ class UsageState:
                 continue
             yield k, row
 
+    def counted_rows(self, filters: Filters | None = None) -> list[Sequence[Any]]:
+        """:meth:`buckets` as one list of whole rows, ``[*unit key, *row]`` (what
+        the archive keeps): for a reader that goes through every bucket once
+        (reports by session, day, ...). Without filters the archive's rows are
+        not copied one by one; the caller must not change them."""
+        filters = filters or Filters()
+        rows: list[Sequence[Any]] = [(*k, *row) for k, row in self._rule_rows(self.units.items())]
+        if self.archive is not None:
+            rows += self.archive.rows
+        since, until = filters.since_day, filters.until_day
+        check = filters.active()
+        sessions = set(filters.sessions)
+        if not (check or sessions or since is not None or until is not None):
+            return rows
+        attrs = self.attrs
+        return [r for r in rows
+                if not ((since is not None and r[5] < since) or (until is not None and r[5] >= until)
+                        or (sessions and r[0] not in sessions and r[2] not in sessions)
+                        or (check and not matches(filters, r[4], attrs[r[6]])))]
+
     def summary_rows(self, filters: Filters | None = None, after: str = ""
                      ) -> Iterable[tuple[UnitKey, Sequence[Any]]]:
         """:meth:`buckets`, for a reader that needs of each row no more than its model,

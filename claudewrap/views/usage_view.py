@@ -104,6 +104,22 @@ def summary(path: Path, *, tz: Any, use_cache: bool, since: str | None, until: s
     return report
 
 
+def summary_json(path: Path, *, tz: Any, use_cache: bool, since: str | None,
+                 until: str | None, extra_dims: Sequence[tuple[str, ...]], filters: Filters,
+                 table: PriceTable) -> tuple[bytes, int, list[int]]:
+    """``usage --json``'s text for the journal at ``path`` (as :func:`summary` with
+    the standard groupings and ``extra_dims``, then report_json, indented), the
+    skipped lines and the first bad ones (JournalError, PriceFileError)."""
+    from claudewrap.usage.report import usage_json
+    from claudewrap.usage.rollup import load_state
+
+    with no_cyclic_gc():
+        state = load_state(path, use_cache=use_cache, tz=tz, since=since, until=until)
+        text = usage_json(state, extra_dims, filters=filters, table=table)
+        _LAST[:] = [state]
+    return text, state.stats.skipped, list(state.stats.first_bad_lines)
+
+
 def warn_skipped(skipped: int, first: list[int]) -> None:
     if skipped:
         plural = "" if skipped == 1 else "s"
