@@ -144,7 +144,11 @@ class Capture:
 
         def load() -> None:
             try:
-                pass
+                # The modules the first parse needs (a rewrite of the imports
+                # once left this block empty, and they loaded at the first parse).
+                import claudewrap.parse.patterns
+                import claudewrap.parse.scanner
+                import claudewrap.store.records  # noqa: F401
             except Exception:  # noqa: BLE001,S110 - _parser() imports them again and reports it
                 pass
             finally:

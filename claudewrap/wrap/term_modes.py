@@ -32,6 +32,11 @@ _ORDER = (*_MOUSE, _PASTE, _FOCUS, _CURSOR_KEYS, *_ALT_SCREENS, _CURSOR)
 _FOLLOWED = frozenset(_ORDER)
 _KEYPAD_AFTER = _CURSOR_KEYS  # ESC > goes right after the cursor keys' reset
 _MAX_PENDING = 32  # an unfinished ESC [ ? longer than this is not a mode change
+# Reads are kept and looked at this many bytes at a time (and in resets()):
+# the modes matter only when the child has ended, and the searches below cost
+# per call what a pty's ~4 KiB read and 256 KiB cost alike (bench/real_output.py,
+# the looped real sessions: 0.12-0.28 -> see the commit, s per 100 MB).
+_KEEP = 1 << 18
 # Every CSI ? Pm h|l, from its "?" on. It starts with the "?" (a look-behind
 # checks the ESC [), which the regex engine looks for alone: Claude Code's
 # output has an ESC every ~14 bytes and a "?" every ~260, and a pattern that
@@ -76,15 +81,31 @@ def _last_after_esc(data: bytes, byte: int) -> int:
 class TermModes:
     """Follows a child's output; :meth:`resets` is what switches back what it left on."""
 
-    __slots__ = ("_keypad", "_on", "_pending")
+    __slots__ = ("_kept", "_kept_size", "_keypad", "_on", "_pending")
 
     def __init__(self) -> None:
         self._on: set[int] = set()  # followed modes away from their default
         self._keypad = False  # application keypad (ESC =)
         self._pending = b""  # the start of a sequence cut by the end of a read
+        self._kept: list[bytes] = []  # reads not looked at yet
+        self._kept_size = 0
 
     def feed(self, data: bytes) -> None:
-        """Note the mode changes in ``data`` (the next bytes the child wrote)."""
+        """Note the mode changes in ``data`` (the next bytes the child wrote).
+
+        Called after every read on the relay's path: only keeps them, and
+        looks at what is kept once there are _KEEP bytes (or in resets())."""
+        self._kept.append(data)
+        self._kept_size += len(data)
+        if self._kept_size >= _KEEP:
+            self._look()
+
+    def _look(self) -> None:
+        """Follow the mode changes in what is kept."""
+        kept = self._kept
+        data = kept[0] if len(kept) == 1 else b"".join(kept)
+        self._kept = []
+        self._kept_size = 0
         if self._pending:
             data = self._pending + data
             self._pending = b""
@@ -126,6 +147,8 @@ class TermModes:
 
     def resets(self) -> bytes:
         """The sequences that switch back every followed mode still on (b"" if none)."""
+        if self._kept:
+            self._look()
         out = []
         for mode in _ORDER:
             if mode in self._on:
