@@ -64,3 +64,13 @@ def test_more_than_one_keep_of_output_cut_at_every_read() -> None:
     modes.feed(b"\x1b[?1049h" + b"." * _KEEP)
     modes.feed(b"\x1b[?1049l\x1b[?1000h")
     assert modes.resets() == b"\x1b[?1000l"
+
+
+def test_the_last_keypad_switch_among_many_lookalikes() -> None:
+    # ">" and "=" without an ESC before them, fewer and more than the looks
+    # at single bytes that come before the two-byte search
+    for filler in (b"a > b = c ", b"=>" * 200, b">" * 5000, b"x" * 300):
+        for first, last, left_on in ((b"\x1b>", b"\x1b=", True), (b"\x1b=", b"\x1b>", False)):
+            modes = TermModes()
+            modes.feed(first + filler * 3 + last + filler * 3)
+            assert modes.resets() == (b"\x1b>" if left_on else b""), (filler[:10], first)

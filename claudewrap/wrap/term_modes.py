@@ -67,9 +67,12 @@ def _last_after_esc(data: bytes, byte: int) -> int:
     Looks for the one byte (memchr speed) and checks the one before it: a
     two-byte search starting with ESC is ~10x slower in escape-dense output
     (0.3 s per 100 MB of Claude Code 2.1.332's, most of this module's cost).
+    It looks at up to one per 256 bytes (Claude Code 2.1.332 writes a ">" every
+    ~1,100 without an ESC before it; with 8 it went on to the two-byte search
+    in every 256 KiB that feed() keeps: 0.22 -> 0.05 s per 100 MB).
     """
     k = data.rfind(byte)
-    for _ in range(8):
+    for _ in range(16 + (len(data) >> 8)):
         if k <= 0:
             return -1
         if data[k - 1] == 0x1B:
