@@ -94,10 +94,15 @@ _RETENTION = MAX_WINDOW + 120  # minute buckets kept; older usage is summed in o
 _COMPACT_EVERY = 600.0
 _OLD = "-"  # the bucket "day" of usage before the retention (sorts before any minute)
 _SETTLED = "0"  # between _OLD and any minute: a group with only old rows settles
+# A group with no usage in the last half hour settles too: its rows go to the archive
+# (read only when needed) and its minutes to the state's WindowIndex, so that a warm
+# `status` neither loads nor walks a heavy day's finished sessions (bench/readers.py
+# --shape today-heavy, 1M + 50k records today: status start+235 -> see the commit).
+_QUIET = 30 * 60.0
 _REWRITE = 1 << 20  # new journal bytes worth rewriting the state cache for
-# 11: first lines of ids; 10: archive cells, parts read when needed; 9: settled groups archived; 8: each session's last record time
+# 12: quiet groups settled, with their WindowIndex; 11: first lines of ids; 10: archive cells, parts read when needed; 9: settled groups archived; 8: each session's last record time
 # (last_ts); 7: rollup's cache format 8 (issue 13)
-_MAGIC = b"claudewrap-metrics 11\n"
+_MAGIC = b"claudewrap-metrics 12\n"
 # The counters' file: this line with the CRC-32 of the JSON after it (issue 13: a
 # corrupted digit there would be exported for ever, counters never going down).
 # 4: each label set once, a column of values per family (3 wrote every family's
@@ -144,6 +149,11 @@ class MinuteState(UsageState):
         # those linked to them (JournalMetrics keeps the counters' sums by unit).
         self.touched: set[str] = set()
         self._view: tuple[tuple[Any, ...], str, MinuteState] | None = None
+        self._live: tuple[tuple[Any, ...], str, MinuteState] | None = None
+        # The minutes of the archive (settled groups) summed, while it is the one they
+        # were summed from; and whether compact() changed an archive that was saved.
+        self.window_index: WindowIndex | None = None
+        self.archive_changed = False
 
     def _feed(self, objs: list[Any], first: int, positions: Sequence[int]) -> None:
         super()._feed(objs, first, positions)
@@ -195,14 +205,33 @@ class MinuteState(UsageState):
         the journal ever held (38 ms of a `status` at 100k records, all rows)."""
         return linked(self, {k for k, ts in self.last_ts.items() if ts >= since})
 
+    def live_around(self, since: str) -> MinuteState:
+        """:meth:`around` without the archive: the units (not settled) that can count
+        after ``since``; the archive's share is its :class:`WindowIndex`'s."""
+        key = (self.stats.lines, self.cutoff, len(self.units))
+        if self._live is None or self._live[0] != key or self._live[1] > since:
+            units_only = copy.copy(self)
+            units_only.archive = None
+            self._live = (key, since, linked(
+                units_only, {k for k, ts in self.last_ts.items() if ts >= since}))
+        return self._live[2]
+
+    def index_archive(self) -> None:
+        """Sum the archive's minutes again (after it changed: settle, compact)."""
+        self.window_index = WindowIndex.build(self)
+
     def to_json(self) -> dict[str, Any]:
-        return {**super().to_json(), "last_ts": self.last_ts}
+        index = self.window_index
+        return {**super().to_json(), "last_ts": self.last_ts,
+                "window": index.to_json() if index is not None and index.valid(self) else None}
 
     @classmethod
     def from_json(cls, data: dict[str, Any], tz: tzinfo | None = None) -> MinuteState:
         state = super().from_json(data, tz)
         assert isinstance(state, MinuteState)
         state.last_ts = dict(data["last_ts"])
+        if data.get("window") is not None and state.archive is not None:
+            state.window_index = WindowIndex.from_json(data["window"], state.archive)
         return state
 
     def day(self, ts: str) -> str:
@@ -243,6 +272,147 @@ class MinuteState(UsageState):
                     else:
                         for j in range(6):
                             have[j] += vec[j]
+        # Settled groups' minutes that left the retention: in the old bucket too.
+        archive = self.archive
+        index = self.window_index
+        if archive is None or (index is not None and index.valid(self)
+                               and index.oldest >= cutoff):
+            return
+        if not any(_OLD < r[5] < cutoff for r in archive.rows):
+            return
+        archive.changed()
+        for r in archive.rows:
+            if _OLD < r[5] < cutoff:
+                r[5] = _OLD
+        self.index_archive()
+        self.archive_changed = True  # JournalMetrics saves it (or each reader folds again)
+
+
+class WindowIndex:
+    """The minute rows of a :class:`MinuteState`'s archive (its settled groups: whole
+    link groups, the rule already applied), summed by minute, while that archive
+    is unchanged: a window that ends after the newest of them adds up at most a
+    day of minutes for them instead of walking every session-minute.
+
+    ``minutes``: sorted ``[minute, records, input, output, cache read, cache
+    write, printed cost]`` of the rows whose cost was printed, then ``model,
+    records, input, output, cache read, cache write`` per model of the others
+    (priced when asked: a price is linear in the tokens); ``sessions``: each
+    wrapper session's newest minute and project, as window_usage folds them.
+
+    Why (bench/readers.py --shape today-heavy, 1M + 50k records today): `status`
+    loaded and walked every minute of the day's sessions (26k rows, ~80 ms) to
+    add up today; window_usage adds their minutes instead.
+    """
+
+    __slots__ = ("archive", "minutes", "newest", "oldest", "sessions", "version")
+
+    def __init__(self, archive: Archive, minutes: list[list[Any]],
+                 sessions: dict[str, list[Any]]) -> None:
+        self.archive = archive
+        self.version = archive.version
+        self.minutes = minutes
+        self.sessions = sessions
+        self.oldest = minutes[0][0] if minutes else "~"
+        self.newest = minutes[-1][0] if minutes else ""
+
+    @classmethod
+    def build(cls, state: UsageState) -> WindowIndex | None:
+        archive = state.archive
+        if archive is None:
+            return None
+        attrs = state.attrs
+        by_minute: dict[str, list[Any]] = {}
+        unpriced: dict[str, dict[Any, list[int]]] = {}
+        sessions: dict[str, list[Any]] = {}
+        for r in archive.rows:
+            minute = r[5]
+            if minute == _OLD:
+                continue
+            n, i, o, cr, cw = r[8:13]
+            if r[7]:
+                acc = by_minute.get(minute)
+                if acc is None:
+                    acc = by_minute[minute] = [minute, 0, 0, 0, 0, 0, 0.0]
+                acc[1] += n
+                acc[2] += i
+                acc[3] += o
+                acc[4] += cr
+                acc[5] += cw
+                acc[6] += r[13]
+            else:
+                by_minute.setdefault(minute, [minute, 0, 0, 0, 0, 0, 0.0])
+                models = unpriced.setdefault(minute, {})
+                vec = models.get(r[4])
+                if vec is None:
+                    models[r[4]] = [n, i, o, cr, cw]
+                else:
+                    for j, x in enumerate((n, i, o, cr, cw)):
+                        vec[j] += x
+            seen = sessions.get(r[0])  # window_usage's fold, over every minute
+            if seen is None or minute >= seen[0]:
+                sessions[r[0]] = [minute, attrs[r[6]][0] or (seen[1] if seen else None)]
+        minutes = []
+        for minute in sorted(by_minute):
+            row = by_minute[minute]
+            for model, vec in unpriced.get(minute, {}).items():
+                row += [model, *vec]
+            minutes.append(row)
+        return cls(archive, minutes, sessions)
+
+    def valid(self, state: UsageState) -> bool:
+        """Whether this sums ``state``'s archive as it is."""
+        return state.archive is self.archive and self.archive.version == self.version
+
+    def to_json(self) -> list[Any]:
+        return [self.minutes, self.sessions]
+
+    @classmethod
+    def from_json(cls, data: list[Any], archive: Archive) -> WindowIndex:
+        return cls(archive, data[0], data[1])
+
+    def add(self, table: PriceTable, first: str, v: list[Any],
+            sessions: dict[str, tuple[str, str | None]]) -> bool:
+        """Add the minutes from ``first`` on to window_usage's sums ``v`` and its
+        ``sessions``; False (nothing added) if a model of them has no full price."""
+        minutes = self.minutes
+        lo, hi = 0, len(minutes)
+        while lo < hi:  # the first minute on or after `first`
+            mid = (lo + hi) // 2
+            if minutes[mid][0] < first:
+                lo = mid + 1
+            else:
+                hi = mid
+        add = [0, 0, 0, 0, 0, 0.0]
+        models: dict[Any, list[int]] = {}
+        for k in range(lo, len(minutes)):
+            row = minutes[k]
+            for j in range(1, 7):
+                add[j - 1] += row[j]
+            for at in range(7, len(row), 6):
+                vec = models.get(row[at])
+                if vec is None:
+                    models[row[at]] = row[at + 1:at + 6]
+                else:
+                    models[row[at]] = [a + b for a, b in zip(vec, row[at + 1:at + 6])]
+        estimated = 0.0
+        for model, (_n, i, o, cr, cw) in models.items():
+            price = table.lookup(model)
+            if price is None or None in (price.input, price.output, price.cache_read,
+                                         price.cache_write_5m):
+                return False
+            estimated += price.cost(i, o, cr, cw) or 0.0
+        v[0] += add[1] + sum(m[1] for m in models.values())
+        v[1] += add[2] + sum(m[2] for m in models.values())
+        v[2] += add[3] + sum(m[3] for m in models.values())
+        v[3] += add[4] + sum(m[4] for m in models.values())
+        v[4] += add[5] + estimated
+        v[5] += estimated
+        v[7] += add[0] + sum(m[0] for m in models.values())
+        for sid, (minute, project) in self.sessions.items():
+            if minute >= first:
+                sessions[sid] = (minute, project)
+        return True
 
 
 def linked(state: StateT, keys: set[str]) -> StateT:
@@ -410,7 +580,15 @@ def window_usage(state: UsageState, table: PriceTable, first: str, last: str,
     sessions: dict[str, tuple[str, str | None]] = {}
     attrs = state.attrs
     if isinstance(state, MinuteState):
-        state = state.around(first)
+        index = state.window_index
+        if (index is not None and index.valid(state) and last >= index.newest
+                and (filters is None or not (filters.active() or filters.sessions
+                                             or filters.since_day or filters.until_day))
+                and index.add(table, first, v, sessions)):
+            # The archive's share summed by minute; the units' walked.
+            state = state.live_around(first)
+        else:
+            state = state.around(first)
     for unit, row in state.buckets(filters):
         model, minute, aid, printed, n, i, o, cr, cw, cost = row
         if minute == _OLD or not first <= minute <= last:
@@ -903,9 +1081,11 @@ class JournalMetrics:
         self.checks = rollup.file_checks(fd, self.offset)
         self.stamp = rollup.stamp(os.fstat(fd))
         self.mark = JournalMark(identity, self.offset, self.checks, self.stamp, known)
-        if (self.use_cache and self.offset - max(self.saved_offset, 0) > _REWRITE
+        if (self.use_cache and (self.offset - max(self.saved_offset, 0) > _REWRITE
+                                or self.state.archive_changed)
                 and file_identity(path) == identity):
             self._save_cache(fd)
+            self.state.archive_changed = False
 
     def _load_cache(self, fd: int, size: int, now: float) -> None:
         path = state_cache_path(self.journal)
@@ -923,7 +1103,8 @@ class JournalMetrics:
     def _save_cache(self, fd: int) -> None:
         # The groups with no minute row left (all before the retention) are saved as
         # the rows they count: a warm read loads only what can still change.
-        self.state.settle(_SETTLED)
+        self.state.settle(max(_SETTLED, _minute(time.time() - _QUIET)))
+        self.state.index_archive()
         if rollup.write_cache(state_cache_path(self.journal), _MAGIC, self.state,
                               self.identity or (), self.offset, fd):
             self.saved_offset = self.offset
