@@ -34,6 +34,7 @@ from claudewrap.usage.report import (
     Report,
     Row,
     _label,
+    _usage_json_settled,
     estimated_cost,
     make_report,
     period_days,
@@ -105,14 +106,14 @@ def same(a: Report, b: Report) -> None:
         b.skipped_lines, b.first_bad_lines, b.records_read)
 
 
-def odd_records(now: datetime) -> list[str]:
+def odd_records(now: datetime, mystery_model: bool = True) -> list[str]:
     """What a generated year lacks: names that are not ASCII (json escapes them),
     DEL, a tiny cost (2.5e-05: msgspec and json spell it differently), a model
     without a price (rates learned from its printed costs), tags."""
     out = []
     for k in range(60):
         ts = (now - timedelta(days=k % 9, minutes=k)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-        mystery = k % 3 == 0
+        mystery = k % 3 == 0 and mystery_model
         i, o = (k * 1000 + 7, k * 50 + 3) if mystery else (k * 3, k)
         if mystery:  # printed at $3/$15 a million (learned), or not printed (priced so)
             cost = (3 * i + 15 * o) / 1e6 if k % 2 else None
@@ -142,6 +143,25 @@ def year(tmp_path_factory: pytest.TempPathFactory) -> Path:
         out.write("\n".join(odd_records(now)) + "\n")
     rollup.load_state(j, tz=UTC)  # writes the rollup: history is archived
     return j
+
+
+def _year(folder: Path, mystery_model: bool) -> Path:
+    j = folder / "journal.jsonl"
+    gen = gen_journal()
+    now = datetime.now(UTC)
+    gen.START = (now - timedelta(days=120)).replace(hour=0, minute=0, second=0, microsecond=0)
+    with open(j, "w", encoding="utf-8") as out:
+        gen.generate(out, 30_000, seed=3, corrupt_every=7_000)
+        out.write("\n".join(odd_records(now, mystery_model)) + "\n")
+    rollup.load_state(j, tz=UTC)  # writes the rollup: history is archived
+    return j
+
+
+@pytest.fixture
+def priced_year(tmp_path: Path) -> Path:
+    """The same, every model with a list price: `usage --json` then reads the
+    settled history's saved sums (report._usage_json_settled)."""
+    return _year(tmp_path, mystery_model=False)
 
 
 DIM_SETS = [(), (("week",),), (("model", "day"),), (("tag:team",), ("agent",)),
@@ -183,13 +203,16 @@ def test_filtered_reports_as_before(year: Path, filters: Filters) -> None:
     assert usage_json(state, dims[4:], filters=filters, today=today, table=table) == expected
 
 
-def test_the_command_prints_it(year: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("journal", ["year", "priced_year"])
+def test_the_command_prints_it(journal: str, tmp_path: Path,
+                               request: pytest.FixtureRequest) -> None:
     """`claudewrap usage --json` (the console's process, its rollup warm) prints
     json.dumps(report_json(...), indent=2) of the report made as before."""
+    year = request.getfixturevalue(journal)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLAUDEWRAP_")}
     env.update(CLAUDEWRAP_JOURNAL=str(year), TZ="UTC", PYTHONPATH=str(ROOT),
                CLAUDEWRAP_PRICES=str(tmp_path / "absent.toml"))
-    for args in (["--json"], ["--json", "--by", "week", "--project", "日本"]):
+    for args in (["--json"], ["--json"], ["--json", "--by", "week", "--project", "日本"]):
         out = subprocess.run([sys.executable, "-m", "claudewrap", "usage", *args], env=env,
                              capture_output=True, timeout=120, check=True)
         state = rollup.load_state(year, tz=UTC)
@@ -289,3 +312,92 @@ def test_unknown_model_and_no_project_labels(year: Path) -> None:
     data = json.loads(usage_json(state, today=date(2026, 7, 2)))
     assert list(data["by_model"]) == [UNKNOWN_MODEL]
     assert list(data["by_project"]) == [NONE]
+
+
+# --- the settled history's saved sums ---------------------------------------------------
+
+
+def expected_json(journal: Path, table: PriceTable | None = None) -> bytes:
+    state = rollup.load_state(journal, tz=UTC)
+    table = table or default_table()
+    ref = reference_report(state, STANDARD_GROUPS, None, datetime.now(UTC).date(), table)
+    return json.dumps(report_json(ref), indent=2).encode()
+
+
+def sums_file(journal: Path) -> Path:
+    return journal.with_name(journal.name + rollup.SUFFIX + "-sums")
+
+
+def test_saved_sums_give_the_same_text(priced_year: Path) -> None:
+    expected = expected_json(priced_year)
+    assert "\\u00e9" in expected.decode() and "2.5e-05" in expected.decode()
+    for _ in range(2):  # made and saved, then read
+        state = rollup.load_state(priced_year, tz=UTC)
+        assert _usage_json_settled(state, default_table(), priced_year) == expected
+        assert sums_file(priced_year).exists()
+        state = rollup.load_state(priced_year, tz=UTC)
+        assert usage_json(state, journal=priced_year) == expected
+    state = rollup.load_state(priced_year, tz=UTC)
+    made = rollup.read_sums(priced_year)
+    assert made is not None
+    # Only settled sessions are in it; the live ones are summed each time.
+    saved = json.loads(made[1])
+    live = {k[0] for k in state.units}
+    assert saved and live and not live & saved.keys()
+
+
+def test_saved_sums_made_again_when_a_price_changes(priced_year: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    state = rollup.load_state(priced_year, tz=UTC)
+    before = usage_json(state, journal=priced_year)  # saved with the shipped prices
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[models."claude-sonnet-4-5"]\ninput = 1.25\noutput = 7.5\n'
+                      'cache_read = 0.1\ncache_write_5m = 1.5\n')
+    monkeypatch.setenv("CLAUDEWRAP_PRICES", str(prices))
+    table = default_table()
+    assert table.lookup("claude-sonnet-4-5").input == 1.25
+    expected = expected_json(priced_year, table)
+    assert expected != before
+    state = rollup.load_state(priced_year, tz=UTC)
+    assert usage_json(state, table=table, journal=priced_year) == expected
+
+
+def test_saved_sums_made_again_when_history_changes(priced_year: Path) -> None:
+    state = rollup.load_state(priced_year, tz=UTC)
+    usage_json(state, journal=priced_year)
+    settled = sorted(json.loads(rollup.read_sums(priced_year)[1]))  # type: ignore[index]
+    # A settled session resumed: the archive comes back, then settles without it.
+    with open(priced_year, "a", encoding="utf-8") as out:
+        out.write(UsageRecord(ts=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                              session=settled[0], source="pty", model="claude-sonnet-4-5",
+                              input_tokens=123_456, cost_usd=1.5).to_json() + "\n")
+    for _ in range(2):
+        state = rollup.load_state(priced_year, tz=UTC)
+        expected = json.dumps(report_json(reference_report(
+            state, STANDARD_GROUPS, None, datetime.now(UTC).date(), default_table())),
+            indent=2).encode()
+        assert usage_json(state, journal=priced_year) == expected
+    assert settled[0] not in json.loads(rollup.read_sums(priced_year)[1])  # type: ignore[index]
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "garbage", "fifo"])
+def test_damaged_saved_sums_are_not_believed(priced_year: Path, damage: str) -> None:
+    expected = expected_json(priced_year)
+    state = rollup.load_state(priced_year, tz=UTC)
+    usage_json(state, journal=priced_year)
+    path = sums_file(priced_year)
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x20
+        path.write_bytes(bytes(data))
+    elif damage == "truncate":
+        path.write_bytes(bytes(data[: len(data) - 9]))
+    elif damage == "garbage":
+        path.write_bytes(b"not a sums file\n")
+    else:
+        path.unlink()
+        os.mkfifo(path)
+    state = rollup.load_state(priced_year, tz=UTC)
+    assert usage_json(state, journal=priced_year) == expected
+    if damage == "fifo":
+        assert path.is_fifo()  # left alone, not waited on

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from functools import reduce
@@ -24,6 +25,8 @@ from claudewrap.usage.state import UnitKey, UsageState
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
 if TYPE_CHECKING:
     from typing import Any
+
+    from claudewrap.store.journal import StrPath
 
     # (total, periods, groups) of a report, before they are rows: see _bucket_sums
     Sums = tuple[list[Any], dict[str, list[Any]], dict[tuple[str, ...], dict[Any, list[Any]]]]
@@ -333,23 +336,19 @@ def _indexed(labels: list[Any]) -> dict[Any, list[int]]:
     return groups
 
 
-def _bucket_sums(state: UsageState, dims: tuple[tuple[str, ...], ...], filters: Filters,
-                 table: PriceTable, starts: dict[str, str], count_sessions: bool) -> Sums:
-    """The general report (any dims, sessions counted): ``(total, periods, groups)``,
-    each row the list ``[in, out, cr, cw, cost, estimated, unpriced, records,
-    sessions]``; ``groups[dims]`` keyed by the label for one dimension, by the
-    tuple of labels for several.
+def _price_of(price: Price | None) -> tuple[Any, ...] | None:
+    """A price's four rates, or None."""
+    if price is None:
+        return None
+    return (price.input, price.output, price.cache_read, price.cache_write_5m)
 
-    One pass prices each bucket and keeps its numbers and labels in columns;
-    each grouping then gathers its buckets by label and adds them up in C (zip,
-    sum). Every row adds the same numbers in the same order as a loop over the
-    buckets into each row's sums (_Acc) did: the same floats to the last bit, at
-    a fraction of the time (issue 16: `usage --json` at 1M records, 16,000
-    buckets into 12,000 rows).
-    """
+
+def _priced(rows: Sequence[Sequence[Any]], table: PriceTable) -> list[tuple[Any, ...]]:
+    """``(in, out, cr, cw, cost, estimated, unpriced, records)`` of each whole row
+    (``[*unit key, model, day, aid, printed, n, in, out, cr, cw, cost]``), priced
+    as :func:`estimated_cost` prices it."""
     prices: dict[Any, Price | None] = {}
     rates: dict[Any, tuple[Any, ...] | None] = {}
-    rows = state.counted_rows(filters)
     vecs: list[tuple[Any, ...]] = []
     append = vecs.append
     for r in rows:
@@ -359,10 +358,8 @@ def _bucket_sums(state: UsageState, dims: tuple[tuple[str, ...], ...], filters: 
             continue
         rate = rates.get(model, _NO_RATES)
         if rate is _NO_RATES:
-            price = prices[model] = table.lookup(model)
-            rate = rates[model] = None if price is None or None in (
-                price.input, price.output, price.cache_read, price.cache_write_5m) else (
-                price.input, price.output, price.cache_read, price.cache_write_5m)
+            rate = _price_of(table.lookup(model))
+            rate = rates[model] = None if rate is None or None in rate else rate
         if rate is None:
             cost, unpriced = estimated_cost(prices, table, model, n, i, o, cr, cw)
             append((i, o, cr, cw, cost, cost, unpriced, n))
@@ -379,6 +376,25 @@ def _bucket_sums(state: UsageState, dims: tuple[tuple[str, ...], ...], filters: 
             t += cw * rate[3]
         t /= 1_000_000
         append((i, o, cr, cw, t, t, 0, n))
+    return vecs
+
+
+def _bucket_sums(state: UsageState, dims: tuple[tuple[str, ...], ...], filters: Filters,
+                 table: PriceTable, starts: dict[str, str], count_sessions: bool) -> Sums:
+    """The general report (any dims, sessions counted): ``(total, periods, groups)``,
+    each row the list ``[in, out, cr, cw, cost, estimated, unpriced, records,
+    sessions]``; ``groups[dims]`` keyed by the label for one dimension, by the
+    tuple of labels for several.
+
+    One pass prices each bucket and keeps its numbers and labels in columns;
+    each grouping then gathers its buckets by label and adds them up in C (zip,
+    sum). Every row adds the same numbers in the same order as a loop over the
+    buckets into each row's sums (_Acc) did: the same floats to the last bit, at
+    a fraction of the time (issue 16: `usage --json` at 1M records, 16,000
+    buckets into 12,000 rows).
+    """
+    rows = state.counted_rows(filters)
+    vecs = _priced(rows, table)
     attrs = state.attrs
     sessions = [r[0] for r in rows]
     days = [r[5] for r in rows]
@@ -534,7 +550,7 @@ _JSON_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write
 
 def usage_json(state: UsageState, extra_dims: Iterable[tuple[str, ...]] = (), *,
                filters: Filters | None = None, today: date | None = None,
-               table: PriceTable | None = None) -> bytes:
+               table: PriceTable | None = None, journal: StrPath | None = None) -> bytes:
     """``usage --json``'s text: ``json.dumps(report_json(make_report(...), extra_dims),
     indent=2)`` byte for byte, without the rows in between: each row's JSON
     object straight from its sums, the whole written by msgspec with its floats
@@ -543,6 +559,13 @@ def usage_json(state: UsageState, extra_dims: Iterable[tuple[str, ...]] = (), *,
     from claudewrap.usage.lines import indented_spelled, json_float
 
     extra_dims = tuple(extra_dims)
+    table = table or default_table()
+    plain_view = (not extra_dims and state.since is None and state.until is None
+                  and not _narrowed(filters))
+    if journal is not None and plain_view and state.archive is not None:
+        text = _usage_json_settled(state, table, journal)
+        if text is not None:
+            return text
     dims = (*STANDARD_GROUPS, *extra_dims)
     total, _periods, groups = report_sums(state, dims=dims, filters=filters, today=today,
                                           table=table)
@@ -579,3 +602,176 @@ def usage_json(state: UsageState, extra_dims: Iterable[tuple[str, ...]] = (), *,
     return text
 
 
+def _narrowed(filters: Filters | None) -> bool:
+    return filters is not None and bool(
+        filters.active() or filters.sessions or filters.since_day is not None
+        or filters.until_day is not None)
+
+
+# --- usage --json from the settled history's sums ------------------------------------
+#
+# At 1M records (a year) the archive (state.Archive: settled history) holds 14,700
+# of the 16,000 buckets and 11,400 of the 11,800 sessions of `usage --json`:
+# summing and writing them again on each call was most of its time. Their sums
+# are saved beside the rollup (rollup.write_sums), made for the archive as it is
+# (the CRC of its rows) and the rates of its models (a changed price of one of
+# them: made again). Nothing changes in the numbers: a settled session has no
+# other bucket (a new record of it takes the archive back, UsageState.unarchive),
+# so its row is its archive sum; a day, model or project row adds its live
+# buckets first, then its archived costs one by one in the archive's order (kept
+# as binary doubles, grouped), as a loop over state.buckets() adds them.
+
+_SUMS_VERSION = 1
+_SUMS_DIMS = ("model", "day", "project")
+
+
+def _json_row(v: Sequence[Any], spell: Any) -> dict[str, Any]:
+    """A row's JSON object (Row.to_json) from its sums; ``spell``: lines.json_float."""
+    c = round(v[4], 6)
+    e = round(v[5], 6)
+    # Within these bounds msgspec writes a float as repr() (json) does.
+    if not (1e-4 <= c < 1e16 or c == 0.0):
+        c = spell(c)
+    if not (1e-4 <= e < 1e16 or e == 0.0):
+        e = spell(e)
+    return dict(zip(_JSON_KEYS, (int(v[0]), int(v[1]), int(v[2]), int(v[3]), c, e,
+                                 int(v[6]), int(v[7]), v[8])))
+
+
+def _labels(rows: Sequence[Sequence[Any]], dim: str, attrs: list[tuple[Any, ...]]
+            ) -> list[Any]:
+    if dim == "day":
+        return [r[5] for r in rows]
+    if dim == "model":
+        return [r[4] or UNKNOWN_MODEL for r in rows]
+    projects = [a[0] or NONE for a in attrs]
+    return [projects[r[6]] for r in rows]
+
+
+def _sums_key(state: UsageState) -> list[Any] | None:
+    """What the saved sums must have been made for: the archive's rows as saved."""
+    archive = state.archive
+    raw = archive.raw.get("rows") if archive is not None else None
+    if not isinstance(raw, bytes):  # the archive changed in this process: not saved yet
+        return None
+    import zlib
+
+    return [_SUMS_VERSION, zlib.crc32(raw), len(raw), state.tz_key]
+
+
+def _make_settled_sums(state: UsageState, table: PriceTable) -> tuple[bytes, bytes, bytes]:
+    """The parts rollup.write_sums saves: meta, the settled sessions' rows, the costs."""
+    from array import array
+
+    from claudewrap.usage.lines import dumps, json_float
+
+    assert state.archive is not None
+    rows = state.archive.rows
+    vecs = _priced(rows, table)
+    sessions = [r[0] for r in rows]
+    by_session = _indexed(sessions)
+    session_rows = {k: _json_row(_summed(vecs, idx, 1), json_float)
+                    for k, idx in sorted(by_session.items())}
+    costs = array("d")
+    ests = array("d")
+
+    def group(idx: list[int]) -> list[Any]:
+        v = _summed(vecs, idx, len({sessions[k] for k in idx})) if idx else [*_ZERO, 0]
+        start = len(costs)
+        costs.extend([vecs[k][4] for k in idx])
+        ests.extend([vecs[k][5] for k in idx])
+        return [v[0], v[1], v[2], v[3], v[6], v[7], v[8], start, len(costs)]
+
+    groups = {dim: {k: group(idx) for k, idx in _indexed(_labels(rows, dim, state.attrs)).items()}
+              for dim in _SUMS_DIMS}
+    total = group(list(range(len(rows))))
+    models = sorted({r[4] for r in rows}, key=lambda m: (m is None, m or ""))
+    meta = {"key": _sums_key(state), "models": [[m, _price_of(table.lookup(m))] for m in models],
+            "groups": groups, "total": total, "n": len(costs), "byteorder": sys.byteorder}
+    # The rows as json writes them (lines.json_float), each read back as it is (Raw).
+    try:
+        text = dumps(session_rows)
+    except UnicodeEncodeError:  # a lone surrogate in a session name: not saved
+        raise ValueError("a session name msgspec cannot write") from None
+    return dumps(meta), text, costs.tobytes() + ests.tobytes()
+
+
+def _usage_json_settled(state: UsageState, table: PriceTable, journal: StrPath) -> bytes | None:
+    """``usage --json`` (no filter, no --by) from the saved sums of the settled
+    history and the live buckets; None where they cannot give it (the caller
+    then sums every bucket). Saves the sums when they are missing or stale."""
+    from array import array
+
+    import msgspec
+
+    from claudewrap.usage import rollup
+    from claudewrap.usage.lines import indented_spelled, json_float
+
+    key = _sums_key(state)
+    if key is None:
+        return None
+    saved = rollup.read_sums(journal)
+    meta: dict[str, Any] | None = None
+    if saved is not None:
+        try:
+            meta = msgspec.json.decode(saved[0])
+        except msgspec.DecodeError:
+            meta = None
+    if meta is not None and (meta.get("key") != key or meta.get("byteorder") != sys.byteorder
+                             or any(_price_of(table.lookup(m)) != (None if r is None else tuple(r))
+                                    for m, r in meta["models"])):
+        meta = None
+    if meta is None or saved is None:
+        try:
+            parts = _make_settled_sums(state, table)
+        except ValueError:
+            return None
+        rollup.write_sums(journal, parts)
+        saved = parts
+        meta = msgspec.json.decode(parts[0])
+    if meta["total"][4]:  # unpriced settled usage: rates may be learned (make_report)
+        return None
+    n = meta["n"]
+    costs = array("d")
+    ests = array("d")
+    costs.frombytes(saved[2][:8 * n])
+    ests.frombytes(saved[2][8 * n:16 * n])
+    settled = msgspec.json.decode(saved[1], type=dict[str, msgspec.Raw])
+
+    live = [(*k, *row) for k, row in state._rule_rows(state.units.items())]
+    vecs = _priced(live, table)
+    if any(v[6] for v in vecs):  # unpriced: rates may be learned (make_report)
+        return None
+    sessions = [r[0] for r in live]
+    by_session = _indexed(sessions)
+    if not settled.keys().isdisjoint(by_session):
+        return None  # (never: a record of a settled session takes the archive back)
+
+    def joined(live_v: list[Any] | None, saved_v: list[Any] | None) -> list[Any]:
+        if saved_v is None:
+            assert live_v is not None
+            return live_v
+        i, o, cr, cw, u, nr, ns, a, b = saved_v
+        if live_v is None:
+            return [i, o, cr, cw, reduce(add, costs[a:b], 0.0), reduce(add, ests[a:b], 0.0),
+                    u, nr, ns]
+        return [live_v[0] + i, live_v[1] + o, live_v[2] + cr, live_v[3] + cw,
+                reduce(add, costs[a:b], live_v[4]), reduce(add, ests[a:b], live_v[5]),
+                live_v[6] + u, live_v[7] + nr, live_v[8] + ns]
+
+    out: dict[str, Any] = {}
+    everything = list(range(len(vecs)))
+    out["total"] = _json_row(joined(_summed(vecs, everything, len(set(sessions)))
+                                    if vecs else None, meta["total"]), json_float)
+    for dim in ("model", "day", "project"):
+        live_rows = {k: _summed(vecs, idx, len({sessions[j] for j in idx}))
+                     for k, idx in _indexed(_labels(live, dim, state.attrs)).items()}
+        saved_rows = meta["groups"][dim]
+        out["by_" + dim] = {k: _json_row(joined(live_rows.get(k), saved_rows.get(k)), json_float)
+                            for k in sorted(live_rows.keys() | saved_rows.keys())}
+    rows: dict[str, Any] = dict(settled)
+    for k, idx in by_session.items():
+        rows[k] = _json_row(_summed(vecs, idx, 1), json_float)
+    out["by_session"] = {k: rows[k] for k in sorted(rows)}
+    out["skipped_lines"] = state.stats.skipped
+    return indented_spelled(out)

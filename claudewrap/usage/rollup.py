@@ -404,6 +404,52 @@ def write_cache(path: StrPath, magic: bytes, state: UsageState, identity: tuple[
     return True
 
 
+SUMS_SUFFIX = ".rollup-sums"
+SUMS_MAGIC = b"claudewrap-sums 1\n"
+
+
+def read_sums(journal: StrPath) -> tuple[bytes, bytes, bytes] | None:
+    """The report sums of the settled history saved beside ``journal``
+    (:func:`claudewrap.usage.report.usage_json`): its three parts (meta JSON,
+    sessions JSON, binary), or None when there are none that check out (a FIFO
+    in its place is not waited on)."""
+    try:
+        fd = open_regular(_cache_file(journal) + "-sums", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        data = os.pread(fd, size, 0) if size < (256 << 20) else b""
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if not data.startswith(SUMS_MAGIC):
+        return None
+    try:
+        nl = data.index(b"\n", len(SUMS_MAGIC))
+        crc, *sizes = (int(x, 16) for x in data[len(SUMS_MAGIC):nl].split(b" "))
+        body = memoryview(data)[nl + 1:]
+        if len(sizes) != 3 or sum(sizes) != len(body) or zlib.crc32(body) != crc:
+            return None
+    except ValueError:
+        return None
+    a, b = sizes[0], sizes[0] + sizes[1]
+    return bytes(body[:a]), bytes(body[a:b]), bytes(body[b:])
+
+
+def write_sums(journal: StrPath, parts: tuple[bytes, bytes, bytes]) -> bool:
+    """Save what :func:`read_sums` reads (mode 0600); False if it could not be."""
+    crc = zlib.crc32(b"".join(parts))
+    head = b"%08x %x %x %x\n" % (crc, *map(len, parts))
+    try:
+        atomic_write(_cache_file(journal) + "-sums", [SUMS_MAGIC, head, *parts], 0o600,
+                     cache=True)
+    except OSError:
+        return False
+    return True
+
+
 def horizon(tz: tzinfo | None, now: datetime | None = None) -> str:
     """The day before which link groups are settled (UsageState.settle): 35 days
     before today, so that no settled row is in today, this week or this month."""
@@ -469,4 +515,4 @@ def load_state(journal: StrPath, *, use_cache: bool = True, tz: tzinfo | None = 
 
 
 __all__ = ["RidIndex", "cache_path", "fetcher", "file_checks", "load_state", "read_cache",
-           "rewritten", "scan", "stamp", "write_cache"]
+           "read_sums", "rewritten", "scan", "stamp", "write_cache", "write_sums"]

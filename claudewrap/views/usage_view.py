@@ -115,7 +115,8 @@ def summary_json(path: Path, *, tz: Any, use_cache: bool, since: str | None,
 
     with no_cyclic_gc():
         state = load_state(path, use_cache=use_cache, tz=tz, since=since, until=until)
-        text = usage_json(state, extra_dims, filters=filters, table=table)
+        text = usage_json(state, extra_dims, filters=filters, table=table,
+                          journal=path if use_cache else None)
         _LAST[:] = [state]
     return text, state.stats.skipped, list(state.stats.first_bad_lines)
 
