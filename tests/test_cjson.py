@@ -86,6 +86,30 @@ def test_circular_and_unserializable_as_json() -> None:
     assert cjson.dumps([shared, shared]) == json.dumps([shared, shared])
 
 
+BAD = [b'{"sessions": [1, {"x"', b"[1,", b'{"a" 1}', b"[1 2]", b'"abc', b"{", b"[1] x", b""]
+
+
+def test_errors_before_json_is_loaded_are_json_errors() -> None:
+    # The C scanner raises JSONDecodeError only once json.decoder is loaded: the
+    # first bad document of a process (a broken status-line state file) must
+    # still raise json's ValueError, with json's message.
+    code = ("import sys\nfrom claudewrap.store import cjson\n"
+            f"for doc in {BAD!r}:\n"
+            "    try:\n        cjson.loads(doc)\n"
+            "    except ValueError as e:\n        print(type(e).__name__, e)\n")
+    env = {"PYTHONPATH": str(__import__("pathlib").Path(cjson.__file__).parents[2])}
+    got = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                         env=env, check=True)
+    assert got.stderr == ""
+    expected = []
+    for doc in BAD:
+        try:
+            json.loads(doc)
+        except ValueError as e:
+            expected.append(f"{type(e).__name__} {e}")
+    assert got.stdout.splitlines() == expected
+
+
 def test_importing_it_does_not_import_json_or_re() -> None:
     code = ("import sys; import claudewrap.store.cjson as c; c.loads(b'{\"a\": [1.5, null]}');"
             " c.dumps({'a': 1}, sort_keys=True);"

@@ -74,8 +74,11 @@ def loads(s: str | bytes | bytearray) -> Any:
     start = len(s) - len(s.lstrip(_WS))
     try:
         obj, end = _scan(s, start)
-    except StopIteration:
-        return _json_loads(s)  # "Expecting value": json says where
+    except (StopIteration, ValueError, SystemError):
+        # StopIteration ("Expecting value"), or a JSONDecodeError, which the C
+        # scanner can only raise once json.decoder is loaded (before, a
+        # SystemError): json says what and where.
+        return _json_loads(s)
     if end != len(s) and s[end:].strip(_WS):
         return _json_loads(s)  # "Extra data"
     return obj
