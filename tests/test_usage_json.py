@@ -112,7 +112,10 @@ def odd_records(now: datetime, mystery_model: bool = True) -> list[str]:
     without a price (rates learned from its printed costs), tags."""
     out = []
     for k in range(60):
-        ts = (now - timedelta(days=k % 9, minutes=k)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        # The first half recent (live), the second settled (60+ days old).
+        ago = k % 9 if k < 30 else 60 + k % 9
+        ts = (now - timedelta(days=ago, minutes=k)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        odd = "odd" if k < 30 else "old"
         mystery = k % 3 == 0 and mystery_model
         i, o = (k * 1000 + 7, k * 50 + 3) if mystery else (k * 3, k)
         if mystery:  # printed at $3/$15 a million (learned), or not printed (priced so)
@@ -121,7 +124,7 @@ def odd_records(now: datetime, mystery_model: bool = True) -> list[str]:
             cost = (2.5e-05 if k % 4 == 1 else 0.001 * k + 1e-07) if k % 2 else None
         out.append(UsageRecord(
             ts=ts, session=f"tiny-{k}" if cost == 2.5e-05 else (
-                f"odd-{k % 6}\x7f" if k % 5 == 0 else f"odd-{k % 6}é"),
+                f"{odd}-{k % 6}\x7f" if k % 5 == 0 else f"{odd}-{k % 6}é"),
             source="transcript" if mystery else "pty",
             model="claude-mystery-9" if mystery else "claude-sonnet-4-5",
             input_tokens=i, output_tokens=o, cost_usd=cost,
@@ -341,9 +344,13 @@ def test_saved_sums_give_the_same_text(priced_year: Path) -> None:
     made = rollup.read_sums(priced_year)
     assert made is not None
     # Only settled sessions are in it; the live ones are summed each time.
-    saved = json.loads(made[1])
+    saved = json.loads(made[0])["sessions"]
     live = {k[0] for k in state.units}
-    assert saved and live and not live & saved.keys()
+    assert saved and live and not live & set(saved)
+    # Odd names and a tiny cost among the settled sessions and the live ones alike.
+    for names in (saved, live):
+        assert any(k.startswith("tiny-") for k in names)
+        assert any("é" in k for k in names) and any("\x7f" in k for k in names)
 
 
 def test_saved_sums_made_again_when_a_price_changes(priced_year: Path, tmp_path: Path,
@@ -365,7 +372,7 @@ def test_saved_sums_made_again_when_a_price_changes(priced_year: Path, tmp_path:
 def test_saved_sums_made_again_when_history_changes(priced_year: Path) -> None:
     state = rollup.load_state(priced_year, tz=UTC)
     usage_json(state, journal=priced_year)
-    settled = sorted(json.loads(rollup.read_sums(priced_year)[1]))  # type: ignore[index]
+    settled = json.loads(rollup.read_sums(priced_year)[0])["sessions"]  # type: ignore[index]
     # A settled session resumed: the archive comes back, then settles without it.
     with open(priced_year, "a", encoding="utf-8") as out:
         out.write(UsageRecord(ts=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
@@ -377,7 +384,8 @@ def test_saved_sums_made_again_when_history_changes(priced_year: Path) -> None:
             state, STANDARD_GROUPS, None, datetime.now(UTC).date(), default_table())),
             indent=2).encode()
         assert usage_json(state, journal=priced_year) == expected
-    assert settled[0] not in json.loads(rollup.read_sums(priced_year)[1])  # type: ignore[index]
+    assert settled[0] not in json.loads(
+        rollup.read_sums(priced_year)[0])["sessions"]  # type: ignore[index]
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "garbage", "fifo"])
@@ -401,3 +409,26 @@ def test_damaged_saved_sums_are_not_believed(priced_year: Path, damage: str) -> 
     assert usage_json(state, journal=priced_year) == expected
     if damage == "fifo":
         assert path.is_fifo()  # left alone, not waited on
+
+
+@pytest.mark.parametrize("live", [[], ["a0"], ["zz"], ["a0", "m3x", "m3y", "zz"]])
+def test_live_sessions_in_their_place_among_the_settled(tmp_path: Path, live: list[str]) -> None:
+    now = datetime.now(UTC)
+
+    def at(days: float) -> str:
+        return (now - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    j = tmp_path / "journal.jsonl"
+    records = [UsageRecord(ts=at(100 - k), session=f"m{k}", source="pty",
+                           model="claude-sonnet-4-5", input_tokens=1000 * k + 1,
+                           cost_usd=0.25 * k if k % 2 else None, project=f"p{k % 2}")
+               for k in range(1, 6)]
+    records += [UsageRecord(ts=at(0.01 * (n + 1)), session=name, source="pty",
+                            model="claude-sonnet-4-5", input_tokens=77, project="p1")
+                for n, name in enumerate(live)]
+    j.write_text("".join(r.to_json() + "\n" for r in records))
+    rollup.load_state(j, tz=UTC)
+    for _ in range(2):
+        state = rollup.load_state(j, tz=UTC)
+        assert state.archive is not None and {k[0] for k in state.units} == set(live)
+        assert _usage_json_settled(state, default_table(), j) == expected_json(j)

@@ -621,7 +621,7 @@ def _narrowed(filters: Filters | None) -> bool:
 # buckets first, then its archived costs one by one in the archive's order (kept
 # as binary doubles, grouped), as a loop over state.buckets() adds them.
 
-_SUMS_VERSION = 1
+_SUMS_VERSION = 2
 _SUMS_DIMS = ("model", "day", "project")
 
 
@@ -659,8 +659,29 @@ def _sums_key(state: UsageState) -> list[Any] | None:
     return [_SUMS_VERSION, zlib.crc32(raw), len(raw), state.tz_key]
 
 
+_ENTRY_LINES = 11  # a row of by_session, indented: its key line, 9 numbers, its brace
+
+
+def _session_entries(rows: dict[str, Any]) -> list[bytes] | None:
+    """``rows`` (``{session: JSON row}``, floats spelled) as the entries of
+    by_session in the indented text, each as json.dumps(indent=2) writes it
+    there (4 spaces in); None where msgspec cannot write a name."""
+    from claudewrap.usage.lines import indented_spelled
+
+    if not rows:
+        return []
+    text = indented_spelled({"by_session": rows})
+    if text is None:
+        return None
+    lines = text.split(b"\n")[2:-2]  # without {, "by_session": {, } and }
+    return [b"\n".join(lines[k:k + _ENTRY_LINES]).removesuffix(b",")
+            for k in range(0, len(lines), _ENTRY_LINES)]
+
+
 def _make_settled_sums(state: UsageState, table: PriceTable) -> tuple[bytes, bytes, bytes]:
-    """The parts rollup.write_sums saves: meta, the settled sessions' rows, the costs."""
+    """The parts rollup.write_sums saves: meta (the groups' sums, the settled
+    sessions' names in order), the settled sessions' entries of the text, the
+    binary (costs, estimated costs, where each entry starts)."""
     from array import array
 
     from claudewrap.usage.lines import dumps, json_float
@@ -670,8 +691,14 @@ def _make_settled_sums(state: UsageState, table: PriceTable) -> tuple[bytes, byt
     vecs = _priced(rows, table)
     sessions = [r[0] for r in rows]
     by_session = _indexed(sessions)
-    session_rows = {k: _json_row(_summed(vecs, idx, 1), json_float)
-                    for k, idx in sorted(by_session.items())}
+    names = sorted(by_session)
+    entries = _session_entries({k: _json_row(_summed(vecs, by_session[k], 1), json_float)
+                                for k in names})
+    if entries is None:
+        raise ValueError("a session name msgspec cannot write")
+    starts = array("q", [0])
+    for entry in entries:
+        starts.append(starts[-1] + len(entry) + 2)  # and its ",\n"
     costs = array("d")
     ests = array("d")
 
@@ -680,20 +707,17 @@ def _make_settled_sums(state: UsageState, table: PriceTable) -> tuple[bytes, byt
         start = len(costs)
         costs.extend([vecs[k][4] for k in idx])
         ests.extend([vecs[k][5] for k in idx])
-        return [v[0], v[1], v[2], v[3], v[6], v[7], v[8], start, len(costs)]
+        return [v[0], v[1], v[2], v[3], v[6], v[7], v[8], start, len(costs), v[4], v[5]]
 
     groups = {dim: {k: group(idx) for k, idx in _indexed(_labels(rows, dim, state.attrs)).items()}
               for dim in _SUMS_DIMS}
     total = group(list(range(len(rows))))
     models = sorted({r[4] for r in rows}, key=lambda m: (m is None, m or ""))
     meta = {"key": _sums_key(state), "models": [[m, _price_of(table.lookup(m))] for m in models],
-            "groups": groups, "total": total, "n": len(costs), "byteorder": sys.byteorder}
-    # The rows as json writes them (lines.json_float), each read back as it is (Raw).
-    try:
-        text = dumps(session_rows)
-    except UnicodeEncodeError:  # a lone surrogate in a session name: not saved
-        raise ValueError("a session name msgspec cannot write") from None
-    return dumps(meta), text, costs.tobytes() + ests.tobytes()
+            "groups": groups, "total": total, "n": len(costs), "sessions": names,
+            "byteorder": sys.byteorder}
+    return (dumps(meta), b",\n".join(entries),
+            costs.tobytes() + ests.tobytes() + starts.tobytes())
 
 
 def _usage_json_settled(state: UsageState, table: PriceTable, journal: StrPath) -> bytes | None:
@@ -701,6 +725,7 @@ def _usage_json_settled(state: UsageState, table: PriceTable, journal: StrPath) 
     history and the live buckets; None where they cannot give it (the caller
     then sums every bucket). Saves the sums when they are missing or stale."""
     from array import array
+    from bisect import bisect_left
 
     import msgspec
 
@@ -732,11 +757,16 @@ def _usage_json_settled(state: UsageState, table: PriceTable, journal: StrPath) 
     if meta["total"][4]:  # unpriced settled usage: rates may be learned (make_report)
         return None
     n = meta["n"]
+    names: list[str] = meta["sessions"]
     costs = array("d")
     ests = array("d")
+    starts = array("q")
     costs.frombytes(saved[2][:8 * n])
     ests.frombytes(saved[2][8 * n:16 * n])
-    settled = msgspec.json.decode(saved[1], type=dict[str, msgspec.Raw])
+    starts.frombytes(saved[2][16 * n:])
+    blob = saved[1]
+    if len(starts) != len(names) + 1 or (names and starts[-1] != len(blob) + 2):
+        return None
 
     live = [(*k, *row) for k, row in state._rule_rows(state.units.items())]
     vecs = _priced(live, table)
@@ -744,34 +774,52 @@ def _usage_json_settled(state: UsageState, table: PriceTable, journal: StrPath) 
         return None
     sessions = [r[0] for r in live]
     by_session = _indexed(sessions)
-    if not settled.keys().isdisjoint(by_session):
+    live_names = sorted(by_session)
+    at = [bisect_left(names, k) for k in live_names]
+    if any(p < len(names) and names[p] == k for p, k in zip(at, live_names)):
         return None  # (never: a record of a settled session takes the archive back)
 
-    def joined(live_v: list[Any] | None, saved_v: list[Any] | None) -> list[Any]:
-        if saved_v is None:
-            assert live_v is not None
-            return live_v
-        i, o, cr, cw, u, nr, ns, a, b = saved_v
+    def joined(live_v: list[Any] | None, saved_v: list[Any]) -> list[Any]:
+        i, o, cr, cw, u, nr, ns, a, b, c, e = saved_v
         if live_v is None:
-            return [i, o, cr, cw, reduce(add, costs[a:b], 0.0), reduce(add, ests[a:b], 0.0),
-                    u, nr, ns]
+            return [i, o, cr, cw, c, e, u, nr, ns]
+        # The live buckets first, then the settled ones one by one (as buckets() goes).
         return [live_v[0] + i, live_v[1] + o, live_v[2] + cr, live_v[3] + cw,
                 reduce(add, costs[a:b], live_v[4]), reduce(add, ests[a:b], live_v[5]),
                 live_v[6] + u, live_v[7] + nr, live_v[8] + ns]
 
     out: dict[str, Any] = {}
     everything = list(range(len(vecs)))
-    out["total"] = _json_row(joined(_summed(vecs, everything, len(set(sessions)))
-                                    if vecs else None, meta["total"]), json_float)
+    live_total = _summed(vecs, everything, len(set(sessions))) if vecs else None
+    out["total"] = _json_row(joined(live_total, meta["total"]), json_float)
     for dim in ("model", "day", "project"):
         live_rows = {k: _summed(vecs, idx, len({sessions[j] for j in idx}))
                      for k, idx in _indexed(_labels(live, dim, state.attrs)).items()}
         saved_rows = meta["groups"][dim]
-        out["by_" + dim] = {k: _json_row(joined(live_rows.get(k), saved_rows.get(k)), json_float)
-                            for k in sorted(live_rows.keys() | saved_rows.keys())}
-    rows: dict[str, Any] = dict(settled)
-    for k, idx in by_session.items():
-        rows[k] = _json_row(_summed(vecs, idx, 1), json_float)
-    out["by_session"] = {k: rows[k] for k in sorted(rows)}
+        out["by_" + dim] = {
+            k: _json_row(joined(live_rows.get(k), saved_rows[k]) if k in saved_rows
+                         else live_rows[k], json_float)
+            for k in sorted(live_rows.keys() | saved_rows.keys())}
+    out["by_session"] = {}
     out["skipped_lines"] = state.stats.skipped
-    return indented_spelled(out)
+    text = indented_spelled(out)
+    entries = _session_entries({k: _json_row(_summed(vecs, by_session[k], 1), json_float)
+                                for k in live_names})
+    if text is None or entries is None:
+        return None
+    # by_session: the settled entries as saved, each live one put in its place.
+    pieces = []
+    done = 0
+    for p, entry in zip(at, entries):
+        if p > done:
+            pieces.append(blob[starts[done]:starts[p] - 2])
+        pieces.append(entry)
+        done = p
+    if done < len(names):
+        pieces.append(blob[starts[done]:starts[len(names)] - 2])
+    if not pieces:
+        return text
+    head, sep, tail = text.rpartition(b'\n  "by_session": {},\n')
+    if not sep:
+        return None
+    return b"".join((head, b'\n  "by_session": {\n', b",\n".join(pieces), b"\n  },\n", tail))
