@@ -1,4 +1,4 @@
-"""TermModes keeps reads and looks at them 256 KiB at a time (or when asked
+"""TermModes keeps reads and looks at them 32 KiB at a time (or when asked
 for its resets): what it finds does not depend on where the reads were cut,
 nor on where it looked (after every read, or once for many)."""
 

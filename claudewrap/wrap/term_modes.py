@@ -34,9 +34,10 @@ _KEYPAD_AFTER = _CURSOR_KEYS  # ESC > goes right after the cursor keys' reset
 _MAX_PENDING = 32  # an unfinished ESC [ ? longer than this is not a mode change
 # Reads are kept and looked at this many bytes at a time (and in resets()):
 # the modes matter only when the child has ended, and the searches below cost
-# per call what a pty's ~4 KiB read and 256 KiB cost alike (bench/real_output.py,
-# the looped real sessions: 0.12-0.28 -> see the commit, s per 100 MB).
-_KEEP = 1 << 18
+# per call what a pty's ~4 KiB read and 32 KiB cost alike. Not more: a look is
+# on the relay's path, and 256 KiB held keystrokes ~1 ms every 64 ms while
+# 4 MB/s of Claude Code's output flowed (bench/real_output.py).
+_KEEP = 1 << 15
 # Every CSI ? Pm h|l, from its "?" on. It starts with the "?" (a look-behind
 # checks the ESC [), which the regex engine looks for alone: Claude Code's
 # output has an ESC every ~14 bytes and a "?" every ~260, and a pattern that
