@@ -190,13 +190,18 @@ def bench_size(records: int, work: Path, installs: list[Install], runs: int,
         run_dir = work / f"run-{records}-{k}"
         shutil.rmtree(run_dir, ignore_errors=True)
         run_dir.mkdir()
+        (run_dir / "cache").mkdir()  # (as ~/.cache: pricing.py caches only in one that exists)
         journal = run_dir / "journal.jsonl"
         shutil.copyfile(base, journal)  # (the base stays as it is: others may read it)
         with open(journal, "a", encoding="utf-8") as fh:
             fh.write(day)
         env = dict(os.environ, CLAUDEWRAP_JOURNAL=str(journal), TZ=tz, COLUMNS="100",
                    XDG_CONFIG_HOME=str(run_dir / "config"),
-                   XDG_DATA_HOME=str(run_dir / "data"))
+                   XDG_DATA_HOME=str(run_dir / "data"),
+                   # Each install its own cache folder (the parsed prices, pricing.py): in
+                   # a shared one, the two installs' runs made each other's stale, and
+                   # every reader parsed the TOML again (~10 ms of a `status`).
+                   XDG_CACHE_HOME=str(run_dir / "cache"))
         for name in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "CLAUDEWRAP_SESSION"):
             env.pop(name, None)
         envs.append(env)

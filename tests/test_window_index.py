@@ -7,6 +7,7 @@ every row, as before."""
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -134,3 +135,140 @@ def test_a_heavy_day_is_read_from_the_index(tmp_path: Path) -> None:
     today = local_day(_iso(datetime.now(timezone.utc)))
     assert reader.today(now).total.input_tokens == sum(
         r.input_tokens for r in records if local_day(r.ts) == today)
+
+
+def _record(when: datetime, session: str, k: int, project: str | None = "p",
+            model: str = "claude-sonnet-4-5", cost: float | None = 0.01) -> UsageRecord:
+    return UsageRecord(ts=_iso(when), session=session, source="pty", model=model,
+                       input_tokens=10 + k, output_tokens=k, cost_usd=cost, project=project,
+                       request_id=f"{session}-{k}")
+
+
+def _cached(path: Path, records: list[UsageRecord], now: float) -> None:
+    """``records`` as the journal, and the state cache a reader left (groups quiet
+    for half an hour settled and indexed)."""
+    write(path, records)
+    first = metrics.JournalMetrics(path)
+    first.update(now)
+    first.save()
+
+
+def test_a_session_s_project_is_that_of_the_window_s_rows(tmp_path: Path) -> None:
+    """A settled session whose newer rows name no project: the project of the rows
+    in the window (none), as the walk folds them, not the one of its older rows."""
+    now = time.time()
+    end = datetime.fromtimestamp(now, timezone.utc)
+    records = [_record(end - timedelta(minutes=300 - k), "mixed", k, "early") for k in range(5)]
+    records += [_record(end - timedelta(minutes=120 - k), "mixed", 10 + k, None)
+                for k in range(5)]
+    records += [_record(end - timedelta(minutes=200 - 3 * k), "other", 20 + k, "o")
+                for k in range(30)]
+    records += [_record(end - timedelta(minutes=2), "live", 99, "l")]
+    path = tmp_path / "journal.jsonl"
+    _cached(path, records, now)
+    reader = metrics.JournalMetrics(path)
+    reader.update(now)
+    index = reader.state.window_index
+    assert index is not None and index.valid(reader.state)
+    assert len(index.sessions["mixed"]) > 2 and len(index.sessions["other"]) == 2
+    plain = metrics.JournalMetrics(path, use_cache=False)
+    plain.update(now)
+    for minutes in (130, 150, 250, 400):
+        got = reader.recent_usage(minutes * 60, now)
+        assert got.sessions == plain.recent_usage(minutes * 60, now).sessions
+    assert reader.recent_usage(150 * 60, now).sessions["mixed"][1] is None
+    assert reader.recent_usage(400 * 60, now).sessions["mixed"][1] == "early"
+
+
+def test_running_totals(tmp_path: Path) -> None:
+    """Each minute of the index holds the sums of every minute on or after it."""
+    now = time.time()
+    end = datetime.fromtimestamp(now, timezone.utc)
+    records = [_record(end - timedelta(minutes=400 - 2 * k), f"s{k // 50}", k,
+                       model=("claude-sonnet-4-5", "claude-opus-4-1")[k % 2],
+                       cost=None if k % 3 else 0.02) for k in range(150)]
+    path = tmp_path / "journal.jsonl"
+    _cached(path, records, now)
+    reader = metrics.JournalMetrics(path)
+    reader.update(now)
+    index = reader.state.window_index
+    assert index is not None and len(index.minutes) == 150
+    for k, row in enumerate(index.minutes):
+        later = [r for r in records if r.ts[:16] >= row[0]]
+        assert row[1] + sum(row[at + 1] for at in range(7, len(row), 6)) == len(later)
+        assert row[2] + sum(row[at + 2] for at in range(7, len(row), 6)) == sum(
+            r.input_tokens for r in later)
+        assert row[6] == pytest.approx(sum(r.cost_usd or 0.0 for r in later))
+        assert len(later) == 150 - k
+
+
+def test_rates_without_the_settled_rows(tmp_path: Path) -> None:
+    """The rate gauges of a window after the newest settled minute: the series of the
+    settled sessions listed (at 0) from the index, their rows not read; a window
+    reaching them (a day) sums them; both as the walk does."""
+    now = time.time()
+    end = datetime.fromtimestamp(now, timezone.utc)
+    records = [_record(end - timedelta(minutes=600 - 3 * k), f"s{k // 40}", k,
+                       project=f"p{k // 40}", model=("claude-sonnet-4-5", "m-x")[k % 2],
+                       cost=None if k % 2 == 0 else 0.5) for k in range(160)]
+    records += [_record(end - timedelta(minutes=3 - k), "live", 500 + k, "pl") for k in range(3)]
+    path = tmp_path / "journal.jsonl"
+    _cached(path, records, now)
+    for window in (15 * 60.0, 24 * 3600.0):
+        reader = metrics.JournalMetrics(path, window=window)
+        reader.update(now)
+        assert reader.state.window_index is not None
+        plain = metrics.JournalMetrics(path, window=window, use_cache=False)
+        plain.update(now)
+        shot, walked = reader.snapshot(now), plain.snapshot(now)
+        assert shot.tokens_per_minute == pytest.approx(walked.tokens_per_minute)
+        assert shot.cost_per_hour == pytest.approx(walked.cost_per_hour)
+        assert len(shot.cost_per_hour) == 9  # 4 settled sessions x 2 models, the live one
+        archive = reader.state.archive
+        assert archive is not None
+        if window < 3600:
+            assert archive._rows is None  # the settled rows: not decoded
+
+
+def test_a_resumed_session_is_saved_settled_again(tmp_path: Path) -> None:
+    """A record of a settled session puts the settled groups back (UsageState.unarchive):
+    the reader that reads it saves the cache (the others load it settled again)."""
+    now = time.time()
+    end = datetime.fromtimestamp(now, timezone.utc)
+    records = [_record(end - timedelta(minutes=300 - k), f"s{k // 20}", k) for k in range(100)]
+    path = tmp_path / "journal.jsonl"
+    _cached(path, records, now)
+    cache = metrics.state_cache_path(path)
+    before = cache.read_bytes()
+    write(path, [_record(end - timedelta(minutes=1), "s0", 1000)], "a")  # s0 resumed
+    reader = metrics.JournalMetrics(path)
+    reader.update(now)
+    assert cache.read_bytes() != before and reader.saved_offset == reader.offset
+    again = metrics.JournalMetrics(path)
+    again.update(now)
+    assert again.offset == again.saved_offset == path.stat().st_size  # nothing read again
+    assert again.state.archive is not None and "s0" not in again.state.archive.keys
+    assert {k[0] for k in again.state.units} == {"s0"}
+    plain = metrics.JournalMetrics(path, use_cache=False)
+    plain.update(now)
+    assert again.today(now) == plain.today(now)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_attributions_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 fast: bool) -> None:
+    """The metrics state saves its attributions as one JSON string: read back the
+    tuples UsageState makes (tags included), with msgspec loaded or not."""
+    state = metrics.MinuteState()
+    state.add_records([UsageRecord(ts="2026-01-01T00:00:00.000Z", session="a", source="pty", project="p",
+                                   host="h", tmux_pane="%1", tags={"k": "v", "x": "é"},
+                                   input_tokens=1),
+                       UsageRecord(ts="2026-01-01T00:00:00.000Z", session="b", source="pty",
+                                   input_tokens=1)])
+    data = state.to_json()
+    assert isinstance(data["attrs"], str)
+    if not fast:
+        monkeypatch.delitem(sys.modules, "msgspec", raising=False)
+    back = metrics.MinuteState.from_json(data)
+    assert back.attrs == state.attrs and all(type(a[3]) is tuple for a in back.attrs)
+    assert back._attr_ids == state._attr_ids

@@ -54,6 +54,7 @@ import copy
 import fcntl
 import math
 import os
+import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -73,6 +74,7 @@ from claudewrap.store.journal import (
 from claudewrap.store.records import UsageRecord
 from claudewrap.usage import limits, rollup
 from claudewrap.usage.filters import Filters
+from claudewrap.usage.lines import dumps, loads
 from claudewrap.usage.pricing import Price, PriceTable, default_table
 from claudewrap.usage.report import Report, Row, estimated_cost
 from claudewrap.usage.ridindex import IndexBroken
@@ -100,9 +102,10 @@ _SETTLED = "0"  # between _OLD and any minute: a group with only old rows settle
 # --shape today-heavy, 1M + 50k records today: status start+235 -> see the commit).
 _QUIET = 30 * 60.0
 _REWRITE = 1 << 20  # new journal bytes worth rewriting the state cache for
+# 13: the WindowIndex's running totals, projects and series, attributions as one string;
 # 12: quiet groups settled, with their WindowIndex; 11: first lines of ids; 10: archive cells, parts read when needed; 9: settled groups archived; 8: each session's last record time
 # (last_ts); 7: rollup's cache format 8 (issue 13)
-_MAGIC = b"claudewrap-metrics 12\n"
+_MAGIC = b"claudewrap-metrics 13\n"
 # The counters' file: this line with the CRC-32 of the JSON after it (issue 13: a
 # corrupted digit there would be exported for ever, counters never going down).
 # 4: each label set once, a column of values per family (3 wrote every family's
@@ -208,8 +211,10 @@ class MinuteState(UsageState):
     def live_around(self, since: str) -> MinuteState:
         """:meth:`around` without the archive: the units (not settled) that can count
         after ``since``; the archive's share is its :class:`WindowIndex`'s."""
+        # (Only those of sessions used since then: a view for today does not serve
+        # the last 10 minutes, whose sessions are a few of the day's.)
         key = (self.stats.lines, self.cutoff, len(self.units))
-        if self._live is None or self._live[0] != key or self._live[1] > since:
+        if self._live is None or self._live[0] != key or self._live[1] != since:
             units_only = copy.copy(self)
             units_only.archive = None
             self._live = (key, since, linked(
@@ -222,13 +227,21 @@ class MinuteState(UsageState):
 
     def to_json(self) -> dict[str, Any]:
         index = self.window_index
-        return {**super().to_json(), "last_ts": self.last_ts,
+        data = super().to_json()
+        # The attributions as one JSON string: from_json decodes it straight into
+        # tuples (a year's 5,700: 7 ms of a `status` as lists made tuples one by one).
+        data["attrs"] = dumps(data["attrs"]).decode("utf-8")
+        return {**data, "last_ts": self.last_ts,
                 "window": index.to_json() if index is not None and index.valid(self) else None}
 
     @classmethod
     def from_json(cls, data: dict[str, Any], tz: tzinfo | None = None) -> MinuteState:
-        state = super().from_json(data, tz)
+        attrs = data["attrs"]
+        state = super().from_json({**data, "attrs": []} if isinstance(attrs, str) else data, tz)
         assert isinstance(state, MinuteState)
+        if isinstance(attrs, str):
+            state.attrs = _attributions(attrs)
+            state._attr_ids = dict(zip(state.attrs, range(len(state.attrs))))
         state.last_ts = dict(data["last_ts"])
         if data.get("window") is not None and state.archive is not None:
             state.window_index = WindowIndex.from_json(data["window"], state.archive)
@@ -288,31 +301,53 @@ class MinuteState(UsageState):
         self.archive_changed = True  # JournalMetrics saves it (or each reader folds again)
 
 
+def _attributions(text: str) -> list[tuple[Any, ...]]:
+    """UsageState's ``attrs`` from the JSON of UsageState.to_json's list: ``(project,
+    host, pane, ((tag, value), ...))`` tuples made by msgspec's decoder when this
+    process has it loaded (the state's JSON was big enough), else as
+    UsageState.from_json makes them."""
+    if "msgspec" in sys.modules:
+        import msgspec
+
+        return msgspec.json.decode(text, type=list[tuple[Any, Any, Any,
+                                                         tuple[tuple[Any, ...], ...]]])
+    return [(a[0], a[1], a[2], tuple(map(tuple, a[3]))) for a in loads(text.encode("utf-8"))]
+
+
 class WindowIndex:
     """The minute rows of a :class:`MinuteState`'s archive (its settled groups: whole
     link groups, the rule already applied), summed by minute, while that archive
-    is unchanged: a window that ends after the newest of them adds up at most a
-    day of minutes for them instead of walking every session-minute.
+    is unchanged: a window that ends after the newest of them adds one running
+    total for them instead of walking every session-minute.
 
     ``minutes``: sorted ``[minute, records, input, output, cache read, cache
     write, printed cost]`` of the rows whose cost was printed, then ``model,
     records, input, output, cache read, cache write`` per model of the others
-    (priced when asked: a price is linear in the tokens); ``sessions``: each
-    wrapper session's newest minute and project, as window_usage folds them.
+    (priced when asked: a price is linear in the tokens), each the running total
+    of that minute and every later one (a window from a minute on to the end
+    reads one row); ``sessions``: each wrapper session's newest minute and
+    project, as window_usage folds them (``[minute, project]``; a session whose
+    rows name different projects also keeps ``[minute, project, ...]`` of its
+    rows in archive order, folded again for the window); ``series``: the
+    metrics' series (model, project, source, host) with rows in the retention
+    (the rate gauges list them).
 
     Why (bench/readers.py --shape today-heavy, 1M + 50k records today): `status`
     loaded and walked every minute of the day's sessions (26k rows, ~80 ms) to
-    add up today; window_usage adds their minutes instead.
+    add up today; window_usage adds their running total instead, and the rate
+    gauges (a window after the newest settled minute: the default 15 min) read
+    none of the day's settled rows.
     """
 
-    __slots__ = ("archive", "minutes", "newest", "oldest", "sessions", "version")
+    __slots__ = ("archive", "minutes", "newest", "oldest", "series", "sessions", "version")
 
     def __init__(self, archive: Archive, minutes: list[list[Any]],
-                 sessions: dict[str, list[Any]]) -> None:
+                 sessions: dict[str, list[Any]], series: list[list[str]]) -> None:
         self.archive = archive
         self.version = archive.version
         self.minutes = minutes
         self.sessions = sessions
+        self.series = series
         self.oldest = minutes[0][0] if minutes else "~"
         self.newest = minutes[-1][0] if minutes else ""
 
@@ -325,6 +360,8 @@ class WindowIndex:
         by_minute: dict[str, list[Any]] = {}
         unpriced: dict[str, dict[Any, list[int]]] = {}
         sessions: dict[str, list[Any]] = {}
+        rows_of: dict[str, list[Any]] = {}  # each session's [minute, project, ...]
+        series: dict[tuple[str, ...], None] = {}
         for r in archive.rows:
             minute = r[5]
             if minute == _OLD:
@@ -349,27 +386,51 @@ class WindowIndex:
                 else:
                     for j, x in enumerate((n, i, o, cr, cw)):
                         vec[j] += x
+            a = attrs[r[6]]
+            series[(_label(r[4]), _label(a[0]), r[1], _label(a[1]))] = None
+            project = a[0]
             seen = sessions.get(r[0])  # window_usage's fold, over every minute
             if seen is None or minute >= seen[0]:
-                sessions[r[0]] = [minute, attrs[r[6]][0] or (seen[1] if seen else None)]
+                sessions[r[0]] = [minute, project or (seen[1] if seen else None)]
+            mine = rows_of.get(r[0])
+            if mine is None:
+                rows_of[r[0]] = [minute, project]
+            else:
+                mine += (minute, project)
+        for sid, mine in rows_of.items():
+            if any(mine[k] != mine[1] for k in range(3, len(mine), 2)):
+                sessions[sid] += mine  # projects differ: the window's rows decide
         minutes = []
-        for minute in sorted(by_minute):
+        run: list[Any] = [0, 0, 0, 0, 0, 0.0]
+        run_models: dict[Any, list[int]] = {}
+        for minute in sorted(by_minute, reverse=True):  # running totals from the newest
             row = by_minute[minute]
+            for j in range(6):
+                run[j] += row[j + 1]
             for model, vec in unpriced.get(minute, {}).items():
-                row += [model, *vec]
-            minutes.append(row)
-        return cls(archive, minutes, sessions)
+                have = run_models.get(model)
+                if have is None:
+                    run_models[model] = list(vec)
+                else:
+                    for j in range(5):
+                        have[j] += vec[j]
+            out = [minute, *run]
+            for model, vec in run_models.items():
+                out += [model, *vec]
+            minutes.append(out)
+        minutes.reverse()
+        return cls(archive, minutes, sessions, [list(k) for k in series])
 
     def valid(self, state: UsageState) -> bool:
         """Whether this sums ``state``'s archive as it is."""
         return state.archive is self.archive and self.archive.version == self.version
 
     def to_json(self) -> list[Any]:
-        return [self.minutes, self.sessions]
+        return [self.minutes, self.sessions, self.series]
 
     @classmethod
     def from_json(cls, data: list[Any], archive: Archive) -> WindowIndex:
-        return cls(archive, data[0], data[1])
+        return cls(archive, data[0], data[1], data[2])
 
     def add(self, table: PriceTable, first: str, v: list[Any],
             sessions: dict[str, tuple[str, str | None]]) -> bool:
@@ -383,36 +444,47 @@ class WindowIndex:
                 lo = mid + 1
             else:
                 hi = mid
-        add = [0, 0, 0, 0, 0, 0.0]
-        models: dict[Any, list[int]] = {}
-        for k in range(lo, len(minutes)):
-            row = minutes[k]
-            for j in range(1, 7):
-                add[j - 1] += row[j]
-            for at in range(7, len(row), 6):
-                vec = models.get(row[at])
-                if vec is None:
-                    models[row[at]] = row[at + 1:at + 6]
-                else:
-                    models[row[at]] = [a + b for a, b in zip(vec, row[at + 1:at + 6])]
+        if lo == len(minutes):
+            return True  # nothing settled in the window
+        row = minutes[lo]
+        n, i, o, cr, cw, printed = row[1:7]
         estimated = 0.0
-        for model, (_n, i, o, cr, cw) in models.items():
-            price = table.lookup(model)
+        for at in range(7, len(row), 6):
+            price = table.lookup(row[at])
             if price is None or None in (price.input, price.output, price.cache_read,
                                          price.cache_write_5m):
                 return False
-            estimated += price.cost(i, o, cr, cw) or 0.0
-        v[0] += add[1] + sum(m[1] for m in models.values())
-        v[1] += add[2] + sum(m[2] for m in models.values())
-        v[2] += add[3] + sum(m[3] for m in models.values())
-        v[3] += add[4] + sum(m[4] for m in models.values())
-        v[4] += add[5] + estimated
+            mn, mi, mo, mcr, mcw = row[at + 1:at + 6]
+            n += mn
+            i += mi
+            o += mo
+            cr += mcr
+            cw += mcw
+            estimated += price.cost(mi, mo, mcr, mcw) or 0.0
+        v[0] += i
+        v[1] += o
+        v[2] += cr
+        v[3] += cw
+        v[4] += printed + estimated
         v[5] += estimated
-        v[7] += add[0] + sum(m[0] for m in models.values())
-        for sid, (minute, project) in self.sessions.items():
-            if minute >= first:
-                sessions[sid] = (minute, project)
+        v[7] += n
+        for sid, seen in self.sessions.items():
+            if seen[0] >= first:
+                sessions[sid] = (seen[0], seen[1] if len(seen) == 2 else _fold(seen, first))
         return True
+
+
+def _fold(seen: list[Any], first: str) -> str | None:
+    """window_usage's project of a session from its rows ``seen[2:]`` (``minute,
+    project, ...`` in the walk's order) on or after ``first``."""
+    newest: str | None = None
+    project = None
+    for k in range(2, len(seen), 2):
+        minute = seen[k]
+        if minute >= first and (newest is None or minute >= newest):
+            project = seen[k + 1] or project
+            newest = minute
+    return project
 
 
 def linked(state: StateT, keys: set[str]) -> StateT:
@@ -1064,9 +1136,13 @@ class JournalMetrics:
                 if self.use_cache:
                     self._load_cache(fd, st.st_size, now)
             self.state.compact(now, force=bool(fresh) and not self.offset)
+            archived = self.state.archive is not None
             try:
                 self.offset, _ = rollup.scan(fd, self.state, self.offset)
-                self._after_read(fd, path, identity, known)
+                # A settled session resumed (or a settled record taken back) put every
+                # settled group back: saved now, settled again, not reloaded by each reader.
+                self._after_read(fd, path, identity, known,
+                                 archived and self.state.archive is None)
             except IndexBroken:  # a part of the state cache read only now was bad
                 self._reset(now)
                 self.identity = identity
@@ -1077,12 +1153,12 @@ class JournalMetrics:
             os.close(fd)
 
     def _after_read(self, fd: int, path: Path, identity: tuple[int, int],
-                    known: tuple[int, list[str]] | None) -> None:
+                    known: tuple[int, list[str]] | None, unarchived: bool = False) -> None:
         self.checks = rollup.file_checks(fd, self.offset)
         self.stamp = rollup.stamp(os.fstat(fd))
         self.mark = JournalMark(identity, self.offset, self.checks, self.stamp, known)
         if (self.use_cache and (self.offset - max(self.saved_offset, 0) > _REWRITE
-                                or self.state.archive_changed)
+                                or self.state.archive_changed or unarchived)
                 and file_identity(path) == identity):
             self._save_cache(fd)
             self.state.archive_changed = False
@@ -1229,8 +1305,20 @@ class JournalMetrics:
         table = self._table()
         totals = self._totals_now(table)
         # The series used in the last day are those of the sessions with records in it.
-        _, window = usage_sums(self.state.around(self.state.cutoff), table,
-                               *window_bounds(now, span))
+        # Settled ones have no usage since the index's newest minute: a window after
+        # it sums the live units, the index names the settled series (a `metrics`
+        # of a heavy day decoded and walked its 36k settled rows: ~100 ms).
+        state = self.state
+        first, last = window_bounds(now, span)
+        index = state.window_index
+        if index is not None and index.valid(state) and first > index.newest:
+            _, window = usage_sums(state.live_around(state.cutoff), table, first, last)
+            for series in index.series:
+                key = tuple(series)
+                if key not in window:
+                    window[key] = [0, 0, 0, 0, 0.0]
+        else:
+            _, window = usage_sums(state.around(state.cutoff), table, first, last)
         truth = counter_values(totals)
         self.counters = sync_counters(self.journal, self.mark, self.counters, truth,
                                       seen=self.exported, use_file=self.use_cache,
