@@ -344,7 +344,7 @@ def test_saved_sums_give_the_same_text(priced_year: Path) -> None:
     made = rollup.read_sums(priced_year)
     assert made is not None
     # Only settled sessions are in it; the live ones are summed each time.
-    saved = json.loads(made[0])["sessions"]
+    saved = json.loads(bytes(made[0]))["sessions"]
     live = {k[0] for k in state.units}
     assert saved and live and not live & set(saved)
     # Odd names and a tiny cost among the settled sessions and the live ones alike.
@@ -372,7 +372,7 @@ def test_saved_sums_made_again_when_a_price_changes(priced_year: Path, tmp_path:
 def test_saved_sums_made_again_when_history_changes(priced_year: Path) -> None:
     state = rollup.load_state(priced_year, tz=UTC)
     usage_json(state, journal=priced_year)
-    settled = json.loads(rollup.read_sums(priced_year)[0])["sessions"]  # type: ignore[index]
+    settled = json.loads(bytes(rollup.read_sums(priced_year)[0]))["sessions"]  # type: ignore[index]
     # A settled session resumed: the archive comes back, then settles without it.
     with open(priced_year, "a", encoding="utf-8") as out:
         out.write(UsageRecord(ts=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
@@ -385,7 +385,7 @@ def test_saved_sums_made_again_when_history_changes(priced_year: Path) -> None:
             indent=2).encode()
         assert usage_json(state, journal=priced_year) == expected
     assert settled[0] not in json.loads(
-        rollup.read_sums(priced_year)[0])["sessions"]  # type: ignore[index]
+        bytes(rollup.read_sums(priced_year)[0]))["sessions"]  # type: ignore[index]
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "garbage", "fifo"])

@@ -659,9 +659,6 @@ def _sums_key(state: UsageState) -> list[Any] | None:
     return [_SUMS_VERSION, zlib.crc32(raw), len(raw), state.tz_key]
 
 
-_ENTRY_LINES = 11  # a row of by_session, indented: its key line, 9 numbers, its brace
-
-
 def _session_entries(rows: dict[str, Any]) -> list[bytes] | None:
     """``rows`` (``{session: JSON row}``, floats spelled) as the entries of
     by_session in the indented text, each as json.dumps(indent=2) writes it
@@ -673,9 +670,20 @@ def _session_entries(rows: dict[str, Any]) -> list[bytes] | None:
     text = indented_spelled({"by_session": rows})
     if text is None:
         return None
-    lines = text.split(b"\n")[2:-2]  # without {, "by_session": {, } and }
-    return [b"\n".join(lines[k:k + _ENTRY_LINES]).removesuffix(b",")
-            for k in range(0, len(lines), _ENTRY_LINES)]
+    # Each entry ends with its brace 4 spaces in (a row holds numbers only, and a
+    # name no raw line break): the only such line.
+    out = []
+    at = text.index(b"\n", 2) + 1  # after {, "by_session": {
+    find = text.find
+    while True:
+        end = find(b"\n    }", at)
+        if end < 0:
+            return None
+        end += 6
+        out.append(text[at:end])
+        if text[end:end + 2] != b",\n":
+            return out
+        at = end + 2
 
 
 def _make_settled_sums(state: UsageState, table: PriceTable) -> tuple[bytes, bytes, bytes]:
@@ -735,14 +743,16 @@ def _usage_json_settled(state: UsageState, table: PriceTable, journal: StrPath) 
     key = _sums_key(state)
     if key is None:
         return None
-    saved = rollup.read_sums(journal)
+    saved: tuple[bytes | memoryview, ...] | None = rollup.read_sums(journal)
     meta: dict[str, Any] | None = None
     if saved is not None:
         try:
             meta = msgspec.json.decode(saved[0])
         except msgspec.DecodeError:
             meta = None
-    if meta is not None and (meta.get("key") != key or meta.get("byteorder") != sys.byteorder
+    # (The key holds _SUMS_VERSION: sums with it were made by this code.)
+    if meta is not None and (not isinstance(meta, dict) or meta.get("key") != key
+                             or meta.get("byteorder") != sys.byteorder
                              or any(_price_of(table.lookup(m)) != (None if r is None else tuple(r))
                                     for m, r in meta["models"])):
         meta = None
@@ -761,6 +771,7 @@ def _usage_json_settled(state: UsageState, table: PriceTable, journal: StrPath) 
     costs = array("d")
     ests = array("d")
     starts = array("q")
+    assert saved is not None
     costs.frombytes(saved[2][:8 * n])
     ests.frombytes(saved[2][8 * n:16 * n])
     starts.frombytes(saved[2][16 * n:])
@@ -808,18 +819,20 @@ def _usage_json_settled(state: UsageState, table: PriceTable, journal: StrPath) 
     if text is None or entries is None:
         return None
     # by_session: the settled entries as saved, each live one put in its place.
-    pieces = []
-    done = 0
-    for p, entry in zip(at, entries):
-        if p > done:
-            pieces.append(blob[starts[done]:starts[p] - 2])
-        pieces.append(entry)
-        done = p
-    if done < len(names):
-        pieces.append(blob[starts[done]:starts[len(names)] - 2])
-    if not pieces:
-        return text
     head, sep, tail = text.rpartition(b'\n  "by_session": {},\n')
     if not sep:
         return None
-    return b"".join((head, b'\n  "by_session": {\n', b",\n".join(pieces), b"\n  },\n", tail))
+    pieces: list[bytes | memoryview] = [head, b'\n  "by_session": {\n']
+    done = 0
+    for p, entry in zip(at, entries):
+        if p > done:
+            pieces += (blob[starts[done]:starts[p] - 2], b",\n")
+        pieces += (entry, b",\n")
+        done = p
+    if done < len(names):
+        pieces += (blob[starts[done]:starts[len(names)] - 2], b",\n")
+    if len(pieces) == 2:
+        return text
+    pieces[-1] = b"\n  },\n"
+    pieces.append(tail)
+    return b"".join(pieces)

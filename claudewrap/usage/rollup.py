@@ -408,7 +408,7 @@ SUMS_SUFFIX = ".rollup-sums"
 SUMS_MAGIC = b"claudewrap-sums 1\n"
 
 
-def read_sums(journal: StrPath) -> tuple[bytes, bytes, bytes] | None:
+def read_sums(journal: StrPath) -> tuple[memoryview, memoryview, memoryview] | None:
     """The report sums of the settled history saved beside ``journal``
     (:func:`claudewrap.usage.report.usage_json`): its three parts (meta JSON,
     sessions JSON, binary), or None when there are none that check out (a FIFO
@@ -435,7 +435,7 @@ def read_sums(journal: StrPath) -> tuple[bytes, bytes, bytes] | None:
     except ValueError:
         return None
     a, b = sizes[0], sizes[0] + sizes[1]
-    return bytes(body[:a]), bytes(body[a:b]), bytes(body[b:])
+    return body[:a], body[a:b], body[b:]
 
 
 def write_sums(journal: StrPath, parts: tuple[bytes, bytes, bytes]) -> bool:
