@@ -71,6 +71,13 @@ IDLE_SECONDS = 0.25
 # REPAINT_LIMIT: the child sees a size change and repaints (_relay.nudge_size).
 REPAINT_SECONDS = 0.1
 REPAINT_LIMIT = 0.5
+# Keys typed meanwhile wait until the child has repainted at its size again
+# (its first output after the size came back, plus REPAINT_SECONDS), at most
+# HOLD_KEYS_LIMIT after `fg`: Claude Code 2.1.197 lost the Enter of a command
+# typed while it was taking the second size change (2 of 8 `fg` + `/exit` under
+# load, typed 1 s after its prompt came back; 0 of 8 when typed 3 s after, and
+# 0 of 8 unwrapped, where no size changes).
+HOLD_KEYS_LIMIT = 2.0
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
 
@@ -619,6 +626,8 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
     output_open = True
     size_back_at: float | None = None  # when to undo nudge_size
     nudged = False  # narrowed, and the child has not written since
+    keys_held_until: float | None = None  # after `fg`: keys wait for the repaint
+    repaint_due = False  # the size came back; the child's next output is its repaint
 
     def handle_output() -> bool:
         """Copy what the child wrote; False once its side is closed.
@@ -630,7 +639,7 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
         ahead of us and the next read is made without asking select() first,
         up to READS_PER_WAKEUP reads (keystrokes wait at most that long).
         """
-        nonlocal stdout_ok, size_back_at, nudged, tap_dirty
+        nonlocal stdout_ok, size_back_at, nudged, tap_dirty, keys_held_until, repaint_due
         # Per read: one read, one write, the modes and the tap's feed() (which
         # only keeps the chunk); nothing else, as this runs ~25,000 times per
         # 100 MB (bench/real_output.py).
@@ -650,6 +659,9 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
             if nudged and size_back_at is not None:
                 nudged = False
                 size_back_at = min(size_back_at, time.monotonic() + REPAINT_SECONDS)
+            elif repaint_due and keys_held_until is not None:
+                repaint_due = False
+                keys_held_until = min(keys_held_until, time.monotonic() + REPAINT_SECONDS)
             size = len(data)
             result.output_bytes += size
             if stdout_ok:
@@ -715,9 +727,11 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
         size changes (Node's 'resize' is emitted only when the size differs),
         so narrow it by a column now; the loop sets it back once the child has
         run for a moment (a stopped child takes one SIGWINCH for both changes)."""
-        nonlocal size_back_at, nudged
+        nonlocal size_back_at, nudged, keys_held_until, repaint_due
         size_back_at = time.monotonic() + REPAINT_LIMIT
+        keys_held_until = time.monotonic() + HOLD_KEYS_LIMIT
         nudged = True
+        repaint_due = False
         pass_size()
 
     def reap() -> int | None:
@@ -782,7 +796,12 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
             rlist.append(out_fd)
         if in_fd is not None and child_status is None:
             rlist.append(in_fd)
-        wlist = [out_fd] if pending_input and child_status is None else []
+        if keys_held_until is not None and (
+                child_status is not None or time.monotonic() >= keys_held_until):
+            keys_held_until = None
+            repaint_due = False
+        wlist = ([out_fd] if pending_input and child_status is None
+                 and keys_held_until is None else [])
         if child_status is not None:
             timeout: float | None = DRAIN_IDLE_SECONDS
         elif tap is None or not tap_dirty:
@@ -790,9 +809,10 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
         else:
             # Output kept and not parsed: parse a slice whenever nothing waits.
             timeout = 0.0 if getattr(tap, "backlog", 0) else IDLE_SECONDS
-        if size_back_at is not None:
-            left = max(0.0, size_back_at - time.monotonic())
-            timeout = left if timeout is None else min(timeout, left)
+        for deadline in (size_back_at, keys_held_until if pending_input else None):
+            if deadline is not None:
+                left = max(0.0, deadline - time.monotonic())
+                timeout = left if timeout is None else min(timeout, left)
         try:
             readable, writable, _ = select.select(rlist, wlist, [], timeout)
         except InterruptedError:
@@ -800,6 +820,7 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
         if size_back_at is not None and time.monotonic() >= size_back_at:
             size_back_at = None
             pass_size()
+            repaint_due = True
             if not readable and not writable:
                 continue
         if not readable and not writable:
@@ -826,7 +847,7 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
                 pending_input += data
             else:
                 in_fd = None  # stdin EOF: stop reading it, keep copying output
-        if pending_input and child_status is None:
+        if pending_input and child_status is None and keys_held_until is None:
             try:
                 n = os.write(out_fd, pending_input)
                 del pending_input[:n]
