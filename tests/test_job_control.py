@@ -299,7 +299,9 @@ def test_real_claude_code_ctrl_z_fg_and_exit(cc: Setup) -> None:  # noqa: F811
         assert stty(child) == before
         child.sendline("fg")
         child.expect(READY)  # repainted
-        time.sleep(1)
+        # Keys typed at once wait for the second repaint (launcher.HOLD_KEYS_LIMIT);
+        # 2.1.197 could still lose an Enter typed 1 s after, under load (1 in 42).
+        time.sleep(2)
         submit(child, "/exit", re.escape(PROMPT))
         child.sendline("echo STATUS=$?")
         child.expect(r"STATUS=0")
