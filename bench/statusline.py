@@ -136,7 +136,8 @@ def timed(argv: list[str], inputs: list[bytes], env: dict[str, str]
     for data in inputs:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run(argv, input=data, env=env, stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(argv, input=data, env=env, stdout=subprocess.DEVNULL, check=True,
+                       cwd=env["HOME"])  # not this checkout: -c puts the cwd first on sys.path
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -161,7 +162,7 @@ def make_journal(py: list[str], env: dict[str, str], records: int) -> None:
     subprocess.run([*py, str(ROOT / "bench" / "gen_journal.py"), str(journal), "--records",
                     str(records), "--seed", "1"], check=True, env=env,
                    stdout=subprocess.DEVNULL)
-    subprocess.run([*py, "-m", "claudewrap", "usage"], env=env, check=True,
+    subprocess.run([*py, "-m", "claudewrap", "usage"], env=env, check=True, cwd=env["HOME"],
                    stdout=subprocess.DEVNULL)  # warm the rollup
 
 
@@ -175,7 +176,7 @@ def breakdown(args: argparse.Namespace, base: dict[str, Any]) -> None:
                 make_journal(py, env, records)
             runs = []
             for data in rising(base, args.runs, 1000):
-                out = subprocess.run([*py, "-c", STEPS], input=data, env=env, check=True,
+                out = subprocess.run([*py, "-c", STEPS], input=data, env=env, check=True, cwd=env["HOME"],
                                      capture_output=True).stdout
                 runs.append(json.loads(out))
         print(f"a new cost, {records // 1000}k records: CPU ms (median of {args.runs})")

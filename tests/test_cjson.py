@@ -118,3 +118,17 @@ def test_importing_it_does_not_import_json_or_re() -> None:
                          check=True, env={"PYTHONPATH": str(__import__("pathlib").Path(
                              cjson.__file__).parents[2])}).stdout
     assert out.strip() == "[]"
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet='{}[]",:0123456789.eE-NaIfinty \\u', max_size=16) | values.map(json.dumps))
+def test_parse_constant_as_json(text: str) -> None:
+    for doc in (text, text.encode("utf-8", "surrogatepass")):
+        a = outcome(cjson.loads, doc, parse_constant=_no_constants)
+        b = outcome(json.loads, doc, parse_constant=_no_constants)
+        assert a[0] == b[0] and same(a[1], b[1])
+    assert outcome(cjson.loads, "[NaN]", parse_constant=_no_constants)[0] == "ValueError"

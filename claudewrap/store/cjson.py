@@ -47,6 +47,7 @@ def _not_serializable(o: Any) -> Any:
     raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
 
 
+_scanners: dict[Any, Callable[[str, int], tuple[Any, int]]] = {}  # by parse_constant
 try:
     from _json import encode_basestring, encode_basestring_ascii, make_encoder, make_scanner
 
@@ -57,30 +58,38 @@ except (ImportError, TypeError):  # pragma: no cover - CPython has had these sin
     _scan = None
 
 
-def loads(s: str | bytes | bytearray) -> Any:
-    """``json.loads(s)``."""
-    if _scan is None:
-        return _json_loads(s)
+def loads(s: str | bytes | bytearray, *,
+          parse_constant: Callable[[str], Any] | None = None) -> Any:
+    """``json.loads(s, parse_constant=...)``."""
+    scan = _scan
+    if scan is not None and parse_constant is not None:
+        scan = _scanners.get(parse_constant)
+        if scan is None:
+            context = _Context()
+            context.parse_constant = parse_constant  # type: ignore[method-assign]
+            scan = _scanners[parse_constant] = make_scanner(context)  # type: ignore[arg-type]
+    if scan is None:
+        return _json_loads(s, parse_constant)
     if not isinstance(s, str):
         head = bytes(s[:4])
         if b"\x00" in head or head.startswith((b"\xef\xbb\xbf", b"\xfe\xff", b"\xff\xfe")):
-            return _json_loads(s)  # UTF-16/32 or a BOM: json's own detection
+            return _json_loads(s, parse_constant)  # UTF-16/32 or a BOM: json's own detection
         try:
             s = bytes(s).decode("utf-8", "surrogatepass")  # as json.loads decodes UTF-8
         except UnicodeDecodeError:
-            return _json_loads(s)
+            return _json_loads(s, parse_constant)
     elif s.startswith("\ufeff"):
-        return _json_loads(s)  # json refuses it, with its message
+        return _json_loads(s, parse_constant)  # json refuses it, with its message
     start = len(s) - len(s.lstrip(_WS))
     try:
-        obj, end = _scan(s, start)
+        obj, end = scan(s, start)
     except (StopIteration, ValueError, SystemError):
         # StopIteration ("Expecting value"), or a JSONDecodeError, which the C
         # scanner can only raise once json.decoder is loaded (before, a
-        # SystemError): json says what and where.
-        return _json_loads(s)
+        # SystemError), or parse_constant's own error: json says what and where.
+        return _json_loads(s, parse_constant)
     if end != len(s) and s[end:].strip(_WS):
-        return _json_loads(s)  # "Extra data"
+        return _json_loads(s, parse_constant)  # "Extra data"
     return obj
 
 
@@ -103,7 +112,8 @@ def dumps(obj: Any, *, ensure_ascii: bool = True, separators: tuple[str, str] | 
     return "".join(encode(obj, 0))
 
 
-def _json_loads(s: str | bytes | bytearray) -> Any:
+def _json_loads(s: str | bytes | bytearray,
+                parse_constant: Callable[[str], Any] | None = None) -> Any:
     import json
 
-    return json.loads(s)
+    return json.loads(s, parse_constant=parse_constant)

@@ -18,11 +18,11 @@ Light on purpose: the status line imports it after every message.
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import datetime, timezone
 
 from claudewrap.plain import plain
+from claudewrap.store import cjson as json  # json without importing json (store/cjson.py)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
 if TYPE_CHECKING:

@@ -12,10 +12,9 @@ two to each other). :func:`loads` and :func:`dumps` are the saved state's JSON
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 
+from claudewrap.store import cjson
 from claudewrap.store.records import MAX_COST_USD, MAX_TOKENS
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -145,7 +144,7 @@ def _decode_small(block: bytes) -> list[Any]:
     """``block``'s lines as :class:`Line` objects; ValueError when one is not in
     the canonical form (what the msgspec decoder raises for)."""
     out = []
-    loads = json.loads
+    loads = cjson.loads  # json's C codec without importing json and re (store/cjson.py)
     for raw in block.split(b"\n"):
         if not raw.strip():
             continue  # as msgspec's decode_lines: the caller compares the count
@@ -158,7 +157,7 @@ def _decode_small(block: bytes) -> list[Any]:
         if b"\\ud" in raw or b"\\uD" in raw:
             # msgspec refuses an escaped lone surrogate anywhere in the line (a
             # pair is one character); encoding the whole object finds it.
-            json.dumps(d, ensure_ascii=False).encode("utf-8")  # UnicodeEncodeError
+            cjson.dumps(d, ensure_ascii=False).encode("utf-8")  # UnicodeEncodeError
         out.append(Line(d))
     return out
 
@@ -197,7 +196,7 @@ def loads(data: bytes | memoryview) -> Any:
     while the process has decoded little and msgspec is not loaded (its import is
     most of a warm status-line call; json takes ~3 ms for 256 KiB), else msgspec."""
     if not _use_msgspec(len(data)):
-        return json.loads(bytes(data))
+        return cjson.loads(bytes(data))
     import msgspec
 
     return msgspec.json.decode(data)
@@ -218,6 +217,8 @@ def indented(obj: Any) -> str:
     numbers or strings again. `usage --json` on a year of 11,759 sessions (3.6 MB):
     240 ms -> 89 ms (78 compact + 11 indent). An object whose text msgspec
     refuses (an escaped lone surrogate in a name) takes json's own way."""
+    import json
+
     text = json.dumps(obj, separators=(",", ":"))
     if len(text) < 65536:  # small: not worth msgspec's import
         return json.dumps(obj, indent=2)
@@ -240,14 +241,11 @@ def json_float(x: float) -> Any:
         return x
     import msgspec
 
-    return msgspec.Raw(json.dumps(x).encode())
+    return msgspec.Raw(cjson.dumps(x).encode())
 
 
-_NOT_ASCII = re.compile(b"[^\\x00-\\x7e]+")
-
-
-def _escaped(m: re.Match[bytes]) -> bytes:
-    return json.dumps(m.group().decode()).encode()[1:-1]
+def _escaped(m: Any) -> bytes:
+    return cjson.dumps(m.group().decode()).encode()[1:-1]
 
 
 def indented_spelled(obj: Any) -> bytes | None:
@@ -265,5 +263,7 @@ def indented_spelled(obj: Any) -> bytes | None:
     except (msgspec.MsgspecError, UnicodeEncodeError, TypeError, ValueError):
         return None
     if not data.isascii() or b"\x7f" in data:
-        data = _NOT_ASCII.sub(_escaped, data)
+        import re
+
+        data = re.sub(b"[^\\x00-\\x7e]+", _escaped, data)
     return data

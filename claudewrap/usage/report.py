@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta, timezone, tzinfo
-from functools import reduce
-from operator import add
 
 from claudewrap.plain import field, plain
 from claudewrap.store.records import MAIN_AGENT, UsageRecord, iso_utc
@@ -24,6 +21,7 @@ from claudewrap.usage.state import UnitKey, UsageState
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
     from typing import Any
 
     from claudewrap.store.journal import StrPath
@@ -307,6 +305,14 @@ _NO_RATES = (None, None, None, None)
 _ZERO = (0, 0, 0, 0, 0.0, 0.0, 0, 0)
 
 
+def _added(values: Iterable[float], total: float) -> float:
+    """``total`` plus each of ``values`` in turn, with ``+`` (functools.reduce(add)
+    without importing functools and collections on the status line's path)."""
+    for v in values:
+        total += v
+    return total
+
+
 def _summed(vecs: list[tuple[Any, ...]], idx: list[int], sessions: int) -> list[Any]:
     """The sums of ``vecs[k]`` for k in ``idx`` (each ``(in, out, cr, cw, cost,
     estimated, unpriced, records)``) and ``sessions``: added in order from 0 as
@@ -316,7 +322,7 @@ def _summed(vecs: list[tuple[Any, ...]], idx: list[int], sessions: int) -> list[
         i, o, cr, cw, c, e, u, n = vecs[idx[0]]
         return [i, o, cr, cw, 0.0 + c, 0.0 + e, u, n, sessions]
     i, o, cr, cw, c, e, u, n = zip(*[vecs[k] for k in idx]) if idx else _ZERO_COLUMNS
-    return [sum(i), sum(o), sum(cr), sum(cw), reduce(add, c, 0.0), reduce(add, e, 0.0),
+    return [sum(i), sum(o), sum(cr), sum(cw), _added(c, 0.0), _added(e, 0.0),
             sum(u), sum(n), sessions]
 
 
@@ -796,7 +802,7 @@ def _usage_json_settled(state: UsageState, table: PriceTable, journal: StrPath) 
             return [i, o, cr, cw, c, e, u, nr, ns]
         # The live buckets first, then the settled ones one by one (as buckets() goes).
         return [live_v[0] + i, live_v[1] + o, live_v[2] + cr, live_v[3] + cw,
-                reduce(add, costs[a:b], live_v[4]), reduce(add, ests[a:b], live_v[5]),
+                _added(costs[a:b], live_v[4]), _added(ests[a:b], live_v[5]),
                 live_v[6] + u, live_v[7] + nr, live_v[8] + ns]
 
     out: dict[str, Any] = {}

@@ -13,13 +13,13 @@ from __future__ import annotations
 import zlib
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from itertools import accumulate, repeat
 from operator import add
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from typing import Any
 
 _MAX_SEGMENTS = 8  # more sorted segments than this are merged into one
@@ -27,7 +27,8 @@ _MAX_SEGMENTS = 8  # more sorted segments than this are merged into one
 # day cannot hold that record's request (its sources see it within seconds).
 _MARGIN_DAYS = 2
 
-Loader = Callable[[], tuple[bytes, "array[int]", "array[int]"]]
+if TYPE_CHECKING:
+    Loader = Callable[[], tuple[bytes, "array[int]", "array[int]"]]
 
 
 class IndexBroken(Exception):

@@ -33,7 +33,6 @@ from __future__ import annotations
 import os
 import sys
 import zlib
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 
 from claudewrap.store.files import open_regular
@@ -52,6 +51,7 @@ from claudewrap.usage.state import UsageState, no_cyclic_gc
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path  # not at run time: see store/journal.py
     from typing import Any
 
