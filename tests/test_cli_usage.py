@@ -289,8 +289,8 @@ def test_export_json_lines_and_csv(env: Path) -> None:
 _CLICK_USAGE = "from claudewrap.cli import main; main(['usage'])"
 
 
-def _plain_and_click(journal: Path, extra_env: dict[str, str] | None = None
-                     ) -> tuple[Any, Any]:
+def _plain_and_click(journal: Path, extra_env: dict[str, str] | None = None,
+                     options: tuple[str, ...] = ()) -> tuple[Any, Any]:
     """`claudewrap usage` as the shell runs it (no options: main.py's click-free view)
     and the click command with the same (no) options."""
     import subprocess
@@ -303,11 +303,13 @@ def _plain_and_click(journal: Path, extra_env: dict[str, str] | None = None
         return subprocess.run([sys.executable, *args], env=env, capture_output=True,
                               text=True, timeout=60, check=False)
 
-    return one("-m", "claudewrap", "usage"), one("-c", _CLICK_USAGE)
+    return (one("-m", "claudewrap", "usage", *options),
+            one("-c", f"from claudewrap.cli import main; main(['usage', *{options!r}])"))
 
 
-def test_plain_usage_is_the_click_commands_view_without_click(env: Path, tmp_path: Path
-                                                               ) -> None:
+@pytest.mark.parametrize("options", [(), ("--json",)])
+def test_plain_usage_is_the_click_commands_view_without_click(
+        env: Path, tmp_path: Path, options: tuple[str, ...]) -> None:
     bad_prices = tmp_path / "prices.toml"
     bad_prices.write_text("[[[")
     cases: list[tuple[Path, dict[str, str]]] = [
@@ -318,7 +320,7 @@ def test_plain_usage_is_the_click_commands_view_without_click(env: Path, tmp_pat
     ]
     statuses = []
     for journal, extra in cases:
-        plain, clicked = _plain_and_click(journal, extra)
+        plain, clicked = _plain_and_click(journal, extra, options)
         assert (plain.stdout, plain.stderr, plain.returncode) == (
             clicked.stdout, clicked.stderr, clicked.returncode), journal
         statuses.append(plain.returncode)
@@ -342,12 +344,14 @@ def test_plain_usage_in_a_terminal_matches_click_colours_and_all(env: Path) -> N
     assert shown[0] == shown[1]
 
 
-def test_plain_usage_does_not_load_click(env: Path) -> None:
+@pytest.mark.parametrize("options", [(), ("--json",)])
+def test_plain_usage_does_not_load_click(env: Path, options: tuple[str, ...]) -> None:
     import subprocess
     import sys
 
     env_vars = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "claudewrap", "usage"],
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "claudewrap", "usage",
+                          *options],
                          env=env_vars, capture_output=True, text=True, timeout=60, check=True)
     loaded = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines()
               if line.startswith("import time:")}
