@@ -577,18 +577,8 @@ def usage_json(state: UsageState, extra_dims: Iterable[tuple[str, ...]] = (), *,
                                           table=table)
 
     def obj(spell: Any) -> dict[str, Any]:
-        keys = _JSON_KEYS
-
         def row(v: list[Any]) -> dict[str, Any]:
-            c = round(v[4], 6)
-            e = round(v[5], 6)
-            # Within these bounds msgspec writes a float as repr() (json) does.
-            if not (1e-4 <= c < 1e16 or c == 0.0):
-                c = spell(c)
-            if not (1e-4 <= e < 1e16 or e == 0.0):
-                e = spell(e)
-            return dict(zip(keys, (int(v[0]), int(v[1]), int(v[2]), int(v[3]), c, e,
-                                   int(v[6]), int(v[7]), v[8])))
+            return _json_row(v, spell)
 
         out: dict[str, Any] = {"total": row(total)}
         for d in dims:
