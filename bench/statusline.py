@@ -62,19 +62,18 @@ import time, sys, os
 marks = [("start", time.process_time())]
 def mark(name):
     marks.append((name, time.process_time()))
-import json, pathlib; mark("json + pathlib (statusline module's imports)")
-import claudewrap.sources.statusline as s; mark("the statusline module itself")
+import claudewrap.sources.statusline as s; mark("the statusline module and its imports")
 raw = sys.stdin.buffer.read(); data = s.parse_input(raw)
-from claudewrap.store.config import journal_path
-journal = journal_path(None); state = s._load(s.state_path(journal)); mark("input, journal path, state file")
+from claudewrap.store.config import journal_file
+journal = journal_file(None); state = s._load(s._state_file(journal)); mark("input, journal path, state file")
 import claudewrap.store.journal; mark("import store.journal, store.records")
 s.record_cost(journal, data, state, os.environ); mark("append the record")
 import claudewrap.usage.limits; mark("import usage.limits")
 windows = s.record_limits(journal, data); mark("record the windows")
 import claudewrap.usage.state; mark("import usage.state (lines, rule, filters)")
 import claudewrap.usage.rollup, claudewrap.usage.report; mark("import usage.rollup, report, pricing")
-from claudewrap.usage.pricing import default_table, user_prices_path
-user_prices_path(); mark("prices path (platformdirs)")
+from claudewrap.usage.pricing import default_table, user_prices_file
+user_prices_file(); mark("prices path (platformdirs)")
 table = default_table(); mark("price table (parsed prices.json; tomllib when stale)")
 from claudewrap.usage.rollup import load_state
 st = load_state(journal); mark("load_state")
@@ -82,7 +81,8 @@ from claudewrap.usage.report import make_report
 make_report(st, count_sessions=False, table=table); mark("make_report")
 s.render(data, (1.0, False, False), windows, now=time.time(), color=True); mark("render")
 s.user_command(os.environ); mark("user's own command? (config.toml)")
-s._save(s.state_path(journal), state); mark("save the state file (new cost)")
+s._save(s._state_file(journal), state); mark("save the state file (new cost)")
+import json  # after the last mark: the status line itself does not import json
 print(json.dumps([(n, 1000 * (b - a)) for (_, a), (n, b) in zip(marks, marks[1:])]))
 """
 
