@@ -95,8 +95,8 @@ def timed(python: str, argv: list[str], env: dict[str, str], runs: int) -> Timin
 
 
 def recent_records(n: int, seed: int) -> str:
-    """``n`` realistic journal lines (other sessions than the base's), dated in the
-    last few minutes in the order they are written."""
+    """``n`` realistic journal lines (other sessions and requests than the base's),
+    dated in the last few minutes in the order they are written."""
     buf = io.StringIO()
     generate(buf, n, seed=seed, corrupt_every=0)
     lines = buf.getvalue().splitlines()[:n]
@@ -106,6 +106,12 @@ def recent_records(n: int, seed: int) -> str:
         obj = json.loads(line)
         when = now - timedelta(seconds=240 * (len(lines) - k) / len(lines))
         obj["ts"] = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+        if obj.get("request_id"):
+            # The generator numbers requests from 0 on each call: ids of its own
+            # here would be those of the base journal's first months (a request
+            # seen again months later: a full read drops it, a warm read, which
+            # looks among ids of the last days only, does not).
+            obj["request_id"] = f"req_recent{seed:x}_{obj['request_id'][4:]}"
         out.append(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
     return "".join(out)
 
