@@ -179,14 +179,14 @@ def _usage(as_json: bool = False) -> None:
     """`claudewrap usage` without options (or with only ``--json``), as
     `claudewrap.commands.usage` shows it (the same errors and exit status); ends
     the process."""
-    from claudewrap.store.journal import JournalError, resolve_path
+    from claudewrap.store.journal import JournalError, resolve_file
     from claudewrap.usage.filters import Filters
     from claudewrap.usage.pricing import PriceFileError, default_table
     from claudewrap.views import usage_view
 
     if as_json:
         try:
-            path = resolve_path(None)
+            path = resolve_file(None)
             data, skipped, first_bad = usage_view.summary_json(
                 path, tz=None, use_cache=True, since=None, until=None, extra_dims=(),
                 filters=Filters(), table=default_table())
@@ -196,7 +196,7 @@ def _usage(as_json: bool = False) -> None:
         usage_view.warn_skipped(skipped, first_bad)
         _print_and_exit(data.decode("ascii") + "\n")  # ASCII: json's ensure_ascii spelling
     try:
-        path = resolve_path(None)
+        path = resolve_file(None)
         report = usage_view.summary(path, tz=None, use_cache=True, since=None, until=None,
                                     dims=usage_view.VIEW_GROUPS, filters=Filters(),
                                     table=default_table(), count_sessions=False)

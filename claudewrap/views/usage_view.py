@@ -7,14 +7,9 @@ use it; the latter does not load click at all.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
-import re
 import sys
-from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta, tzinfo
-from pathlib import Path
 
 from claudewrap.plain import plain
 from claudewrap.usage.filters import Filters
@@ -25,7 +20,12 @@ from claudewrap.views.display import cells, count, ljust, rjust, row_money, shor
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (3 ms a reader)
 if TYPE_CHECKING:
+    # Not at run time: csv and re (with enum, functools), pathlib (with urllib.parse)
+    # were ~10 ms of each `usage --json` and `claude_usage`; each is imported where used.
+    from collections.abc import Sequence
     from typing import Any
+
+    from claudewrap.store.journal import StrPath
 
 # --- --since / --until ------------------------------------------------------------------
 
@@ -48,6 +48,8 @@ def parse_when(text: str, *, tz: tzinfo | None, now: datetime, end: bool = False
 
     With ``end`` (for --until) a date means the end of that day. Raises ValueError.
     """
+    import re
+
     value = text.strip().lower()
     local_now = now.astimezone(tz) if tz is not None else now.astimezone()
     today = local_now.date()
@@ -90,7 +92,7 @@ _RESET = "\x1b[0m"
 _LAST: list[Any] = []
 
 
-def summary(path: Path, *, tz: Any, use_cache: bool, since: str | None, until: str | None,
+def summary(path: StrPath, *, tz: Any, use_cache: bool, since: str | None, until: str | None,
             dims: Sequence[tuple[str, ...]], filters: Filters, table: PriceTable,
             count_sessions: bool) -> Report:
     """The report of the journal at ``path`` (JournalError, PriceFileError)."""
@@ -104,7 +106,7 @@ def summary(path: Path, *, tz: Any, use_cache: bool, since: str | None, until: s
     return report
 
 
-def summary_json(path: Path, *, tz: Any, use_cache: bool, since: str | None,
+def summary_json(path: StrPath, *, tz: Any, use_cache: bool, since: str | None,
                  until: str | None, extra_dims: Sequence[tuple[str, ...]], filters: Filters,
                  table: PriceTable) -> tuple[bytes, int, list[int]]:
     """``usage --json``'s text for the journal at ``path`` (as :func:`summary` with
@@ -198,7 +200,7 @@ def _notes(out: _Out, rows: Sequence[Row], table: PriceTable | None = None) -> N
                  dim=True)
 
 
-def nothing_shown(report: Report, journal: Path, selection: str) -> str | None:
+def nothing_shown(report: Report, journal: StrPath, selection: str) -> str | None:
     """What to say when a report has no usage: none recorded, or none that
     ``selection`` (the filters given, in words; empty: none) matches."""
     if report.total.records:
@@ -212,7 +214,7 @@ def nothing_shown(report: Report, journal: Path, selection: str) -> str | None:
     return f"No usage counts in {journal} ({report.records_read:,} record{plural} read)."
 
 
-def render_default(report: Report, *, width: int, color: bool, journal: Path,
+def render_default(report: Report, *, width: int, color: bool, journal: StrPath,
                    selection: str = "") -> str:
     """The compact view: today, this week, this month, all time; top models and projects.
 
@@ -265,7 +267,7 @@ def _sorted_rows(rows: dict[tuple[str, ...], Row], dims: tuple[str, ...]
 
 
 def render_grouped(report: Report, dims: tuple[str, ...], *, width: int, color: bool,
-                   journal: Path, selection: str = "") -> str:
+                   journal: StrPath, selection: str = "") -> str:
     """One row per group of ``dims``, then the total."""
     out = _Out(color)
     empty = nothing_shown(report, journal, selection)
@@ -308,6 +310,9 @@ CSV_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write
 
 
 def render_csv(report: Report, dims: tuple[str, ...]) -> str:
+    import csv
+    import io
+
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([*dims, *CSV_FIELDS])
@@ -322,7 +327,7 @@ def _percent(x: float | None) -> str:
 
 
 def render_analysis(report: Report, analysis: Any, *, width: int, color: bool,
-                    journal: Path, selection: str = "") -> str:
+                    journal: StrPath, selection: str = "") -> str:
     """``usage --analysis``: cost share, cost per 1k output tokens, the cache's
     ratio and saving, the same usage on each current model, the top sessions.
 
