@@ -52,19 +52,35 @@ if __name__ == '__main__':
 """
 
 
+# What `pip install claudewrap` puts in a venv (pyproject.toml's dependencies), by
+# import name: the venv sees these and nothing else of this interpreter's packages.
+DEPENDENCIES = ("click", "ptyprocess", "platformdirs", "prometheus_client", "msgspec", "regex",
+                *(("tomli",) if sys.version_info < (3, 11) else ()))
+
+
 def clean_install(work: Path, root: Path = ROOT) -> tuple[str, str]:
     """(python, claudewrap console script) of a venv like a user's, running the
-    checkout at ``root``."""
-    import click
-    import platformdirs
-    import ptyprocess
+    checkout at ``root``, with claudewrap's dependencies and only those: linked
+    one by one from this interpreter's site-packages (a folder holding them all
+    brought typing_extensions along, which msgspec then imports: ~10 ms of every
+    reader that a user's venv does not pay)."""
+    import importlib.util
 
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python*/site-packages"))
-    deps = sorted({str(Path(m.__file__ or "").resolve().parent.parent)
-                   for m in (click, platformdirs, ptyprocess)})
-    (site / "claudewrap-checkout.pth").write_text("\n".join([str(root), *deps]) + "\n")
+    deps = work / "deps"
+    deps.mkdir(exist_ok=True)
+    for name in DEPENDENCIES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise SystemExit(f"{name} is not installed: pip install -e '.[test]'")
+        origin = Path(spec.origin).resolve()
+        source = origin.parent if spec.submodule_search_locations else origin
+        link = deps / source.name
+        if not link.exists():
+            link.symlink_to(source)
+    (site / "claudewrap-checkout.pth").write_text(f"{root}\n{deps}\n")
     python = str(venv / "bin" / "python")
     script = venv / "bin" / "claudewrap"
     script.write_text(CONSOLE_SCRIPT.format(python=python))
