@@ -108,24 +108,3 @@ def test_a_cold_read_switches_to_msgspec_after_the_first_blocks() -> None:
             "print(seen)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[False, False, True, True]"  # two blocks: < 256 KiB
-
-
-_json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**20, 10**20)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
-    max_leaves=30)
-
-
-@settings(max_examples=60, deadline=None)
-@given(_json_values, st.integers(0, 2))
-def test_indented_is_json_dumps_indent_2_byte_for_byte(value: Any, copies: int) -> None:
-    # Big enough (past 64 KiB) for the msgspec path; lone surrogates and all.
-    big = {"pad": "x" * 70000 * copies, "value": value, "rows": [value] * 3}
-    for obj in (value, big):
-        assert lines.indented(obj) == json.dumps(obj, indent=2)
-
-
-def test_indented_a_big_report_with_a_lone_surrogate_in_a_name() -> None:
-    obj = {"by_session": {f"s{n}\ud800": {"cost_usd": 2.5e-05, "records": n} for n in range(3000)}}
-    assert lines.indented(obj) == json.dumps(obj, indent=2)

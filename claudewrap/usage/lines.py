@@ -209,27 +209,6 @@ def dumps(obj: Any) -> bytes:
     return msgspec.json.encode(obj)
 
 
-
-def indented(obj: Any) -> str:
-    """``json.dumps(obj, indent=2)``, byte for byte, at a third of its time on a
-    big report: json's C encoder writes it compact (json leaves indented output
-    to its pure-Python encoder) and msgspec re-indents the text without reading
-    numbers or strings again. `usage --json` on a year of 11,759 sessions (3.6 MB):
-    240 ms -> 89 ms (78 compact + 11 indent). An object whose text msgspec
-    refuses (an escaped lone surrogate in a name) takes json's own way."""
-    import json
-
-    text = json.dumps(obj, separators=(",", ":"))
-    if len(text) < 65536:  # small: not worth msgspec's import
-        return json.dumps(obj, indent=2)
-    import msgspec
-
-    try:
-        return msgspec.json.format(text.encode(), indent=2).decode()
-    except msgspec.DecodeError:
-        return json.dumps(obj, indent=2)
-
-
 def json_float(x: float) -> Any:
     """``x`` as :func:`indented_spelled` must be given it to write it as json does.
 
