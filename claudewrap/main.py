@@ -184,25 +184,22 @@ def _usage(as_json: bool = False) -> None:
     from claudewrap.usage.pricing import PriceFileError, default_table
     from claudewrap.views import usage_view
 
-    if as_json:
-        try:
-            path = resolve_file(None)
+    try:
+        path = resolve_file(None)
+        if as_json:
             data, skipped, first_bad = usage_view.summary_json(
                 path, tz=None, use_cache=True, since=None, until=None, extra_dims=(),
                 filters=Filters(), table=default_table())
-        except (JournalError, PriceFileError) as exc:
-            sys.stderr.write(f"Error: {exc}\n")
-            exit_now(1)
-        usage_view.warn_skipped(skipped, first_bad)
-        _print_and_exit(data.decode("ascii") + "\n")  # ASCII: json's ensure_ascii spelling
-    try:
-        path = resolve_file(None)
-        report = usage_view.summary(path, tz=None, use_cache=True, since=None, until=None,
-                                    dims=usage_view.VIEW_GROUPS, filters=Filters(),
-                                    table=default_table(), count_sessions=False)
+        else:
+            report = usage_view.summary(path, tz=None, use_cache=True, since=None, until=None,
+                                        dims=usage_view.VIEW_GROUPS, filters=Filters(),
+                                        table=default_table(), count_sessions=False)
     except (JournalError, PriceFileError) as exc:
         sys.stderr.write(f"Error: {exc}\n")
         exit_now(1)
+    if as_json:
+        usage_view.warn_skipped(skipped, first_bad)
+        _print_and_exit(data.decode("ascii") + "\n")  # ASCII: json's ensure_ascii spelling
     usage_view.warn_skipped(report.skipped_lines, report.first_bad_lines)
     text = usage_view.render_default(report, width=usage_view.width(),
                                      color=usage_view.use_color(), journal=path)
