@@ -4,7 +4,7 @@ the unwrapped program and `claudewrap run` directly, side by side in one run.
 
 `claude` here is a tiny program that exits with a given status (0, 1, 2, 126,
 127): before issue 14 the function started claudewrap a second time after 1, 2,
-126 and 127 to ask whether it could start. Each way runs in one interactive bash
+126 and 127 to ask whether it could start. Each way runs in one bash (or zsh, --shell)
 (the snippet loaded), timed inside the shell, so bash's own start is not counted.
 
 claudewrap runs as a user's pip install runs it: bench/passthrough.py's clean
@@ -25,7 +25,7 @@ pane, as for a `claude` typed inside tmux: the wrapper then asks tmux for the
 session name (`tmux display-message`), which before issue 14 it waited for
 before claude started.
 
-    python bench/shell_function.py [--runs 15] [--before REV] [--pty] [--tmux]
+    python bench/shell_function.py [--runs 15] [--before REV] [--pty] [--tmux] [--shell zsh]
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ Times = dict[tuple[str, int], tuple[float, float, float]]
 
 
 def measure(work: Path, runs: int, before: str | None = None, pty: bool = False,
-            tmux: dict[str, str] | None = None) -> Times:
+            tmux: dict[str, str] | None = None, shell_name: str = "bash") -> Times:
     """Median ms (total, to start, after) of each way for each status."""
     bin_dir = work / "bin"
     bin_dir.mkdir()
@@ -78,7 +78,9 @@ def measure(work: Path, runs: int, before: str | None = None, pty: bool = False,
     ways["python re"] = f"{python} -c 'import re, sys; sys.exit({{s}})'"
     results = work / "results"
     redirect = "" if pty else " </dev/null >/dev/null 2>&1"
-    lines = [f"source {ROOT / 'shell' / 'claudewrap.bash'}"]
+    lines = [f"source {ROOT / 'shell' / f'claudewrap.{shell_name}'}"]
+    if shell_name == "zsh":  # $EPOCHREALTIME; in a script the function runs the same sh script
+        lines.insert(0, "zmodload zsh/datetime")
     for _ in range(runs):
         for s in STATUSES:
             for name, cmd in ways.items():  # each way in turn: the machine's load shared
@@ -93,7 +95,8 @@ def measure(work: Path, runs: int, before: str | None = None, pty: bool = False,
         env.pop(name, None)
     script = work / "loop.bash"
     script.write_text("\n".join(lines) + "\n")
-    shell = ["bash", "--norc", "--noprofile", str(script)]
+    shell = (["zsh", "-f", str(script)] if shell_name == "zsh"
+             else ["bash", "--norc", "--noprofile", str(script)])
     if pty:  # a terminal for stdin and stdout: the wrapper's pty path
         shell = ["script", "-qec", " ".join(shell), "/dev/null"]
     subprocess.run(shell, env=env, stdin=subprocess.DEVNULL if not pty else None,
@@ -125,6 +128,8 @@ def main() -> None:
     ap.add_argument("--before", metavar="REV", help="also time the checkout at git REV")
     ap.add_argument("--pty", action="store_true", help="in a pty: the wrapper's pty path")
     ap.add_argument("--tmux", action="store_true", help="as inside tmux (a private server)")
+    ap.add_argument("--shell", choices=("bash", "zsh"), default="bash",
+                    help="the shell and its snippet (zsh: the sh script its `claude` runs)")
     args = ap.parse_args()
     server = f"cwbench{os.getpid()}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,14 +137,15 @@ def main() -> None:
         if args.tmux:
             tmux_env = private_tmux(server)
         try:
-            med = measure(Path(tmp), args.runs, args.before, args.pty, tmux_env)
+            med = measure(Path(tmp), args.runs, args.before, args.pty, tmux_env, args.shell)
         finally:
             if args.tmux:
                 subprocess.run(["tmux", "-L", server, "kill-server"], capture_output=True,
                                check=False)
     where = ("a pty" if args.pty else "stdin and stdout /dev/null") + (
         ", inside tmux" if args.tmux else "")
-    print(f"`claude STATUS` through the shell (median of {args.runs}, ms; bash, one shell, {where}):")
+    print(f"`claude STATUS` through the shell (median of {args.runs}, ms; {args.shell}, one shell,"
+          f" {where}):")
     print(f"  {'status':>6}  {'unwrapped':>9}  {'function':>9}  {'claudewrap run':>14}"
           f"  {'function added':>14}  {'function/run':>12}  {'python':>6}  {'python re':>9}")
     for s in STATUSES:
