@@ -208,7 +208,7 @@ def _truth(env: dict[str, str], tmp_path: Path) -> tuple[dict[str, Any], dict[st
     return _usage(other, "--no-cache"), _metrics(other, "--no-cache")
 
 
-CACHES = [".rollup", ".metrics", ".counters", ".counters.lock"]
+CACHES = [".rollup", ".rollup-sums", ".metrics", ".counters", ".counters.lock"]
 
 
 def _nested(suffix: str) -> bytes:
@@ -217,6 +217,8 @@ def _nested(suffix: str) -> bytes:
     import zlib
 
     body = b"[" * 200_000 + b"]" * 200_000 + b"\n"
+    if suffix == rollup.SUMS_SUFFIX:  # its header: CRC and the sizes of its three parts
+        return rollup.SUMS_MAGIC + b"%08x %x 0 0\n" % (zlib.crc32(body), len(body)) + body
     magic = {".rollup": rollup.MAGIC, ".metrics": metrics._MAGIC,
              ".counters": metrics._COUNTERS_MAGIC}.get(suffix)
     if magic is None:

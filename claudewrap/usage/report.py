@@ -744,14 +744,16 @@ def _usage_json_settled(state: UsageState, table: PriceTable, journal: StrPath) 
     if saved is not None:
         try:
             meta = msgspec.json.decode(saved[0])
-        except msgspec.DecodeError:
+            # (The key holds _SUMS_VERSION: sums with it were made by this code.)
+            if not isinstance(meta, dict) or meta.get("key") != key or meta.get(
+                    "byteorder") != sys.byteorder or any(
+                    _price_of(table.lookup(m)) != (None if r is None else tuple(r))
+                    for m, r in meta["models"]):
+                meta = None
+        except (msgspec.DecodeError, RecursionError, ValueError, TypeError, KeyError):
+            # Damaged past its CRC (deep nesting: RecursionError), or not of this
+            # shape: it costs only itself, made again below.
             meta = None
-    # (The key holds _SUMS_VERSION: sums with it were made by this code.)
-    if meta is not None and (not isinstance(meta, dict) or meta.get("key") != key
-                             or meta.get("byteorder") != sys.byteorder
-                             or any(_price_of(table.lookup(m)) != (None if r is None else tuple(r))
-                                    for m, r in meta["models"])):
-        meta = None
     if meta is None or saved is None:
         try:
             parts = _make_settled_sums(state, table)
