@@ -899,3 +899,48 @@ def test_a_bad_request_id_segment_read_late_means_a_full_read(tmp_path: Path) ->
                   request_id="rq-2")], "a")
     assert _numbers(j) == _numbers(j, use_cache=False)
     assert rollup.cache_path(j).read_bytes() != bytes(data)  # saved again, whole
+
+
+def _rollup_covers(j: Path) -> int | None:
+    """The journal offset the saved rollup covers (None: no rollup that checks out)."""
+    fd = os.open(j, os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        got = rollup.read_cache(rollup.cache_path(j), rollup.MAGIC, (st.st_dev, st.st_ino),
+                                st.st_size, fd, lambda data: UsageState.from_json(data, UTC))
+    finally:
+        os.close(fd)
+    return None if got is None else got[1]
+
+
+def test_a_few_records_dated_days_back_save_the_rollup_again_a_few_new_ones_do_not(
+        tmp_path: Path) -> None:
+    """New lines are read again by every later reader until the rollup is saved;
+    that is cheap for records of now (their request ids are looked up in the last
+    days' part of the index only), not for records dated months back (an import of
+    old transcripts): after those the rollup is saved at once, however few."""
+    j = write(tmp_path / "j.jsonl", [
+        rec(f"2026-07-{1 + k % 28:02d}T10:00:00.000Z", session=f"s{k % 7}", source="otel",
+            i=10, request_id=f"req_{k}") for k in range(2000)])
+    assert report(j).total.input_tokens == 20_000
+    assert _rollup_covers(j) == j.stat().st_size
+    saved = j.stat().st_size
+    now = datetime.now(timezone.utc)
+    recent = [rec((now - timedelta(seconds=60 - k)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                  session="now", source="otel", i=1, request_id=f"req_now_{k}")
+              for k in range(50)]
+    write(j, recent, "a")
+    assert report(j).total.input_tokens == 20_050
+    assert _rollup_covers(j) == saved  # a few lines of now: read again next time, not saved
+    write(j, [rec("2026-07-03T11:00:00.000Z", session="old", source="otel", i=1000,
+                  request_id=f"req_old_{k}") for k in range(20)], "a")
+    assert report(j).total.input_tokens == 40_050
+    assert _rollup_covers(j) == j.stat().st_size  # saved at once
+    # The same request as before from a worse source, in another session: not
+    # counted twice, whether the rollup was saved or not.
+    write(j, [rec("2026-07-05T10:00:00.000Z", session="old", source="pty", i=10,
+                  request_id="req_4")], "a")
+    assert report(j).total.input_tokens == 40_050
+    assert _rollup_covers(j) == j.stat().st_size
+    assert report(j).total.input_tokens == 40_050
+    assert report(j, use_cache=False).total.input_tokens == 40_050

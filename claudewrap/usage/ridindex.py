@@ -228,6 +228,16 @@ class RidIndex:
                 return seg.values[i]
         return None
 
+    def read_past(self, now: str) -> bool:
+        """Whether a segment of the cache that no record dated ``now`` looks into
+        was read all the same: records dated days before it were fed (an import
+        of old transcripts, say). Each later read would read it again for them
+        (~40 ms at 1M records for 600 such records, most of a warm `usage`), so
+        the rollup is worth saving now, however few they were."""
+        floor = _floor(now)
+        return any(seg._loader is None and seg.newest and seg.newest < floor
+                   for seg in self.segments[:self.base])
+
     def get_key(self, key: bytes) -> int | None:
         for seg in reversed(self.segments):
             i = seg.find(key)

@@ -474,8 +474,11 @@ def _load_state(fd: int, journal: StrPath, identity: tuple[int, int], size: int,
         end, _ = scan_parallel(fd, state, start, size)
         unarchived = archived and state.archive is None  # saved again: not each time
         # Rewriting the rollup costs more than reading a few new lines again next
-        # time; and never when the journal was rotated while we read it.
-        if (use_cache and (cached is None or end - start > _REWRITE or unarchived)
+        # time, unless they were dated days back (their request ids were looked
+        # up in history's segments); and never when the journal was rotated while
+        # we read it.
+        if (use_cache and (cached is None or end - start > _REWRITE or unarchived
+                           or state.rid_index.read_past(utc_now_iso()))
                 and file_identity(journal) == identity):
             state.settle(horizon(tz))
             write_cache(cpath, MAGIC, state, identity, end, fd)
