@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_capture_sparse import PANEL, full_parse, noise
 
-from claudewrap.parse.patterns import RawStarts
+from claudewrap.parse.patterns import _RAW_UNICODE, RawStarts
 from claudewrap.wrap.capture import BACKLOG_BYTES, BATCH_BYTES, Capture
 
 CAPTURES = Path(__file__).parent / "captures"
@@ -73,15 +73,49 @@ def test_panels_with_new_numbers_between_noise_parsed_in_slices() -> None:
 
 _ESCAPE = (rb"\x1b\[[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
            rb"|\x1b[\x20-\x2f]*[\x30-\x7e]?|[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
-_COLON = re.compile(rb"(?:" + _ESCAPE + rb"|[ \t])*:")
+_BEFORE_COLON = re.compile(rb"(?:" + _ESCAPE + rb"|[ \t])*")
+_ONE_ESCAPE = re.compile(_ESCAPE)
+# What a keyword's patterns need right after its colon (and escapes, each read
+# whole, and blanks): a number ("Tokens:"), "$" ("Usage:"), either ("Cost:"),
+# nothing ("Model:"); or a character the scanner drops (a C1 control) or the
+# patterns' \s or \d take (a Unicode blank or digit).
+_NEXT = {b"cost": "0123456789$.", b"tokens": "0123456789", b"usage": "$"}
+_UNICODE_NEXT = re.compile(r"[\s\d\x80-\x9f]")
+
+
+def _needs_next(word: bytes, raw: bytes, at: int) -> bool:
+    """Whether raw[at:] reads as escapes and blanks, a colon, then (for all
+    keywords but "model") escapes and blanks up to a character that can go on
+    ``word``'s pattern."""
+    for colon in range(at, min(len(raw), at + 400)):
+        if raw[colon] != 0x3A or not _BEFORE_COLON.fullmatch(raw, at, colon):
+            continue
+        if word not in _NEXT:
+            return True
+        pos = colon + 1
+        while pos < len(raw):
+            if raw[pos] in b" \t":
+                pos += 1
+                continue
+            escape = _ONE_ESCAPE.match(raw, pos)
+            if escape is None:
+                break
+            pos = escape.end()
+        char = raw[pos:pos + 4].decode("utf-8", "replace")[:1]
+        if char and (char in _NEXT[word] or (char > "\x7f" and _UNICODE_NEXT.match(char))):
+            return True
+    return False
+
+
 _LINE_START = re.compile(rb"(?:^|[\n\r\x0b\x0c]|\x1b\[[0-9;]*[HfABEFdJ]|\x1b\[[01]?G|\x1b[DEM8c])"
                          rb"(?:" + _ESCAPE + rb")*\Z")
 
 
 def defined_places(raw: bytes) -> list[int]:
     """Every offset, tested one by one: a keyword (any case) that only escapes,
-    controls and blanks separate from a colon, or a "{" that only escapes and
-    controls separate from a line start (looked for in the 64 bytes before it)."""
+    controls and blanks separate from a colon and that from what its pattern
+    needs next (_needs_next), or a "{" that only escapes and controls separate
+    from a line start (looked for in the 64 bytes before it)."""
     lowered = raw.lower()
     out = []
     for k in range(len(raw)):
@@ -90,7 +124,7 @@ def defined_places(raw: bytes) -> list[int]:
                 out.append(k)
             continue
         for word in (b"cost", b"tokens", b"usage", b"model"):
-            if lowered.startswith(word, k) and _COLON.match(raw, k + len(word)):
+            if lowered.startswith(word, k) and _needs_next(word, raw, k + len(word)):
                 out.append(k)
     return out
 
@@ -107,7 +141,8 @@ def found_places(raw: bytes, step: int = 1) -> list[int]:
 
 PIECES = [b"cost", b"COST", b"Tokens", b"usage", b"model", b"{", b":", b" ", b"\t", b"\x1b[",
           b"\x1b[1m", b"\x1b]0;t", b"\x07", b"\x1b\\", b"1", b"H", b"G", b"\n", b"\r", b"\x1b",
-          b"x", b"\x01", b"0", b"\x1b[2G", b"\x1b[1G", b"\x1b[5;1H", b"\x1bc", b"\xe2\x94\x80"]
+          b"x", b"\x01", b"0", b"\x1b[2G", b"\x1b[1G", b"\x1b[5;1H", b"\x1bc", b"\xe2\x94\x80",
+          b"$", b".", b"7", b"\xc2\xa0"]
 
 
 @settings(max_examples=400, deadline=None)
@@ -129,6 +164,25 @@ def test_raw_starts_on_real_sessions_and_generated_noise() -> None:
         assert found_places(raw, 97) == [k for k in _every_from(expected, 97)]
 
 
+def test_unicode_blanks_digits_and_c1_controls_can_follow_a_keyword_colon() -> None:
+    # Every code point that \\s or \\d takes, or the scanner drops, starts as
+    # _RAW_UNICODE says; accented letters and box drawing do not.
+    starts = re.compile(_RAW_UNICODE)
+    for code in range(0x80, 0x110000):
+        char = chr(code)
+        if 0xD800 <= code < 0xE000 or not _UNICODE_NEXT.match(char):
+            continue
+        assert starts.match(char.encode()), hex(code)
+    for text in ("é", "─", "│", "╭", "✻", "⎿", "…", "·"):
+        assert not starts.match(text.encode()), text
+    for raw, places in ((b"Tokens:\xc2\xa012 input", [0]), (b"Tokens: \xd9\xa3 input", [0]),
+                        (b"tokens: \xc3\xa9lan", []), (b"cost:\x1b[1C\xe2\x94\x80", []),
+                        (b"Cost:\xe2\x80\x83$1", [0]), (b"Usage: 5", []), (b"usage:$", [0]),
+                        (b"Cost:\x1b[1Cunknown", []), (b"cost:\x1b]0;1\x07x", []),
+                        (b"Tokens:\x1b[1C12\x1b[1Cinput", [0]), (b"cost\x1b[1m:\x1b[22m $1", [0])):
+        assert found_places(raw) == defined_places(raw) == places, raw
+
+
 def _every_from(places: list[int], step: int) -> list[int]:
     out: list[int] = []
     pos = 0
@@ -137,3 +191,17 @@ def _every_from(places: list[int], step: int) -> list[int]:
             out.append(k)
             pos = k + step
     return out
+
+
+def test_prose_naming_the_keywords_is_skipped_and_usage_among_it_recorded() -> None:
+    # "Cost: unknown" (Claude Code's CSI 1 C between words) and "tokens: élan"
+    # are no place; the usage lines among them are read and recorded.
+    prose = (b"\x1b[2mCost:\x1b[1Cunknown\x1b[22m\r\n the tokens: \xc3\xa9lan usage: none\r\n"
+             b"Model:\x1b[1Copus\r\n") * 300
+    usage = b"\x1b[1mCost:\x1b[22m\x1b[1C$0.55\r\n\x1b[2mTokens:\x1b[1C1,234 input, 56 output\r\n"
+    raw = prose + usage + prose
+    assert len(found_places(prose)) == 300  # only the "Model:" lines
+    expected = full_parse(raw)
+    assert [(r[0], r[2], r[3], r[6]) for r in expected] == [
+        ("delta", 0, 0, 0.55), ("delta", 1234, 56, None)]
+    assert sliced(raw, [4095], list(range(0, 100, 2))) == expected

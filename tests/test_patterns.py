@@ -661,3 +661,31 @@ def test_a_hostile_json_result_is_one_lost_object_not_an_exception(inner: str) -
     found = matcher.feed([line, "Tokens: 1 input, 2 output"]) + matcher.flush()
     assert [(e.input_tokens, e.output_tokens) for e in found] == [(1, 2)]
     assert matcher.rejected == 1 and not matcher.busy
+
+
+def test_lines_read_again_and_a_rejected_block_in_one_batch() -> None:
+    # Events of lines read before are checked once (Matcher._fresh); the rows
+    # of a block in the same batch are still checked, and only they go.
+    matcher = Matcher()
+    rows = ["Total cost: $5", "Usage by model:",
+            "  claude-x:  9,000,000,000 input, 0 output, 0 cache read, 0 cache write ($1)",
+            "  claude-x[1m]:  9,000,000,000 input, 0 output, 0 cache read, 0 cache write ($1)"]
+    lines = ["Cost: $0.25", "Tokens: 10 input, 2 output", "Cost: $0.01", *rows, "done"]
+    for _ in range(3):
+        found = matcher.feed(lines)
+        assert [(e.pattern, e.input_tokens, e.cost_usd) for e in found] == [
+            ("seed-cost", 0, 0.25), ("seed-tokens", 10, 0.01)]
+    assert matcher.rejected == 3 and matcher.flush() == []
+
+
+def test_a_json_line_after_keyword_lines_and_braces_mid_line_is_read() -> None:
+    # The next JSON line is looked for once per batch, not after every keyword line.
+    result = json.dumps({"type": "result", "result": "x", "total_cost_usd": 0.5,
+                         "usage": {"input_tokens": 7, "output_tokens": 3}})
+    batch = []
+    for n in range(50):
+        batch += [f"Cost: ${n / 100:.2f}", 'a note {"id": 1} in prose', "model: x"]
+    found = Matcher().feed([*batch, result, "Cost: $9", "{", '  "type": "other"', "}",
+                            "Cost: $8"])
+    assert [e.cost_usd for e in found] == [n / 100 for n in range(50)] + [0.5, 9.0, 8.0]
+    assert found[50].pattern == "p-json" and found[50].input_tokens == 7

@@ -17,7 +17,8 @@ from claudewrap.parse.patterns import _RAW_SAMPLE, _keyword_places, _keyword_pla
 # at all) holding keywords and colons, CSI parameters with colons.
 PIECES = [b"cost", b"Usage", b"tokens", b"MODEL", b":", b" ", b"\t", b"\x1b]", b"\x1b]0;",
           b"\x1b]8;;", b"\x07", b"\x1b\\", b"\x1b[38:5:1m", b"\x1b[", b"\x1b", b"m", b"x",
-          b"\x01", b"{", b"\n", b"\x1b[1G", b"e", b"t", b"usag", b"co"]
+          b"\x01", b"{", b"\n", b"\x1b[1G", b"e", b"t", b"usag", b"co", b"1", b"$", b".",
+          b"\x1b[3:", b"\xe2\x80\x83"]
 
 
 # Before a batch, this many bytes without a colon make RawStarts read it from

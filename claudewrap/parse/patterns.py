@@ -44,11 +44,11 @@ import re
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from itertools import accumulate
 from typing import Any
 
+from claudewrap.plain import plain
 from claudewrap.store.config import (
     CONFIG_ENV,
     NUMERIC_GROUPS,
@@ -157,7 +157,7 @@ USER_BUDGET_CHARS = 1 << 16
 _SKIP_LIMIT = 8
 
 
-@dataclass
+@plain
 class _UserRegex:
     """A user pattern as the parser runs it, compiled by `regex` (which has no
     type hints): ``line`` searches one line; ``batch`` (MULTILINE, string
@@ -356,7 +356,27 @@ _PREFILTER_RE = re.compile(
 _RAW_KEYWORDS = (b"cost", b"tokens", b"usage", b"model")
 _RAW_ESCAPE = (rb"\x1b\[[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
                rb"|\x1b[\x20-\x2f]*[\x30-\x7e]?|[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
-_RAW_COLON_RE = re.compile(rb"(?:" + _RAW_ESCAPE + rb"|[ \t])*:")
+# What must follow a keyword's colon (after escapes and blanks) for a built-in
+# pattern to start there: a count after "Tokens:", "$" after "Usage:", "$" or
+# a number after "Cost:" (see _SEED_*_RE, _BLOCK_COST_RE); "Model:" ends
+# "Usage by model:", which opens a block by itself. Prose that names them ("the
+# tokens: ...", a menu's "Cost: unknown", bench/passthrough.py's words on every
+# line) is then skipped unread: Capture alone 4.6 -> 1.1 s per 100 MB of those
+# words. The patterns' \s and \d take Unicode blanks and digits
+# too, and the scanner drops C1 controls: _RAW_UNICODE holds the UTF-8 starts
+# of all of them (tests/test_capture_slices.py checks it against every code
+# point), and not those of accented letters or box drawing.
+_RAW_UNICODE = (rb"[\xd9\xdb\xdf\xe0\xe1\xea\xef-\xf4]|\xc2[\x80-\xa0]"
+                rb"|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]|\xe2\x81\x9f|\xe3\x80\x80")
+_RAW_AFTER = {b"cost": rb"[0-9$.]|" + _RAW_UNICODE, b"tokens": rb"[0-9]|" + _RAW_UNICODE,
+              b"usage": rb"[$]|" + _RAW_UNICODE, b"model": b""}
+# After the colon each escape is read whole, as the scanner reads it (the
+# look-ahead and back-reference make it atomic): "Cost:" CSI "1C" "unknown"
+# (Claude Code's space between words) must not count the "1" as a number.
+_RAW_AFTER_COLON = {word: rb"(?:" + _RAW_ESCAPE + rb"|[ \t])*:"
+                    + (rb"(?:(?=(?P<e>" + _RAW_ESCAPE + rb"))(?P=e)|[ \t])*(?:" + after + rb")"
+                       if after else b"")
+                    for word, after in _RAW_AFTER.items()}
 # One search per keyword over the lowered batch: a pattern that starts with a
 # literal is looked for by the regex engine's own fast search, and only a
 # keyword followed by its colon becomes a match, so no Python code runs per
@@ -366,8 +386,11 @@ _RAW_COLON_RE = re.compile(rb"(?:" + _RAW_ESCAPE + rb"|[ \t])*:")
 # bench/real_output.py's looped sessions: 0.55-0.95 -> 0.41-0.60 s per 100 MB.
 # A match is the keyword alone (a look-ahead checks the colon): the next search
 # goes on right after it, as a find() after each keyword would.
-_RAW_KEYWORD_RES = tuple(re.compile(word + rb"(?=(?:" + _RAW_ESCAPE + rb"|[ \t])*:)")
+_RAW_KEYWORD_RES = tuple(re.compile(word + rb"(?=" + _RAW_AFTER_COLON[word] + rb")")
                          for word in _RAW_KEYWORDS)
+# The same test at one place, in any case (for the places found from colons).
+_RAW_PLACE_RES = tuple(re.compile(word + rb"(?=" + _RAW_AFTER_COLON[word] + rb")", re.IGNORECASE)
+                       for word in _RAW_KEYWORDS)
 # The same places found from their colons, in the batch reversed: one search
 # whose first byte is a literal ":" (the engine's own fast search), and an
 # attempt per colon (Claude Code prints ~1-2.5 per KB, and ~2 keywords per KB
@@ -385,7 +408,7 @@ _RAW_ESCAPE_REVERSED = (
     rb"|[\x30-\x7e]?[\x20-\x2f]*\x1b|[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
 _RAW_REVERSED_RE = re.compile(
     rb":(?:" + _RAW_ESCAPE_REVERSED + rb"|[ \t])*(?:"
-    + b"|".join(word[::-1] for word in _RAW_KEYWORDS) + rb")", re.IGNORECASE)
+    + b"|".join(b"(" + word[::-1] + b")" for word in _RAW_KEYWORDS) + rb")", re.IGNORECASE)
 # Where the first _RAW_SAMPLE bytes hold more than _RAW_COLONS colons per KiB,
 # the keyword searches are used: the looped generated text of
 # bench/real_output.py (3.6 per KB) took 0.50 s per 100 MB that way, 0.60 from
@@ -400,13 +423,20 @@ _RAW_LEAD = 64  # bytes before a "{" looked at for its line start (fewer: taken 
 
 def _keyword_places(raw: bytes) -> list[int]:
     """Where in ``raw`` a keyword starts that only escapes, controls and
-    blanks separate from a colon, in order (see _RAW_REVERSED_RE)."""
+    blanks separate from a colon, and that from what its patterns need next
+    (_RAW_AFTER), in order (see _RAW_REVERSED_RE)."""
     n = len(raw)
     if raw.count(b":", 0, _RAW_SAMPLE) * _RAW_SAMPLE > _RAW_COLONS * min(n, _RAW_SAMPLE):
         return _keyword_places_forwards(raw)  # colons are dense: an attempt at each costs more
     matches = _RAW_REVERSED_RE.finditer(raw[::-1])
+    # A keyword found from its colon is a place when what follows the colon
+    # can start a number (one match per keyword and colon: they are few where
+    # colons are sparse). It is checked from the keyword on, by every way the
+    # escapes can be read: the colon the reversed match took may not be it.
+    check = _RAW_PLACE_RES
     if b"\x1b]" not in raw:  # no OSC string: no match hides another
-        places = [n - m.end() for m in matches]
+        places = [start for m in matches
+                  if check[(m.lastindex or 1) - 1].match(raw, start := n - m.end())]
         places.reverse()
         return places
     places = []
@@ -419,7 +449,8 @@ def _keyword_places(raw: bytes) -> list[int]:
                 or (esc >= 0 and raw.startswith(b"\x1b]", esc)
                     and raw.find(b"\x07", esc, start) < 0)):
             return _keyword_places_forwards(raw)
-        places.append(start)
+        if check[(m.lastindex or 1) - 1].match(raw, start):
+            places.append(start)
     places.reverse()
     return places
 
@@ -578,7 +609,7 @@ def _fresh_outcome(line: str) -> tuple[str, Any] | None:
     return None
 
 
-@dataclass
+@plain
 class _Block:
     """A /cost block being read: its cost line and its rows by printed model name.
 
@@ -603,12 +634,18 @@ class Matcher:
         self._user = _compile_user(self._user_patterns)
         self._user_at: list[int] = []  # where the lines user patterns matched start, in feed()
         self._builtin_hit: int | None = None  # see _next_hit
+        self._brace: int | None = None  # the next JSON line's start in feed(), -1: none
         self._pending: UsageEvent | None = None  # a Tokens line waiting for its Cost line
+        # Events of feed()'s ``out`` known to be plausible (see _fresh), and
+        # whether the pending one is (its cost, when a Cost line adds one,
+        # comes from parse_cost, which holds it to the same bounds).
+        self._vetted = 0
+        self._pending_vetted = False
         self._block: _Block | None = None
         self._json: list[str] | None = None  # lines of a JSON object being read
         self._json_chars = 0
         self._stream = False  # seen stream-json lines: results are "stream-json"
-        self._outcomes: dict[str, tuple[str, Any] | None] = {}  # see _fresh
+        self._outcomes: dict[str, tuple[str, Any, bool] | None] = {}  # see _fresh
         # Events dropped because no record can hold them, and why the first was.
         self.rejected = 0
         self.first_rejection: str | None = None
@@ -631,6 +668,8 @@ class Matcher:
         n = len(batch)
         user = self._user_lines(batch)
         self._builtin_hit = None
+        self._brace = None
+        self._vetted = 0
         i = 0
         joined: str | None = None
         pos = 0  # where batch[i] starts in joined
@@ -650,7 +689,9 @@ class Matcher:
             self._line(line, out, user.get(i))
             pos += len(line) + 1
             i += 1
-        return self._plausible(out) if out else out
+        # Checked already when every event is one _fresh read from a line
+        # (bench/real_output.py's usage on every line: 34,000 events per 8 MB).
+        return out if len(out) == self._vetted else self._plausible(out)
 
     def flush(self) -> list[UsageEvent]:
         """End of stream: the events a pending line or block still holds."""
@@ -688,18 +729,26 @@ class Matcher:
         # not passed it: with a user pattern matching a line in two, searching
         # the rest of the batch again at each made feed() quadratic
         # (64 KiB of 2,000 short lines, a user pattern matching every other one:
-        # feed() took 50 ms, now 30 ms).
+        # feed() took 50 ms, now 30 ms). The next JSON line is kept apart for
+        # the same reason: looked for again after every keyword line, a batch
+        # with a "{" in it but none at a line start was searched to its end
+        # once per keyword line (bench/real_output.py's usage on every line:
+        # Matcher.feed over all its lines 3.0 -> 1.4 s per 100 MB).
         if hit is None or 0 <= hit < pos:
             m = _PREFILTER_RE.search(joined, pos)
             hit = m.start() if m else -1
-            if "{" in joined:  # memchr: much cheaper than looking for "\n{"
+            brace = self._brace
+            if brace is None and "{" not in joined:  # memchr: much cheaper than "\n{"
+                brace = self._brace = -1
+            if brace is None or 0 <= brace < pos:
                 if joined.startswith("{", pos):
                     brace = pos
                 else:
                     brace = joined.find("\n{", pos)
                     brace = brace + 1 if brace >= 0 else -1
-                if brace >= 0 and (hit < 0 or brace < hit):
-                    hit = brace
+                self._brace = brace
+            if brace >= 0 and (hit < 0 or brace < hit):
+                hit = brace
             self._builtin_hit = hit
         k = bisect_left(self._user_at, pos)
         if k < len(self._user_at) and (hit < 0 or self._user_at[k] < hit):
@@ -732,6 +781,7 @@ class Matcher:
             event = self._pending
             self._pending = None
             out.append(event)
+            self._vetted += self._pending_vetted
             m = _SEED_COST_RE.search(line)
             if m is not None and _set_cost(event, m.group("cost")):
                 return
@@ -755,24 +805,31 @@ class Matcher:
         # per 100 MB.
         outcome = self._outcomes.get(line, _UNREAD)
         if outcome is _UNREAD:
-            outcome = _fresh_outcome(line)
+            read = _fresh_outcome(line)
+            # An event's numbers are checked here, once per distinct line, not
+            # in _plausible each time the line comes back (usage on every
+            # line: Matcher.feed 1.4 -> 1.1 s per 100 MB).
+            outcome = read and (*read, read[0] == "block" or UsageEvent(**read[1]).problem() is None)
             if len(line) <= _FRESH_CHARS:
                 if len(self._outcomes) >= _FRESH_KEEP:
                     self._outcomes.clear()
                 self._outcomes[line] = outcome
         if outcome is None:
             return
-        what, value = outcome
+        what, value, vetted = outcome
         if what == "block":
             self._block = _Block(cost=value, rows={})
         elif what == "pending":
             self._pending = UsageEvent(**value)
+            self._pending_vetted = vetted
         else:
             out.append(UsageEvent(**value))
+            self._vetted += vetted
 
     def _close_pending(self, out: list[UsageEvent]) -> None:
         if self._pending is not None:
             out.append(self._pending)
+            self._vetted += self._pending_vetted
             self._pending = None
 
     # -- /cost block --

@@ -58,9 +58,18 @@ _SPANS_PER_LINE = 4
 
 
 def _line_end(data: bytes, pos: int) -> int:
-    """Just after the first CR or LF at or after ``pos``; ``len(data)`` if none."""
-    ends = [k for k in (data.find(b"\n", pos), data.find(b"\r", pos)) if k >= 0]
-    return min(ends) + 1 if ends else len(data)
+    """Just after the first CR or LF at or after ``pos``; ``len(data)`` if none.
+
+    The first of the two is found, then the other only up to it: Claude Code
+    ends its lines with CR and a cursor move, and a find() for LF went on to
+    the end of the batch at every line read (bench/real_output.py's usage on
+    every line, no LF in it: Capture alone 4.7 -> 4.6 s per 100 MB).
+    """
+    cr = data.find(b"\r", pos)
+    lf = data.find(b"\n", pos, cr if cr >= 0 else len(data))
+    if lf >= 0:
+        return lf + 1
+    return cr + 1 if cr >= 0 else len(data)
 
 
 class Capture:
