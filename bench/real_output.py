@@ -14,8 +14,12 @@ item 2), and prints, in one run:
   ("tokens:", "cost", ...) on every line;
 * CPU seconds per 100 MB (child and wrapper together, from wait4; the
   wrapper's own is that less the direct run's);
-* the same for the relay alone (``run --no-capture``: no parser; what the
-  parser costs is the difference);
+* the same for the relay alone (``run_claude(capture=False)``, what ``run
+  --no-capture`` does, started as ``claudewrap run --`` is, without click:
+  the option sent it through click, 15-20 ms more start-up than the others;
+  what the parser costs is the difference);
+* the fixed cost of a run (100 KB of real output, enough to load the parser),
+  which is part of every ratio: at --mb 30 a run takes ~0.35 s;
 * keystroke round trip through a raw echo while output flows at --flow-mbps
   (a writer in the same pty), direct, through script(1) and wrapped, each
   key to all three in turn: p50/p99 and what the wrapper adds (and script).
@@ -66,6 +70,24 @@ def session_bytes(typescript: Path) -> bytes:
     start = raw.index(b"\n") + 1 if raw.startswith(b"Script started") else 0
     end = raw.rfind(b"\nScript done")
     return raw[start:end + 1 if end >= 0 else len(raw)]
+
+
+RELAY_SCRIPT = """#!{python}
+import sys
+from claudewrap.main import exit_now
+from claudewrap.wrap import runner
+exit_now(runner.run_claude(sys.argv[1:], capture=False).exit_status)
+"""
+
+
+def relay_script(cw: str) -> str:
+    """Beside the console script ``cw``: `claudewrap run --no-capture -- ARGS`
+    as main._run starts `claudewrap run -- ARGS` (no click)."""
+    path = Path(cw).with_name("claudewrap-relay")
+    python = Path(cw).read_text().splitlines()[0][2:]
+    path.write_text(RELAY_SCRIPT.format(python=python))
+    path.chmod(0o755)
+    return str(path)
 
 
 def write_looped(path: Path, block: bytes, megabytes: float) -> None:
@@ -239,6 +261,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="cw-real-"))
     python, cw = clean_install(work)
+    relay = relay_script(cw)
     old_cw = ""
     if args.before:
         old = work / "before"
@@ -274,6 +297,18 @@ def main() -> None:
         run_in_pty([old_cw, "run", "--", "/dev/null"], wrapped)
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, python "
           f"{sys.version.split()[0]}; {args.rounds} interleaved rounds, medians")
+    small = work / "small.bin"
+    write_looped(small, session_bytes(typescripts[-1]), 0.1)
+    fixed = {"direct": [cat, str(small)], "script": ["script", "-qfec", f"{cat} {small}", "/dev/null"],
+             "cw": [cw, "run", "--", str(small)], "relay": [relay, str(small)]}
+    if old_cw:
+        fixed["before"] = [old_cw, "run", "--", str(small)]
+    start_ms: dict[str, list[float]] = {k: [] for k in fixed}
+    for _ in range(7):
+        for key, argv in fixed.items():
+            start_ms[key].append(run_in_pty(argv, env if key in ("direct", "script") else wrapped)[0] * 1000)
+    print("fixed cost of a run (100 KB of real output), ms: "
+          + ", ".join(f"{k} {statistics.median(v):.0f}" for k, v in start_ms.items()))
     print(f"{'payload':18s} {'MB':>5s} {'direct':>8s} {'script':>8s} {'cw MB/s':>8s}"
           f" {'cw/script':>9s} {'cw/direct':>9s} {'CPU s/100MB: script':>20s} {'cw':>6s}"
           f" {'cw own':>7s} {'relay/script':>12s} {'own':>6s}"
@@ -285,7 +320,7 @@ def main() -> None:
             "script": ["script", "-qfec", f"{cat} {path}", "/dev/null"],
             "cw": [cw, "run", "--", str(path)],
             # The relay alone (--no-capture): what the parser adds is the difference.
-            "relay": [cw, "run", "--no-capture", "--", str(path)],
+            "relay": [relay, str(path)],
         }
         if old_cw:
             variants["before"] = [old_cw, "run", "--", str(path)]
