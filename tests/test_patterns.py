@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -689,3 +691,49 @@ def test_a_json_line_after_keyword_lines_and_braces_mid_line_is_read() -> None:
                             "Cost: $8"])
     assert [e.cost_usd for e in found] == [n / 100 for n in range(50)] + [0.5, 9.0, 8.0]
     assert found[50].pattern == "p-json" and found[50].input_tokens == 7
+
+
+# Lines of every kind an idle matcher meets: Tokens lines (which wait for a
+# Cost line), Cost and Usage lines, prose naming the keywords, blocks, JSON.
+MIXED_LINES = [
+    "Tokens: 10 input, 2 output", "Tokens: 1.2k input, 7 output", "Cost: $0.01", "Cost: $0.5",
+    "  ⎿  Usage: $0.05 (1234 tokens)", "the cost: unknown", "model: x", "plain words",
+    '{"id": 1}', json.dumps({"type": "result", "result": "x", "total_cost_usd": 0.5,
+                             "usage": {"input_tokens": 7, "output_tokens": 3}}),
+    "Total cost: $5", "Usage by model:",
+    "  claude-x:  9 input, 1 output, 0 cache read, 0 cache write ($1)", "{", "}",
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(MIXED_LINES), max_size=40),
+       st.lists(st.integers(0, 40), max_size=6))
+def test_builtin_fast_path_reads_as_every_line_read_does(lines: list[str], cuts: list[int]) -> None:
+    # Matcher._feed_builtin (no user patterns: keyword lines from their cached
+    # outcome, the line after a Tokens line in place) against _feed_all, which
+    # a user pattern that matches nothing sends every line through _line. Fed
+    # three times: the second and third read every keyword line's outcome from
+    # the cache; cut anywhere: a Tokens line's Cost line may come in the next batch.
+    never = UserPattern("never", re.compile(r"(?P<input>\d+) zzqq tokens", re.IGNORECASE))
+    bounds = [0, *sorted(c for c in cuts if c <= len(lines)), len(lines)]
+    batches = [lines[a:b] for a, b in pairwise(bounds)]
+    fast, reference = Matcher(), Matcher([never])
+    assert not fast.reads_all and reference.reads_all
+    for _ in range(3):
+        got = [e for batch in batches for e in fast.feed(batch)]
+        expected = [e for batch in batches for e in reference.feed(batch)]
+        assert got == expected
+    assert fast.flush() == reference.flush()
+    assert (fast.rejected, fast.busy) == (reference.rejected, reference.busy)
+
+
+def test_a_tokens_line_at_a_batch_end_takes_the_cost_line_of_the_next() -> None:
+    matcher = Matcher()
+    for _ in range(3):  # the second and third time from the cached outcomes
+        first = matcher.feed(["Cost: $0.25", "Tokens: 10 input, 2 output"])
+        second = matcher.feed(["Cost: $0.01", "Tokens: 3 input, 4 output", "Tokens: 5 input, 6 output"])
+        third = matcher.feed(["  ⎿  Usage: $0.05 (1234 tokens)"])
+        assert [(e.pattern, e.input_tokens, e.cost_usd) for e in first + second + third] == [
+            ("seed-cost", 0, 0.25), ("seed-tokens", 10, 0.01), ("seed-tokens", 3, None),
+            ("seed-tokens", 5, None), ("seed-usage", 1234, 0.05)]
+    assert matcher.flush() == [] and not matcher.busy

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import sys
 
 _utf8_decode = codecs.utf_8_decode
 
@@ -55,10 +56,16 @@ _TAIL_WINDOW = _STRING_MAX + 3
 # intermediates, final in H f A B C E F G d J. Written without look-ahead
 # (which costs a third of the speed): after "[\x30-\x3b]{0,128}" no alternative
 # can start with a digit, ":" or ";", so backtracking into the parameters
-# finds nothing. Character ranges, not \d: \d is a Unicode category test.
+# finds nothing, and where Python has possessive repeats (3.11) it does not
+# try: a kept sequence (CSI 1C, CSI n G: half the escapes of the real sessions)
+# fails every alternative, which it did again for each shorter run of digits.
+# The split alone, per 100 MB: 0.89 -> 0.72 s (usage on every line), 0.90 ->
+# 0.67 (generated), 0.88 -> 0.64 (real 2.1.332). Character ranges, not \d: \d
+# is a Unicode category test.
+_POSSESSIVE = "+" if sys.version_info >= (3, 11) else ""
 _DROP_RE = re.compile(
     r"\x1b(?:"
-    r"\[(?:[\x30-\x3b]{0,128}(?:"
+    r"\[(?:[\x30-\x3b]{0,128}" + _POSSESSIVE + r"(?:"
     r"[\x40\x44\x49\x4b-\x63\x65\x67-\x7e]"  # a final that is not kept
     r"|[<=>?][\x30-\x3f]{0,127}[\x20-\x2f]{0,16}[\x40-\x7e]?"  # private parameters
     r"|[\x20-\x2f]{1,16}[\x40-\x7e]?"  # intermediates

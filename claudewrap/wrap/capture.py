@@ -51,7 +51,7 @@ BACKLOG_AGE = 1.0  # seconds a kept chunk waits for step() at most while output 
 _BUSY_PIECE = 256  # while an event is open, read on this much (to a line end) at a time
 _CARRY_MAX = 1 << 16  # an unfinished line kept for the next batch, at most ...
 _CARRY_KEEP = 512  # ... then only its end
-_GAP = 512  # places closer than this are read as one region
+_GAP = 1024  # places closer than this are read as one region (see _parse)
 _SPANS = 32  # spans kept to recognise their redraws ...
 _SPAN_MAX = 1 << 14  # ... of at most this many bytes
 _SPANS_PER_LINE = 4
@@ -297,7 +297,12 @@ class Capture:
                     continue
                 # Places close together are read in one go: one call per
                 # line cost more than the lines (a usage line on every line:
-                # 2.4 -> 3.3 MB/s for Capture alone).
+                # 2.4 -> 3.3 MB/s for Capture alone). Within _GAP = 1024, not
+                # 512: a region costs ~20 us whatever its size (scanner,
+                # matcher, records), ~1 KB of scanning; its spinner frames
+                # (~450 B) cut each screen of usage on every line into 4
+                # regions: 4.08 -> 3.67 s per 100 MB (Capture alone), the
+                # generated text and the real sessions +-1 % (2048: generated +4 %).
                 while end < n:
                     ahead = starts.next(end)
                     if ahead < 0 or ahead - end > _GAP:
