@@ -56,3 +56,23 @@ def test_long_random_batches() -> None:
         expected = keyword_places(raw)
         assert _keyword_places(raw) == expected
         assert _keyword_places(PAD + raw) == [k + len(PAD) for k in expected]
+
+
+# What may stand before a "{": line ends, the cursor moves that start a line
+# (and those that do not), escapes of every kind (OSC strings holding line ends,
+# braces and ST), controls and text.
+BRACE_LEAD = [b"\n", b"\r", b"\x0b", b"\x0c", b"\x1b[2;5H", b"\x1b[H", b"\x1b[1G", b"\x1b[G",
+              b"\x1b[0G", b"\x1b[12G", b"\x1b[3B", b"\x1b[1C", b"\x1bD", b"\x1bc", b"\x1b8",
+              b"\x1b[38;5;1m", b"\x1b[?25l", b"\x1b[", b"\x1b", b"\x1b]0;t\n{", b"\x1b]", b"\x07",
+              b"\x1b\\", b"\\", b"]", b"[", b"\x1b(B", b"\x01", b"\x7f", b"x", b" ", b"1", b";",
+              b"G", b"H", b"{", b"\xe2\x94\x80", b"\x1b[" + b"1;" * 40 + b"m"]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(BRACE_LEAD), max_size=40))
+def test_a_brace_line_start_read_backwards_is_the_defined_one(pieces: list[bytes]) -> None:
+    # RawStarts reads the 64 bytes before a "{" backwards
+    # (_RAW_LINE_START_REVERSED_RE); the definition reads them forwards.
+    raw = b"".join(pieces) + b"{"
+    assert found_places(raw) == defined_places(raw)
+    assert found_places(raw[1:] or b"{") == defined_places(raw[1:] or b"{")
