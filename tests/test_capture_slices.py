@@ -205,3 +205,44 @@ def test_prose_naming_the_keywords_is_skipped_and_usage_among_it_recorded() -> N
     assert [(r[0], r[2], r[3], r[6]) for r in expected] == [
         ("delta", 0, 0, 0.55), ("delta", 1234, 56, None)]
     assert sliced(raw, [4095], list(range(0, 100, 2))) == expected
+
+
+def dense(rng: random.Random, size: int, first: int) -> bytes:
+    """Usage on every line (Tokens lines waiting for a Cost line among them),
+    numbers from ``first`` on, new and repeated."""
+    out = bytearray()
+    n = first
+    while len(out) < size:
+        n += rng.choice((0, 1, 1, 2))
+        out += rng.choice((b"\x1b[2mTokens: %d input, %d output\x1b[22m\x1b[K\r\x1b[1B" % (n, n % 7),
+                           b"  \xe2\x8e\xbf  Usage: $%d.25 (%d tokens)\x1b[K\r\x1b[1B" % (n, n),
+                           b"\x1b[1mCost:\x1b[22m $%d.5\r\x1b[1B" % n,
+                           b"x\x1b[1Cy\x1b[12Gword\r\x1b[1B"))
+    return bytes(out)
+
+
+def test_dense_usage_read_whole_and_sparse_text_between_record_what_a_full_parse_does() -> None:
+    # Batches that RawStarts finds mostly usage in make the next ones read
+    # whole (Capture._whole); noise, panels and a Tokens line whose Cost line
+    # comes after the switch back lie between, at every batch edge the steps make.
+    rng = random.Random(5)
+    parts = []
+    for n in range(12):
+        parts.append(dense(rng, rng.randint(BATCH_BYTES // 2, 5 * BATCH_BYTES), 1000 * n))
+        parts.append(b"\x1b[2mTokens: %d input, 1 output\x1b[22m\r\x1b[1B" % (n + 7))
+        parts.append(noise(rng, rng.randint(100, 3 * BATCH_BYTES)))
+        parts.append(b"Cost: $%d.5\r\x1b[1B" % n + b"\r\x1b[1B" + PANEL % (1000 + n, n))
+    raw = b"".join(parts)
+    expected = full_parse(raw)
+    assert len(expected) > 1000
+    for reads, steps in (([4095], list(range(0, 10_000, 3))), ([4095], list(range(0, 10_000, 7))),
+                         ([1, 700, 4095, 4095, 4095], [0, 5, 6, 7, *range(20, 900, 9)]),
+                         ([65536], list(range(100))), ([4095], [])):
+        assert sliced(raw, reads, steps) == expected
+    cap = Capture(session="t", write=False)
+    whole = 0
+    for pos in range(0, len(raw), 4095):
+        cap.feed(raw[pos:pos + 4095])
+        cap.step()
+        whole = max(whole, cap._whole)
+    assert whole  # the dense parts were read whole

@@ -55,6 +55,16 @@ _GAP = 1024  # places closer than this are read as one region (see _parse)
 _SPANS = 32  # spans kept to recognise their redraws ...
 _SPAN_MAX = 1 << 14  # ... of at most this many bytes
 _SPANS_PER_LINE = 4
+# A batch of which RawStarts' regions cover at least _DENSE (usage on every
+# line: 97 %) is mostly read anyway: the next _DENSE_RUN batches are read whole
+# (as with user patterns), without RawStarts and one region per batch; the
+# batch after them is looked at again, so output that turns sparse is read
+# whole for at most 7 x 16 KiB. Usage on every line, Capture alone: 3.55 ->
+# 2.93 s per 100 MB (RawStarts 0.60 -> 0.07; 3 batches 3.01, 31 2.84); the
+# real sessions, generated text and usage words never get there (1.3 % of
+# the generated text is read, 0.3 % of the sessions).
+_DENSE = 0.75
+_DENSE_RUN = 7
 
 
 def _line_end(data: bytes, pos: int) -> int:
@@ -111,6 +121,7 @@ class Capture:
         # output was skipped, the scanner is out of step (not _in_sync).
         self._carry = b""
         self._in_sync = True
+        self._whole = 0  # batches still to read whole (see _DENSE)
         # Spans read before, by their first line (see _parse, _remember).
         self._spans: dict[bytes, tuple[bytes, ...]] = {}
         self._scanner: Scanner | None = None
@@ -269,10 +280,17 @@ class Capture:
         starts: RawStarts | None = None
         span_at = -1  # where the span being read began (the matcher idle, the scanner reset)
         ahead = -1  # the next place RawStarts found, past the region read
+        whole = self._whole > 0
+        if whole:
+            self._whole -= 1
+            if not self._in_sync:  # data[0] begins a line (see _skip_to_end)
+                scanner.reset()
+                self._in_sync = True
+        read = 0  # bytes of data the scanner was given
         while pos < n:
             if self._in_sync and scanner.pending:
                 end = _line_end(data, pos)  # finish the line the scanner began
-            elif matcher.reads_all:
+            elif whole or matcher.reads_all:
                 end = n
             elif matcher.busy:
                 end = _line_end(data, min(pos + _BUSY_PIECE, n))
@@ -282,7 +300,7 @@ class Capture:
                 hit = ahead if ahead >= pos else starts.next(pos)
                 if hit < 0:
                     self._skip_to_end(data, pos)
-                    return
+                    break
                 start = max(data.rfind(b"\n", pos, hit), data.rfind(b"\r", pos, hit)) + 1
                 start = max(start, pos)
                 end = _line_end(data, hit)
@@ -316,12 +334,15 @@ class Capture:
                     pos = start
                 span_at = start
             lines = scanner.feed(data[pos:end] if pos or end < n else data)
+            read += end - pos
             pos = end
             if lines:
                 self._record(self._match(lines))
             if span_at >= 0 and not matcher.busy and data[end - 1:end] in (b"\n", b"\r"):
                 self._remember(data, span_at, end)
                 span_at = -1
+        if starts is not None and read >= _DENSE * n >= _DENSE * BATCH_BYTES:
+            self._whole = _DENSE_RUN
 
     def _remember(self, data: bytes, start: int, end: int) -> None:
         """Keep data[start:end], a span read from an idle matcher to an idle
