@@ -638,6 +638,15 @@ class _Block:
     lost: bool = False
 
 
+def _next_json_line(joined: str, pos: int) -> int:
+    """Where the first line at or after ``pos`` in ``joined`` that starts with a
+    "{" starts, or -1."""
+    if joined.startswith("{", pos):
+        return pos
+    k = joined.find("\n{", pos)
+    return k + 1 if k >= 0 else -1
+
+
 class Matcher:
     """Finds usage in a stream of clean lines; keeps multi-line state between calls."""
 
@@ -740,11 +749,7 @@ class Matcher:
                     # Kept apart from ``hit`` (see _next_hit): looked for again
                     # after every keyword line, a batch with a "{" in it but
                     # none at a line start was searched to its end each time.
-                    if joined.startswith("{", pos):
-                        brace = pos
-                    else:
-                        brace = joined.find("\n{", pos)
-                        brace = brace + 1 if brace >= 0 else -1
+                    brace = _next_json_line(joined, pos)
                 at = brace if brace >= 0 and (hit < 0 or brace < hit) else hit
                 if at < 0:
                     break
@@ -766,17 +771,12 @@ class Matcher:
                     i += 1
                     continue
             line = batch[i]
-            event = self._pending
-            if event is not None:
+            if self._pending is not None:
                 # The line after a Tokens line (_fresh opened nothing else):
                 # a Cost line completes it; any other line is then read idle,
                 # as _line would go on to read it (usage on every line, half
                 # of it Tokens lines: Matcher.feed 0.99 -> 0.94 s per 100 MB).
-                self._pending = None
-                out.append(event)
-                self._vetted += self._pending_vetted
-                m = _SEED_COST_RE.search(line)
-                if m is not None and _set_cost(event, m.group("cost")):
+                if self._complete_pending(line, out):
                     pos += len(line) + 1
                     i += 1
                 continue
@@ -832,12 +832,7 @@ class Matcher:
             if brace is None and "{" not in joined:  # memchr: much cheaper than "\n{"
                 brace = self._brace = -1
             if brace is None or 0 <= brace < pos:
-                if joined.startswith("{", pos):
-                    brace = pos
-                else:
-                    brace = joined.find("\n{", pos)
-                    brace = brace + 1 if brace >= 0 else -1
-                self._brace = brace
+                brace = self._brace = _next_json_line(joined, pos)
             if brace >= 0 and (hit < 0 or brace < hit):
                 hit = brace
             self._builtin_hit = hit
@@ -867,15 +862,8 @@ class Matcher:
     def _line(self, line: str, out: list[UsageEvent],
               found: list[UsageEvent] | None = None) -> None:
         """Read ``line``; ``found`` holds the events user patterns found in it."""
-        if self._pending is not None:
-            # A Tokens line waits for this line: a Cost line completes it.
-            event = self._pending
-            self._pending = None
-            out.append(event)
-            self._vetted += self._pending_vetted
-            m = _SEED_COST_RE.search(line)
-            if m is not None and _set_cost(event, m.group("cost")):
-                return
+        if self._pending is not None and self._complete_pending(line, out):
+            return
         if (self._json is not None or line[:1] == "{") and self._json_line(line, out):
             return
         if found:
@@ -886,6 +874,17 @@ class Matcher:
             return
         if _PREFILTER_RE.search(line):
             self._fresh(line, out)
+
+    def _complete_pending(self, line: str, out: list[UsageEvent]) -> bool:
+        """The line after a Tokens line: the waiting event goes out, with the
+        cost of ``line`` when it is a Cost line (then True: nothing more in it)."""
+        event = self._pending
+        assert event is not None
+        self._pending = None
+        out.append(event)
+        self._vetted += self._pending_vetted
+        m = _SEED_COST_RE.search(line)
+        return m is not None and _set_cost(event, m.group("cost"))
 
     def _fresh(self, line: str, out: list[UsageEvent]) -> None:
         # What a line starts depends on the line alone: it is read once and
