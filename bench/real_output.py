@@ -299,10 +299,21 @@ def main() -> None:
           f"{sys.version.split()[0]}; {args.rounds} interleaved rounds, medians")
     small = work / "small.bin"
     write_looped(small, session_bytes(typescripts[-1]), 0.1)
-    fixed = {"direct": [cat, str(small)], "script": ["script", "-qfec", f"{cat} {small}", "/dev/null"],
-             "cw": [cw, "run", "--", str(small)], "relay": [relay, str(small)]}
-    if old_cw:
-        fixed["before"] = [old_cw, "run", "--", str(small)]
+
+    def ways(path: Path) -> dict[str, list[str]]:
+        """Each way to show ``path``: its argv."""
+        out = {
+            "direct": [cat, str(path)],
+            "script": ["script", "-qfec", f"{cat} {path}", "/dev/null"],
+            "cw": [cw, "run", "--", str(path)],
+            # The relay alone (--no-capture): what the parser adds is the difference.
+            "relay": [relay, str(path)],
+        }
+        if old_cw:
+            out["before"] = [old_cw, "run", "--", str(path)]
+        return out
+
+    fixed = ways(small)
     start_ms: dict[str, list[float]] = {k: [] for k in fixed}
     for _ in range(7):
         for key, argv in fixed.items():
@@ -315,15 +326,7 @@ def main() -> None:
           + (f" {'before/script':>13s} {'own':>6s}" if old_cw else ""))
     for name, path in payloads.items():
         size = path.stat().st_size
-        variants = {
-            "direct": [cat, str(path)],
-            "script": ["script", "-qfec", f"{cat} {path}", "/dev/null"],
-            "cw": [cw, "run", "--", str(path)],
-            # The relay alone (--no-capture): what the parser adds is the difference.
-            "relay": [relay, str(path)],
-        }
-        if old_cw:
-            variants["before"] = [old_cw, "run", "--", str(path)]
+        variants = ways(path)
         secs: dict[str, list[float]] = {k: [] for k in variants}
         cpu: dict[str, list[float]] = {k: [] for k in variants}
         for _ in range(args.rounds):
