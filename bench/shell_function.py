@@ -4,8 +4,9 @@ the unwrapped program and `claudewrap run` directly, side by side in one run.
 
 `claude` here is a tiny program that exits with a given status (0, 1, 2, 126,
 127): before issue 14 the function started claudewrap a second time after 1, 2,
-126 and 127 to ask whether it could start. Each way runs in one bash (or zsh, --shell)
-(the snippet loaded), timed inside the shell, so bash's own start is not counted.
+126 and 127 to ask whether it could start. Each way runs in one bash (or zsh,
+--shell) with the snippet loaded, timed inside the shell, so the shell's own
+start is not counted.
 
 claudewrap runs as a user's pip install runs it: bench/passthrough.py's clean
 venv (no site .pth file of this machine's: some load certifi or editable-install
