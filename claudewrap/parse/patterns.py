@@ -41,6 +41,7 @@ from __future__ import annotations
 import gc
 import json
 import re
+import sys
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
@@ -403,18 +404,32 @@ _RAW_PLACE_RES = tuple(re.compile(word + rb"(?=" + _RAW_AFTER_COLON[word] + rb")
 # bench/real_output.py's looped sessions, found per 64 KiB: 0.64 -> 0.45 s per
 # 100 MB (2.1.332), 0.78 -> 0.28 (2.1.197), generated text 0.52 -> 0.49; a
 # usage line on every line (7 colons per KB) 0.76 -> 0.92, of ~25.
+# An OSC string read backwards: its end (BEL, ST or none), its body, "]" ESC.
+# The body holds no ESC, so the "]" can only be the byte before the first ESC:
+# where Python has possessive repeats (3.11) the body is taken whole and the
+# "]" checked behind it, instead of giving the body back a byte at a time
+# looking for one, which it did at every colon after a run of prose (the
+# byte before a body is never "]": a colon, blank, control, ESC or BEL).
+# Per 100 MB, the reversed search alone: 0.122 -> 0.110 (real 2.1.332),
+# 0.065 -> 0.054 (2.1.197), 0.138 -> 0.121 (generated text).
+_RAW_OSC_REVERSED = (rb"(?:\x07|\\\x1b)?[^\x07\x1b]*+(?<=\])\x1b" if sys.version_info >= (3, 11)
+                     else rb"(?:\x07|\\\x1b)?[^\x07\x1b]*\]\x1b")
 _RAW_ESCAPE_REVERSED = (
-    rb"[\x40-\x7e]?[\x20-\x2f]*[\x30-\x3f]*\[\x1b|(?:\x07|\\\x1b)?[^\x07\x1b]*\]\x1b"
-    rb"|[\x30-\x7e]?[\x20-\x2f]*\x1b|[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
+    rb"[\x40-\x7e]?[\x20-\x2f]*[\x30-\x3f]*\[\x1b|" + _RAW_OSC_REVERSED
+    + rb"|[\x30-\x7e]?[\x20-\x2f]*\x1b|[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
 _RAW_REVERSED_RE = re.compile(
     rb":(?:" + _RAW_ESCAPE_REVERSED + rb"|[ \t])*(?:"
     + b"|".join(b"(" + word[::-1] + b")" for word in _RAW_KEYWORDS) + rb")", re.IGNORECASE)
 # Where the first _RAW_SAMPLE bytes hold more than _RAW_COLONS colons per KiB,
-# the keyword searches are used: the looped generated text of
-# bench/real_output.py (3.6 per KB) took 0.50 s per 100 MB that way, 0.60 from
-# its colons; the real sessions have 0.9 and 2.4.
+# the keyword searches are used. The real sessions have 0.9 and 2.4 per KB on
+# average, but a quarter of 2.1.332's 64 KiB batches had more than 3 in their
+# first 8 KiB (its /cost panel): 5, not 3, per 100 MB of each payload of
+# bench/real_output.py, _keyword_places alone: real 2.1.332 0.20 -> 0.17 s,
+# 2.1.197 0.11 and generated text 0.26 as before (3.6 per KB: the two ways
+# cost the same there), usage on every line 0.39 as before (7.3 per KB: from
+# its colons, 0.52).
 _RAW_SAMPLE = 8192
-_RAW_COLONS = 3 * 8
+_RAW_COLONS = 5 * 8
 _RAW_LINE_START_RE = re.compile(
     rb"(?:^|[\n\r\x0b\x0c]|\x1b\[[0-9;]*[HfABEFdJ]|\x1b\[[01]?G|\x1b[DEM8c])"
     rb"(?:" + _RAW_ESCAPE + rb")*\Z")
