@@ -57,9 +57,12 @@ _MANAGED_SETTINGS = ("/etc/claude-code/managed-settings.json",
 LOGS_INTERVAL_MS = 1000
 METRICS_INTERVAL_MS = 5000
 CLOSE_GRACE_SECONDS = 2.0
-# accept() and counting the connection are two steps: a connection is never
-# missed if close() also waits this long after the last activity.
-_QUIET_SECONDS = 0.02
+# The HTTP server (its modules: ~25 ms to import) is made this long after the
+# child started, or at its first connection if that comes sooner: a child that
+# ends at once pays nothing, and Claude Code (~300 ms to start) finds it ready.
+# Made at the first connection, Claude Code waited for the import on its
+# export at exit: `claude -p` took ~30 ms longer (bench/real_claude.py).
+_SERVER_AFTER_SECONDS = 0.05
 _MAX_BODY = 32 << 20
 
 API_REQUEST_EVENT = "claude_code.api_request"
@@ -569,7 +572,6 @@ class Receiver:
         self._thread: threading.Thread | None = None
         self._ready: threading.Event | None = None  # made by start()
         self._connections = 0
-        self._last_activity = 0.0  # monotonic time of the last request or connection end
         self._closed = False
         self._forwarder: Forwarder | None = None
         if upstream:
@@ -632,14 +634,12 @@ class Receiver:
     def _serve(self) -> None:
         import select
 
-        # The HTTP server's modules (~25 ms to import) load only once the child
-        # connects: a run that never exports does not pay for them.
-        while not self._closed:
-            try:
-                if select.select([self._sock], [], [], 0.05)[0]:
-                    break
-            except (OSError, ValueError):
-                return
+        # The HTTP server's modules load once the child connects or has run
+        # for _SERVER_AFTER_SECONDS, whichever comes first.
+        try:
+            select.select([self._sock], [], [], _SERVER_AFTER_SECONDS)
+        except (OSError, ValueError):
+            return
         if self._closed:
             return
         assert self._ready is not None
@@ -686,7 +686,6 @@ class Receiver:
                 self.wfile.write(body)
 
             def do_POST(self) -> None:
-                receiver._last_activity = time.monotonic()
                 path = self.path.split("?", 1)[0]
                 try:
                     body = _read_body(self.rfile, self.headers)
@@ -702,7 +701,6 @@ class Receiver:
                 protobuf = "protobuf" in (self.headers.get("Content-Type") or "")
                 if receiver._forwarder is not None:
                     self._forward(signal, body, protobuf)
-                    receiver._last_activity = time.monotonic()
                     return
                 if protobuf:
                     # We ask for http/json; protobuf means someone else's settings.
@@ -716,7 +714,6 @@ class Receiver:
                     self._answer(400, b'{"message":"not OTLP JSON"}')
                     return
                 self._answer(200)
-                receiver._last_activity = time.monotonic()
 
             def _forward(self, signal: str, body: bytes, protobuf: bool) -> None:
                 """Queue the request as it came for the user's collector, record
@@ -746,10 +743,18 @@ class Receiver:
             daemon_threads = True
             block_on_close = False
 
-            def process_request(self, request: Any, client_address: Any) -> None:
+            def get_request(self) -> Any:
+                # Counted before accept() takes it off the listening socket:
+                # from its arrival to shutdown_request() a connection is always
+                # either pending there or counted, so close() never misses one.
                 with receiver._lock:
                     receiver._connections += 1
-                super().process_request(request, client_address)
+                try:
+                    return super().get_request()
+                except BaseException:
+                    with receiver._lock:
+                        receiver._connections -= 1
+                    raise
 
             def shutdown_request(self, request: Any) -> None:
                 try:
@@ -757,7 +762,6 @@ class Receiver:
                 finally:
                     with receiver._lock:
                         receiver._connections -= 1
-                    receiver._last_activity = time.monotonic()
 
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # a broken connection is not worth a traceback on the user's screen
@@ -863,10 +867,9 @@ class Receiver:
                 pending, _, _ = select.select([self._sock], [], [], 0)
             except (OSError, ValueError):
                 break
-            quiet = time.monotonic() - self._last_activity >= _QUIET_SECONDS
-            if not pending and self._connections <= 0 and quiet:
+            if not pending and self._connections <= 0:
                 break
-            time.sleep(0.01)
+            time.sleep(0.002)
         self._closed = True
         if self._thread is not None and self._thread.is_alive():
             # Wake the loop now rather than at its next timeout. A plain connect:
