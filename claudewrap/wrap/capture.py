@@ -65,6 +65,11 @@ _SPANS_PER_LINE = 4
 # the generated text is read, 0.3 % of the sessions).
 _DENSE = 0.75
 _DENSE_RUN = 7
+# preload(): claude has run this long before the modules load (see there).
+# What they cost after claude had exited, `claude -p` on the real Claude Code
+# (bench/real_claude.py): the parser ~9 ms at close() (its output was shorter
+# than BATCH_BYTES), the transcript reader ~15 ms at the end of the run.
+PRELOAD_SECONDS = 0.05
 
 
 def _line_end(data: bytes, pos: int) -> int:
@@ -117,6 +122,7 @@ class Capture:
         # The parser's modules, loaded by a thread from the first output on
         # (see _load_parser); None before, then True once they are in.
         self._loading: Any = None
+        self._closing = False  # close() has begun: a delayed preload() loads nothing
         # The start of a line not read yet (see _parse); while it is there, or
         # output was skipped, the scanner is out of step (not _in_sync).
         self._carry = b""
@@ -146,7 +152,17 @@ class Capture:
         if self._batch_size >= BACKLOG_BYTES:
             self.idle()
 
-    def _load_parser(self) -> None:
+    def preload(self, modules: tuple[str, ...] = (), delay: float = PRELOAD_SECONDS) -> None:
+        """Load the parser's modules, and ``modules`` (what the end of the run
+        needs), in a thread from ``delay`` seconds on: while claude starts up
+        (Claude Code takes ~300 ms), not after it has exited. A claude that
+        ends sooner (``--version``, a failed start) loads nothing this way.
+        Called once claude runs; the first BATCH_BYTES of output start the
+        same thread, without the delay, if this was not called."""
+        if self._loading is None:
+            self._load_parser(modules, delay)
+
+    def _load_parser(self, modules: tuple[str, ...] = (), delay: float = 0.0) -> None:
         """Import the parser's modules in a thread, once BATCH_BYTES of output
         came: 40-110 ms here, which held the relay (keystrokes too) at the
         first parse; a thread gives the GIL back often. step() waits for it;
@@ -156,19 +172,27 @@ class Capture:
         import sys
         import threading
 
-        # Each system call of the relay gives the GIL up, and taking it back
-        # waited for the loading thread's switch interval (5 ms): ~20 ms per
-        # keystroke while it ran. A short interval while it runs.
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(interval, 0.0002))
-
         def load() -> None:
+            if delay:
+                import time
+
+                time.sleep(delay)
+                if self._closing:
+                    return  # claude has ended: close() imports what it needs
+            # Each system call of the relay gives the GIL up, and taking it back
+            # waited for the loading thread's switch interval (5 ms): ~20 ms per
+            # keystroke while it ran. A short interval while it runs.
+            interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(interval, 0.0002))
             try:
                 # The modules the first parse needs (a rewrite of the imports
                 # once left this block empty, and they loaded at the first parse).
                 import claudewrap.parse.patterns
                 import claudewrap.parse.scanner
                 import claudewrap.store.records  # noqa: F401
+
+                for name in modules:
+                    __import__(name)
             except Exception:  # noqa: BLE001,S110 - _parser() imports them again and reports it
                 pass
             finally:
@@ -441,6 +465,7 @@ class Capture:
         The line joins what the journal writer has to say with how many events
         were skipped (impossible numbers, or a line the parser raised on).
         """
+        self._closing = True
         self.idle()
         if self._scanner is not None and self._matcher is not None:
             try:

@@ -157,6 +157,8 @@ def run_claude(args: Sequence[str] = (), *, project: str | None = None,
         exact.child_started()
         if cap is not None:
             marker = _live(session, cap, journal_path)
+            # What the end of the run reads the session's transcript with.
+            cap.preload(("claudewrap.sources.claude_dirs", "claudewrap.sources.transcripts"))
         if alerts:
             hook = _record_hook(config, session, journal_path, start)
 
