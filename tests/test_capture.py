@@ -93,3 +93,33 @@ def test_output_without_trigger_words_is_skipped_not_parsed() -> None:
     cap.feed(b"Tokens: 3 input, 4 output\r\nok\r\n")
     cap.close()
     assert [(r.input_tokens, r.output_tokens) for r in cap.records] == [(3, 4)]
+
+
+PRELOAD = """
+import sys, time
+from claudewrap.wrap.capture import Capture
+cap = Capture(session="s", write=False)
+cap.preload(("claudewrap.sources.transcripts",), delay=0.05)
+if sys.argv[1] == "ends at once":
+    cap.close()
+time.sleep(0.5)
+print(sorted(m for m in ("claudewrap.parse.patterns", "claudewrap.sources.transcripts")
+             if m in sys.modules))
+"""
+
+
+def test_preload_loads_while_claude_runs_and_not_after_it_ended() -> None:
+    # Once claude runs, the parser and what the end of the run reads load in a
+    # thread after a short delay, so they are in when claude exits; a claude
+    # that ended before the delay loads nothing (close() imports what it needs).
+    import subprocess
+    import sys
+
+    def loaded(case: str) -> str:
+        out = subprocess.run([sys.executable, "-c", PRELOAD, case], capture_output=True,
+                             text=True, timeout=60, check=False)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    assert loaded("runs") == "['claudewrap.parse.patterns', 'claudewrap.sources.transcripts']"
+    assert loaded("ends at once") == "[]"

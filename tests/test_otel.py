@@ -259,6 +259,54 @@ def test_close_waits_for_an_export_still_in_flight(tmp_path: Path) -> None:
     assert [x.request_id for x in read_records(journal)] == ["req_late"]
 
 
+def test_close_serves_every_connection_made_before_it(tmp_path: Path) -> None:
+    # close() no longer waits for a quiet spell after the last export: a
+    # connection is counted before accept() takes it off the listening socket,
+    # so one made before close() is served, and recorded, before close()
+    # returns, wherever in accepting it close() comes.
+    import random
+
+    rng = random.Random(5)
+    for n in range(40):
+        journal = tmp_path / f"j{n}.jsonl"
+        r = otel.Receiver(session="w", journal=str(journal)).start()
+        time.sleep(0.06)  # the server is made (otel._SERVER_AFTER_SECONDS)
+        body = json.dumps(logs(api_request(f"req_{n}"))).encode()
+        request = (f"POST {endpoint_path(r, '/v1/logs')} HTTP/1.1\r\nHost: x\r\n"
+                   f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                   f"Connection: close\r\n\r\n").encode() + body
+        sock = socket.create_connection(("127.0.0.1", r.port))
+        answer: list[bytes] = []
+
+        def export(sock: socket.socket = sock, request: bytes = request,
+                   answer: list[bytes] = answer, wait: float = rng.random() * 0.004) -> None:
+            time.sleep(wait)
+            sock.sendall(request)
+            answer.append(sock.recv(1000))
+            sock.close()
+
+        t = threading.Thread(target=export)
+        t.start()
+        time.sleep(rng.random() * 0.004)
+        r.close()
+        recorded = [x.request_id for x in read_records(journal)] if journal.exists() else []
+        t.join(10)
+        assert recorded == [f"req_{n}"], n
+        assert answer and answer[0].startswith(b"HTTP/1.1 200"), (n, answer)
+
+
+def test_a_child_that_ends_at_once_costs_no_http_server(env: dict[str, str]) -> None:
+    # The server's modules load 50 ms after the child started (or at its first
+    # connection): a `claude` that ends sooner never pays for them.
+    code = ("import sys, time, claudewrap.sources.otel as o\n"
+            "r = o.Receiver(session='s', journal=None).start(); r.close()\n"
+            "time.sleep(0.2)\n"
+            "print('http.server' in sys.modules)")
+    out = subprocess.run([*CW[:1], "-c", code], check=False, env=env, capture_output=True,
+                         text=True, timeout=30)
+    assert out.stdout.strip() == "False", out.stderr
+
+
 def test_close_is_bounded_when_a_connection_hangs(tmp_path: Path) -> None:
     r = otel.Receiver(session="w", journal=str(tmp_path / "j.jsonl")).start()
     sock = socket.create_connection(("127.0.0.1", r.port))
