@@ -12,6 +12,10 @@ by turn, `claude -p hi` (one API call, a short answer):
 * ``direct``   the CLI alone;
 * ``wrapped``  `claudewrap run -- -p hi`, as the shell's `claude` runs it
                (claudewrap from a clean venv, as a user's pip install);
+* ``no otel``  the same without the OpenTelemetry receiver (``--no-otel``,
+               started as ``run --`` is, without click): what Claude Code's
+               own telemetry, which the wrapper turns on, costs is the difference;
+* ``relay``    the pty relay alone (``--no-capture``, started the same way);
 * ``before``   the same at git REV (``--before REV``), its own clean venv.
 
 Printed per version: the median of each way, what the wrapper adds (its median
@@ -42,6 +46,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 import claude_code  # the tests' pinned installs and environment
 from fake_api import FakeAnthropic, Usage
 from passthrough import clean_install, run_in_pty
+from real_output import relay_script
+
+NO_OTEL_SCRIPT = """#!{python}
+import sys
+from claudewrap.main import exit_now
+from claudewrap.wrap import runner
+exit_now(runner.run_claude(sys.argv[1:], otel=False).exit_status)
+"""
 
 USAGE = Usage(input_tokens=1234, output_tokens=56, cache_read_tokens=7890, text="pong " * 40)
 
@@ -74,7 +86,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cw-real-claude-"))
     api = FakeAnthropic(usage=USAGE).start()
     try:
-        _, cw = clean_install(work / "now")
+        python, cw = clean_install(work / "now")
+        relay = relay_script(cw)
+        no_otel = Path(cw).with_name("claudewrap-no-otel")
+        no_otel.write_text(NO_OTEL_SCRIPT.format(python=python))
+        no_otel.chmod(0o755)
         old_cw = None
         if args.before:
             old = work / "old"
@@ -94,7 +110,8 @@ def main() -> None:
             for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH", "CLAUDEWRAP_JOURNAL"):
                 env.pop(name, None)
             env.update(TERM="xterm-256color", CLAUDEWRAP_CLAUDE=str(claude))
-            ways = {"direct": [str(claude), "-p", "hi"], "wrapped": [cw, "run", "--", "-p", "hi"]}
+            ways = {"direct": [str(claude), "-p", "hi"], "wrapped": [cw, "run", "--", "-p", "hi"],
+                    "no otel": [str(no_otel), "-p", "hi"], "relay": [relay, "-p", "hi"]}
             if old_cw:
                 ways["before"] = [old_cw, "run", "--", "-p", "hi"]
             journals = {k: home / f"{k}.jsonl" for k in ways}
@@ -112,8 +129,8 @@ def main() -> None:
                 if way == "direct":
                     continue
                 median = statistics.median(ms[way])
-                print(f"  {way:8s} {median:5.0f}  adds {median - direct:4.0f}"
-                      f"   journal: {checked(journals[way], args.runs)}")
+                check = "" if way == "relay" else f"   journal: {checked(journals[way], args.runs)}"
+                print(f"  {way:8s} {median:5.0f}  adds {median - direct:4.0f}{check}")
         print("target: the wrapper adds <= 40 ms to every claude (issue 14 item 3)")
     finally:
         api.stop()
