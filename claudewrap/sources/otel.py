@@ -62,7 +62,7 @@ CLOSE_GRACE_SECONDS = 2.0
 # ends at once pays nothing, and Claude Code (~300 ms to start) finds it ready.
 # Made at the first connection, Claude Code waited for the import on its
 # export at exit: `claude -p` took ~30 ms longer (bench/real_claude.py).
-_SERVER_AFTER_SECONDS = 0.05
+_SERVER_AFTER_SECONDS = 0.1
 _MAX_BODY = 32 << 20
 
 API_REQUEST_EVENT = "claude_code.api_request"

@@ -69,7 +69,7 @@ _DENSE_RUN = 7
 # What they cost after claude had exited, `claude -p` on the real Claude Code
 # (bench/real_claude.py): the parser ~9 ms at close() (its output was shorter
 # than BATCH_BYTES), the transcript reader ~15 ms at the end of the run.
-PRELOAD_SECONDS = 0.05
+PRELOAD_SECONDS = 0.1
 
 
 def _line_end(data: bytes, pos: int) -> int:
