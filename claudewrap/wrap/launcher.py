@@ -30,7 +30,6 @@ import signal
 import struct
 import sys
 import termios
-import time
 import tty
 from collections.abc import Sequence
 
@@ -66,18 +65,13 @@ READS_PER_WAKEUP = 4
 # to the shared pty/pipe only this long once no more data comes.
 DRAIN_IDLE_SECONDS = 0.05
 IDLE_SECONDS = 0.25
-# After `fg`, the window is one column narrower until this long after the child
-# first writes again (it runs, its pending SIGWINCH was taken), at most
-# REPAINT_LIMIT: the child sees a size change and repaints (_relay.nudge_size).
-REPAINT_SECONDS = 0.1
-REPAINT_LIMIT = 0.5
-# Keys typed meanwhile wait until the child has repainted at its size again
-# (its first output after the size came back, plus REPAINT_SECONDS), at most
-# HOLD_KEYS_LIMIT after `fg`: Claude Code 2.1.197 lost the Enter of a command
-# typed while it was taking the second size change (2 of 8 `fg` + `/exit` under
-# load, typed 1 s after its prompt came back; 0 of 8 when typed 3 s after, and
-# 0 of 8 unwrapped, where no size changes).
-HOLD_KEYS_LIMIT = 2.0
+# On `fg` the wrapper continues claude and passes it the terminal's size, as
+# the shell does unwrapped: Claude Code repaints on SIGCONT itself. Narrowing
+# the window by a column until it had run, to force a repaint, made it paint
+# two or three times, and 2.1.197 then sometimes stayed out of raw mode: the
+# terminal echoed "/exit" and Enter never reached it (4 of 43 `fg` + `/exit`
+# under load, with keys held back until the repaints were done; 0 of 40 without
+# the narrowing, as 0 of 40 unwrapped).
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
 
@@ -624,10 +618,6 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
     stdout_ok = True
     child_status: int | None = None
     output_open = True
-    size_back_at: float | None = None  # when to undo nudge_size
-    nudged = False  # narrowed, and the child has not written since
-    keys_held_until: float | None = None  # after `fg`: keys wait for the repaint
-    repaint_due = False  # the size came back; the child's next output is its repaint
 
     def handle_output() -> bool:
         """Copy what the child wrote; False once its side is closed.
@@ -639,7 +629,7 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
         ahead of us and the next read is made without asking select() first,
         up to READS_PER_WAKEUP reads (keystrokes wait at most that long).
         """
-        nonlocal stdout_ok, size_back_at, nudged, tap_dirty, keys_held_until, repaint_due
+        nonlocal stdout_ok, tap_dirty
         # Per read: one read, one write, the modes and the tap's feed() (which
         # only keeps the chunk); nothing else, as this runs ~25,000 times per
         # 100 MB (bench/real_output.py).
@@ -656,12 +646,6 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
                 return False
             if not data:
                 return False
-            if nudged and size_back_at is not None:
-                nudged = False
-                size_back_at = min(size_back_at, time.monotonic() + REPAINT_SECONDS)
-            elif repaint_due and keys_held_until is not None:
-                repaint_due = False
-                keys_held_until = min(keys_held_until, time.monotonic() + REPAINT_SECONDS)
             size = len(data)
             result.output_bytes += size
             if stdout_ok:
@@ -718,21 +702,7 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
     def pass_size() -> None:
         size = get_winsize(stdout_fd)
         if size:
-            if size_back_at is not None:  # nudged: stay narrow until the child took it
-                size = (size[0], size[1] - 1 if size[1] > 1 else 2)
             set_winsize(out_fd, size)
-
-    def nudge_size() -> None:
-        """Make the child repaint after `fg`: programs redraw when their window
-        size changes (Node's 'resize' is emitted only when the size differs),
-        so narrow it by a column now; the loop sets it back once the child has
-        run for a moment (a stopped child takes one SIGWINCH for both changes)."""
-        nonlocal size_back_at, nudged, keys_held_until, repaint_due
-        size_back_at = time.monotonic() + REPAINT_LIMIT
-        keys_held_until = time.monotonic() + HOLD_KEYS_LIMIT
-        nudged = True
-        repaint_due = False
-        pass_size()
 
     def reap() -> int | None:
         """SIGCHLD: the child exited, or stopped (Ctrl-Z in its pty)."""
@@ -748,15 +718,15 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
             # Job control: claude stopped (Ctrl-Z in Claude Code, kill -STOP),
             # and so did its session leader. Give the shell its terminal back
             # as it was and stop as claude would have; on `fg`, go raw again,
-            # wake claude (the leader continues its group) and make it repaint.
+            # pass the terminal's size and wake claude (the leader continues
+            # its group), which repaints, as the shell's `fg` does unwrapped.
             # What it wrote before it stopped ("... has been suspended") is shown first.
             for _ in range(64):
                 if not select.select([out_fd], [], [], 0)[0] or not handle_output():
                     break
             restore_terminal(stdin_fd_raw, raw_saved)
             _stop_self()
-            resume_raw()
-            nudge_size()  # before it runs: the SIGWINCH waits for it, narrow
+            resume_raw()  # raw again, and the size, changed or not while stopped
         try:
             os.kill(pid, signal.SIGCONT)
         except ProcessLookupError:
@@ -796,12 +766,7 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
             rlist.append(out_fd)
         if in_fd is not None and child_status is None:
             rlist.append(in_fd)
-        if keys_held_until is not None and (
-                child_status is not None or time.monotonic() >= keys_held_until):
-            keys_held_until = None
-            repaint_due = False
-        wlist = ([out_fd] if pending_input and child_status is None
-                 and keys_held_until is None else [])
+        wlist = [out_fd] if pending_input and child_status is None else []
         if child_status is not None:
             timeout: float | None = DRAIN_IDLE_SECONDS
         elif tap is None or not tap_dirty:
@@ -809,20 +774,10 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
         else:
             # Output kept and not parsed: parse a slice whenever nothing waits.
             timeout = 0.0 if getattr(tap, "backlog", 0) else IDLE_SECONDS
-        for deadline in (size_back_at, keys_held_until if pending_input else None):
-            if deadline is not None:
-                left = max(0.0, deadline - time.monotonic())
-                timeout = left if timeout is None else min(timeout, left)
         try:
             readable, writable, _ = select.select(rlist, wlist, [], timeout)
         except InterruptedError:
             continue
-        if size_back_at is not None and time.monotonic() >= size_back_at:
-            size_back_at = None
-            pass_size()
-            repaint_due = True
-            if not readable and not writable:
-                continue
         if not readable and not writable:
             if child_status is not None:
                 break  # child gone and nothing more came: a grandchild holds the pty
@@ -847,7 +802,7 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
                 pending_input += data
             else:
                 in_fd = None  # stdin EOF: stop reading it, keep copying output
-        if pending_input and child_status is None and keys_held_until is None:
+        if pending_input and child_status is None:
             try:
                 n = os.write(out_fd, pending_input)
                 del pending_input[:n]
