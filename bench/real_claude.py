@@ -23,7 +23,11 @@ less direct's), and each wrapped run's journal checked against what the fake
 API answered (one record with those tokens: a run that captured nothing would
 be faster and wrong).
 
-    python bench/real_claude.py [--runs 11] [--before REV]
+Then the interactive CLI in bash on a pty (``--exits N`` runs, 0 skips it):
+from Enter on ``/exit`` to the shell's prompt, what the user waits for at the
+end of every session, direct, wrapped and ``before``.
+
+    python bench/real_claude.py [--runs 11] [--exits 5] [--before REV]
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -75,9 +80,33 @@ def checked(journal: Path, runs: int) -> str:
     return f"ok ({runs} runs, each its request with the API's tokens)"
 
 
+def exit_wait(command: str, env: dict[str, str], cwd: Path) -> float:
+    """ms from Enter on /exit to the prompt of the bash that ran ``command``."""
+    import pexpect
+
+    prompt = "PROMPT> "
+    child = pexpect.spawn("bash", ["--norc", "--noprofile", "-i"], env=dict(env, PS1=prompt),
+                          cwd=str(cwd), dimensions=(30, 100), timeout=30)
+    try:
+        child.expect_exact(prompt)
+        child.sendline(command)
+        child.expect(claude_code.READY)
+        time.sleep(1.5)  # the prompt box is live
+        child.send("/exit")
+        child.expect(claude_code.drawn("/exit"))
+        time.sleep(0.3)
+        started = time.perf_counter()
+        child.send("\r")
+        child.expect_exact(prompt)
+        return (time.perf_counter() - started) * 1000
+    finally:
+        child.close(force=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--runs", type=int, default=11, help="runs of each way")
+    ap.add_argument("--exits", type=int, default=5, help="interactive /exit runs of each way")
     ap.add_argument("--before", metavar="REV", help="also time the checkout at git REV")
     args = ap.parse_args()
     versions = [(v, p) for v in claude_code.VERSIONS if (p := claude_code.find(v)) is not None]
@@ -131,6 +160,20 @@ def main() -> None:
                 median = statistics.median(ms[way])
                 check = "" if way == "relay" else f"   journal: {checked(journals[way], args.runs)}"
                 print(f"  {way:8s} {median:5.0f}  adds {median - direct:4.0f}{check}")
+            if args.exits:
+                typed = {"direct": str(claude), "wrapped": f"{cw} run --"}
+                if old_cw:
+                    typed["before"] = f"{old_cw} run --"
+                waits: dict[str, list[float]] = {k: [] for k in typed}
+                for _ in range(args.exits):
+                    for way, command in typed.items():
+                        waits[way].append(exit_wait(command, dict(
+                            env, CLAUDEWRAP_JOURNAL=str(home / "exits.jsonl")), project))
+                direct = statistics.median(waits["direct"])
+                print(f"  interactive, Enter on /exit to the shell's prompt: direct {direct:.0f}"
+                      + "".join(f", {way} {statistics.median(w):.0f} (adds "
+                                f"{statistics.median(w) - direct:.0f})"
+                                for way, w in waits.items() if way != "direct"))
         print("target: the wrapper adds <= 40 ms to every claude (issue 14 item 3)")
     finally:
         api.stop()
