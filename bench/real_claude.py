@@ -53,13 +53,6 @@ from fake_api import FakeAnthropic, Usage
 from passthrough import clean_install, run_in_pty
 from real_output import relay_script
 
-NO_OTEL_SCRIPT = """#!{python}
-import sys
-from claudewrap.main import exit_now
-from claudewrap.wrap import runner
-exit_now(runner.run_claude(sys.argv[1:], otel=False).exit_status)
-"""
-
 USAGE = Usage(input_tokens=1234, output_tokens=56, cache_read_tokens=7890, text="pong " * 40)
 
 
@@ -115,11 +108,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cw-real-claude-"))
     api = FakeAnthropic(usage=USAGE).start()
     try:
-        python, cw = clean_install(work / "now")
+        _, cw = clean_install(work / "now")
         relay = relay_script(cw)
-        no_otel = Path(cw).with_name("claudewrap-no-otel")
-        no_otel.write_text(NO_OTEL_SCRIPT.format(python=python))
-        no_otel.chmod(0o755)
+        no_otel = relay_script(cw, "otel=False", "claudewrap-no-otel")
         old_cw = None
         if args.before:
             old = work / "old"
@@ -140,7 +131,7 @@ def main() -> None:
                 env.pop(name, None)
             env.update(TERM="xterm-256color", CLAUDEWRAP_CLAUDE=str(claude))
             ways = {"direct": [str(claude), "-p", "hi"], "wrapped": [cw, "run", "--", "-p", "hi"],
-                    "no otel": [str(no_otel), "-p", "hi"], "relay": [relay, "-p", "hi"]}
+                    "no otel": [no_otel, "-p", "hi"], "relay": [relay, "-p", "hi"]}
             if old_cw:
                 ways["before"] = [old_cw, "run", "--", "-p", "hi"]
             journals = {k: home / f"{k}.jsonl" for k in ways}

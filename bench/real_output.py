@@ -76,16 +76,17 @@ RELAY_SCRIPT = """#!{python}
 import sys
 from claudewrap.main import exit_now
 from claudewrap.wrap import runner
-exit_now(runner.run_claude(sys.argv[1:], capture=False).exit_status)
+exit_now(runner.run_claude(sys.argv[1:], {options}).exit_status)
 """
 
 
-def relay_script(cw: str) -> str:
+def relay_script(cw: str, options: str = "capture=False", name: str = "claudewrap-relay") -> str:
     """Beside the console script ``cw``: `claudewrap run --no-capture -- ARGS`
+    (or the run_claude ``options`` given, e.g. ``otel=False`` for --no-otel)
     as main._run starts `claudewrap run -- ARGS` (no click)."""
-    path = Path(cw).with_name("claudewrap-relay")
+    path = Path(cw).with_name(name)
     python = Path(cw).read_text().splitlines()[0][2:]
-    path.write_text(RELAY_SCRIPT.format(python=python))
+    path.write_text(RELAY_SCRIPT.format(python=python, options=options))
     path.chmod(0o755)
     return str(path)
 
