@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from claudewrap.store.config import UserPattern
     from claudewrap.store.lazy_journal import LazyJournal
     from claudewrap.store.records import UsageEvent, UsageRecord
+    from claudewrap.wrap.parse_worker import Worker
 
 # The relay parses a slice of what is kept (step()) only when neither output
 # nor a keystroke is waiting, so parsing delays neither; while output floods
@@ -65,6 +66,12 @@ _SPANS_PER_LINE = 4
 # the generated text is read, 0.3 % of the sessions).
 _DENSE = 0.75
 _DENSE_RUN = 7
+# Output this dense with usage (batches read whole, see _DENSE) for this many
+# bytes in a row hands the parse to a process of its own (parse_worker.py), in
+# a capture made with offload=True (a wrapped run's): bench/parser_offload.py,
+# usage on every line, 0.26 -> 0.36x script(1) on 2 cores. The real sessions
+# and the generated text never get there (their dense batches come alone).
+OFFLOAD_AFTER = 1 << 20
 # preload(): claude has run this long before the modules load (see there).
 # What they cost after claude had exited, `claude -p` on the real Claude Code
 # (bench/real_claude.py): the parser ~9 ms at close() (its output was shorter
@@ -101,7 +108,8 @@ class Capture:
     def __init__(self, *, session: str, journal: str | None = None,
                  user_patterns: list[UserPattern] | None = None,
                  attribution: dict[str, Any] | None = None, source: str = "pty",
-                 write: bool = True, claude_session: str | None = None) -> None:
+                 write: bool = True, claude_session: str | None = None,
+                 offload: bool = False) -> None:
         self.session = session
         # The Claude session this run continues (runner.resumed_session): what the
         # screen shows belongs to it unless the output names its own.
@@ -138,11 +146,19 @@ class Capture:
         # Events dropped by matchers replaced after a failure (see Matcher.rejected).
         self._rejected_before = 0
         self._first_rejection: str | None = None
+        # The parse handed to a process of its own (see OFFLOAD_AFTER): may it
+        # be, how many bytes in a row were dense, and the process once it runs.
+        self._offload = offload
+        self._dense_run = 0
+        self._worker: Worker | None = None
 
     def feed(self, chunk: bytes) -> None:
         # Called after every read, on the relay's critical path: only keep the
         # chunk. The work happens in step() and idle(), or here once the backlog
-        # is full (output that never pauses).
+        # is full (output that never pauses); or in the parser's process.
+        if self._worker is not None:
+            self._worker.put(chunk)  # False once it stopped: close() says so
+            return
         if not self._batch:
             self._batch_since = _monotonic()
         self._batch.append(chunk)
@@ -273,6 +289,23 @@ class Capture:
             self._scanner = None  # its state is unknown: a fresh one from the next batch
             self._carry = b""
             self._in_sync = True
+        if self._dense_run >= OFFLOAD_AFTER and self._offload and self._worker is None:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Go on parsing in a forked copy of this capture (parse_worker.py),
+        which takes what is kept and the journal with it; here feed() only
+        hands reads on. Where it cannot start, parsing stays here."""
+        self._offload = False  # once: a failed start is not tried again
+        from claudewrap.wrap import parse_worker
+
+        worker = parse_worker.start(self)  # the child parses on in there and exits
+        if worker is None:
+            return
+        self._worker = worker
+        self._batch = []
+        self._batch_size = 0
+        self._journal = None  # the child's now: it writes what it kept too
 
     def _parse(self, data: bytes) -> None:
         """Clean and match only the lines of ``data`` that can hold usage.
@@ -367,6 +400,11 @@ class Capture:
                 span_at = -1
         if starts is not None and read >= _DENSE * n >= _DENSE * BATCH_BYTES:
             self._whole = _DENSE_RUN
+            self._dense_run += n
+        elif whole:
+            self._dense_run += n
+        elif starts is not None:
+            self._dense_run = 0
 
     def _remember(self, data: bytes, start: int, end: int) -> None:
         """Keep data[start:end], a span read from an idle matcher to an idle
@@ -466,6 +504,8 @@ class Capture:
         were skipped (impossible numbers, or a line the parser raised on).
         """
         self._closing = True
+        if self._worker is not None:
+            return self._close_worker(self._worker)
         self.idle()
         if self._scanner is not None and self._matcher is not None:
             try:
@@ -491,3 +531,19 @@ class Capture:
         if not notes:
             return warning
         return (warning + "; " if warning else "claudewrap: ") + "; ".join(notes)
+
+    def _close_worker(self, worker: Worker) -> str | None:
+        """close() once the parse went to a process: its records join ours,
+        its closing line is ours, with a note if it stopped before the end."""
+        from claudewrap.wrap.parse_worker import OFFLOAD_NOTE
+
+        self._worker = None
+        report = worker.finish()
+        warning = None
+        if report is not None:
+            records, warning = report
+            self.records.extend(records)
+        if not worker.stopped:
+            return warning
+        note = OFFLOAD_NOTE.format(worker.stopped)
+        return (warning + "; " if warning else "claudewrap: ") + note

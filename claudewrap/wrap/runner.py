@@ -239,7 +239,7 @@ def _make_capture(session: str, journal: str | None, config: str | os.PathLike[s
     patterns = load_user_patterns(path) if config is not None or os.path.exists(path) else []
     return Capture(session=session, journal=journal, user_patterns=patterns,
                    attribution=context.collect(project=project, tags=tag_dict, ask_tmux=False),
-                   claude_session=claude_session)
+                   claude_session=claude_session, offload=True)
 
 
 class _NoExactSources:
