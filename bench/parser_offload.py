@@ -7,6 +7,11 @@ Side by side, interleaved rounds, on each captured interactive session in
 * ``script``  script(1), the baseline;
 * ``copy``    a bare Python copy loop (blocking read, write, nothing else):
               the floor of any relay written in Python;
+* ``copy+burn``  that loop doing ``sum(range(250))`` after each read (~1 us;
+              the time is printed): what the smallest work per read costs;
+* ``copy+modes``  that loop following the terminal modes as the relay must
+              (claudewrap.wrap.term_modes: what the child left on is switched
+              back when it ends);
 * ``relay``   claudewrap's relay without a tap (launcher.run, terminal modes
               followed, as ``run --no-capture`` does);
 * ``inproc``  the relay with the Capture parsing on its own thread, as
@@ -16,11 +21,24 @@ Side by side, interleaved rounds, on each captured interactive session in
 * ``ring-idle``  the same, that process at SCHED_IDLE (runs only on a core
               nothing else wants);
 * ``ring-drop``  the ring, the process dropping what it reads: what moving
-              the bytes to another process costs by itself.
+              the bytes to another process costs by itself;
+* ``no-places``  ``inproc`` with the place search (patterns.RawStarts) finding
+              nothing: all a parser that cost nothing would leave.
 
 Printed: script/x (median of each round's own ratio), CPU seconds per 100 MB
 of the whole run (child and wrapper, and the parser process for the ring
-ways), and the records each parsing way found (they must agree).
+ways), the same less a plain ``cat`` on the pty's (``own``: what script(1) or
+the wrapper itself costs), the CPU seconds the whole machine was busy per 100
+MB (``machine``, from /proc/stat: with the kernel's pty work and the reader),
+and the records each parsing way found (they must agree; ``no-places`` finds
+none).
+
+Where the CPU goes decides the ratio: during the flood the child's writes
+through the pty, the kernel's pty work and the reader keep two cores busy, so
+every CPU second a relay adds costs wall time, wherever it runs; and once the
+relay no longer keeps up with the child, both wait for each other in turn and
+the machine spends more on the switches than the relay's own work costs
+(``machine`` against ``own``).
 
     python bench/parser_offload.py [--mb 100] [--rounds 5]
 """
@@ -40,13 +58,18 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
-WAYS = ("copy", "relay", "inproc", "ring", "ring-idle", "ring-drop")
+WAYS = ("copy", "copy+burn", "copy+modes", "relay", "inproc", "ring", "ring-idle", "ring-drop", "no-places")
 RING = 8 << 20  # bytes; the relay waits for room when the parser is this far behind
 HEADER = struct.Struct("QQQ")  # written, done, read
 
 
-def copy_loop(path: str) -> int:
-    """cat on a pty of its own, copied to ours in raw mode (as script(1) and the relay do)."""
+BURN = 250  # copy+burn: sum(range(BURN)) after each read
+
+
+def copy_loop(path: str, extra: str = "") -> int:
+    """cat on a pty of its own, copied to ours in raw mode (as script(1) and the
+    relay do); ``extra`` "modes": each read also goes to a TermModes, "burn":
+    each read is followed by sum(range(BURN))."""
     import pty
     import termios
     import tty
@@ -59,8 +82,20 @@ def copy_loop(path: str) -> int:
     tty.setraw(0)
     read, write = os.read, os.write
     try:
-        while data := read(fd, 65536):
-            write(1, data)
+        if extra == "burn":
+            while data := read(fd, 65536):
+                write(1, data)
+                sum(range(BURN))
+        elif extra == "modes":
+            from claudewrap.wrap.term_modes import TermModes
+
+            follow = TermModes().feed
+            while data := read(fd, 65536):
+                write(1, data)
+                follow(data)
+        else:
+            while data := read(fd, 65536):
+                write(1, data)
     except OSError:  # EIO: the child closed the pty
         pass
     finally:
@@ -132,14 +167,35 @@ class RingTap:
         os.waitpid(self.pid, 0)
 
 
+def machine_busy() -> float:
+    """CPU seconds the machine has been busy (all cores, kernel work too), or 0."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
+
+
 def one_way(way: str, path: str, report: str) -> int:
     """Run ``cat path`` one way (in the pty the bench gave us); its wait status."""
-    if way == "copy":
-        return copy_loop(path)
+    if way.startswith("copy"):
+        return copy_loop(path, way.partition("+")[2])
     from claudewrap.wrap import launcher
 
     tap = None
-    if way == "inproc":
+    if way == "no-places":
+        from claudewrap.parse import patterns
+
+        class NoPlaces:  # this process's stand-in: Capture._parse imports RawStarts per batch
+            def __init__(self, raw: bytes) -> None:
+                pass
+
+            def next(self, pos: int) -> int:
+                return -1
+
+        patterns.RawStarts = NoPlaces  # type: ignore[misc,assignment]
+    if way in ("inproc", "no-places"):
         from claudewrap.wrap.capture import Capture
 
         tap = Capture(session="bench", write=False)
@@ -181,32 +237,45 @@ def main() -> None:
         env["TERM"] = "xterm-256color"
         cat = shutil.which("cat") or "/bin/cat"
         subprocess.run([python, "-c", "import claudewrap.wrap.capture"], check=True)  # bytecode
+        import timeit
+
+        burn = min(timeit.repeat(f"sum(range({BURN}))", number=10000, repeat=5)) / 10000
         print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, python "
-              f"{sys.version.split()[0]}; {args.rounds} interleaved rounds, medians")
-        print(f"{'payload':14s} {'way':10s} {'script/x':>8s} {'CPU s/100MB':>11s} {'records':>7s}")
+              f"{sys.version.split()[0]}; {args.rounds} interleaved rounds, medians;"
+              f" copy+burn's work {burn * 1e6:.1f} us per read")
+        print(f"{'payload':14s} {'way':10s} {'script/x':>8s} {'CPU s/100MB':>11s} {'own':>6s}"
+              f" {'machine':>7s} {'records':>7s}")
         for ts in typescripts:
             name = f"real {ts.parent.name.removeprefix('claude-code-')}"
             payload = work / "payload.bin"
             write_looped(payload, session_bytes(ts), args.mb)
             size = payload.stat().st_size
-            argv = {"script": ["script", "-qfec", f"{cat} {payload}", "/dev/null"]}
+            argv = {"cat": [cat, str(payload)],
+                    "script": ["script", "-qfec", f"{cat} {payload}", "/dev/null"]}
             for way in WAYS:
                 argv[way] = [python, str(HERE), "--way", way, str(payload), str(work / f"{way}.n")]
             secs: dict[str, list[float]] = {k: [] for k in argv}
             cpu: dict[str, list[float]] = {k: [] for k in argv}
+            busy: dict[str, list[float]] = {k: [] for k in argv}
             for _ in range(args.rounds):
                 for way, command in argv.items():
+                    before = machine_busy()
                     took, got, usage = run_in_pty(command, env)
+                    busy[way].append((machine_busy() - before) * 100e6 / size)
                     if got < size:
                         raise SystemExit(f"{way}: {got} of {size} bytes came through")
                     secs[way].append(took)
                     cpu[way].append((usage.ru_utime + usage.ru_stime) * 100e6 / size)
+            plain = statistics.median(cpu["cat"])
             for way in argv:
+                if way == "cat":
+                    continue
                 ratio = statistics.median(s / x for s, x in zip(secs["script"], secs[way]))
                 report = work / f"{way}.n"
                 records = report.read_text() if report.exists() else ""
-                print(f"{name:14s} {way:10s} {ratio:8.3f} {statistics.median(cpu[way]):11.2f}"
-                      f" {records if records != '-1' else '':>7s}")
+                used = statistics.median(cpu[way])
+                print(f"{name:14s} {way:10s} {ratio:8.3f} {used:11.2f} {used - plain:6.2f}"
+                      f" {statistics.median(busy[way]):7.2f} {records if records != '-1' else '':>7s}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
