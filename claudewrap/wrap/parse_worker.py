@@ -158,6 +158,16 @@ def start(capture: Capture) -> Worker | None:
 
     if not sys.platform.startswith("linux"):
         return None
+    # What the child may import, imported here first: a module another thread
+    # (the OpenTelemetry receiver writing its records) is importing when we
+    # fork would stay locked in the child; here we wait for that thread.
+    import pathlib  # noqa: F401
+    import pickle  # noqa: F401
+    import tempfile  # noqa: F401
+
+    import claudewrap.store.journal
+    import claudewrap.views.display  # noqa: F401
+
     try:
         mm = mmap.mmap(-1, RING + _HEADER.size)
         done_r, done_w = os.pipe()
