@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -200,17 +201,8 @@ def test_a_wrapped_claude_flooding_usage_is_recorded_exactly(env: dict[str, str]
     assert {(r["kind"], r.get("input_tokens", 0), r.get("output_tokens", 0), r.get("cost_usd"))
             for r in got} == want
 
-    def left() -> list[str]:
-        found = []
-        for proc in Path("/proc").iterdir():
-            try:
-                if proc.name.isdigit() and marker.encode() in (proc / "environ").read_bytes():
-                    found.append(proc.name)
-            except OSError:
-                continue
-        return found
-
-    wait_until(lambda: not left(), "no process of the run to be left", limit=10)
+    wait_until(lambda: not _processes_marked(marker), "no process of the run to be left",
+               limit=10)
 
 
 def test_capture_made_without_offload_never_forks(tmp_path: Path) -> None:
@@ -218,3 +210,79 @@ def test_capture_made_without_offload_never_forks(tmp_path: Path) -> None:
     assert not feed_all(cap, dense(2.5))
     assert cap.close() is None
     assert capture_module.OFFLOAD_AFTER == OFFLOAD_AFTER
+
+
+def test_an_unwritable_journal_in_the_parser_process_loses_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child owns the journal after the hand-over: what it cannot write
+    goes to the fallback file, and its closing line (with the command that
+    adds them) is the run's."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    cap = Capture(session="s", journal=str(blocker / "journal.jsonl"), offload=True)
+    data = dense(2.5)
+    assert feed_all(cap, data)
+    warning = cap.close()
+    assert warning is not None
+    assert "claudewrap journal recover" in warning and "saved in" in warning
+    assert "parser's process stopped" not in warning
+    saved = [r for f in sorted((tmp_path / "tmp").glob("claudewrap-*/journal-unsaved*.jsonl"))
+             for r in journal(f)]
+    inline = Capture(session="s", write=False)
+    feed_all(inline, data)
+    inline.close()
+    assert values(saved) == values([r.to_dict() for r in inline.records])
+    assert values([r.to_dict() for r in cap.records]) == values(saved)
+    assert no_children()
+
+
+SLOW_CLAUDE = """
+import sys, time
+sys.stdout.buffer.write(open(sys.argv[1], "rb").read() + b"FLOOD-DONE\\r\\n")
+sys.stdout.flush()
+time.sleep(60)
+"""
+
+
+def test_a_wrapper_stopped_by_sigterm_mid_run_keeps_every_record(env: dict[str, str],
+                                                                tmp_path: Path) -> None:
+    """SIGTERM to the wrapper while its parser process runs: claude gets it,
+    the exit status says so, and every record the flood held is written."""
+    data = dense(3)
+    flood = tmp_path / "flood.bin"
+    flood.write_bytes(data)
+    fake = tmp_path / "slow_claude"
+    fake.write_text(f"#!{sys.executable}\n{SLOW_CLAUDE}")
+    fake.chmod(0o755)
+    marker = f"cw-worker-{os.getpid()}-{time.monotonic_ns()}"
+    child = spawn([*CW, "run", "--", str(flood)],
+                  dict(env, CLAUDEWRAP_CLAUDE=str(fake), CW_TEST_MARK=marker), timeout=60)
+    child.expect(b"FLOOD-DONE", timeout=60)
+    inline = Capture(session="s", write=False)
+    feed_all(inline, data)
+    inline.close()
+    time.sleep(0.2)
+    os.kill(child.pid, signal.SIGTERM)
+    read_all(child)
+    assert child.signalstatus is None and child.exitstatus == 128 + signal.SIGTERM
+    got = journal(Path(env["CLAUDEWRAP_JOURNAL"]))
+    assert len(got) == len(inline.records) > 7900
+    assert {(r["kind"], r.get("input_tokens", 0), r.get("output_tokens", 0), r.get("cost_usd"))
+            for r in got} == {(r.kind, r.input_tokens, r.output_tokens, r.cost_usd)
+                              for r in inline.records}
+    wait_until(lambda: not _processes_marked(marker), "no process of the run to be left",
+               limit=10)
+
+
+def _processes_marked(marker: str) -> list[str]:
+    """The processes whose environment holds ``marker``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker.encode() in (proc / "environ").read_bytes():
+                found.append(proc.name)
+        except OSError:
+            continue
+    return found

@@ -163,6 +163,7 @@ def start(capture: Capture) -> Worker | None:
     # fork would stay locked in the child; here we wait for that thread.
     import pathlib  # noqa: F401
     import pickle  # noqa: F401
+    import shlex  # noqa: F401
     import tempfile  # noqa: F401
 
     import claudewrap.store.journal
