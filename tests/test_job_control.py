@@ -9,6 +9,8 @@ and in GNU screen; the real Claude Code is in test_claude_code.py's setup.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -126,6 +128,55 @@ def test_ctrl_z_gives_the_shell_its_terminal_and_fg_resumes_claude(
         assert stty(child) == before
     finally:
         child.close(force=True)
+
+
+def test_ctrl_z_and_fg_while_the_usage_parser_runs_in_its_own_process(
+        jenv: dict[str, str], tmp_path: Path) -> None:
+    """A claude that pours out usage on every line (its parse goes to a process
+    of its own) stops and resumes as any other, and every record is kept."""
+    from test_parse_worker import dense, ring_holders
+
+    from claudewrap.wrap.capture import Capture
+
+    data = dense(2.5)
+    flood = tmp_path / "flood.bin"
+    flood.write_bytes(data)
+    claude = Path(jenv["PATH"].split(":")[0]) / "claude"
+    claude.write_text(STOPPER.format(python=sys.executable).replace(
+        'out("READY\\r\\n")',
+        'os.write(1, open(os.environ["FLOOD"], "rb").read())\nout("READY\\r\\n")'))
+    marker = f"cw-jobs-{os.getpid()}-{time.monotonic_ns()}"
+    env = dict(jenv, FLOOD=str(flood), CW_TEST_MARK=marker)
+    child = spawn(shell_args("bash", env), env, rows=30, cols=100, timeout=60)
+    try:
+        child.expect_exact(PROMPT)
+        child.sendline("claude 5")
+        child.expect("READY")
+        wait_until(lambda: is_raw(child), "the wrapper's raw mode", 10)
+        child.send(b"\x1a")
+        child.expect("SUSPENDING")
+        child.expect_exact(PROMPT)
+        assert len(ring_holders(marker)) == 2  # the wrapper and its parser process
+        child.sendline("jobs")
+        child.expect(r"\[1\][^\r\n]*Stopped[^\r\n]*claude 5")
+        child.expect_exact(PROMPT)
+        child.sendline("fg")
+        child.expect("RESUMED")
+        wait_until(lambda: is_raw(child), "raw mode again after fg", 10)
+        child.send(b"q")
+        child.expect("BYE")
+        child.expect_exact(PROMPT)
+        child.sendline("echo STATUS=$?")
+        child.expect(r"STATUS=5")
+        child.expect_exact(PROMPT)
+    finally:
+        child.close(force=True)
+    inline = Capture(session="s", write=False)
+    for i in range(0, len(data), 4095):
+        inline.feed(data[i:i + 4095])
+    inline.close()
+    got = [json.loads(line) for line in Path(env["CLAUDEWRAP_JOURNAL"]).read_text().splitlines()]
+    assert len(got) == len(inline.records) > 7900
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh"])

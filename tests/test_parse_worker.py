@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import CW, read_all, spawn, wait_until
 
 from claudewrap.wrap import capture as capture_module
 from claudewrap.wrap.capture import OFFLOAD_AFTER, Capture
-from tests.conftest import CW, read_all, spawn, wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="the parser's process is Linux-only")
@@ -152,7 +152,7 @@ def test_a_stuck_parser_is_ended_and_the_relay_goes_on(tmp_path: Path,
 DYING_RELAY = """
 import os, sys
 sys.path.insert(0, {root!r})
-from tests.test_parse_worker import dense
+from test_parse_worker import dense
 from claudewrap.wrap.capture import Capture
 cap = Capture(session="s", journal={journal!r}, offload=True)
 data = dense(2.5)
@@ -165,7 +165,7 @@ os._exit(0)  # the relay gone without close(): killed, say
 
 def test_a_parser_whose_relay_died_writes_what_it_had(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parent)  # this folder: dense() and its conftest
     out = subprocess.run([sys.executable, "-c", DYING_RELAY.format(root=root, journal=str(path))],
                          capture_output=True, text=True, timeout=60, check=True)
     pid = int(out.stdout.split()[0])
@@ -260,6 +260,7 @@ def test_a_wrapper_stopped_by_sigterm_mid_run_keeps_every_record(env: dict[str, 
     child = spawn([*CW, "run", "--", str(flood)],
                   dict(env, CLAUDEWRAP_CLAUDE=str(fake), CW_TEST_MARK=marker), timeout=60)
     child.expect(b"FLOOD-DONE", timeout=60)
+    assert len(ring_holders(marker)) == 2  # the wrapper and its parser process
     inline = Capture(session="s", write=False)
     feed_all(inline, data)
     inline.close()
@@ -285,4 +286,25 @@ def _processes_marked(marker: str) -> list[str]:
                 found.append(proc.name)
         except OSError:
             continue
+    return found
+
+
+def ring_holders(marker: str) -> list[str]:
+    """The processes (with ``marker`` in their environment) that map the
+    parser's ring: the wrapper and its parser process, while it runs."""
+    from claudewrap.wrap.parse_worker import RING
+
+    size = RING + 4096  # the ring and its header, in whole pages
+    found = []
+    for pid in _processes_marked(marker):
+        try:
+            maps = Path(f"/proc/{pid}/maps").read_text()
+        except OSError:
+            continue
+        for line in maps.splitlines():
+            span, perms = line.split()[:2]
+            start, end = (int(x, 16) for x in span.split("-"))
+            if perms.endswith("s") and end - start == size:
+                found.append(pid)
+                break
     return found
