@@ -89,6 +89,18 @@ def stty(child: pexpect.spawn) -> str:
     return state
 
 
+def suspend(child: pexpect.spawn, command: str, stopped: str) -> None:
+    """At the shell's prompt, run ``command`` (a `claude`), wait for it to read
+    raw keys, Ctrl-Z it; returns at the prompt once ``stopped`` was shown."""
+    child.expect_exact(PROMPT)
+    child.sendline(command)
+    child.expect("READY")
+    wait_until(lambda: is_raw(child), "the wrapper's raw mode", 10)
+    child.send(b"\x1a")
+    child.expect_exact(stopped)
+    child.expect_exact(PROMPT)
+
+
 def is_raw(child: pexpect.spawn) -> bool:
     attrs = termios.tcgetattr(child.child_fd)
     return not attrs[3] & termios.ICANON and not attrs[3] & termios.ECHO
@@ -149,13 +161,7 @@ def test_ctrl_z_and_fg_while_the_usage_parser_runs_in_its_own_process(
     env = dict(jenv, FLOOD=str(flood), CW_TEST_MARK=marker)
     child = spawn(shell_args("bash", env), env, rows=30, cols=100, timeout=60)
     try:
-        child.expect_exact(PROMPT)
-        child.sendline("claude 5")
-        child.expect("READY")
-        wait_until(lambda: is_raw(child), "the wrapper's raw mode", 10)
-        child.send(b"\x1a")
-        child.expect("SUSPENDING")
-        child.expect_exact(PROMPT)
+        suspend(child, "claude 5", "SUSPENDING")
         assert len(ring_holders(marker)) == 2  # the wrapper and its parser process
         child.sendline("jobs")
         child.expect(r"\[1\][^\r\n]*Stopped[^\r\n]*claude 5")
@@ -209,13 +215,7 @@ def test_zsh_jobs_l_bg_and_a_second_stop(jenv: dict[str, str]) -> None:
     second Ctrl-Z after `fg` works as the first."""
     child = spawn(shell_args("zsh", jenv), jenv, rows=30, cols=100, timeout=20)
     try:
-        child.expect_exact(PROMPT)
-        child.sendline("claude 4 'a b'")
-        child.expect("READY")
-        wait_until(lambda: is_raw(child), "the wrapper's raw mode", 10)
-        child.send(b"\x1a")
-        child.expect_exact("suspended  claude 4 'a b'")
-        child.expect_exact(PROMPT)
+        suspend(child, "claude 4 'a b'", "suspended  claude 4 'a b'")
         child.sendline("jobs -l")
         child.expect(r"\[1\]  \+ (\d+) suspended  claude 4 'a b'")
         leader = int(child.match.group(1))
