@@ -17,8 +17,8 @@ Only the child writes the capture's records from then on; when the run ends it
 sends back the records it added and the capture's closing line. Nothing is
 lost when it cannot start (fork fails: the parse stays in line); when it dies
 or stalls, the relay drops what it would have parsed and close() says so.
-Linux only (fork in a process with threads is the one way to hand over a
-live parser's state; Linux resets what the child needs).
+Linux on x86 only (fork in a process with threads is the one way to hand over
+a live parser's state; Linux resets what the child needs; see _ORDERED).
 """
 
 from __future__ import annotations
@@ -40,6 +40,11 @@ _SLICE = 1 << 16  # the parser takes at most this much at a time
 _STALL_SECONDS = 5.0  # a parser that takes nothing from a full ring this long is stuck
 _REPORT_SECONDS = 30.0  # close(): the parser has this long to finish and report
 _IDLE_MAX = 0.05  # an idle parser looks at the ring at least this often
+# The ring has no lock: the relay writes the bytes, then their end; the parser
+# reads the end, then the bytes. Only where the processor keeps stores and loads
+# in program order (x86's total store order) is that enough; elsewhere (ARM)
+# the parse stays in line.
+_ORDERED = frozenset({"x86_64", "amd64", "i686", "i386"})
 
 
 class Worker:
@@ -156,7 +161,7 @@ def start(capture: Capture) -> Worker | None:
     import sys
     import warnings
 
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or os.uname().machine not in _ORDERED:
         return None
     # What the child may import, imported here first: a module another thread
     # (the OpenTelemetry receiver writing its records) is importing when we
