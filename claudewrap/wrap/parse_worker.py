@@ -30,6 +30,8 @@ import time
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see capture.py)
 if TYPE_CHECKING:
+    from mmap import mmap
+
     from claudewrap.store.records import UsageRecord
     from claudewrap.wrap.capture import Capture
 
@@ -50,7 +52,7 @@ _ORDERED = frozenset({"x86_64", "amd64", "i686", "i386"})
 class Worker:
     """The relay's side: :meth:`put` each read, :meth:`finish` at the end."""
 
-    def __init__(self, pid: int, mm: object, done_w: int, report_r: int) -> None:
+    def __init__(self, pid: int, mm: mmap, done_w: int, report_r: int) -> None:
         self.pid = pid
         self._mm = mm
         self._done_w = done_w  # closed at finish(): wakes the parser at once
@@ -64,7 +66,7 @@ class Worker:
         nothing copied) once the parser has stopped."""
         if self.stopped:
             return False
-        mm: bytearray = self._mm  # type: ignore[assignment]  # an mmap: the same slicing
+        mm = self._mm
         size = len(chunk)
         if size > RING // 2:
             return self.put(chunk[:RING // 2]) and self.put(chunk[RING // 2:])
@@ -116,7 +118,7 @@ class Worker:
     def finish(self) -> tuple[list[UsageRecord], str | None] | None:
         """Let the parser read the rest and close; the records it added and
         its closing line, or None when it stopped before it could report."""
-        mm: bytearray = self._mm  # type: ignore[assignment]
+        mm = self._mm
         struct.pack_into("Q", mm, RING + _DONE, 1)
         os.close(self._done_w)
         chunks: list[bytes] = []
@@ -231,12 +233,11 @@ def _detach(keep: set[int]) -> None:
     os.close(null)
 
 
-def _serve(capture: Capture, mm: object, done_r: int, report_w: int, parent: int) -> int:
+def _serve(capture: Capture, view: mmap, done_r: int, report_w: int, parent: int) -> int:
     """The child: parse what the relay puts in the ring, in order, until it is
     done (or gone); then close the capture and report. Its exit status."""
     import pickle
 
-    view: bytearray = mm  # type: ignore[assignment]
     first = len(capture.records)
     # Forked from Capture._hand_over: offloading is off and no worker is set
     # in this copy, so it parses here as a capture that never handed over.
