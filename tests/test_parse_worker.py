@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import CW, read_all, spawn, wait_until
 
+from claudewrap.store.config import UserPattern
 from claudewrap.wrap import capture as capture_module
 from claudewrap.wrap import parse_worker
 from claudewrap.wrap.capture import OFFLOAD_AFTER, Capture
@@ -104,6 +106,53 @@ def test_the_hand_over_comes_only_after_a_dense_run(tmp_path: Path) -> None:
     assert cap.close() is None
     assert len(cap.records) > 1000
     assert len(dense(1.0)) < OFFLOAD_AFTER * 1.05  # the test means what it says
+
+
+SESSIONS = sorted((Path(__file__).parent / "captures").glob("*/interactive_session.typescript"))
+
+
+def with_my_tool(session: Path, times: int) -> bytes:
+    """A real Claude Code session's bytes, again and again, each time followed
+    by a line that only a user pattern reads."""
+    block = session.read_bytes()
+    return b"".join(block + f"\x1b[1Gmytool spent {k * 7} in, {k} out\r\n".encode()
+                    for k in range(times))
+
+
+def my_tool() -> list[UserPattern]:
+    return [UserPattern("mytool", re.compile(r"mytool spent (?P<input>\d+) in, (?P<output>\d+) out"))]
+
+
+@pytest.mark.parametrize("session", SESSIONS, ids=lambda p: p.parent.name)
+def test_with_user_patterns_a_flood_of_real_output_hands_over(session: Path) -> None:
+    """User patterns read every line (the parse costs ~10x the built-ins'):
+    real Claude Code output that comes without a pause goes to the process,
+    with the same records, the user's and the built-in ones."""
+    data = with_my_tool(session, 150)
+    assert len(data) > 1.5 * OFFLOAD_AFTER
+    inline = Capture(session="s", write=False, user_patterns=my_tool())
+    assert not feed_all(inline, data)
+    assert inline.close() is None
+    offloaded = Capture(session="s", write=False, user_patterns=my_tool(), offload=True)
+    assert feed_all(offloaded, data)
+    assert offloaded.close() is None
+    assert values([r.to_dict() for r in offloaded.records]) == values(
+        [r.to_dict() for r in inline.records])
+    assert sum(r.pattern == "user:mytool" for r in inline.records) == 150  # one per line
+    assert no_children()
+
+
+def test_with_user_patterns_output_with_pauses_stays_in_line() -> None:
+    """An interactive session: screens with pauses between them (idle() parses
+    each), however much of it there is, never hand over."""
+    data = with_my_tool(SESSIONS[0], 150)
+    cap = Capture(session="s", write=False, user_patterns=my_tool(), offload=True)
+    for i in range(0, len(data), 8000):
+        cap.feed(data[i:i + 8000])
+        cap.idle()  # the relay's idle(): output paused
+        assert cap._worker is None
+    assert cap.close() is None
+    assert sum(r.pattern == "user:mytool" for r in cap.records) == 150
 
 
 def test_a_killed_parser_costs_what_it_had_not_written_not_the_run(tmp_path: Path) -> None:

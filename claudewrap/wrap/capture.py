@@ -71,6 +71,8 @@ _DENSE_RUN = 7
 # a capture made with offload=True (a wrapped run's): bench/parser_offload.py,
 # usage on every line, 0.26 -> 0.36x script(1) on 2 cores. The real sessions
 # and the generated text never get there (their dense batches come alone).
+# With user patterns every line is read: there any output that comes without a
+# pause (in full BATCH_BYTES slices) for this long hands over.
 OFFLOAD_AFTER = 1 << 20
 # preload(): claude has run this long before the modules load (see there).
 # What they cost after claude had exited, `claude -p` on the real Claude Code
@@ -401,7 +403,11 @@ class Capture:
         if starts is not None and read >= _DENSE * n >= _DENSE * BATCH_BYTES:
             self._whole = _DENSE_RUN
             self._dense_run += n
-        elif whole:
+        elif n < BATCH_BYTES:
+            self._dense_run = 0  # output paused before a slice was full: no flood
+        elif whole or matcher.reads_all:
+            # Read whole: a dense run, or user patterns, which read every line
+            # (real Claude Code output: ~10x the parse of the built-ins alone).
             self._dense_run += n
         elif starts is not None:
             self._dense_run = 0
