@@ -63,8 +63,8 @@ class Worker:
 
     def put(self, chunk: bytes) -> bool:
         """Copy ``chunk`` into the ring, waiting while it is full; False (and
-        nothing copied) once the parser has stopped."""
-        if self.stopped:
+        nothing copied) once the parser has stopped or finished."""
+        if self.stopped or self._mm.closed:
             return False
         mm = self._mm
         size = len(chunk)
@@ -107,8 +107,10 @@ class Worker:
 
     def _stop(self, why: str) -> None:
         if self.pid:
+            import signal
+
             try:
-                os.kill(self.pid, 9)
+                os.kill(self.pid, signal.SIGKILL)
                 os.waitpid(self.pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
@@ -146,6 +148,7 @@ class Worker:
                 time.sleep(0.01)
             else:
                 self._stop("it did not exit after it reported")
+        mm.close()  # the ring goes with the parser (put() copies nothing after this)
         import pickle
 
         try:
