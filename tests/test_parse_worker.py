@@ -155,6 +155,28 @@ def test_with_user_patterns_output_with_pauses_stays_in_line() -> None:
     assert sum(r.pattern == "user:mytool" for r in cap.records) == 150
 
 
+def test_when_the_fork_fails_the_parse_stays_in_line(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    tried = []
+
+    def no_fork() -> int:
+        tried.append(1)
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # EAGAIN: too many processes
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    data = dense(2.5)
+    cap = Capture(session="s", journal=str(tmp_path / "journal.jsonl"), offload=True)
+    assert not feed_all(cap, data)
+    assert tried == [1]  # tried once, not again at every batch
+    assert cap.close() is None
+    inline = Capture(session="s", write=False)
+    feed_all(inline, data)
+    inline.close()
+    assert values(journal(tmp_path / "journal.jsonl")) == values(
+        [r.to_dict() for r in inline.records])
+    assert no_children()
+
+
 def test_a_killed_parser_costs_what_it_had_not_written_not_the_run(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
     cap = Capture(session="s", journal=str(path), offload=True)
