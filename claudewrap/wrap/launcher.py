@@ -741,9 +741,7 @@ def _relay(pid: int, out_fd: int, in_fd: int | None, stdout_fd: int, wake_r: int
             return
         for signum in set(data):
             if signum == signal.SIGWINCH:
-                size = get_winsize(stdout_fd)
-                if size:
-                    set_winsize(out_fd, size)
+                pass_size()
             elif signum == signal.SIGCHLD:
                 if child_status is None:
                     child_status = reap()
