@@ -534,9 +534,7 @@ class Capture:
                          " please report it")
         # A user pattern too slow to run (patterns.py switched it off).
         notes += [p.switched_off for p in self._user_patterns if p.switched_off]
-        if not notes:
-            return warning
-        return (warning + "; " if warning else "claudewrap: ") + "; ".join(notes)
+        return _closing_line(warning, notes)
 
     def _close_worker(self, worker: Worker) -> str | None:
         """close() once the parse went to a process: its records join ours,
@@ -549,7 +547,11 @@ class Capture:
         if report is not None:
             records, warning = report
             self.records.extend(records)
-        if not worker.stopped:
-            return warning
-        note = OFFLOAD_NOTE.format(worker.stopped)
-        return (warning + "; " if warning else "claudewrap: ") + note
+        return _closing_line(warning, [OFFLOAD_NOTE.format(worker.stopped)] if worker.stopped else [])
+
+
+def _closing_line(warning: str | None, notes: list[str]) -> str | None:
+    """The journal writer's ``warning`` line (or None) with ``notes`` added."""
+    if not notes:
+        return warning
+    return (warning + "; " if warning else "claudewrap: ") + "; ".join(notes)

@@ -47,6 +47,8 @@ _IDLE_MAX = 0.05  # an idle parser looks at the ring at least this often
 # in program order (x86's total store order) is that enough; elsewhere (ARM)
 # the parse stays in line.
 _ORDERED = frozenset({"x86_64", "amd64", "i686", "i386"})
+# close()'s note when the parser stopped before the end (why, in the braces).
+OFFLOAD_NOTE = "the usage parser's process stopped ({}); usage printed after that may be missing"
 
 
 class Worker:
@@ -276,4 +278,3 @@ def _serve(capture: Capture, view: mmap, done_r: int, report_w: int, parent: int
 
 
 __all__ = ["OFFLOAD_NOTE", "RING", "Worker", "start"]
-OFFLOAD_NOTE = "the usage parser's process stopped ({}); usage printed after that may be missing"
