@@ -9,7 +9,6 @@ and in GNU screen; the real Claude Code is in test_claude_code.py's setup.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -148,9 +147,7 @@ def test_ctrl_z_and_fg_while_the_usage_parser_runs_in_its_own_process(
         jenv: dict[str, str], tmp_path: Path) -> None:
     """A claude that pours out usage on every line (its parse goes to a process
     of its own) stops and resumes as any other, and every record is kept."""
-    from test_parse_worker import dense, ring_holders
-
-    from claudewrap.wrap.capture import Capture
+    from test_parse_worker import dense, journal, parsed_in_line, ring_holders
 
     data = dense(2.5)
     flood = tmp_path / "flood.bin"
@@ -179,12 +176,8 @@ def test_ctrl_z_and_fg_while_the_usage_parser_runs_in_its_own_process(
         child.expect_exact(PROMPT)
     finally:
         child.close(force=True)
-    inline = Capture(session="s", write=False)
-    for i in range(0, len(data), 4095):
-        inline.feed(data[i:i + 4095])
-    inline.close()
-    got = [json.loads(line) for line in Path(env["CLAUDEWRAP_JOURNAL"]).read_text().splitlines()]
-    assert len(got) == len(inline.records) > 7900
+    got = journal(Path(env["CLAUDEWRAP_JOURNAL"]))
+    assert len(got) == len(parsed_in_line(data)) > 7900
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh"])

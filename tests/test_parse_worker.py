@@ -20,6 +20,7 @@ import pytest
 from conftest import CW, read_all, spawn, wait_until
 
 from claudewrap.store.config import UserPattern
+from claudewrap.store.records import UsageRecord
 from claudewrap.wrap import capture as capture_module
 from claudewrap.wrap import parse_worker
 from claudewrap.wrap.capture import OFFLOAD_AFTER, Capture
@@ -52,13 +53,22 @@ def journal(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def feed_all(cap: Capture, data: bytes) -> bool:
-    """Feed ``data`` as a pty hands it over; whether a worker took the parse."""
+def feed_all(cap: Capture, data: bytes, cut: int = 4095) -> bool:
+    """Feed ``data`` as a pty hands it over (``cut`` bytes a read); whether a
+    worker took the parse."""
     took = False
-    for i in range(0, len(data), 4095):
-        cap.feed(data[i:i + 4095])
+    for i in range(0, len(data), cut):
+        cap.feed(data[i:i + cut])
         took = took or cap._worker is not None
     return took
+
+
+def parsed_in_line(data: bytes) -> list[UsageRecord]:
+    """What a capture that parses ``data`` itself records: the truth here."""
+    inline = Capture(session="s", write=False)
+    assert not feed_all(inline, data)
+    assert inline.close() is None
+    return inline.records
 
 
 def no_children() -> bool:
@@ -75,17 +85,11 @@ def test_a_dense_flood_is_parsed_in_a_process_with_the_same_records(tmp_path: Pa
                                                                     cut: int) -> None:
     data = dense(2.5)
     inline = Capture(session="s", journal=str(tmp_path / "inline.jsonl"))
-    for i in range(0, len(data), cut):
-        inline.feed(data[i:i + cut])
-    assert inline._worker is None
+    assert not feed_all(inline, data, cut)
     assert inline.close() is None
 
     offloaded = Capture(session="s", journal=str(tmp_path / "worker.jsonl"), offload=True)
-    took = False
-    for i in range(0, len(data), cut):
-        offloaded.feed(data[i:i + cut])
-        took = took or offloaded._worker is not None
-    assert took, "the dense flood should have gone to the parser's process"
+    assert feed_all(offloaded, data, cut), "the dense flood should have gone to the parser's process"
     assert offloaded.close() is None
     assert offloaded._worker is None
 
@@ -169,11 +173,9 @@ def test_when_the_fork_fails_the_parse_stays_in_line(tmp_path: Path,
     assert not feed_all(cap, data)
     assert tried == [1]  # tried once, not again at every batch
     assert cap.close() is None
-    inline = Capture(session="s", write=False)
-    feed_all(inline, data)
-    inline.close()
+    truth = parsed_in_line(data)
     assert values(journal(tmp_path / "journal.jsonl")) == values(
-        [r.to_dict() for r in inline.records])
+        [r.to_dict() for r in truth])
     assert no_children()
 
 
@@ -243,10 +245,8 @@ def test_a_parser_whose_relay_died_writes_what_it_had(tmp_path: Path) -> None:
     wait_until(lambda: not Path(f"/proc/{pid}").exists()
                or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z",
                "the orphaned parser to exit", limit=30)
-    inline = Capture(session="s", write=False)
-    feed_all(inline, dense(2.5))
-    inline.close()
-    assert values(journal(path)) == values([r.to_dict() for r in inline.records])
+    truth = parsed_in_line(dense(2.5))
+    assert values(journal(path)) == values([r.to_dict() for r in truth])
 
 
 def test_a_wrapped_claude_flooding_usage_is_recorded_exactly(env: dict[str, str],
@@ -263,11 +263,9 @@ def test_a_wrapped_claude_flooding_usage_is_recorded_exactly(env: dict[str, str]
     shown = read_all(child)
     assert child.exitstatus == 0
     assert shown.count(b"Tokens: ") == data.count(b"Tokens: ")
-    inline = Capture(session="s", write=False)
-    feed_all(inline, data)
-    inline.close()
+    truth = parsed_in_line(data)
     got = journal(Path(env["CLAUDEWRAP_JOURNAL"]))
-    want = {(r.kind, r.input_tokens, r.output_tokens, r.cost_usd) for r in inline.records}
+    want = {(r.kind, r.input_tokens, r.output_tokens, r.cost_usd) for r in truth}
     assert len(got) == len(want) > 7900
     assert {(r["kind"], r.get("input_tokens", 0), r.get("output_tokens", 0), r.get("cost_usd"))
             for r in got} == want
@@ -301,10 +299,8 @@ def test_an_unwritable_journal_in_the_parser_process_loses_nothing(
     assert "parser's process stopped" not in warning
     saved = [r for f in sorted((tmp_path / "tmp").glob("claudewrap-*/journal-unsaved*.jsonl"))
              for r in journal(f)]
-    inline = Capture(session="s", write=False)
-    feed_all(inline, data)
-    inline.close()
-    assert values(saved) == values([r.to_dict() for r in inline.records])
+    truth = parsed_in_line(data)
+    assert values(saved) == values([r.to_dict() for r in truth])
     assert values([r.to_dict() for r in cap.records]) == values(saved)
     assert no_children()
 
@@ -332,18 +328,16 @@ def test_a_wrapper_stopped_by_sigterm_mid_run_keeps_every_record(env: dict[str, 
                   dict(env, CLAUDEWRAP_CLAUDE=str(fake), CW_TEST_MARK=marker), timeout=60)
     child.expect(b"FLOOD-DONE", timeout=60)
     assert len(ring_holders(marker)) == 2  # the wrapper and its parser process
-    inline = Capture(session="s", write=False)
-    feed_all(inline, data)
-    inline.close()
+    truth = parsed_in_line(data)
     time.sleep(0.2)
     os.kill(child.pid, signal.SIGTERM)
     read_all(child)
     assert child.signalstatus is None and child.exitstatus == 128 + signal.SIGTERM
     got = journal(Path(env["CLAUDEWRAP_JOURNAL"]))
-    assert len(got) == len(inline.records) > 7900
+    assert len(got) == len(truth) > 7900
     assert {(r["kind"], r.get("input_tokens", 0), r.get("output_tokens", 0), r.get("cost_usd"))
             for r in got} == {(r.kind, r.input_tokens, r.output_tokens, r.cost_usd)
-                              for r in inline.records}
+                              for r in truth}
     wait_until(lambda: not _processes_marked(marker), "no process of the run to be left",
                limit=10)
 
