@@ -18,6 +18,11 @@ item 2), and prints, in one run:
   --no-capture`` does, started as ``claudewrap run --`` is, without click:
   the option sent it through click, 15-20 ms more start-up than the others;
   what the parser costs is the difference);
+* the same for a Python pty copy loop that does nothing else (no modes, no
+  parse, no signals): the floor any relay written in Python stands on; and
+  the lowest and highest round's claudewrap/script, to show the machine's swing;
+* how many bytes the child's pty holds for its reader (~4 KiB: a relay that
+  spends time between reads holds the child up by as much);
 * the fixed cost of a run (100 KB of real output, enough to load the parser),
   which is part of every ratio: at --mb 30 a run takes ~0.35 s;
 * keystroke round trip through a raw echo while output flows at --flow-mbps
@@ -78,6 +83,53 @@ from claudewrap.main import exit_now
 from claudewrap.wrap import runner
 exit_now(runner.run_claude(sys.argv[1:], {options}).exit_status)
 """
+
+
+# The floor any Python relay stands on: a pty copy loop that does nothing else
+# (no terminal modes followed, no parse, no signals), in the same interpreter.
+COPY_LOOP_SCRIPT = """#!{python}
+import os, pty, select, sys, termios, tty
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+saved = termios.tcgetattr(0) if os.isatty(0) else None
+if saved:
+    tty.setraw(0)
+try:
+    while True:
+        if fd in select.select([fd], [], [])[0]:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            os.write(1, data)
+finally:
+    if saved:
+        termios.tcsetattr(0, termios.TCSAFLUSH, saved)
+os.waitpid(pid, 0)
+"""
+
+
+def pty_holds(path: Path, pause: float = 0.001, reads: int = 50) -> int:
+    """How many bytes a pty holds for its reader while the child floods it:
+    the median read after the reader looked away for ``pause`` s (the child
+    waits once that is full, so a relay that does anything between reads
+    holds the child up by as much)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvp("cat", ["cat", str(path)])
+    sizes = []
+    try:
+        for _ in range(reads):
+            time.sleep(pause)
+            sizes.append(len(os.read(fd, 1 << 20)))
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        os.close(fd)
+    return int(statistics.median(sizes))
 
 
 def relay_script(cw: str, options: str = "capture=False", name: str = "claudewrap-relay") -> str:
@@ -247,7 +299,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--mb", type=float, default=100, help="MB per throughput run")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved throughput rounds")
-    ap.add_argument("--samples", type=int, default=400, help="keystrokes per latency variant")
+    ap.add_argument("--samples", type=int, default=400, help="keystrokes per latency variant (0: none)")
     ap.add_argument("--flow-mbps", type=float, default=4.0, help="output rate while typing")
     ap.add_argument("--only", default="", help="comma list of payload names to run")
     ap.add_argument("--before", metavar="REV", help="also run the checkout at git REV")
@@ -263,6 +315,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cw-real-"))
     python, cw = clean_install(work)
     relay = relay_script(cw)
+    copy_loop = Path(cw).with_name("python-copy-loop")
+    copy_loop.write_text(COPY_LOOP_SCRIPT.format(python=python))
+    copy_loop.chmod(0o755)
     old_cw = ""
     if args.before:
         old = work / "before"
@@ -291,6 +346,9 @@ def main() -> None:
     if args.only:
         keep = {n.strip() for n in args.only.split(",")}
         payloads = {k: v for k, v in payloads.items() if k in keep}
+        if not payloads:
+            raise SystemExit(f"--only {args.only!r} names no payload; there are: real <version>,"
+                             " generated, usage every line, usage words")
 
     wrapped = dict(env, CLAUDEWRAP_CLAUDE=cat)
     run_in_pty([cw, "run", "--", "/dev/null"], wrapped)  # warm-up: bytecode, page cache
@@ -309,6 +367,7 @@ def main() -> None:
             "cw": [cw, "run", "--", str(path)],
             # The relay alone (--no-capture): what the parser adds is the difference.
             "relay": [relay, str(path)],
+            "copy loop": [str(copy_loop), cat, str(path)],
         }
         if old_cw:
             out["before"] = [old_cw, "run", "--", str(path)]
@@ -323,8 +382,8 @@ def main() -> None:
           + ", ".join(f"{k} {statistics.median(v):.0f}" for k, v in start_ms.items()))
     print(f"{'payload':18s} {'MB':>5s} {'direct':>8s} {'script':>8s} {'cw MB/s':>8s}"
           f" {'cw/script':>9s} {'cw/direct':>9s} {'CPU s/100MB: script':>20s} {'cw':>6s}"
-          f" {'cw own':>7s} {'relay/script':>12s} {'own':>6s}"
-          + (f" {'before/script':>13s} {'own':>6s}" if old_cw else ""))
+          f" {'cw own':>7s} {'relay/script':>12s} {'own':>6s} {'loop/script':>11s}"
+          + (f" {'before/script':>13s} {'own':>6s}" if old_cw else "") + "  cw/script rounds")
     for name, path in payloads.items():
         size = path.stat().st_size
         variants = ways(path)
@@ -333,7 +392,8 @@ def main() -> None:
         for _ in range(args.rounds):
             for key, argv in variants.items():
                 (work / "j.jsonl").unlink(missing_ok=True)
-                t, got, usage = run_in_pty(argv, wrapped if key in ("cw", "relay", "before") else env)
+                t, got, usage = run_in_pty(argv, wrapped if key in ("cw", "relay", "before")
+                                           else env)
                 c = usage.ru_utime + usage.ru_stime
                 assert got >= size, (name, key, got, size)
                 secs[key].append(t)
@@ -342,19 +402,27 @@ def main() -> None:
         ratio_s = statistics.median(s / c for s, c in zip(secs["script"], secs["cw"]))
         ratio_d = statistics.median(d / c for d, c in zip(secs["direct"], secs["cw"]))
         ratio_r = statistics.median(s / r for s, r in zip(secs["script"], secs["relay"]))
+        ratio_l = statistics.median(s / r for s, r in zip(secs["script"], secs["copy loop"]))
+        rounds = sorted(s / c for s, c in zip(secs["script"], secs["cw"]))
         mcpu = {k: statistics.median(v) for k, v in cpu.items()}
         print(f"{name:18s} {size / 1e6:5.0f} {size / med['direct'] / 1e6:8.1f}"
               f" {size / med['script'] / 1e6:8.1f} {size / med['cw'] / 1e6:8.1f}"
               f" {ratio_s:9.3f} {ratio_d:9.3f} {mcpu['script']:20.2f} {mcpu['cw']:6.2f}"
               f" {mcpu['cw'] - mcpu['direct']:7.2f} {ratio_r:12.3f} {mcpu['relay'] - mcpu['direct']:6.2f}"
+              f" {ratio_l:11.3f}"
               + (f" {statistics.median(s / b for s, b in zip(secs['script'], secs['before'])):13.3f}"
-                 f" {mcpu['before'] - mcpu['direct']:6.2f}" if old_cw else ""))
+                 f" {mcpu['before'] - mcpu['direct']:6.2f}" if old_cw else "")
+              + f"  {rounds[0]:.2f}-{rounds[-1]:.2f}")
     print("targets: cw/script >= 0.9 on real output, >= 0.25 with usage on every line (c, d)")
+    print("loop: a Python pty copy loop that does nothing else (no modes, no parse), the floor"
+          " of any relay in Python; rounds: the lowest and highest round's cw/script")
+    print(f"the child's pty holds {pty_holds(next(iter(payloads.values())))} bytes for its reader"
+          " (the median read after 1 ms away): the child waits once they are there")
 
     # Keystrokes while output flows: a writer in the background of the same
     # terminal, a raw echo in front; direct and wrapped side by side, each key
     # to both in turn.
-    if args.no_latency:
+    if args.no_latency or args.samples < 1:
         shutil.rmtree(work, ignore_errors=True)
         return
     flow = work / "flow.bin"
