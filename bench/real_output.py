@@ -124,12 +124,15 @@ def pty_holds(path: Path, pause: float = 0.001, reads: int = 50) -> int:
     try:
         for _ in range(reads):
             time.sleep(pause)
-            sizes.append(len(os.read(fd, 1 << 20)))
+            try:
+                sizes.append(len(os.read(fd, 1 << 20)))
+            except OSError:  # the child has written it all (EIO)
+                break
     finally:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
         os.close(fd)
-    return int(statistics.median(sizes))
+    return int(statistics.median(sizes or [0]))
 
 
 def relay_script(cw: str, options: str = "capture=False", name: str = "claudewrap-relay") -> str:
