@@ -19,7 +19,8 @@ item 2), and prints, in one run:
   the option sent it through click, 15-20 ms more start-up than the others;
   what the parser costs is the difference);
 * the same for a Python pty copy loop that does nothing else (no modes, no
-  parse, no signals): the floor any relay written in Python stands on; and
+  parse, no signals; bench/parser_offload.py's ``copy`` way): the floor any
+  relay written in Python stands on; and
   the lowest and highest round's claudewrap/script, to show the machine's swing;
 * how many bytes the child's pty holds for its reader (~4 KiB: a relay that
   spends time between reads holds the child up by as much);
@@ -65,6 +66,7 @@ from passthrough import (  # one copy of the helpers
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+COPY_LOOP = Path(__file__).resolve().with_name("parser_offload.py")  # its "copy" way
 CAPTURES = Path(os.environ.get("CLAUDEWRAP_CAPTURES", ROOT.parent / "shared" / "captures"))
 KEY = b"\x01"  # the keystroke: a byte no payload holds, so its echo is found in the flood
 
@@ -82,33 +84,6 @@ import sys
 from claudewrap.main import exit_now
 from claudewrap.wrap import runner
 exit_now(runner.run_claude(sys.argv[1:], {options}).exit_status)
-"""
-
-
-# The floor any Python relay stands on: a pty copy loop that does nothing else
-# (no terminal modes followed, no parse, no signals), in the same interpreter.
-COPY_LOOP_SCRIPT = """#!{python}
-import os, pty, select, sys, termios, tty
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp(sys.argv[1], sys.argv[1:])
-saved = termios.tcgetattr(0) if os.isatty(0) else None
-if saved:
-    tty.setraw(0)
-try:
-    while True:
-        if fd in select.select([fd], [], [])[0]:
-            try:
-                data = os.read(fd, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            os.write(1, data)
-finally:
-    if saved:
-        termios.tcsetattr(0, termios.TCSAFLUSH, saved)
-os.waitpid(pid, 0)
 """
 
 
@@ -318,9 +293,6 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cw-real-"))
     python, cw = clean_install(work)
     relay = relay_script(cw)
-    copy_loop = Path(cw).with_name("python-copy-loop")
-    copy_loop.write_text(COPY_LOOP_SCRIPT.format(python=python))
-    copy_loop.chmod(0o755)
     old_cw = ""
     if args.before:
         old = work / "before"
@@ -370,7 +342,8 @@ def main() -> None:
             "cw": [cw, "run", "--", str(path)],
             # The relay alone (--no-capture): what the parser adds is the difference.
             "relay": [relay, str(path)],
-            "copy loop": [str(copy_loop), cat, str(path)],
+            # The floor of any relay in Python: parser_offload.py's bare copy loop.
+            "copy loop": [python, str(COPY_LOOP), "--way", "copy", str(path), os.devnull],
         }
         if old_cw:
             out["before"] = [old_cw, "run", "--", str(path)]
