@@ -136,6 +136,21 @@ def test_fake_api_gives_every_answer_fresh_request_and_message_ids() -> None:
 # ------------------------------------------------------------------ claude -p
 
 
+def test_drawn_finds_a_reply_however_the_renderer_skipped_cells() -> None:
+    """The waits on the screen: Claude Code skips the cells that already show
+    the right letter with one cursor move, over one letter or several (CI drew
+    the second identical reply as "z", a move over "eb", "ra-7", and the
+    session's fixture timed out)."""
+    pattern = drawn(REPLY)
+    assert REPLY == "zebra-7"
+    for screen in (b"zebra-7", b"z\x1b[5Gbra-7", b"\xe2\x97\x8f\x1b[3Gz\x1b[6Gra-7\x1b[K",
+                   b"z\x1b[2Cra-7"):
+        assert pattern.search(screen), screen
+    for screen in (b"zbra-7", b"ebra-7", b"z\x1b[6G", b"z\x1b[6Gra-", b"zeb\x1b[Kra-7",
+                   b"z\x1b[6Gra\x1b[2K-7"):
+        assert not pattern.search(screen), screen
+
+
 def test_p_json_result_and_otel_are_exact(cc: Setup) -> None:
     done = run_cw(cc, "--", "-p", "hello", "--output-format", "json")
     assert done.returncode == 0, done.stderr
